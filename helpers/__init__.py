@@ -1,0 +1,38 @@
+"""salescast: the package the notebooks import.
+
+Examples
+--------
+>>> import helpers
+>>> with helpers.connect(root="/tmp/salescast-doc") as platform:   # doctest: +SKIP
+...     platform.orders.put(orders)
+...     platform.flush()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpers.config import Settings
+from helpers.platform import Platform
+
+__all__ = ["Platform", "Settings", "connect"]
+
+
+def connect(backend: str | None = None, root: Any = None, **settings: Any) -> Platform:
+    """The platform for a backend (``local`` by default), ready to use.
+
+    Settings come from the defaults, then ``SALESCAST_*`` environment variables, then these
+    arguments. On ``local`` this process also runs the pipeline's pollers unless
+    another process already does (``consume=False`` never runs them).
+    """
+    consume = settings.pop("consume", True)
+    resolved = Settings.from_env(backend=backend, root=root, **settings)
+    if resolved.backend == "local":
+        from helpers.local.platform import LocalPlatform
+
+        return LocalPlatform(resolved, consume=consume)
+    from helpers.exceptions import BackendError
+
+    raise BackendError(
+        "the aws backend is not built yet (see the 'Deploy to AWS' issue); use backend='local'"
+    )

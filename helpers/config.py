@@ -1,0 +1,113 @@
+"""Settings: backend, local root, resource names and pipeline tuning, from defaults and environment.
+
+Every name comes from here so that notebooks hold no literal resource names. Environment
+variables ``SALESCAST_<FIELD>`` (upper case) override the defaults; keyword arguments override
+both, which is how papermill parameters reach the platform.
+
+Examples
+--------
+>>> Settings.from_env(prefix="demo").table_name
+'demo-orders'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from helpers.exceptions import BackendError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("local", "aws")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a platform needs to know; defaults mirror the CloudFormation stack's parameters."""
+
+    backend: str = "local"
+    root: Path = PROJECT_ROOT / "data" / "local"
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    prefix: str = "salescast"
+    database: str = "sales"
+    lake_prefix: str = "sales/"
+    error_prefix: str = "errors/"
+    shard_count: int = 2
+    pipe_batch_size: int = 1000
+    pipe_batching_window_s: float = 0.0
+    buffer_size_mb: int = 64
+    buffer_interval_s: float = 1.0
+    lambda_buffer_size_mb: float = 1.0
+    poll_interval_s: float = 0.05
+
+    @property
+    def table_name(self) -> str:
+        return f"{self.prefix}-orders"
+
+    @property
+    def stream_name(self) -> str:
+        return f"{self.prefix}-changes"
+
+    @property
+    def pipe_name(self) -> str:
+        return f"{self.prefix}-orders-to-changes"
+
+    @property
+    def delivery_stream_name(self) -> str:
+        return f"{self.prefix}-lake-delivery"
+
+    @property
+    def function_name(self) -> str:
+        return f"{self.prefix}-transform"
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.prefix}-lake-{self.account_id}-{self.region}"
+
+    def arn(self, service: str, resource: str) -> str:
+        """An ARN in this settings' partition, region and account."""
+        return f"arn:aws:{service}:{self.region}:{self.account_id}:{resource}"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Defaults, then ``SALESCAST_*`` environment variables, then ``overrides``."""
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            raw = os.environ.get(f"SALESCAST_{spec.name.upper()}")
+            if raw is not None:
+                values[spec.name] = _coerce(spec, raw)
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            spec = next((s for s in dataclasses.fields(cls) if s.name == name), None)
+            if spec is None:
+                known = ", ".join(s.name for s in dataclasses.fields(cls))
+                raise BackendError(f"unknown setting {name!r}; known settings: {known}")
+            values[name] = _coerce(spec, value) if isinstance(value, str) else value
+        settings = cls(**values)
+        if settings.backend not in BACKENDS:
+            raise BackendError(
+                f"unknown backend {settings.backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
+        return dataclasses.replace(settings, root=Path(settings.root).expanduser().resolve())
+
+
+def _coerce(spec: dataclasses.Field, raw: str) -> Any:
+    kind = spec.type if isinstance(spec.type, str) else spec.type.__name__
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise BackendError(
+            f"setting {spec.name!r} must be a {kind}, got {raw!r}; "
+            f"fix SALESCAST_{spec.name.upper()} or the parameter"
+        ) from None
+    if kind == "Path":
+        return Path(raw)
+    return raw

@@ -1,0 +1,48 @@
+"""Errors the platform raises, one small class each, all under :class:`SalescastError`."""
+
+from __future__ import annotations
+
+
+class SalescastError(Exception):
+    """Base class of every error the platform raises on purpose."""
+
+
+class InvalidOrderError(SalescastError, ValueError):
+    """An order breaks the schema; names the field, the problem, and the fix."""
+
+    def __init__(self, field: str, problem: str, fix: str, where: str | None = None):
+        self.field, self.problem, self.fix, self.where = field, problem, fix, where
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}field {field!r} {problem}; {fix}. Nothing in this call was written.")
+
+    def at(self, where: str) -> InvalidOrderError:
+        """The same error, located at an order or record position."""
+        return InvalidOrderError(self.field, self.problem, self.fix, where)
+
+
+class OrderNotFoundError(SalescastError, KeyError):
+    """An update named an order that is not in the table."""
+
+    def __str__(self) -> str:
+        return (
+            f"order {self.args[0]!r} is not in the table; put it first with orders.put "
+            "(update only changes existing orders). Nothing in this call was written."
+        )
+
+
+class PipelineStuckError(SalescastError, TimeoutError):
+    """flush() timed out; names the stage that did not catch up."""
+
+    def __init__(self, stage: str, pending: int, timeout: float, hint: str):
+        self.stage, self.pending = stage, pending
+        super().__init__(
+            f"{stage} did not catch up within {timeout:g}s: {pending} change(s) still pending. {hint}"
+        )
+
+
+class ConsumerLockedError(SalescastError, RuntimeError):
+    """Another process already runs the pollers for this root."""
+
+
+class BackendError(SalescastError, ValueError):
+    """An unknown backend or a setting that does not fit it."""

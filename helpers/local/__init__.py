@@ -1,0 +1,1 @@
+"""The embedded engine: one module per AWS service it stands for, real storage underneath."""

@@ -1,0 +1,195 @@
+"""The orders table and its change stream (DynamoDB and DynamoDB Streams), in SQLite.
+
+Items are stored as DynamoDB AttributeValue JSON under their key ``order_id``. Every write
+appends its stream record (view type NEW_AND_OLD_IMAGES) in the same transaction, so an item
+change and its stream record are committed together or not at all. Stream records are the
+JSON that Lambda and EventBridge Pipes receive, with increasing ``SequenceNumber``.
+
+Not emulated: secondary indexes, conditional expressions beyond "update needs an existing
+item", capacity and throttling, stream shards and their 4-hour rotation (one ordered log
+stands for them, which keeps per-key order as DynamoDB does), the 24-hour stream retention
+(records are kept), TTL, transactions across tables, and items of other shapes than orders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from helpers.exceptions import OrderNotFoundError
+from helpers.local.sqlite import Database
+from helpers.schema import KEY, item_size, item_to_order, order_to_item, validate_orders
+
+SEQUENCE_BASE = 10**20
+"""Stream sequence numbers are 21-digit decimal strings, as DynamoDB's are (numerically ordered)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (order_id TEXT PRIMARY KEY, item TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stream (
+    seq INTEGER PRIMARY KEY, order_id TEXT NOT NULL, record TEXT NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Table:
+    """A DynamoDB table of orders with a NEW_AND_OLD_IMAGES stream.
+
+    Parameters
+    ----------
+    path
+        The SQLite file holding items and stream records.
+    name, region, account_id
+        Used for the stream ARN and the records' ``awsRegion``.
+    """
+
+    def __init__(self, path: Path, name: str, region: str, account_id: str):
+        self.name, self.region = name, region
+        self.db = Database(path, _SCHEMA)
+        with self.db.write() as connection:
+            label = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+            connection.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('stream_label', ?)", (label,)
+            )
+        label = self.db.scalar("SELECT value FROM meta WHERE name = 'stream_label'")
+        self.arn = f"arn:aws:dynamodb:{region}:{account_id}:table/{name}"
+        self.stream_arn = f"{self.arn}/stream/{label}"
+        self._record_head = (
+            '{"eventID":"%s","eventName":"%s","eventVersion":"1.1","eventSource":"aws:dynamodb",'
+            f'"awsRegion":"{region}","dynamodb":{{"ApproximateCreationDateTime":%d,'
+            '"Keys":{"order_id":{"S":%s}}'
+        )
+        self._record_tail = (
+            ',"SequenceNumber":"%d","SizeBytes":%d,"StreamViewType":"NEW_AND_OLD_IMAGES"},'
+            f'"eventSourceARN":"{self.stream_arn}"}}'
+        )
+
+    # writes -------------------------------------------------------------------------------
+
+    def put_items(self, orders: Sequence[Mapping[str, Any]]) -> None:
+        """PutItem for each validated order, in order: a new key is an INSERT, an existing one
+        is overwritten (MODIFY, with the old image)."""
+        self._write([(order[KEY], order_to_item(order)) for order in orders])
+
+    def update_items(self, changes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """UpdateItem with a condition that the item exists; returns the new orders.
+
+        Every change is checked (existence and schema) before anything is written.
+        """
+        keys = [change[KEY] for change in changes]
+        current = self._items(keys)
+        merged: dict[str, dict[str, Any]] = {}
+        staged = []
+        for change in changes:
+            key = change[KEY]
+            base = merged.get(key)
+            if base is None:
+                if key not in current:
+                    raise OrderNotFoundError(key)
+                base = item_to_order(json.loads(current[key]))
+            order = validate_orders([{**base, **change}])[0]
+            merged[key] = order
+            staged.append(order)
+        self._write([(order[KEY], order_to_item(order)) for order in staged])
+        return staged
+
+    def delete_items(self, keys: Iterable[str]) -> int:
+        """DeleteItem for each key; a missing key is a no-op (and no stream record)."""
+        return self._write([(key, None) for key in keys])
+
+    def _write(self, changes: Sequence[tuple[str, dict | None]]) -> int:
+        """Apply item changes (None deletes) with their stream records in one transaction."""
+        if not changes:
+            return 0
+        now = time.time()
+        created = int(now)
+        with self.db.write() as connection:
+            old = self._items([key for key, _ in changes], connection)
+            seq = connection.execute("SELECT coalesce(max(seq), 0) FROM stream").fetchone()[0]
+            upserts, deletes, records = [], [], []
+            for key, item in changes:
+                old_text = old.get(key)
+                if item is None:
+                    if old_text is None:
+                        continue
+                    deletes.append((key,))
+                    old[key] = None
+                    body = ',"OldImage":' + old_text
+                    name, size = "REMOVE", item_size(json.loads(old_text))
+                else:
+                    text = _dumps(item)
+                    upserts.append((key, text))
+                    old[key] = text
+                    size = item_size(item)
+                    if old_text is None:
+                        name, body = "INSERT", ',"NewImage":' + text
+                    else:
+                        name, body = "MODIFY", ',"NewImage":' + text + ',"OldImage":' + old_text
+                        size += item_size(json.loads(old_text))
+                seq += 1
+                record = (
+                    self._record_head % (os.urandom(16).hex(), name, created, _dumps(key))
+                    + body
+                    + self._record_tail % (SEQUENCE_BASE + seq, size)
+                )
+                records.append((seq, key, record, now))
+            if upserts:
+                connection.executemany("INSERT OR REPLACE INTO items VALUES (?, ?)", upserts)
+            if deletes:
+                connection.executemany("DELETE FROM items WHERE order_id = ?", deletes)
+            connection.executemany("INSERT INTO stream VALUES (?, ?, ?, ?)", records)
+        return len(records)
+
+    # reads --------------------------------------------------------------------------------
+
+    def _items(self, keys: Sequence[str], connection=None) -> dict[str, str]:
+        connection = connection or self.db.connection
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 900):
+            chunk = unique[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                connection.execute(
+                    f"SELECT order_id, item FROM items WHERE order_id IN ({marks})", chunk
+                ).fetchall()
+            )
+        return found
+
+    def get_item(self, key: str) -> dict | None:
+        """GetItem: the item as AttributeValue JSON, or None."""
+        text = self.db.scalar("SELECT item FROM items WHERE order_id = ?", (key,))
+        return None if text is None else json.loads(text)
+
+    def count(self) -> int:
+        """Number of items."""
+        return self.db.scalar("SELECT count(*) FROM items")
+
+    def scan(self) -> list[dict]:
+        """Every item, as AttributeValue JSON (for checks and small tables)."""
+        return [json.loads(text) for (text,) in self.db.read("SELECT item FROM items")]
+
+    # the stream ---------------------------------------------------------------------------
+
+    def latest_sequence(self) -> int:
+        """The position of the newest stream record (0 when empty)."""
+        return self.db.scalar("SELECT coalesce(max(seq), 0) FROM stream")
+
+    def read_stream(self, after: int, limit: int) -> list[tuple[int, str, str, float]]:
+        """Stream records after a position: (position, order_id, record JSON, created)."""
+        return self.db.read(
+            "SELECT seq, order_id, record, created FROM stream WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,415 @@
+"""The delivery stream from Kinesis to the lake (Amazon Data Firehose), with its Lambda.
+
+It reads every shard of its source stream, buffers by size and interval (the buffering hints),
+calls the transformation Lambda with Firehose's event, honours each record's result (Ok,
+Dropped, ProcessingFailed), partitions Ok records by the Lambda's ``metadata.partitionKeys``,
+converts them to Parquet (Snappy) with the lake's schema, and writes objects with Firehose's
+key naming. Failed records go under the error prefix as the JSON documents Firehose writes.
+Its position in each shard is checkpointed only after the objects are in place, so a crash
+re-delivers a buffer (duplicates) and never loses one.
+
+Not emulated: destinations other than S3, backup of source records, Lambda retries with
+back-off (retries are immediate), the 6 MB invocation payload check (invocations are sized
+from the processor's buffer hint), record format conversion of JSON shapes other than one
+object per record, and CloudWatch metrics (the delivery log in the state file stands for them).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from helpers.local.awslambda import Function, FunctionError
+from helpers.local.kinesis import Record, Stream
+from helpers.local.s3 import Bucket
+from helpers.local.sqlite import Database
+from helpers.schema import LAKE_SCHEMA, PARTITION_KEYS
+
+LAMBDA_RETRIES = 3
+FILE_EXTENSION = ".parquet"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkpoints (shard INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, records INTEGER NOT NULL, bytes INTEGER NOT NULL,
+    first_arrival REAL NOT NULL, delivered REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+COUNTERS = ("received", "ok", "dropped", "failed")
+_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
+
+
+@dataclass
+class _Failure:
+    record: Record
+    output_type: str
+    code: str
+    message: str
+    data: str
+
+
+class DeliveryStream:
+    """A Firehose delivery stream: Kinesis source, Lambda processor, S3 Parquet destination."""
+
+    def __init__(
+        self,
+        state_path: Path,
+        name: str,
+        source: Stream,
+        function: Function,
+        bucket: Bucket,
+        prefix: str,
+        error_prefix: str,
+        buffer_size_mb: float,
+        buffer_interval_s: float,
+        lambda_buffer_size_mb: float,
+        region: str,
+        account_id: str,
+    ):
+        self.name, self.version = name, 1
+        self.arn = f"arn:aws:firehose:{region}:{account_id}:deliverystream/{name}"
+        self.region = region
+        self.source, self.function, self.bucket = source, function, bucket
+        self.prefix, self.error_prefix = prefix, error_prefix
+        self.buffer_bytes_limit = int(buffer_size_mb * 1024 * 1024)
+        self.buffer_interval_s = buffer_interval_s
+        self.lambda_bytes_limit = int(lambda_buffer_size_mb * 1024 * 1024)
+        self.db = Database(state_path, _SCHEMA)
+        self.positions = self.checkpoints()
+        self._buffer: list[Record] = []
+        self._buffer_bytes = 0
+        self._buffer_started = 0.0
+        self._flush_requested = False
+
+    # state --------------------------------------------------------------------------------
+
+    def checkpoints(self) -> dict[int, int]:
+        """The committed position in every shard of the source."""
+        stored = dict(self.db.read("SELECT shard, seq FROM checkpoints"))
+        return {shard.index: stored.get(shard.index, 0) for shard in self.source.shards}
+
+    def counters(self) -> dict[str, int]:
+        """Records received, Ok, Dropped and failed, over the stream's life."""
+        stored = dict(self.db.read("SELECT name, value FROM counters"))
+        return {name: stored.get(name, 0) for name in COUNTERS}
+
+    def deliveries(self, kind: str | None = None) -> list[tuple]:
+        """(key, kind, records, bytes, first_arrival, delivered) of every object written."""
+        where, args = ("WHERE kind = ?", (kind,)) if kind else ("", ())
+        return self.db.read(f"SELECT * FROM deliveries {where} ORDER BY delivered", args)
+
+    # the loop -----------------------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        """Records read but not yet delivered."""
+        return len(self._buffer)
+
+    def request_flush(self) -> None:
+        """Deliver what is buffered at the next step, without waiting for the interval."""
+        self._flush_requested = True
+
+    def step(self, now: float | None = None) -> int:
+        """Read what is new, and deliver the buffer if a hint is reached; returns records read."""
+        read = 0
+        for shard in self.source.shards:
+            room = max(1, (self.buffer_bytes_limit - self._buffer_bytes) // 512)
+            records = self.source.get_records(shard.index, self.positions[shard.index], room)
+            if records:
+                if not self._buffer:
+                    self._buffer_started = time.monotonic()
+                self._buffer.extend(records)
+                self._buffer_bytes += sum(len(record.data) for record in records)
+                self.positions[shard.index] = records[-1].seq
+                read += len(records)
+        now = time.monotonic() if now is None else now
+        due = self._buffer_bytes >= self.buffer_bytes_limit or (
+            now - self._buffer_started >= self.buffer_interval_s
+        )
+        if self._buffer and (due or (self._flush_requested and not read)):
+            self.deliver()
+        elif not self._buffer and self._flush_requested and not read:
+            self._flush_requested = False
+        return read
+
+    def deliver(self) -> None:
+        """Transform, convert and write the buffer, then checkpoint the positions it covers."""
+        buffer, positions = self._buffer, dict(self.positions)
+        self._buffer, self._buffer_bytes, self._flush_requested = [], 0, False
+        started = datetime.now(UTC)
+        rows_by_partition: dict[tuple[str, ...], list[tuple[Record, dict]]] = defaultdict(list)
+        failures: list[_Failure] = []
+        counts = {"received": len(buffer), "ok": 0, "dropped": 0, "failed": 0}
+        for batch in self._invocation_batches(buffer):
+            for record, result, payload in self._transform(batch, failures):
+                if result == "Dropped":
+                    counts["dropped"] += 1
+                    continue
+                keys = ((payload.get("metadata") or {}).get("partitionKeys")) or {}
+                missing = [name for name in PARTITION_KEYS if not keys.get(name)]
+                if missing:
+                    failures.append(
+                        _Failure(
+                            record,
+                            "partitioning-failed",
+                            "DynamicPartitioning.MetadataExtractionFailed",
+                            f"partition keys {missing} missing from the Lambda's metadata",
+                            payload["data"],
+                        )
+                    )
+                    continue
+                rows_by_partition[tuple(str(keys[name]) for name in PARTITION_KEYS)].append(
+                    (record, payload)
+                )
+        written = []
+        for partition, rows in sorted(rows_by_partition.items()):
+            table, converted = self._to_arrow(rows, failures)
+            if table.num_rows:
+                key = self._object_key(self._render(partition), started, FILE_EXTENSION)
+                written.append(self._put_parquet(key, table, converted))
+                counts["ok"] += table.num_rows
+        if failures:
+            counts["failed"] += len(failures)
+            written.extend(self._put_failures(failures, started))
+        with self.db.write() as connection:
+            connection.executemany(
+                "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?)", written
+            )
+            connection.executemany(
+                "INSERT INTO counters VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                list(counts.items()),
+            )
+            connection.executemany(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", list(positions.items())
+            )
+
+    # transformation -----------------------------------------------------------------------
+
+    def _invocation_batches(self, buffer: Sequence[Record]) -> list[list[Record]]:
+        batches, batch, size = [], [], 0
+        for record in buffer:
+            encoded = (len(record.data) + 2) // 3 * 4 + 300
+            if batch and size + encoded > self.lambda_bytes_limit:
+                batches.append(batch)
+                batch, size = [], 0
+            batch.append(record)
+            size += encoded
+        if batch:
+            batches.append(batch)
+        return batches
+
+    def _event(self, batch: Sequence[Record]) -> dict[str, Any]:
+        return {
+            "invocationId": str(uuid.uuid4()),
+            "deliveryStreamArn": self.arn,
+            "sourceKinesisStreamArn": self.source.arn,
+            "region": self.region,
+            "records": [
+                {
+                    "recordId": f"{record.sequence_number}{index:08d}",
+                    "approximateArrivalTimestamp": int(record.approximate_arrival_timestamp * 1000),
+                    "data": base64.b64encode(record.data).decode(),
+                    "kinesisRecordMetadata": {
+                        "sequenceNumber": record.sequence_number,
+                        "subsequenceNumber": 0,
+                        "partitionKey": record.partition_key,
+                        "shardId": record.shard_id,
+                        "approximateArrivalTimestamp": int(
+                            record.approximate_arrival_timestamp * 1000
+                        ),
+                    },
+                }
+                for index, record in enumerate(batch)
+            ],
+        }
+
+    def _transform(self, batch: Sequence[Record], failures: list[_Failure]):
+        """Yield (record, result, response record) for Ok and Dropped; collect the failed."""
+        event = self._event(batch)
+        encoded = {entry["recordId"]: entry["data"] for entry in event["records"]}
+        error = None
+        for _ in range(LAMBDA_RETRIES + 1):
+            try:
+                response = self.function.invoke(event)
+                break
+            except FunctionError as caught:
+                error = caught
+        else:
+            for record in batch:
+                failures.append(
+                    _Failure(
+                        record,
+                        "processing-failed",
+                        "Lambda.FunctionError",
+                        f"The Lambda function was successfully invoked but it returned an error "
+                        f"result. {error.error_type}: {error.message}",
+                        base64.b64encode(record.data).decode(),
+                    )
+                )
+            return
+        returned = _response_records(response)
+        for entry, record in zip(event["records"], batch, strict=True):
+            record_id = entry["recordId"]
+            payload = returned.get(record_id)
+            problem = _response_problem(payload)
+            if problem:
+                code, message = problem
+            elif payload["result"] == "ProcessingFailed":
+                code, message = (
+                    "Lambda.ProcessingFailed",
+                    "The Lambda function returned ProcessingFailed for this record.",
+                )
+            else:
+                yield record, payload["result"], payload
+                continue
+            data = payload.get("data") if isinstance(payload, dict) else None
+            failures.append(
+                _Failure(
+                    record, "processing-failed", code, message, data or encoded[record_id]
+                )
+            )
+
+    # conversion and writing ---------------------------------------------------------------
+
+    def _to_arrow(
+        self, rows: Sequence[tuple[Record, dict]], failures: list[_Failure]
+    ) -> tuple[pa.Table, list[Record]]:
+        """Deserialize the Lambda's JSON and convert it to the lake schema, as Firehose's
+        record format conversion does; a record that does not fit goes to the errors."""
+        parsed: list[tuple[Record, dict, dict]] = []
+        for record, payload in rows:
+            try:
+                document = json.loads(base64.b64decode(payload["data"], validate=True))
+                if not isinstance(document, dict):
+                    raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+            except (ValueError, binascii.Error) as error:
+                failures.append(self._conversion_failure(record, payload, str(error)))
+                continue
+            parsed.append((record, payload, document))
+        try:
+            table = _columns_to_table([document for _, _, document in parsed])
+            return table, [record for record, _, _ in parsed]
+        except _CONVERSION_ERRORS:
+            pass
+        good: list[tuple[Record, dict, dict]] = []
+        for record, payload, document in parsed:
+            try:
+                _columns_to_table([document])
+            except _CONVERSION_ERRORS as error:
+                failures.append(self._conversion_failure(record, payload, str(error)))
+                continue
+            good.append((record, payload, document))
+        return _columns_to_table([document for _, _, document in good]), [r for r, _, _ in good]
+
+    def _conversion_failure(self, record: Record, payload: dict, reason: str) -> _Failure:
+        return _Failure(
+            record,
+            "format-conversion-failed",
+            "DataFormatConversion.MalformedData",
+            f"The record does not match the lake schema: {reason}",
+            payload.get("data", ""),
+        )
+
+    def _render(self, partition: tuple[str, ...]) -> str:
+        rendered = self.prefix
+        for name, value in zip(PARTITION_KEYS, partition, strict=True):
+            rendered = rendered.replace(f"!{{partitionKeyFromLambda:{name}}}", value)
+        return rendered
+
+    def _object_key(self, prefix: str, when: datetime, extension: str = "") -> str:
+        stamp = when.strftime("%Y-%m-%d-%H-%M-%S")
+        return f"{prefix}{self.name}-{self.version}-{stamp}-{uuid.uuid4()}{extension}"
+
+    def _put_parquet(self, key: str, table: pa.Table, records: Sequence[Record]) -> tuple:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="snappy")
+        body = sink.getvalue().to_pybytes()
+        self.bucket.put_object(key, body)
+        first = min(record.approximate_arrival_timestamp for record in records)
+        return (key, "data", table.num_rows, len(body), first, time.time())
+
+    def _put_failures(self, failures: Sequence[_Failure], when: datetime) -> list[tuple]:
+        by_type: dict[str, list[_Failure]] = defaultdict(list)
+        for failure in failures:
+            by_type[failure.output_type].append(failure)
+        written = []
+        ending = int(time.time() * 1000)
+        for output_type, group in sorted(by_type.items()):
+            prefix = self.error_prefix.replace("!{firehose:error-output-type}", output_type)
+            prefix = when.strftime(
+                prefix.replace("!{timestamp:yyyy}", "%Y")
+                .replace("!{timestamp:MM}", "%m")
+                .replace("!{timestamp:dd}", "%d")
+                .replace("!{timestamp:HH}", "%H")
+            )
+            lines = []
+            for failure in group:
+                document = {
+                    "attemptsMade": LAMBDA_RETRIES + 1
+                    if failure.code == "Lambda.FunctionError"
+                    else 1,
+                    "arrivalTimestamp": int(failure.record.approximate_arrival_timestamp * 1000),
+                    "errorCode": failure.code,
+                    "errorMessage": failure.message,
+                    "attemptEndingTimestamp": ending,
+                    "rawData": failure.data,
+                }
+                if output_type == "processing-failed":
+                    document["lambdaArn"] = self.function.arn
+                lines.append(json.dumps(document))
+            key = self._object_key(prefix, when)
+            body = ("\n".join(lines) + "\n").encode()
+            self.bucket.put_object(key, body)
+            first = min(failure.record.approximate_arrival_timestamp for failure in group)
+            written.append((key, "error", len(group), len(body), first, time.time()))
+        return written
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _response_records(response: Any) -> dict[str, Any]:
+    if not isinstance(response, dict) or not isinstance(response.get("records"), list):
+        return {}
+    return {
+        entry.get("recordId"): entry for entry in response["records"] if isinstance(entry, dict)
+    }
+
+
+def _response_problem(payload: Any) -> tuple[str, str] | None:
+    """Why Firehose would reject a response record, or None when it is well formed."""
+    if payload is None:
+        return "Lambda.MissingRecordId", "The Lambda response did not return this recordId."
+    if payload.get("result") not in ("Ok", "Dropped", "ProcessingFailed"):
+        return (
+            "Lambda.InvalidRecordResult",
+            f"The Lambda returned an invalid result {payload.get('result')!r}.",
+        )
+    if payload["result"] == "Ok" and not isinstance(payload.get("data"), str):
+        return "Lambda.MissingData", "The Lambda returned an Ok record without data."
+    return None
+
+
+def _columns_to_table(documents: Sequence[dict]) -> pa.Table:
+    arrays = []
+    for spec in LAKE_SCHEMA:
+        values = [document.get(spec.name) for document in documents]
+        if pa.types.is_timestamp(spec.type):
+            arrays.append(pa.array(values, pa.string()).cast(spec.type))
+        else:
+            arrays.append(pa.array(values, spec.type))
+    return pa.Table.from_arrays(arrays, schema=LAKE_SCHEMA)

@@ -1,0 +1,279 @@
+"""The local backend: the services wired together, with their pollers in background threads.
+
+One process at a time consumes a root (runs the pipe and the delivery stream); it holds an
+exclusive lock on ``<root>/consumer.lock`` while it lives, and the operating system releases
+the lock when it dies, even by SIGKILL. Other processes may write orders and wait in
+``flush``; one of them takes over consuming as soon as the lock is free.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from helpers.config import Settings
+from helpers.exceptions import PipelineStuckError
+from helpers.local.awslambda import Function
+from helpers.local.dynamodb import Table
+from helpers.local.firehose import DeliveryStream
+from helpers.local.kinesis import Stream
+from helpers.local.pipes import Pipe
+from helpers.local.s3 import Bucket
+from helpers.platform import Orders, Platform
+from helpers.schema import LAKE_SCHEMA, PARTITION_KEYS
+
+log = logging.getLogger(__name__)
+
+TRANSFORM_HANDLER = "helpers.transform.lambda_handler"
+TRANSFORM_LOGGER = "salescast.transform"
+
+
+def lake_prefix_template(lake_prefix: str) -> str:
+    """The delivery stream's S3 prefix with dynamic partitioning by the Lambda's keys."""
+    keys = "".join(f"{name}=!{{partitionKeyFromLambda:{name}}}/" for name in PARTITION_KEYS)
+    return f"{lake_prefix}{keys}"
+
+
+def error_prefix_template(error_prefix: str) -> str:
+    """The delivery stream's error prefix, as the CloudFormation template sets it."""
+    return f"{error_prefix}!{{firehose:error-output-type}}/!{{timestamp:yyyy}}/!{{timestamp:MM}}/!{{timestamp:dd}}/"
+
+
+class _Poller(threading.Thread):
+    """Calls ``step`` until stopped, sleeping when there is nothing to do; keeps the last error."""
+
+    def __init__(self, name: str, step: Callable[[], int], idle_s: float, stop: threading.Event):
+        super().__init__(name=f"salescast-{name}", daemon=True)
+        self.stage, self.step, self.idle_s, self.stop = name, step, idle_s, stop
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                moved = self.step()
+                self.error = None
+            except Exception as error:  # keep running: the stage retries from its checkpoint
+                log.exception("%s failed; retrying", self.stage)
+                self.error, moved = error, 0
+                self.stop.wait(1.0)
+            if not moved:
+                self.stop.wait(self.idle_s)
+
+
+class LocalPlatform(Platform):
+    """The embedded engine under ``settings.root``.
+
+    Parameters
+    ----------
+    settings
+        Names and tuning; ``settings.root`` holds every service's state and the lake.
+    consume
+        Run the pipe and the delivery stream in this process (if no other process does).
+    """
+
+    def __init__(self, settings: Settings, consume: bool = True):
+        self.settings = s = settings
+        root = Path(s.root)
+        root.mkdir(parents=True, exist_ok=True)
+        self.table = Table(root / "dynamodb.sqlite", s.table_name, s.region, s.account_id)
+        self.stream = Stream(
+            root / "kinesis.sqlite", s.stream_name, s.shard_count, s.region, s.account_id
+        )
+        self.bucket = Bucket(root / "s3", s.bucket)
+        self.function = Function(
+            s.function_name,
+            TRANSFORM_HANDLER,
+            s.arn("lambda", f"function:{s.function_name}"),
+            root / "logs",
+            TRANSFORM_LOGGER,
+        )
+        self.pipe = Pipe(
+            root / "pipes.sqlite",
+            s.pipe_name,
+            self.table,
+            self.stream,
+            s.pipe_batch_size,
+            s.pipe_batching_window_s,
+            s.region,
+            s.account_id,
+        )
+        self.delivery = DeliveryStream(
+            root / "firehose.sqlite",
+            s.delivery_stream_name,
+            self.stream,
+            self.function,
+            self.bucket,
+            lake_prefix_template(s.lake_prefix),
+            error_prefix_template(s.error_prefix),
+            s.buffer_size_mb,
+            s.buffer_interval_s,
+            s.lambda_buffer_size_mb,
+            s.region,
+            s.account_id,
+        )
+        self.orders = Orders(self.table)
+        self._lock_path = root / "consumer.lock"
+        self._lock_handle = None
+        self._stop = threading.Event()
+        self._pollers: list[_Poller] = []
+        self._consume = consume
+        if consume:
+            self._try_consume()
+
+    # consuming ----------------------------------------------------------------------------
+
+    @property
+    def consuming(self) -> bool:
+        """Whether this process runs the pollers."""
+        return bool(self._pollers)
+
+    def _try_consume(self) -> bool:
+        """Take the consumer lock if it is free and start the pollers."""
+        if self._pollers or not self._consume:
+            return bool(self._pollers)
+        handle = open(self._lock_path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_handle = handle
+        self.bucket.clear_staging()
+        # resume from the committed checkpoints, whoever consumed before
+        self.pipe.position = self.pipe.checkpoint()
+        self.delivery.positions = self.delivery.checkpoints()
+        idle = self.settings.poll_interval_s
+        self._pollers = [
+            _Poller("pipe", self.pipe.step, idle, self._stop),
+            _Poller("delivery", self.delivery.step, idle, self._stop),
+        ]
+        for poller in self._pollers:
+            poller.start()
+        return True
+
+    def flush(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        target = self.table.latest_sequence()
+        self._wait(
+            "pipe",
+            lambda: target - self.pipe.checkpoint(),
+            self.pipe.request_flush,
+            deadline,
+            timeout,
+        )
+        targets = self.stream.latest_sequences()
+        self._wait(
+            "delivery stream",
+            lambda: sum(
+                max(0, targets[shard] - seq) for shard, seq in self.delivery.checkpoints().items()
+            ),
+            self.delivery.request_flush,
+            deadline,
+            timeout,
+        )
+
+    def _wait(self, stage, pending, nudge, deadline, timeout) -> None:
+        while (left := pending()) > 0:
+            if self._try_consume():
+                nudge()
+            if time.monotonic() > deadline:
+                poller = next((p for p in self._pollers if stage.startswith(p.stage)), None)
+                if poller and poller.error:
+                    hint = f"It keeps failing with: {poller.error!r} (see the log)."
+                elif not self._pollers:
+                    holder = self._lock_path.read_text().strip() or "another process"
+                    hint = f"Process {holder} consumes this root; is it still running?"
+                else:
+                    hint = "It is running but slow; flush again with a longer timeout."
+                raise PipelineStuckError(stage, left, timeout, hint)
+            time.sleep(0.01)
+
+    # reading ------------------------------------------------------------------------------
+
+    def status(self) -> pd.DataFrame:
+        now = time.time()
+        table_seq = self.table.latest_sequence()
+        pipe_seq = self.pipe.checkpoint()
+        stream_tops = self.stream.latest_sequences()
+        delivered = self.delivery.checkpoints()
+        counters = self.delivery.counters()
+        data = self.delivery.deliveries("data")
+        errors = self.delivery.deliveries("error")
+        last = max((row[5] for row in data), default=None)
+        errors_by_poller = {p.stage: p.error for p in self._pollers if p.error}
+        rows = [
+            ("table", self.table.count(), 0, 0, None, "items"),
+            ("change stream", table_seq, table_seq - pipe_seq, 0, None, "stream records"),
+            ("kinesis stream", sum(stream_tops.values()),
+             sum(max(0, stream_tops[s] - delivered[s]) for s in stream_tops), 0, None,
+             f"{len(stream_tops)} shards"),
+            ("lake", counters["ok"], 0, counters["failed"],
+             None if last is None else round(now - last, 3),
+             f"{len(data)} objects, {len(errors)} error objects, {counters['dropped']} dropped"),
+        ]
+        frame = pd.DataFrame(
+            rows, columns=["stage", "records", "pending", "failed", "seconds_since_delivery", "detail"]
+        )
+        frame.attrs["consuming"] = self.consuming
+        frame.attrs["errors"] = errors_by_poller
+        return frame
+
+    def lake_objects(self, prefix: str | None = None) -> pd.DataFrame:
+        objects = self.bucket.list_objects(self.settings.lake_prefix if prefix is None else prefix)
+        frame = pd.DataFrame(
+            [(o.key, o.size, o.last_modified) for o in objects],
+            columns=["key", "size", "last_modified"],
+        )
+        parts = frame["key"].str.extract(
+            "/".join(f"{name}=(?P<{name}>[^/]+)" for name in PARTITION_KEYS)
+        ) if len(frame) else pd.DataFrame(columns=list(PARTITION_KEYS))
+        return pd.concat([frame, parts], axis=1)
+
+    def read_lake(self, limit: int | None = None) -> pd.DataFrame:
+        base = self.bucket.local_path(self.settings.lake_prefix)
+        partitioning = ds.partitioning(
+            pa.schema([(name, pa.string()) for name in PARTITION_KEYS]), flavor="hive"
+        )
+        if not base.exists():
+            return pa.unify_schemas([LAKE_SCHEMA, partitioning.schema]).empty_table().to_pandas()
+        dataset = ds.dataset(base, format="parquet", partitioning=partitioning)
+        table = dataset.head(limit) if limit else dataset.to_table()
+        return table.to_pandas()
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._stop.set()
+        for poller in self._pollers:
+            poller.join(timeout=30)
+        if self._pollers and self.delivery.buffered:
+            self.delivery.deliver()  # what was read is written, not left for the next start
+        self._pollers = []
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+        for service in (self.pipe, self.delivery, self.stream, self.table, self.function):
+            service.close()
+
+    def teardown(self) -> None:
+        """Remove every service's state and the lake under the root."""
+        self.close()
+        shutil.rmtree(self.settings.root, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"LocalPlatform(root={str(self.settings.root)!r}, consuming={self.consuming})"

@@ -1,0 +1,100 @@
+"""The lake's object store (S3): a bucket is a folder, a key is a relative path.
+
+Objects appear atomically, as S3's do: each is written to a temporary file beside the bucket,
+flushed to disk, then renamed into place, so a reader never sees a partial object and a crash
+leaves at most an orphan temporary file (cleared on the next start).
+
+Not emulated: versioning, multipart uploads, ETags as S3 computes them, storage classes,
+lifecycle rules, encryption, and access control.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One entry of ListObjectsV2."""
+
+    key: str
+    size: int
+    last_modified: datetime
+
+
+class Bucket:
+    """An S3 bucket under a local folder."""
+
+    def __init__(self, root: Path, name: str):
+        self.name = name
+        self.path = Path(root) / name
+        self._staging = Path(root) / f".staging-{name}"
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._staging.mkdir(parents=True, exist_ok=True)
+
+    def clear_staging(self) -> None:
+        """Remove temporary files a crashed writer left (only the consumer may call this)."""
+        shutil.rmtree(self._staging, ignore_errors=True)
+        self._staging.mkdir(parents=True, exist_ok=True)
+
+    def uri(self, key: str = "") -> str:
+        """The object's ``s3://`` address."""
+        return f"s3://{self.name}/{key}"
+
+    def local_path(self, key: str) -> Path:
+        """Where the object lies on disk (for DuckDB and pyarrow to read it in place)."""
+        return self.path / key
+
+    def put_object(self, key: str, body: bytes) -> None:
+        """Write an object atomically and durably."""
+        if not key or key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"invalid object key {key!r}")
+        target = self.path / key
+        staging = self._staging / uuid.uuid4().hex
+        with open(staging, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def get_object(self, key: str) -> bytes:
+        """The object's bytes; KeyError if there is none."""
+        try:
+            return (self.path / key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(f"no object {self.uri(key)}") from None
+
+    def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, in key order (as ListObjectsV2)."""
+        base = self.path / prefix.rsplit("/", 1)[0] if "/" in prefix else self.path
+        if not base.exists():
+            return []
+        found = []
+        for directory, _, files in os.walk(base):
+            for filename in files:
+                path = Path(directory) / filename
+                key = path.relative_to(self.path).as_posix()
+                if key.startswith(prefix):
+                    stat = path.stat()
+                    found.append(
+                        ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+                    )
+        return sorted(found, key=lambda info: info.key)
+
+    def delete_objects(self, prefix: str = "") -> int:
+        """Delete every object under a prefix; returns how many."""
+        objects = self.list_objects(prefix)
+        for info in objects:
+            (self.path / info.key).unlink(missing_ok=True)
+        return len(objects)

@@ -1,0 +1,70 @@
+"""SQLite connections as the local services use them: WAL, full sync, one per thread.
+
+Every service keeps its durable state in its own SQLite file, as each AWS service keeps its
+own; WAL lets pollers read while producers write, and ``synchronous=FULL`` means a commit that
+returned survives a crash of the process or the machine.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class Database:
+    """A SQLite file shared by threads, each with its own connection."""
+
+    def __init__(self, path: Path, schema: str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.connection.executescript(schema)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken at once (BEGIN IMMEDIATE), committed on success."""
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def read(self, sql: str, parameters: tuple | list = ()) -> list[tuple]:
+        """Rows of one query on this thread's connection."""
+        return self.connection.execute(sql, parameters).fetchall()
+
+    def scalar(self, sql: str, parameters: tuple | list = ()):
+        """The first column of the first row, or None."""
+        row = self.connection.execute(sql, parameters).fetchone()
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()

@@ -1,0 +1,160 @@
+"""The platform the notebooks use, whatever the backend: orders in, changes flowing, lake out.
+
+A backend supplies an :class:`OrdersTable` (the raw item writes) and implements
+:class:`Platform`'s abstract methods; this module holds what every backend shares: turning
+user input (dicts or DataFrames) into validated orders, and replaying generated changes.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from helpers.config import Settings
+from helpers.exceptions import InvalidOrderError
+from helpers.schema import KEY, ORDER_FIELDS, item_to_order, validate_orders
+
+WRITE_CHUNK = 20_000
+
+
+class OrdersTable(Protocol):
+    """What a backend's table offers: validated writes and item reads."""
+
+    def put_items(self, orders: list[dict[str, Any]]) -> None: ...
+    def update_items(self, changes: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    def delete_items(self, keys: list[str]) -> int: ...
+    def get_item(self, key: str) -> dict | None: ...
+    def count(self) -> int: ...
+
+
+def _records(data: Any) -> list[dict[str, Any]]:
+    """Dicts from a DataFrame, a mapping, or an iterable of mappings."""
+    if isinstance(data, pd.DataFrame):
+        return data.to_dict("records")
+    if isinstance(data, Mapping):
+        return [dict(data)]
+    records = list(data)
+    for position, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise InvalidOrderError(
+                "<record>",
+                f"is a {type(record).__name__}, not a mapping",
+                "pass dicts or a pandas DataFrame",
+                f"record {position}",
+            )
+    return [dict(record) for record in records]
+
+
+class Orders:
+    """The orders table as the notebooks see it (``platform.orders``).
+
+    Examples
+    --------
+    >>> platform.orders.put(frame)                       # doctest: +SKIP
+    >>> platform.orders.update("o-1", quantity=3)        # doctest: +SKIP
+    >>> platform.orders.delete(["o-1"])                  # doctest: +SKIP
+    """
+
+    def __init__(self, table: OrdersTable):
+        self._table = table
+
+    def put(self, records: Any) -> int:
+        """Write orders (PutItem): new ones are inserted, an existing ``order_id`` overwritten.
+
+        Every order is checked before any is written; a bad one raises
+        :class:`~helpers.exceptions.InvalidOrderError` naming the order and field.
+        Returns the number of orders written.
+        """
+        orders = validate_orders(_records(records))
+        for start in range(0, len(orders), WRITE_CHUNK):
+            self._table.put_items(orders[start : start + WRITE_CHUNK])
+        return len(orders)
+
+    def update(self, records: Any = None, /, **changes: Any) -> list[dict[str, Any]]:
+        """Change fields of existing orders (UpdateItem); returns the new orders.
+
+        Either ``update("o-1", quantity=3)`` or ``update(frame_or_dicts)`` whose rows hold
+        ``order_id`` and the fields to change. An unknown order raises OrderNotFoundError.
+        """
+        rows = [{KEY: records, **changes}] if isinstance(records, str) else _records(records)
+        for position, row in enumerate(rows):
+            if not isinstance(row.get(KEY), str):
+                raise InvalidOrderError(KEY, "is missing", "name the order to update", f"row {position}")
+            unknown = set(row) - set(ORDER_FIELDS)
+            if unknown:
+                raise InvalidOrderError(
+                    sorted(unknown)[0], "is not an order field",
+                    f"use only {', '.join(ORDER_FIELDS)}", f"order {row[KEY]!r}",
+                )
+        return self._table.update_items(rows)
+
+    def delete(self, order_ids: str | Iterable[str]) -> int:
+        """Delete orders by id (DeleteItem); unknown ids are ignored. Returns how many existed."""
+        keys = [order_ids] if isinstance(order_ids, str) else list(order_ids)
+        return self._table.delete_items(keys)
+
+    def get(self, order_id: str) -> dict[str, Any] | None:
+        """One order as a dict, or None."""
+        item = self._table.get_item(order_id)
+        return None if item is None else item_to_order(item)
+
+    def count(self) -> int:
+        """Number of orders in the table."""
+        return self._table.count()
+
+
+class Platform(abc.ABC):
+    """One backend's platform: ``orders``, ``flush``, ``status``, and the lake."""
+
+    settings: Settings
+    orders: Orders
+
+    @abc.abstractmethod
+    def flush(self, timeout: float = 60.0) -> None:
+        """Return once every change accepted so far is in the lake; raise naming a stuck stage."""
+
+    @abc.abstractmethod
+    def status(self) -> pd.DataFrame:
+        """Records per stage, pending (lag) and failures."""
+
+    @abc.abstractmethod
+    def lake_objects(self, prefix: str | None = None) -> pd.DataFrame:
+        """The lake's objects: key, size, last_modified, and the partition they belong to."""
+
+    @abc.abstractmethod
+    def read_lake(self, limit: int | None = None) -> pd.DataFrame:
+        """The change log in the lake, with its partition columns."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop background work and release resources."""
+
+    def apply(self, changes: Iterable[Any], total: int | None = None, progress: bool = True) -> dict:
+        """Replay generated changes (``helpers.generate`` output) against the table.
+
+        Returns the counts of orders put, updated and deleted.
+        """
+        counts = {"put": 0, "update": 0, "delete": 0}
+        with tqdm(total=total, unit="change", disable=not progress, desc="changes") as bar:
+            for change in changes:
+                frame = change.frame
+                if change.action == "put":
+                    done = self.orders.put(frame)
+                elif change.action == "update":
+                    done = len(self.orders.update(frame))
+                else:
+                    self.orders.delete(frame[KEY].tolist())
+                    done = len(frame)
+                counts[change.action] += done
+                bar.update(done)
+        return counts
+
+    def __enter__(self) -> Platform:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
