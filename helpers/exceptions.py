@@ -13,7 +13,9 @@ class InvalidOrderError(SalescastError, ValueError):
     def __init__(self, field: str, problem: str, fix: str, where: str | None = None):
         self.field, self.problem, self.fix, self.where = field, problem, fix, where
         prefix = f"{where}: " if where else ""
-        super().__init__(f"{prefix}field {field!r} {problem}; {fix}. Nothing in this call was written.")
+        super().__init__(
+            f"{prefix}field {field!r} {problem}; {fix}. Nothing in this call was written."
+        )
 
     def at(self, where: str) -> InvalidOrderError:
         """The same error, located at an order or record position."""

@@ -24,29 +24,11 @@ WRITE_CHUNK = 20_000
 class OrdersTable(Protocol):
     """What a backend's table offers: validated writes and item reads."""
 
-    def put_items(self, orders: list[dict[str, Any]]) -> None: ...
+    def put_items(self, orders: pd.DataFrame) -> None: ...
     def update_items(self, changes: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
     def delete_items(self, keys: list[str]) -> int: ...
     def get_item(self, key: str) -> dict | None: ...
     def count(self) -> int: ...
-
-
-def _records(data: Any) -> list[dict[str, Any]]:
-    """Dicts from a DataFrame, a mapping, or an iterable of mappings."""
-    if isinstance(data, pd.DataFrame):
-        return data.to_dict("records")
-    if isinstance(data, Mapping):
-        return [dict(data)]
-    records = list(data)
-    for position, record in enumerate(records):
-        if not isinstance(record, Mapping):
-            raise InvalidOrderError(
-                "<record>",
-                f"is a {type(record).__name__}, not a mapping",
-                "pass dicts or a pandas DataFrame",
-                f"record {position}",
-            )
-    return [dict(record) for record in records]
 
 
 class Orders:
@@ -69,9 +51,9 @@ class Orders:
         :class:`~helpers.exceptions.InvalidOrderError` naming the order and field.
         Returns the number of orders written.
         """
-        orders = validate_orders(_records(records))
+        orders = validate_orders(records)
         for start in range(0, len(orders), WRITE_CHUNK):
-            self._table.put_items(orders[start : start + WRITE_CHUNK])
+            self._table.put_items(orders.iloc[start : start + WRITE_CHUNK])
         return len(orders)
 
     def update(self, records: Any = None, /, **changes: Any) -> list[dict[str, Any]]:
@@ -80,15 +62,24 @@ class Orders:
         Either ``update("o-1", quantity=3)`` or ``update(frame_or_dicts)`` whose rows hold
         ``order_id`` and the fields to change. An unknown order raises OrderNotFoundError.
         """
-        rows = [{KEY: records, **changes}] if isinstance(records, str) else _records(records)
+        if isinstance(records, str):
+            rows = [{KEY: records, **changes}]
+        elif isinstance(records, pd.DataFrame):
+            rows = records.to_dict("records")
+        else:
+            rows = [records] if isinstance(records, Mapping) else list(records)
         for position, row in enumerate(rows):
             if not isinstance(row.get(KEY), str):
-                raise InvalidOrderError(KEY, "is missing", "name the order to update", f"row {position}")
+                raise InvalidOrderError(
+                    KEY, "is missing", "name the order to update", f"row {position}"
+                )
             unknown = set(row) - set(ORDER_FIELDS)
             if unknown:
                 raise InvalidOrderError(
-                    sorted(unknown)[0], "is not an order field",
-                    f"use only {', '.join(ORDER_FIELDS)}", f"order {row[KEY]!r}",
+                    sorted(unknown)[0],
+                    "is not an order field",
+                    f"use only {', '.join(ORDER_FIELDS)}",
+                    f"order {row[KEY]!r}",
                 )
         return self._table.update_items(rows)
 
@@ -133,7 +124,9 @@ class Platform(abc.ABC):
     def close(self) -> None:
         """Stop background work and release resources."""
 
-    def apply(self, changes: Iterable[Any], total: int | None = None, progress: bool = True) -> dict:
+    def apply(
+        self, changes: Iterable[Any], total: int | None = None, progress: bool = True
+    ) -> dict:
         """Replay generated changes (``helpers.generate`` output) against the table.
 
         Returns the counts of orders put, updated and deleted.

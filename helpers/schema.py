@@ -6,21 +6,25 @@ One place says what an order is. The table stores orders as DynamoDB AttributeVa
 
 Examples
 --------
->>> order = validate_orders([{"order_id": "o-1", "order_ts": "2026-01-05T10:00:00Z",
+>>> orders = validate_orders([{"order_id": "o-1", "order_ts": "2026-01-05T10:00:00Z",
 ...     "customer_id": "c-1", "product_id": "p-1", "product_name": "Teal Lamp",
-...     "category": "home", "channel": "web", "quantity": 2, "unit_price": 9.5}])[0]
->>> order_to_item(order)["quantity"]
-{'N': '2'}
+...     "category": "home", "channel": "web", "quantity": 2, "unit_price": 9.5}])
+>>> items_json(orders)[0][0][-40:]
+'"quantity":{"N":"2"},"unit_price":{"N":"9.5"}}'
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from helpers.exceptions import InvalidOrderError
 
@@ -66,135 +70,205 @@ def glue_partition_keys() -> list[dict[str, str]]:
     return [{"Name": name, "Type": "string"} for name in PARTITION_KEYS]
 
 
-def format_timestamp(ts: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and ``Z``, the form the table and the lake JSON carry."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-
-
-def parse_timestamp(value: Any, field: str = "order_ts") -> datetime:
-    """Parse a timestamp given as datetime, pandas Timestamp, epoch seconds or ISO 8601 text.
-
-    Naive values are taken as UTC, the project's one time zone.
-    """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise InvalidOrderError(field, "is missing", "give a UTC timestamp")
-    if hasattr(value, "to_pydatetime"):  # pandas.Timestamp
-        if value != value:  # NaT
-            raise InvalidOrderError(field, "is missing (NaT)", "give a UTC timestamp")
-        value = value.to_pydatetime()
-    if isinstance(value, bool):
-        raise InvalidOrderError(field, f"is a boolean ({value!r})", "give a UTC timestamp")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise InvalidOrderError(field, f"is not finite ({value!r})", "give a UTC timestamp")
-        value = datetime.fromtimestamp(value, UTC)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-        except ValueError:
+def _as_frame(records: Any) -> pd.DataFrame:
+    if isinstance(records, pd.DataFrame):
+        return records.reset_index(drop=True)
+    if isinstance(records, Mapping):
+        records = [records]
+    records = list(records)
+    for position, record in enumerate(records):
+        if not isinstance(record, Mapping):
             raise InvalidOrderError(
-                field,
-                f"is not a timestamp ({value!r})",
-                "use ISO 8601, e.g. '2026-01-05T10:00:00Z'",
-            ) from None
-    if not isinstance(value, datetime):
-        raise InvalidOrderError(
-            field, f"has type {type(value).__name__}", "give a datetime or ISO 8601 text"
-        )
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    if not 1970 <= value.year <= 2999:
-        raise InvalidOrderError(field, f"is out of range ({value.isoformat()})", "use years 1970-2999")
-    return value
-
-
-def _validate_one(record: Mapping[str, Any], position: int) -> dict[str, Any]:
-    order_id = record.get(KEY)
-    where = f"order {order_id!r}" if isinstance(order_id, str) and order_id else f"record {position}"
-    try:
-        unknown = set(record) - set(ORDER_FIELDS)
-        if unknown:
-            name = sorted(unknown)[0]
-            raise InvalidOrderError(
-                name, "is not an order field", f"use only {', '.join(ORDER_FIELDS)}"
+                "<record>",
+                f"is a {type(record).__name__}, not a mapping",
+                "pass dicts or a pandas DataFrame",
+                f"record {position}",
             )
-        order: dict[str, Any] = {}
-        for name in STRING_FIELDS:
-            value = record.get(name)
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                raise InvalidOrderError(name, "is missing", "give a non-empty string")
-            if not isinstance(value, str):
-                raise InvalidOrderError(
-                    name, f"has type {type(value).__name__} ({value!r})", "give a string"
-                )
-            if not value.strip():
-                raise InvalidOrderError(name, "is empty", "give a non-empty string")
-            order[name] = value
-        order["order_ts"] = parse_timestamp(record.get("order_ts"))
-        order["quantity"] = _quantity(record.get("quantity"))
-        order["unit_price"] = _unit_price(record.get("unit_price"))
-    except InvalidOrderError as error:
-        raise error.at(where) from None
-    return {name: order[name] for name in ORDER_FIELDS}
+    return (
+        pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(ORDER_FIELDS))
+    )
 
 
-def _quantity(value: Any) -> int:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise InvalidOrderError("quantity", "is missing", "give a whole number of units, 1 or more")
-    if isinstance(value, bool) or not isinstance(value, int | float) and not hasattr(value, "dtype"):
-        raise InvalidOrderError(
-            "quantity", f"has type {type(value).__name__} ({value!r})", "give a whole number"
-        )
-    if float(value) != int(value):
-        raise InvalidOrderError("quantity", f"is not whole ({value!r})", "give a whole number")
-    if int(value) < 1:
-        raise InvalidOrderError(
-            "quantity", f"is {int(value)}", "give 1 or more; cancel an order with orders.delete"
-        )
-    if int(value) > 2**31 - 1:
-        raise InvalidOrderError("quantity", f"is too large ({value!r})", "give at most 2147483647")
-    return int(value)
+def _where(frame: pd.DataFrame, row: int) -> str:
+    order_id = frame[KEY].iloc[row] if KEY in frame else None
+    return f"order {order_id!r}" if isinstance(order_id, str) and order_id else f"record {row}"
 
 
-def _unit_price(value: Any) -> float:
-    if value is None:
-        raise InvalidOrderError("unit_price", "is missing", "give a price of 0 or more")
-    if isinstance(value, bool) or not isinstance(value, int | float) and not hasattr(value, "dtype"):
-        raise InvalidOrderError(
-            "unit_price", f"has type {type(value).__name__} ({value!r})", "give a number"
-        )
-    price = float(value)
-    if not math.isfinite(price):
-        raise InvalidOrderError("unit_price", f"is not finite ({value!r})", "give a finite price")
-    if price < 0:
-        raise InvalidOrderError("unit_price", f"is negative ({price})", "give a price of 0 or more")
-    return price
+def _first_bad(frame: pd.DataFrame, bad: np.ndarray, field: str, problem, fix: str) -> None:
+    """Raise for the first row flagged in ``bad``; ``problem`` formats that row's value."""
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = frame[field].iloc[row] if field in frame else None
+        raise InvalidOrderError(field, problem(value), fix, _where(frame, row))
 
 
-def validate_orders(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Check and normalise orders; raise :class:`InvalidOrderError` naming the first bad field.
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
 
-    Returns orders with every field present, ``order_ts`` as an aware UTC datetime,
-    ``quantity`` as int and ``unit_price`` as float.
+
+def _describe(value: Any) -> str:
+    if _missing(value):
+        return "is missing"
+    return f"has type {type(value).__name__} ({value!r})"
+
+
+def validate_orders(records: Any) -> pd.DataFrame:
+    """Check and normalise orders; raise :class:`InvalidOrderError` naming the order and field.
+
+    ``records`` is a DataFrame, a dict, or dicts. Returns a DataFrame with the columns of
+    ``ORDER_FIELDS`` in order: strings, ``order_ts`` as UTC ``datetime64[ms]``, ``quantity`` as
+    int64 and ``unit_price`` as float64. Naive timestamps are taken as UTC.
     """
-    return [_validate_one(record, position) for position, record in enumerate(records)]
+    frame = _as_frame(records)
+    unknown = [name for name in frame.columns if name not in ORDER_FIELDS]
+    if unknown:
+        raise InvalidOrderError(
+            str(unknown[0]),
+            "is not an order field",
+            f"use only {', '.join(ORDER_FIELDS)}",
+            _where(frame, 0),
+        )
+    for name in ORDER_FIELDS:
+        if name not in frame:
+            raise InvalidOrderError(name, "is missing", "give every order field", _where(frame, 0))
+    if frame.empty:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in ORDER_FIELDS})
+    out = {}
+    for name in STRING_FIELDS:
+        column = frame[name]
+        is_text = column.map(type).isin((str, np.str_)).to_numpy()
+        _first_bad(frame, ~is_text, name, _describe, "give a non-empty string")
+        text = column.astype(str)
+        empty = (text.str.strip() == "").to_numpy()
+        _first_bad(frame, empty, name, lambda _: "is empty", "give a non-empty string")
+        out[name] = text.astype(object)
+    out["order_ts"] = _timestamps(frame)
+    out["quantity"] = _quantities(frame)
+    out["unit_price"] = _prices(frame)
+    return pd.DataFrame(out, columns=list(ORDER_FIELDS))
 
 
-def order_to_item(order: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """A validated order as a DynamoDB item in AttributeValue JSON."""
-    item = {name: {"S": order[name]} for name in STRING_FIELDS}
-    item["order_ts"] = {"S": format_timestamp(order["order_ts"])}
-    item["quantity"] = {"N": str(order["quantity"])}
-    item["unit_price"] = {"N": repr(float(order["unit_price"]))}
-    return {name: item[name] for name in ORDER_FIELDS}
+def _timestamps(frame: pd.DataFrame) -> pd.Series:
+    column = frame["order_ts"]
+    fix = "use ISO 8601 UTC, e.g. '2026-01-05T10:00:00Z'"
+    if pd.api.types.is_bool_dtype(column):
+        _first_bad(frame, np.ones(len(column), bool), "order_ts", _describe, fix)
+    if pd.api.types.is_numeric_dtype(column):
+        parsed = pd.to_datetime(column, unit="s", utc=True, errors="coerce")
+    elif isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(column):
+        parsed = pd.to_datetime(column, utc=True)
+    else:
+        kinds = column.map(type)
+        odd = ~kinds.isin((str, datetime, pd.Timestamp)).to_numpy()
+        _first_bad(frame, odd, "order_ts", _describe, fix)
+        parsed = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns, UTC]")
+        for kind in (str, datetime, pd.Timestamp):
+            chosen = (kinds == kind).to_numpy()
+            if chosen.any():
+                values = column[chosen]
+                try:
+                    converted = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+                except (ValueError, TypeError):
+                    converted = pd.to_datetime(values, utc=True, format="mixed", errors="coerce")
+                parsed[chosen] = converted
+    bad = parsed.isna().to_numpy()
+    _first_bad(
+        frame,
+        bad,
+        "order_ts",
+        lambda v: _describe(v) if _missing(v) else f"is not a timestamp ({v!r})",
+        fix,
+    )
+    years = parsed.dt.year.to_numpy()
+    _first_bad(
+        frame,
+        (years < 1970) | (years > 2999),
+        "order_ts",
+        lambda v: f"is out of range ({v!r})",
+        "use years 1970-2999",
+    )
+    return parsed.dt.floor("ms").astype("datetime64[ms, UTC]")
+
+
+def _numbers(frame: pd.DataFrame, name: str, fix: str) -> np.ndarray:
+    column = frame[name]
+    if pd.api.types.is_bool_dtype(column):
+        _first_bad(frame, np.ones(len(column), bool), name, _describe, fix)
+    if pd.api.types.is_numeric_dtype(column):
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        is_number = column.map(
+            lambda v: (
+                isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+            )
+        ).to_numpy()
+        _first_bad(frame, ~is_number, name, _describe, fix)
+        values = column.to_numpy(dtype=float)
+    _first_bad(frame, np.isnan(values), name, _describe, fix)
+    return values
+
+
+def _quantities(frame: pd.DataFrame) -> np.ndarray:
+    fix = "give a whole number of units, 1 or more (cancel an order with orders.delete)"
+    values = _numbers(frame, "quantity", fix)
+    _first_bad(
+        frame, values != np.floor(values), "quantity", lambda v: f"is not whole ({v!r})", fix
+    )
+    _first_bad(frame, values < 1, "quantity", lambda v: f"is {v!r}", fix)
+    _first_bad(frame, values > 2**31 - 1, "quantity", lambda v: f"is too large ({v!r})", fix)
+    return values.astype(np.int64)
+
+
+def _prices(frame: pd.DataFrame) -> np.ndarray:
+    fix = "give a finite price of 0 or more"
+    values = _numbers(frame, "unit_price", fix)
+    _first_bad(frame, ~np.isfinite(values), "unit_price", lambda v: f"is not finite ({v!r})", fix)
+    _first_bad(frame, values < 0, "unit_price", lambda v: f"is negative ({v!r})", fix)
+    return values + 0.0
+
+
+def items_json(orders: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """Validated orders as DynamoDB items in AttributeValue JSON text, and their item sizes.
+
+    Built column-wise with Arrow compute, so writing a million orders costs seconds, not minutes.
+    """
+    table = pa.Table.from_pandas(orders, preserve_index=False)
+    pieces: list[Any] = []
+    sizes = np.zeros(len(orders), dtype=np.int64)
+    for position, name in enumerate(ORDER_FIELDS):
+        opening = ("{" if position == 0 else ",") + f'"{name}":'
+        column = table[name]
+        if name in STRING_FIELDS or name == "order_ts":
+            if name == "order_ts":
+                text = pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
+            else:
+                text = _json_escape(column)
+            pieces += [opening + '{"S":"', text, '"}']
+            sizes += pc.binary_length(text if name == "order_ts" else column).to_numpy()
+        else:
+            text = pc.cast(column, pa.string())
+            pieces += [opening + '{"N":"', text, '"}']
+            sizes += (pc.utf8_length(text).to_numpy() + 1) // 2 + 1
+        sizes += len(name)
+    pieces.append("}")
+    joined = pc.binary_join_element_wise(*pieces, "")
+    return joined.to_pylist(), sizes
+
+
+def _json_escape(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """JSON string contents: backslash and quote escaped; control characters via json."""
+    if pc.any(pc.match_substring_regex(column, r"[\x00-\x1f\x7f]")).as_py():
+        return pa.chunked_array(
+            [pa.array([json.dumps(v, ensure_ascii=False)[1:-1] for v in column.to_pylist()])]
+        )
+    escaped = pc.replace_substring(column, "\\", "\\\\")
+    return pc.replace_substring(escaped, '"', '\\"')
 
 
 def item_to_order(item: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
     """A DynamoDB item (AttributeValue JSON) back to an order dict."""
     order: dict[str, Any] = {name: item[name]["S"] for name in STRING_FIELDS}
-    order["order_ts"] = parse_timestamp(item["order_ts"]["S"])
+    order["order_ts"] = datetime.fromisoformat(item["order_ts"]["S"].replace("Z", "+00:00"))
     order["quantity"] = int(item["quantity"]["N"])
     order["unit_price"] = float(item["unit_price"]["N"])
     return {name: order[name] for name in ORDER_FIELDS}
@@ -206,5 +280,9 @@ def item_size(item: Mapping[str, Mapping[str, str]]) -> int:
     for name, value in item.items():
         ((kind, text),) = value.items()
         size += len(name.encode())
-        size += len(text.encode()) if kind == "S" else (len(text.strip("-").replace(".", "")) + 1) // 2 + 1
+        size += (
+            len(text.encode())
+            if kind == "S"
+            else (len(text.strip("-").replace(".", "")) + 1) // 2 + 1
+        )
     return size

@@ -1,23 +1,33 @@
 """Functions (AWS Lambda): call a handler with the event and a context, as the runtime does.
 
 The handler is imported from its module path (``helpers.transform.lambda_handler``), the same
-file that is zipped for AWS. Its ``logging`` output goes to ``<logs>/<function>.log``, the local
-stand-in for the CloudWatch log group ``/aws/lambda/<function>``.
+file that is zipped for AWS, in worker processes of its own. Its ``logging`` output goes to
+``<logs>/<function>.log``, the local stand-in for the CloudWatch log group
+``/aws/lambda/<function>``.
 
-Not emulated: isolation (the handler runs in the caller's process and thread), cold starts,
-concurrency limits, the 6 MB payload limit (the caller keeps under it), and layers.
+Not emulated: memory limits, the JSON round trip of payloads (events travel pickled over
+pipes), the 6 MB
+payload limit (the caller keeps under it), versions, aliases and layers.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import pickle
+import queue
+import select
+import subprocess
+import sys
 import time
 import traceback
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from helpers.config import PROJECT_ROOT
 
 
 class FunctionError(Exception):
@@ -48,8 +58,44 @@ class Context:
         return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
 
 
+class _Worker:
+    """One runtime process: reads pickled (event, context) frames on stdin, answers on stdout."""
+
+    def __init__(self, handler: str, log_path: Path, logger_name: str):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", __name__, handler, str(log_path), logger_name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=PROJECT_ROOT,
+        )
+
+    def call(self, event: dict[str, Any], context: Context, timeout_s: float) -> tuple[bool, Any]:
+        _write_frame(self.process.stdin, (event, context))
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
+        if not ready:
+            raise TimeoutError
+        return _read_frame(self.process.stdout)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
 class Function:
-    """A Lambda function backed by an importable handler."""
+    """A Lambda function backed by an importable handler, run in runtime processes.
+
+    As on AWS, the handler runs apart from its caller: in ``concurrency`` runtime processes
+    (the function's reserved concurrency), so invocations run beside the caller's own work,
+    on another core, and a crash of the handler's process fails one invocation, not the caller.
+    """
 
     def __init__(
         self,
@@ -60,32 +106,104 @@ class Function:
         logger_name: str,
         timeout_s: float = 60.0,
         memory_mb: int = 256,
+        concurrency: int = 1,
     ):
-        self.name, self.arn, self.timeout_s, self.memory_mb = name, arn, timeout_s, memory_mb
-        module_name, _, attribute = handler.rpartition(".")
-        self.handler = getattr(importlib.import_module(module_name), attribute)
+        self.name, self.arn, self.handler = name, arn, handler
+        self.timeout_s, self.memory_mb = timeout_s, memory_mb
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
-        self._log_handler = logging.FileHandler(self.log_path, encoding="utf-8")
-        self._log_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-        )
-        self._logger = logging.getLogger(logger_name)
-        self._logger.addHandler(self._log_handler)
-        self._logger.propagate = False
-        self._logger.setLevel(logging.INFO)
+        self.logger_name = logger_name
+        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
+        for _ in range(concurrency):
+            self._idle.put(None)  # a slot; its runtime starts on first use (the cold start)
+        self._calls = ThreadPoolExecutor(concurrency, thread_name_prefix=f"lambda-{name}")
+        self._workers: list[_Worker] = []
+
+    def invoke_async(self, event: dict[str, Any]) -> Future:
+        """Start an invocation; :meth:`result` waits for it."""
+        return self._calls.submit(self._call, event)
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        """Invoke synchronously (RequestResponse); raise :class:`FunctionError` on failure."""
+        """Invoke and wait (RequestResponse)."""
+        return self.result(self.invoke_async(event))
+
+    def result(self, future: Future) -> Any:
+        """The invocation's payload; raise :class:`FunctionError` as Lambda reports failures."""
+        ok, payload = future.result()
+        if not ok:
+            raise FunctionError(*payload)
+        return payload
+
+    def _call(self, event: dict[str, Any]) -> tuple[bool, Any]:
+        worker = self._idle.get()
+        if worker is None:
+            worker = _Worker(self.handler, self.log_path, self.logger_name)
+            self._workers.append(worker)
         context = Context(self.name, self.arn, self.memory_mb, self.timeout_s)
         try:
-            return self.handler(event, context)
-        except Exception as error:
-            self._logger.error(
-                "RequestId %s failed\n%s", context.aws_request_id, traceback.format_exc()
-            )
-            raise FunctionError(type(error).__name__, str(error)) from error
+            answer = worker.call(event, context, self.timeout_s)
+        except TimeoutError:
+            worker.kill()
+            self._workers.remove(worker)
+            self._idle.put(None)
+            return False, ("Sandbox.Timedout", f"Task timed out after {self.timeout_s:.2f} seconds")
+        except (EOFError, OSError, pickle.UnpicklingError) as error:
+            worker.kill()
+            self._workers.remove(worker)
+            self._idle.put(None)
+            return False, ("Runtime.ExitError", f"the runtime exited: {error!r}")
+        self._idle.put(worker)
+        return answer
 
     def close(self) -> None:
-        self._logger.removeHandler(self._log_handler)
-        self._log_handler.close()
+        self._calls.shutdown(wait=True)
+        for worker in self._workers:
+            worker.stop()
+        self._workers.clear()
+
+
+def _write_frame(stream: BinaryIO, value: Any) -> None:
+    body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(body).to_bytes(8, "big") + body)
+    stream.flush()
+
+
+def _read_frame(stream: BinaryIO) -> Any:
+    header = stream.read(8)
+    if len(header) < 8:
+        raise EOFError("the runtime closed its output")
+    size = int.from_bytes(header, "big")
+    body = stream.read(size)
+    if len(body) < size:
+        raise EOFError("the runtime closed its output mid-answer")
+    return pickle.loads(body)
+
+
+def _serve(handler: str, log_path: str, logger_name: str) -> None:
+    """The runtime loop: import the handler (cold start), then answer invocations until EOF."""
+    module_name, _, attribute = handler.rpartition(".")
+    function = getattr(importlib.import_module(module_name), attribute)
+    file_handler = logging.FileHandler(log_path, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(file_handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # handler prints must not corrupt the answer channel
+    while True:
+        try:
+            event, context = _read_frame(requests)
+        except EOFError:
+            return
+        context.started = time.monotonic()
+        try:
+            answer = (True, function(event, context))
+        except Exception as error:
+            logger.error("RequestId %s failed\n%s", context.aws_request_id, traceback.format_exc())
+            answer = (False, (type(error).__name__, str(error)))
+        _write_frame(answers, answer)
+
+
+if __name__ == "__main__":
+    _serve(*sys.argv[1:4])

@@ -21,9 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from helpers.exceptions import OrderNotFoundError
 from helpers.local.sqlite import Database
-from helpers.schema import KEY, item_size, item_to_order, order_to_item, validate_orders
+from helpers.schema import KEY, item_size, item_to_order, items_json, validate_orders
 
 SEQUENCE_BASE = 10**20
 """Stream sequence numbers are 21-digit decimal strings, as DynamoDB's are (numerically ordered)."""
@@ -57,9 +59,7 @@ class Table:
         self.db = Database(path, _SCHEMA)
         with self.db.write() as connection:
             label = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-            connection.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('stream_label', ?)", (label,)
-            )
+            connection.execute("INSERT OR IGNORE INTO meta VALUES ('stream_label', ?)", (label,))
         label = self.db.scalar("SELECT value FROM meta WHERE name = 'stream_label'")
         self.arn = f"arn:aws:dynamodb:{region}:{account_id}:table/{name}"
         self.stream_arn = f"{self.arn}/stream/{label}"
@@ -75,50 +75,50 @@ class Table:
 
     # writes -------------------------------------------------------------------------------
 
-    def put_items(self, orders: Sequence[Mapping[str, Any]]) -> None:
+    def put_items(self, orders: pd.DataFrame) -> None:
         """PutItem for each validated order, in order: a new key is an INSERT, an existing one
         is overwritten (MODIFY, with the old image)."""
-        self._write([(order[KEY], order_to_item(order)) for order in orders])
+        texts, sizes = items_json(orders)
+        self._write(list(zip(orders[KEY].tolist(), texts, sizes.tolist(), strict=True)))
 
     def update_items(self, changes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """UpdateItem with a condition that the item exists; returns the new orders.
 
         Every change is checked (existence and schema) before anything is written.
         """
-        keys = [change[KEY] for change in changes]
-        current = self._items(keys)
+        current = self._items([change[KEY] for change in changes])
         merged: dict[str, dict[str, Any]] = {}
         staged = []
         for change in changes:
             key = change[KEY]
-            base = merged.get(key)
-            if base is None:
+            if key not in merged:
                 if key not in current:
                     raise OrderNotFoundError(key)
-                base = item_to_order(json.loads(current[key]))
-            order = validate_orders([{**base, **change}])[0]
-            merged[key] = order
-            staged.append(order)
-        self._write([(order[KEY], order_to_item(order)) for order in staged])
-        return staged
+                merged[key] = item_to_order(json.loads(current[key]))
+            merged[key] = {**merged[key], **change}
+            staged.append(merged[key])
+        orders = validate_orders(staged)
+        self.put_items(orders)
+        return orders.to_dict("records")
 
     def delete_items(self, keys: Iterable[str]) -> int:
         """DeleteItem for each key; a missing key is a no-op (and no stream record)."""
-        return self._write([(key, None) for key in keys])
+        return self._write([(key, None, 0) for key in keys])
 
-    def _write(self, changes: Sequence[tuple[str, dict | None]]) -> int:
-        """Apply item changes (None deletes) with their stream records in one transaction."""
+    def _write(self, changes: Sequence[tuple[str, str | None, int]]) -> int:
+        """Apply (key, item JSON or None to delete, item size) changes with their stream
+        records, in one transaction."""
         if not changes:
             return 0
         now = time.time()
         created = int(now)
         with self.db.write() as connection:
-            old = self._items([key for key, _ in changes], connection)
+            old = self._items([key for key, _, _ in changes], connection)
             seq = connection.execute("SELECT coalesce(max(seq), 0) FROM stream").fetchone()[0]
             upserts, deletes, records = [], [], []
-            for key, item in changes:
+            for key, text, size in changes:
                 old_text = old.get(key)
-                if item is None:
+                if text is None:
                     if old_text is None:
                         continue
                     deletes.append((key,))
@@ -126,10 +126,8 @@ class Table:
                     body = ',"OldImage":' + old_text
                     name, size = "REMOVE", item_size(json.loads(old_text))
                 else:
-                    text = _dumps(item)
                     upserts.append((key, text))
                     old[key] = text
-                    size = item_size(item)
                     if old_text is None:
                         name, body = "INSERT", ',"NewImage":' + text
                     else:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from helpers.local.awslambda import Function, FunctionError
@@ -49,7 +50,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 COUNTERS = ("received", "ok", "dropped", "failed")
-_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
+_JSON_OPTIONS = pj.ParseOptions(explicit_schema=LAKE_SCHEMA, unexpected_field_behavior="ignore")
 
 
 @dataclass
@@ -153,8 +154,12 @@ class DeliveryStream:
         rows_by_partition: dict[tuple[str, ...], list[tuple[Record, dict]]] = defaultdict(list)
         failures: list[_Failure] = []
         counts = {"received": len(buffer), "ok": 0, "dropped": 0, "failed": 0}
+        invocations = []
         for batch in self._invocation_batches(buffer):
-            for record, result, payload in self._transform(batch, failures):
+            event = self._event(batch)
+            invocations.append((batch, event, self.function.invoke_async(event)))
+        for batch, event, future in invocations:
+            for record, result, payload in self._transform(batch, event, future, failures):
                 if result == "Dropped":
                     counts["dropped"] += 1
                     continue
@@ -237,14 +242,15 @@ class DeliveryStream:
             ],
         }
 
-    def _transform(self, batch: Sequence[Record], failures: list[_Failure]):
+    def _transform(self, batch: Sequence[Record], event: dict, future, failures: list[_Failure]):
         """Yield (record, result, response record) for Ok and Dropped; collect the failed."""
-        event = self._event(batch)
         encoded = {entry["recordId"]: entry["data"] for entry in event["records"]}
         error = None
-        for _ in range(LAMBDA_RETRIES + 1):
+        for attempt in range(LAMBDA_RETRIES + 1):
             try:
-                response = self.function.invoke(event)
+                response = self.function.result(
+                    future if attempt == 0 else self.function.invoke_async(event)
+                )
                 break
             except FunctionError as caught:
                 error = caught
@@ -270,17 +276,15 @@ class DeliveryStream:
                 code, message = problem
             elif payload["result"] == "ProcessingFailed":
                 code, message = (
-                    "Lambda.ProcessingFailed",
-                    "The Lambda function returned ProcessingFailed for this record.",
+                    "Lambda.ProcessingFailedStatus",
+                    "ProcessingFailed status set for record",
                 )
             else:
                 yield record, payload["result"], payload
                 continue
             data = payload.get("data") if isinstance(payload, dict) else None
             failures.append(
-                _Failure(
-                    record, "processing-failed", code, message, data or encoded[record_id]
-                )
+                _Failure(record, "processing-failed", code, message, data or encoded[record_id])
             )
 
     # conversion and writing ---------------------------------------------------------------
@@ -288,32 +292,34 @@ class DeliveryStream:
     def _to_arrow(
         self, rows: Sequence[tuple[Record, dict]], failures: list[_Failure]
     ) -> tuple[pa.Table, list[Record]]:
-        """Deserialize the Lambda's JSON and convert it to the lake schema, as Firehose's
-        record format conversion does; a record that does not fit goes to the errors."""
-        parsed: list[tuple[Record, dict, dict]] = []
+        """Deserialize the Lambda's JSON into the lake schema, as Firehose's record format
+        conversion does; a record that does not fit goes to the errors."""
+        decoded: list[tuple[Record, dict, bytes]] = []
         for record, payload in rows:
             try:
-                document = json.loads(base64.b64decode(payload["data"], validate=True))
-                if not isinstance(document, dict):
-                    raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+                data = base64.b64decode(payload["data"], validate=True)
             except (ValueError, binascii.Error) as error:
-                failures.append(self._conversion_failure(record, payload, str(error)))
+                failures.append(self._conversion_failure(record, payload, f"not base64: {error}"))
                 continue
-            parsed.append((record, payload, document))
+            decoded.append((record, payload, data if data.endswith(b"\n") else data + b"\n"))
         try:
-            table = _columns_to_table([document for _, _, document in parsed])
-            return table, [record for record, _, _ in parsed]
-        except _CONVERSION_ERRORS:
+            table = _read_json(b"".join(data for _, _, data in decoded))
+            if table.num_rows == len(decoded):
+                return table, [record for record, _, _ in decoded]
+        except pa.ArrowInvalid:
             pass
-        good: list[tuple[Record, dict, dict]] = []
-        for record, payload, document in parsed:
+        tables, kept = [], []
+        for record, payload, data in decoded:
             try:
-                _columns_to_table([document])
-            except _CONVERSION_ERRORS as error:
+                table = _read_json(data)
+                if table.num_rows != 1:
+                    raise pa.ArrowInvalid(f"expected one JSON object, found {table.num_rows}")
+            except pa.ArrowInvalid as error:
                 failures.append(self._conversion_failure(record, payload, str(error)))
                 continue
-            good.append((record, payload, document))
-        return _columns_to_table([document for _, _, document in good]), [r for r, _, _ in good]
+            tables.append(table)
+            kept.append(record)
+        return (pa.concat_tables(tables) if tables else LAKE_SCHEMA.empty_table()), kept
 
     def _conversion_failure(self, record: Record, payload: dict, reason: str) -> _Failure:
         return _Failure(
@@ -393,7 +399,11 @@ def _response_records(response: Any) -> dict[str, Any]:
 def _response_problem(payload: Any) -> tuple[str, str] | None:
     """Why Firehose would reject a response record, or None when it is well formed."""
     if payload is None:
-        return "Lambda.MissingRecordId", "The Lambda response did not return this recordId."
+        return (
+            "Lambda.MissingRecordId",
+            "One or more record Ids were not returned. Ensure that the Lambda function returns "
+            "all received record Ids.",
+        )
     if payload.get("result") not in ("Ok", "Dropped", "ProcessingFailed"):
         return (
             "Lambda.InvalidRecordResult",
@@ -404,12 +414,8 @@ def _response_problem(payload: Any) -> tuple[str, str] | None:
     return None
 
 
-def _columns_to_table(documents: Sequence[dict]) -> pa.Table:
-    arrays = []
-    for spec in LAKE_SCHEMA:
-        values = [document.get(spec.name) for document in documents]
-        if pa.types.is_timestamp(spec.type):
-            arrays.append(pa.array(values, pa.string()).cast(spec.type))
-        else:
-            arrays.append(pa.array(values, spec.type))
-    return pa.Table.from_arrays(arrays, schema=LAKE_SCHEMA)
+def _read_json(lines: bytes) -> pa.Table:
+    """Newline-delimited JSON objects as a table of the lake schema (unknown keys ignored)."""
+    if not lines.strip():
+        return LAKE_SCHEMA.empty_table()
+    return pj.read_json(pa.BufferReader(lines), parse_options=_JSON_OPTIONS)

@@ -57,14 +57,9 @@ class Record:
 
 def even_shards(count: int) -> list[Shard]:
     """Shards splitting the hash key space evenly, as CreateStream does."""
-    width = HASH_SPACE // count
+    starts = [index * HASH_SPACE // count for index in range(count)] + [HASH_SPACE]
     return [
-        Shard(
-            index,
-            f"shardId-{index:012d}",
-            index * width,
-            HASH_SPACE - 1 if index == count - 1 else (index + 1) * width - 1,
-        )
+        Shard(index, f"shardId-{index:012d}", starts[index], starts[index + 1] - 1)
         for index in range(count)
     ]
 

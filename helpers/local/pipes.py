@@ -19,7 +19,9 @@ from helpers.local.dynamodb import Table
 from helpers.local.kinesis import Stream
 from helpers.local.sqlite import Database
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER);"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER);"
+)
 
 
 class Pipe:

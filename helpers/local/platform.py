@@ -141,7 +141,7 @@ class LocalPlatform(Platform):
         """Take the consumer lock if it is free and start the pollers."""
         if self._pollers or not self._consume:
             return bool(self._pollers)
-        handle = open(self._lock_path, "a+")
+        handle = open(self._lock_path, "a+")  # noqa: SIM115 (held while consuming)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -218,15 +218,26 @@ class LocalPlatform(Platform):
         rows = [
             ("table", self.table.count(), 0, 0, None, "items"),
             ("change stream", table_seq, table_seq - pipe_seq, 0, None, "stream records"),
-            ("kinesis stream", sum(stream_tops.values()),
-             sum(max(0, stream_tops[s] - delivered[s]) for s in stream_tops), 0, None,
-             f"{len(stream_tops)} shards"),
-            ("lake", counters["ok"], 0, counters["failed"],
-             None if last is None else round(now - last, 3),
-             f"{len(data)} objects, {len(errors)} error objects, {counters['dropped']} dropped"),
+            (
+                "kinesis stream",
+                sum(stream_tops.values()),
+                sum(max(0, stream_tops[s] - delivered[s]) for s in stream_tops),
+                0,
+                None,
+                f"{len(stream_tops)} shards",
+            ),
+            (
+                "lake",
+                counters["ok"],
+                0,
+                counters["failed"],
+                None if last is None else round(now - last, 3),
+                f"{len(data)} objects, {len(errors)} error objects, {counters['dropped']} dropped",
+            ),
         ]
         frame = pd.DataFrame(
-            rows, columns=["stage", "records", "pending", "failed", "seconds_since_delivery", "detail"]
+            rows,
+            columns=["stage", "records", "pending", "failed", "seconds_since_delivery", "detail"],
         )
         frame.attrs["consuming"] = self.consuming
         frame.attrs["errors"] = errors_by_poller
@@ -238,9 +249,13 @@ class LocalPlatform(Platform):
             [(o.key, o.size, o.last_modified) for o in objects],
             columns=["key", "size", "last_modified"],
         )
-        parts = frame["key"].str.extract(
-            "/".join(f"{name}=(?P<{name}>[^/]+)" for name in PARTITION_KEYS)
-        ) if len(frame) else pd.DataFrame(columns=list(PARTITION_KEYS))
+        parts = (
+            frame["key"].str.extract(
+                "/".join(f"{name}=(?P<{name}>[^/]+)" for name in PARTITION_KEYS)
+            )
+            if len(frame)
+            else pd.DataFrame(columns=list(PARTITION_KEYS))
+        )
         return pd.concat([frame, parts], axis=1)
 
     def read_lake(self, limit: int | None = None) -> pd.DataFrame:
