@@ -78,7 +78,7 @@ class Settings:
         values: dict[str, Any] = {}
         for spec in dataclasses.fields(cls):
             raw = os.environ.get(f"SALESCAST_{spec.name.upper()}")
-            if raw is not None:
+            if raw is not None and overrides.get(spec.name) is None:
                 values[spec.name] = _coerce(spec, raw)
         for name, value in overrides.items():
             if value is None:

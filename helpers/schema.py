@@ -99,6 +99,8 @@ def _first_bad(frame: pd.DataFrame, bad: np.ndarray, field: str, problem, fix: s
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         value = frame[field].iloc[row] if field in frame else None
+        if isinstance(value, np.generic):
+            value = value.item()
         raise InvalidOrderError(field, problem(value), fix, _where(frame, row))
 
 

@@ -165,6 +165,18 @@ class LocalPlatform(Platform):
             poller.start()
         return True
 
+    def _consumer_pid(self) -> str | None:
+        """The pid of another process holding the consumer lock, or None if it is free."""
+        if not self._lock_path.exists():
+            return None
+        with open(self._lock_path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return handle.read().strip() or "unknown"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
     def flush(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         target = self.table.latest_sequence()
@@ -194,9 +206,13 @@ class LocalPlatform(Platform):
                 poller = next((p for p in self._pollers if stage.startswith(p.stage)), None)
                 if poller and poller.error:
                     hint = f"It keeps failing with: {poller.error!r} (see the log)."
+                elif not self._pollers and self._consumer_pid():
+                    hint = f"Process {self._consumer_pid()} consumes this root and is behind."
                 elif not self._pollers:
-                    holder = self._lock_path.read_text().strip() or "another process"
-                    hint = f"Process {holder} consumes this root; is it still running?"
+                    hint = (
+                        "Nothing consumes this root: connect with consume=True "
+                        "(the default) or run `salescast stream`."
+                    )
                 else:
                     hint = "It is running but slow; flush again with a longer timeout."
                 raise PipelineStuckError(stage, left, timeout, hint)

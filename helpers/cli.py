@@ -1,0 +1,138 @@
+"""The ``salescast`` command: stream orders, look at the lake, check the pipeline.
+
+Examples
+--------
+$ salescast stream --days 90                 # backfill 90 days of history, wait for the lake
+$ salescast stream --rate 200 --duration 60  # then stream live orders for a minute
+$ salescast lake                             # partitions, objects and a few records
+$ salescast status                           # records per stage, lag, failures
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+import helpers
+from helpers import generate
+from helpers.exceptions import SalescastError
+
+app = typer.Typer(
+    help="Sales forecasting workbench: stream orders to the lake, query and forecast them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+Root = Annotated[
+    Path | None,
+    typer.Option(help="Local state and lake folder [env SALESCAST_ROOT; default data/local]"),
+]
+Backend = Annotated[str | None, typer.Option(help="local or aws [env SALESCAST_BACKEND]")]
+
+
+def _connect(backend: str | None, root: Path | None, **settings) -> helpers.Platform:
+    try:
+        return helpers.connect(backend=backend, root=root, **settings)
+    except SalescastError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def _show(frame: pd.DataFrame) -> None:
+    typer.echo(frame.to_string(index=False) if len(frame) else "(none)")
+
+
+@app.command()
+def stream(
+    days: Annotated[int, typer.Option(help="Days of history to backfill (0 for none)")] = 90,
+    end: Annotated[str | None, typer.Option(help="First day not backfilled (ISO date)")] = None,
+    rate: Annotated[float, typer.Option(help="Live orders per second after the backfill")] = 0.0,
+    duration: Annotated[float, typer.Option(help="Seconds of live streaming")] = 0.0,
+    orders_per_day: Annotated[int, typer.Option(help="Baseline orders per day")] = 2000,
+    products: Annotated[int, typer.Option(help="Products in the catalog")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same orders")] = 42,
+    reset: Annotated[bool, typer.Option(help="Remove local state first")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the lake")] = 600.0,
+    root: Root = None,
+    backend: Backend = None,
+) -> None:
+    """Backfill history and/or stream live orders, then wait until the lake has them all."""
+    params = generate.SalesParams(seed=seed, orders_per_day=orders_per_day, n_products=products)
+    if reset:
+        _connect(backend, root, consume=False).teardown()
+    with _connect(backend, root) as platform:
+        if days:
+            typer.echo(f"backfilling {days} days of history (seed {seed})")
+            counts = platform.apply(generate.backfill(days, end=end, params=params))
+            typer.echo(f"  {counts}")
+        if rate and duration:
+            typer.echo(f"streaming {rate:g} orders/s for {duration:g}s")
+            total = math.floor(rate * duration)
+            counts = platform.apply(generate.live(rate, duration, params=params), total=total)
+            typer.echo(f"  {counts}")
+        typer.echo("waiting for the lake")
+        try:
+            platform.flush(timeout=timeout)
+        except SalescastError as error:
+            typer.secho(f"error: {error}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        _show(platform.status())
+
+
+@app.command()
+def lake(
+    records: Annotated[int, typer.Option(help="How many records to show")] = 5,
+    root: Root = None,
+    backend: Backend = None,
+) -> None:
+    """List the lake's partitions and objects, failed records, and show a few records."""
+    with _connect(backend, root, consume=False) as platform:
+        objects = platform.lake_objects()
+        typer.echo(f"{len(objects)} objects, {objects['size'].sum() if len(objects) else 0} bytes")
+        if len(objects):
+            partitions = (
+                objects.groupby(["year", "month", "day"])
+                .agg(objects=("key", "size"), bytes=("size", "sum"))
+                .reset_index()
+            )
+            typer.echo(f"{len(partitions)} partitions (first and last 5):")
+            _show(pd.concat([partitions.head(5), partitions.tail(5)]).drop_duplicates())
+        errors = platform.lake_objects(platform.settings.error_prefix)
+        typer.echo(f"{len(errors)} error objects under {platform.settings.error_prefix}")
+        if len(errors):
+            _show(errors[["key", "size", "last_modified"]].tail(5))
+        typer.echo("records:")
+        _show(platform.read_lake(limit=records))
+
+
+@app.command()
+def status(root: Root = None, backend: Backend = None) -> None:
+    """Records per stage, pending changes (lag), failures, and time since the last delivery."""
+    with _connect(backend, root, consume=False) as platform:
+        frame = platform.status()
+        _show(frame)
+        for stage, error in frame.attrs.get("errors", {}).items():
+            typer.secho(f"{stage} is failing: {error!r}", fg="red")
+
+
+@app.command()
+def teardown(
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm removal")] = False,
+    root: Root = None,
+    backend: Backend = None,
+) -> None:
+    """Remove the local state and lake (asks for --yes)."""
+    if not yes:
+        typer.secho("refusing to remove anything without --yes", fg="red", err=True)
+        raise typer.Exit(2)
+    platform = _connect(backend, root, consume=False)
+    platform.teardown()
+    typer.echo(f"removed {platform.settings.root}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,165 @@
+"""The platform end to end on the local backend: orders in, change log in the lake."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+import helpers
+from helpers.exceptions import InvalidOrderError, OrderNotFoundError, PipelineStuckError
+from helpers.schema import ORDER_FIELDS
+
+
+def latest_per_order(lake: pd.DataFrame) -> pd.DataFrame:
+    """The newest event of every order in the change log, by event_seq."""
+    return lake.sort_values("event_seq").groupby("order_id").tail(1).set_index("order_id")
+
+
+def table_frame(platform) -> pd.DataFrame:
+    from helpers.schema import item_to_order
+
+    orders = [item_to_order(item) for item in platform.table.scan()]
+    return pd.DataFrame(orders, columns=list(ORDER_FIELDS)).set_index("order_id")
+
+
+def assert_lake_matches_table(platform) -> None:
+    latest = latest_per_order(platform.read_lake())
+    live = latest[latest.event_name != "REMOVE"]
+    table = table_frame(platform)
+    assert sorted(live.index) == sorted(table.index)
+    joined = table.join(live, rsuffix="_lake")
+    assert (joined.quantity == joined.quantity_lake).all()
+    assert (joined.unit_price == joined.unit_price_lake).all()
+    assert (joined.product_id == joined.product_id_lake).all()
+    lake_ts = pd.to_datetime(joined.order_ts_lake).dt.tz_localize("UTC")
+    assert (lake_ts == pd.to_datetime(joined.order_ts, utc=True)).all()
+
+
+def test_put_update_delete_reach_the_lake(platform, make_orders):
+    orders = make_orders(500)
+    assert platform.orders.put(orders) == 500
+    updated = platform.orders.update(orders.order_id[0], quantity=9)
+    assert updated[0]["quantity"] == 9
+    assert platform.orders.delete([orders.order_id[1], "no-such-order"]) == 1
+    platform.flush(timeout=60)
+
+    assert platform.orders.count() == 499
+    assert platform.orders.get(orders.order_id[0])["quantity"] == 9
+    assert platform.orders.get(orders.order_id[1]) is None
+    lake = platform.read_lake()
+    assert len(lake) == 502
+    assert lake.event_name.value_counts().to_dict() == {"INSERT": 500, "MODIFY": 1, "REMOVE": 1}
+    removed = lake[lake.event_name == "REMOVE"].iloc[0]
+    assert removed.order_id == orders.order_id[1]
+    assert removed.quantity == orders.quantity[1]  # a REMOVE carries the old image
+    assert lake.product_name.iloc[0] == orders.product_name[0]  # quotes, backslash, unicode
+    assert_lake_matches_table(platform)
+
+
+def test_partitions_follow_the_order_date(platform, make_orders):
+    orders = make_orders(300)
+    platform.orders.put(orders)
+    platform.flush()
+    lake = platform.read_lake()
+    dates = pd.to_datetime(lake.order_ts)
+    assert (lake.year == dates.dt.strftime("%Y")).all()
+    assert (lake.month == dates.dt.strftime("%m")).all()
+    assert (lake.day == dates.dt.strftime("%d")).all()
+    objects = platform.lake_objects()
+    assert objects.key.str.match(
+        r"^sales/year=\d{4}/month=\d{2}/day=\d{2}/salescast-lake-delivery-1-"
+        r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}\.parquet$"
+    ).all()
+
+
+def test_generated_history_with_amendments_and_cancels(platform, history):
+    counts = platform.apply(history, progress=False)
+    assert counts["update"] > 0 and counts["delete"] > 0
+    platform.flush()
+    status = platform.status().set_index("stage")
+    assert status.loc["lake", "records"] == counts["put"] + counts["update"] + counts["delete"]
+    assert status.pending.sum() == 0 and status.failed.sum() == 0
+    assert_lake_matches_table(platform)
+
+
+def test_event_seq_orders_events_of_an_order(platform, make_orders):
+    orders = make_orders(3)
+    platform.orders.put(orders)
+    for quantity in (2, 3, 4):
+        platform.orders.update(orders.order_id[0], quantity=quantity)
+    platform.flush()
+    events = platform.read_lake().query("order_id == @orders.order_id[0]").sort_values("event_seq")
+    assert events.event_name.tolist() == ["INSERT", "MODIFY", "MODIFY", "MODIFY"]
+    assert events.quantity.tolist() == [orders.quantity[0], 2, 3, 4]
+    assert events.event_seq.str.len().eq(40).all()
+
+
+def test_bad_orders_are_refused_whole(platform, make_orders):
+    orders = make_orders(10)
+    orders.loc[7, "quantity"] = -2
+    with pytest.raises(InvalidOrderError, match=r"order 'o-1-000007': field 'quantity' is -2"):
+        platform.orders.put(orders)
+    assert platform.orders.count() == 0
+    with pytest.raises(OrderNotFoundError, match="not in the table"):
+        platform.orders.update("nope", quantity=1)
+    platform.orders.put(make_orders(2))
+    with pytest.raises(InvalidOrderError, match="field 'quantity'"):
+        platform.orders.update("o-1-000000", quantity=0)
+    assert platform.orders.get("o-1-000000")["quantity"] == make_orders(2).quantity[0]
+
+
+def test_flush_names_the_stuck_stage(tmp_path, make_orders):
+    with helpers.connect(root=tmp_path, consume=False) as producer:
+        producer.orders.put(make_orders(5))
+        producer._consume = False  # nobody may consume: the pipe cannot move
+        with pytest.raises(PipelineStuckError, match="pipe did not catch up") as caught:
+            producer.flush(timeout=0.3)
+        assert caught.value.pending == 5
+
+
+def test_a_second_process_does_not_consume(tmp_path, make_orders):
+    root = tmp_path / "root"
+    with helpers.connect(root=root) as owner:
+        assert owner.consuming
+        script = textwrap.dedent(
+            f"""
+            import helpers
+            with helpers.connect(root={str(root)!r}) as other:
+                print(other.consuming)
+            """
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        )
+        assert result.stdout.strip() == "False"
+        owner.orders.put(make_orders(20))
+        owner.flush()
+        assert len(owner.read_lake()) == 20
+
+
+def test_a_producer_takes_over_when_the_consumer_is_gone(tmp_path, make_orders):
+    root = tmp_path / "root"
+    owner = helpers.connect(root=root)
+    with helpers.connect(root=root) as producer:
+        assert not producer.consuming
+        producer.orders.put(make_orders(30))
+        owner.close()  # the consumer leaves; the producer's flush takes over
+        producer.flush(timeout=30)
+        assert producer.consuming
+        assert len(producer.read_lake()) == 30
+
+
+def test_settings_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("SALESCAST_PREFIX", "envtest")
+    monkeypatch.setenv("SALESCAST_SHARD_COUNT", "3")
+    settings = helpers.Settings.from_env(root=tmp_path)
+    assert settings.table_name == "envtest-orders" and settings.shard_count == 3
+    monkeypatch.setenv("SALESCAST_SHARD_COUNT", "three")
+    with pytest.raises(ValueError, match="SALESCAST_SHARD_COUNT"):
+        helpers.Settings.from_env()
+    with pytest.raises(ValueError, match="unknown backend 'gcp'"):
+        helpers.Settings.from_env(backend="gcp", shard_count=1)
