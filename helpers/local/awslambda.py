@@ -107,11 +107,12 @@ class Function:
         timeout_s: float = 60.0,
         memory_mb: int = 256,
         concurrency: int = 1,
+        log_name: str | None = None,
     ):
         self.name, self.arn, self.handler = name, arn, handler
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"{name}.log"
+        self.log_path = log_dir / f"{log_name or name}.log"
         self.logger_name = logger_name
         self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
         for _ in range(concurrency):

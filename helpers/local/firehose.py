@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import json
+import logging
 import time
 import uuid
 from collections import defaultdict
@@ -39,6 +41,8 @@ from helpers.local.sqlite import Database
 from helpers.schema import LAKE_SCHEMA, PARTITION_KEYS
 
 LAMBDA_RETRIES = 3
+_TRANSFORM_LOGGER = "salescast.transform"
+_CONTEXT = None  # the transform does not use its context
 FILE_EXTENSION = ".parquet"
 
 _SCHEMA = """
@@ -63,7 +67,12 @@ class _Failure:
 
 
 class DeliveryStream:
-    """A Firehose delivery stream: Kinesis source, Lambda processor, S3 Parquet destination."""
+    """A Firehose delivery stream: Kinesis source, Lambda processor, S3 Parquet destination.
+
+    This object is the control plane (reading shards, buffering, checkpoints, counters) and
+    lives in the caller's process; the data plane (invoking the Lambda, converting, writing
+    objects) runs in a runtime process of its own, so it uses another core.
+    """
 
     def __init__(
         self,
@@ -80,14 +89,33 @@ class DeliveryStream:
         region: str,
         account_id: str,
     ):
-        self.name, self.version = name, 1
+        self.name = name
         self.arn = f"arn:aws:firehose:{region}:{account_id}:deliverystream/{name}"
-        self.region = region
         self.source, self.function, self.bucket = source, function, bucket
-        self.prefix, self.error_prefix = prefix, error_prefix
+        self.plane = DataPlane(
+            name=name,
+            arn=self.arn,
+            region=region,
+            source_arn=source.arn,
+            handler=function.handler,
+            function_arn=function.arn,
+            bucket_root=str(bucket.path.parent),
+            bucket_name=bucket.name,
+            prefix=prefix,
+            error_prefix=error_prefix,
+            lambda_bytes_limit=int(lambda_buffer_size_mb * 1024 * 1024),
+        )
+        self.runtime = Function(
+            f"{name}-data-plane",
+            f"{__name__}.deliver_in_runtime",
+            self.arn,
+            function.log_path.parent,
+            function.logger_name,
+            timeout_s=900,
+            log_name=function.name,
+        )
         self.buffer_bytes_limit = int(buffer_size_mb * 1024 * 1024)
         self.buffer_interval_s = buffer_interval_s
-        self.lambda_bytes_limit = int(lambda_buffer_size_mb * 1024 * 1024)
         self.db = Database(state_path, _SCHEMA)
         self.positions = self.checkpoints()
         self._buffer: list[Record] = []
@@ -147,19 +175,60 @@ class DeliveryStream:
         return read
 
     def deliver(self) -> None:
-        """Transform, convert and write the buffer, then checkpoint the positions it covers."""
+        """Have the data plane write the buffer, then checkpoint the positions it covers."""
         buffer, positions = self._buffer, dict(self.positions)
         self._buffer, self._buffer_bytes, self._flush_requested = [], 0, False
+        try:
+            written, counts = self.runtime.invoke((self.plane, buffer))
+        except FunctionError:
+            self.positions = self.checkpoints()  # read the buffer again: at-least-once
+            raise
+        with self.db.write() as connection:
+            connection.executemany(
+                "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?)", written
+            )
+            connection.executemany(
+                "INSERT INTO counters VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                list(counts.items()),
+            )
+            connection.executemany(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", list(positions.items())
+            )
+
+    def close(self) -> None:
+        self.runtime.close()
+        self.db.close()
+
+
+@dataclass
+class DataPlane:
+    """What the data plane needs to deliver a buffer; small and picklable."""
+
+    name: str
+    arn: str
+    region: str
+    source_arn: str
+    handler: str
+    function_arn: str
+    bucket_root: str
+    bucket_name: str
+    prefix: str
+    error_prefix: str
+    lambda_bytes_limit: int
+    version: int = 1
+
+    def deliver(self, buffer: Sequence[Record]) -> tuple[list[tuple], dict[str, int]]:
+        """Transform, convert and write a buffer; returns the delivery rows and counts."""
+        module_name, _, attribute = self.handler.rpartition(".")
+        self._handler = getattr(importlib.import_module(module_name), attribute)
+        self._bucket = Bucket(Path(self.bucket_root), self.bucket_name)
         started = datetime.now(UTC)
         rows_by_partition: dict[tuple[str, ...], list[tuple[Record, dict]]] = defaultdict(list)
         failures: list[_Failure] = []
         counts = {"received": len(buffer), "ok": 0, "dropped": 0, "failed": 0}
-        invocations = []
         for batch in self._invocation_batches(buffer):
-            event = self._event(batch)
-            invocations.append((batch, event, self.function.invoke_async(event)))
-        for batch, event, future in invocations:
-            for record, result, payload in self._transform(batch, event, future, failures):
+            for record, result, payload in self._transform(batch, failures):
                 if result == "Dropped":
                     counts["dropped"] += 1
                     continue
@@ -189,18 +258,7 @@ class DeliveryStream:
         if failures:
             counts["failed"] += len(failures)
             written.extend(self._put_failures(failures, started))
-        with self.db.write() as connection:
-            connection.executemany(
-                "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?)", written
-            )
-            connection.executemany(
-                "INSERT INTO counters VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                list(counts.items()),
-            )
-            connection.executemany(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", list(positions.items())
-            )
+        return written, counts
 
     # transformation -----------------------------------------------------------------------
 
@@ -221,7 +279,7 @@ class DeliveryStream:
         return {
             "invocationId": str(uuid.uuid4()),
             "deliveryStreamArn": self.arn,
-            "sourceKinesisStreamArn": self.source.arn,
+            "sourceKinesisStreamArn": self.source_arn,
             "region": self.region,
             "records": [
                 {
@@ -242,18 +300,18 @@ class DeliveryStream:
             ],
         }
 
-    def _transform(self, batch: Sequence[Record], event: dict, future, failures: list[_Failure]):
+    def _transform(self, batch: Sequence[Record], failures: list[_Failure]):
         """Yield (record, result, response record) for Ok and Dropped; collect the failed."""
+        event = self._event(batch)
         encoded = {entry["recordId"]: entry["data"] for entry in event["records"]}
         error = None
-        for attempt in range(LAMBDA_RETRIES + 1):
+        for _ in range(LAMBDA_RETRIES + 1):
             try:
-                response = self.function.result(
-                    future if attempt == 0 else self.function.invoke_async(event)
-                )
+                response = self._handler(event, _CONTEXT)
                 break
-            except FunctionError as caught:
-                error = caught
+            except Exception as caught:
+                logging.getLogger(_TRANSFORM_LOGGER).error("invocation failed", exc_info=True)
+                error = FunctionError(type(caught).__name__, str(caught))
         else:
             for record in batch:
                 failures.append(
@@ -344,7 +402,7 @@ class DeliveryStream:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="snappy")
         body = sink.getvalue().to_pybytes()
-        self.bucket.put_object(key, body)
+        self._bucket.put_object(key, body)
         first = min(record.approximate_arrival_timestamp for record in records)
         return (key, "data", table.num_rows, len(body), first, time.time())
 
@@ -375,17 +433,20 @@ class DeliveryStream:
                     "rawData": failure.data,
                 }
                 if output_type == "processing-failed":
-                    document["lambdaArn"] = self.function.arn
+                    document["lambdaArn"] = self.function_arn
                 lines.append(json.dumps(document))
             key = self._object_key(prefix, when)
             body = ("\n".join(lines) + "\n").encode()
-            self.bucket.put_object(key, body)
+            self._bucket.put_object(key, body)
             first = min(failure.record.approximate_arrival_timestamp for failure in group)
             written.append((key, "error", len(group), len(body), first, time.time()))
         return written
 
-    def close(self) -> None:
-        self.db.close()
+
+def deliver_in_runtime(event: tuple[DataPlane, list[Record]], context: Any) -> tuple:
+    """The data plane's entry point in its runtime process."""
+    plane, buffer = event
+    return plane.deliver(buffer)
 
 
 def _response_records(response: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from helpers.local.sqlite import Database
 
@@ -43,9 +44,8 @@ class Shard:
     ending_hash_key: int
 
 
-@dataclass(frozen=True)
-class Record:
-    """One record as GetRecords returns it."""
+class Record(NamedTuple):
+    """One record as GetRecords returns it (a tuple, so buffers pickle fast)."""
 
     shard_id: str
     seq: int

@@ -1,0 +1,113 @@
+"""End-to-end throughput and freshness of the local pipeline, beside moto as the peer.
+
+Targets on a 2-core machine: at least 20,000 orders/s from the first put until everything is in
+the lake, and write-to-lake freshness p95 under 2 s while streaming live at 1,000 orders/s.
+
+Run: ``python -m benchmarks.pipeline [--orders 1000000] [--moto-orders 20000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+import helpers
+from benchmarks.moto_peer import run_moto_pipeline
+from helpers.config import PROJECT_ROOT
+from helpers.generate import SalesParams, backfill, live
+
+DEFAULT_ROOT = PROJECT_ROOT / "data" / "bench"
+
+
+def history(orders: int, days: int = 365, seed: int = 42) -> list:
+    """Generated changes holding about ``orders`` orders (puts), plus amendments and cancels."""
+    params = SalesParams(seed=seed, orders_per_day=max(1, orders // days))
+    return list(tqdm(backfill(days, end="2026-01-01", params=params), desc="generating"))
+
+
+def measure_throughput(root: Path, changes: list) -> dict:
+    """Seconds from the first put until flush returns, for pre-generated changes."""
+    shutil.rmtree(root, ignore_errors=True)
+    puts = sum(len(change.frame) for change in changes if change.action == "put")
+    total = sum(len(change.frame) for change in changes)
+    with helpers.connect(root=root) as platform:
+        started = time.perf_counter()
+        platform.apply(changes, total=total)
+        platform.flush(timeout=3600)
+        seconds = time.perf_counter() - started
+        lake_records = int(platform.status().set_index("stage").loc["lake", "records"])
+    return {
+        "orders": puts,
+        "changes": total,
+        "seconds": seconds,
+        "orders_per_s": puts / seconds,
+        "changes_per_s": total / seconds,
+        "lake_records": lake_records,
+    }
+
+
+def measure_freshness(root: Path, rate: float, seconds: float) -> dict:
+    """Stream live orders; freshness = when an order's object landed minus its order_ts."""
+    shutil.rmtree(root, ignore_errors=True)
+    with helpers.connect(root=root) as platform:
+        platform.apply(live(rate, seconds, params=SalesParams(seed=7)), total=int(rate * seconds))
+        platform.flush(timeout=600)
+        delays = []
+        for key, kind, _, _, _, delivered in platform.delivery.deliveries("data"):
+            table = pq.read_table(platform.bucket.local_path(key), columns=["order_ts", "event_name"])
+            inserted = table.to_pandas().query("event_name == 'INSERT'")
+            put_at = inserted.order_ts.astype("int64").to_numpy() / 1e3  # ms -> s
+            delays.append(delivered - put_at)
+    delays = np.concatenate(delays)
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "orders": int(delays.size),
+        "p50_s": float(np.percentile(delays, 50)),
+        "p95_s": float(np.percentile(delays, 95)),
+        "max_s": float(delays.max()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--moto-orders", type=int, default=20_000)
+    parser.add_argument("--live-rate", type=float, default=1000.0)
+    parser.add_argument("--live-seconds", type=float, default=30.0)
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    changes = history(args.orders)
+    local = measure_throughput(args.root / "throughput", changes)
+    freshness = measure_freshness(args.root / "freshness", args.live_rate, args.live_seconds)
+    moto_orders = pd.concat(
+        [change.frame for change in changes if change.action == "put"], ignore_index=True
+    ).head(args.moto_orders)
+    peer = run_moto_pipeline(moto_orders)
+    results = {"local": local, "freshness": freshness, "moto": peer}
+
+    print(f"\nlocal  : {local['orders']:,} orders ({local['changes']:,} changes) in "
+          f"{local['seconds']:.1f}s = {local['orders_per_s']:,.0f} orders/s "
+          f"(target >= 20,000), {local['lake_records']:,} lake records")
+    print(f"moto   : {peer['orders']:,} orders in {peer['seconds']:.1f}s = "
+          f"{peer['orders_per_s']:,.0f} orders/s")
+    print(f"ratio  : local is {local['orders_per_s'] / peer['orders_per_s']:,.1f}x moto")
+    print(f"fresh  : live {args.live_rate:g}/s for {args.live_seconds:g}s: p50 "
+          f"{freshness['p50_s']:.2f}s, p95 {freshness['p95_s']:.2f}s (target < 2s), "
+          f"max {freshness['max_s']:.2f}s")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

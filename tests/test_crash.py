@@ -1,0 +1,91 @@
+"""Kill -9 a streaming process at random moments, restart it, and lose nothing accepted."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+
+import helpers
+from tests.test_platform import assert_lake_matches_table
+
+pytestmark = pytest.mark.slow
+
+# A writer that is its own consumer: it puts, amends and cancels generated orders and prints
+# every change only after the platform accepted it.
+WRITER = textwrap.dedent(
+    """
+    import json, sys
+    import helpers
+    from helpers.generate import SalesParams, backfill
+
+    root, seed = sys.argv[1], int(sys.argv[2])
+    params = SalesParams(seed=seed, orders_per_day=400, n_products=10)
+    with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
+        print(json.dumps({"ready": True}), flush=True)
+        for change in backfill(30, end="2026-02-01", params=params, chunk_orders=300):
+            ids = change.frame["order_id"].tolist()
+            if change.action == "put":
+                platform.orders.put(change.frame)
+            elif change.action == "update":
+                platform.orders.update(change.frame)
+            else:
+                platform.orders.delete(ids)
+            print(json.dumps({"action": change.action, "ids": ids}), flush=True)
+    """
+)
+
+
+def accepted_changes(output: str) -> list[dict]:
+    """The complete lines a writer printed; a line cut by the kill is not counted."""
+    changes = []
+    for line in output.splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "action" in entry:
+            changes.append(entry)
+    return changes
+
+
+def test_sigkill_loses_no_accepted_change(tmp_path):
+    root = tmp_path / "root"
+    rng = random.Random(20261127)
+    accepted: list[dict] = []
+    environment = {**os.environ, "PYTHONPATH": os.getcwd()}
+    for round_number in range(5):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(root), str(round_number)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        assert json.loads(writer.stdout.readline()) == {"ready": True}
+        time.sleep(rng.uniform(0.3, 2.5))
+        writer.send_signal(signal.SIGKILL)
+        output, _ = writer.communicate()
+        assert writer.returncode == -signal.SIGKILL
+        accepted += accepted_changes(output)
+
+    assert sum(len(change["ids"]) for change in accepted) > 1000, "kills came too early"
+    with helpers.connect(root=root) as platform:
+        platform.flush(timeout=120)
+        lake = platform.read_lake()
+        # every accepted change reached the lake at least once
+        for action, event in (("put", None), ("update", "MODIFY"), ("delete", "REMOVE")):
+            ids = {i for change in accepted if change["action"] == action for i in change["ids"]}
+            events = lake if event is None else lake[lake.event_name == event]
+            assert ids <= set(events.order_id), f"accepted {action}s missing from the lake"
+        # and the latest event per order equals the table
+        assert_lake_matches_table(platform)
+        assert platform.status().set_index("stage").pending.sum() == 0
+        assert not pd.isna(lake.event_seq).any()
