@@ -61,7 +61,7 @@ def measure_freshness(root: Path, rate: float, seconds: float) -> dict:
         platform.apply(live(rate, seconds, params=SalesParams(seed=7)), total=int(rate * seconds))
         platform.flush(timeout=600)
         delays = []
-        for key, kind, _, _, _, delivered in platform.delivery.deliveries("data"):
+        for key, _, _, _, _, delivered in platform.delivery.deliveries("data"):
             table = pq.read_table(platform.bucket.local_path(key), columns=["order_ts", "event_name"])
             inserted = table.to_pandas().query("event_name == 'INSERT'")
             put_at = inserted.order_ts.astype("int64").to_numpy() / 1e3  # ms -> s

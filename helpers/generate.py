@@ -297,7 +297,7 @@ def product_catalog(params: SalesParams) -> pd.DataFrame:
     Examples
     --------
     >>> catalog = product_catalog(SalesParams(n_products=3))
-    >>> list(catalog.product_id), round(catalog.popularity.sum(), 9)
+    >>> catalog.product_id.tolist(), round(float(catalog.popularity.sum()), 9)
     (['p-0001', 'p-0002', 'p-0003'], 1.0)
     """
     return _shop(params).catalog.copy()

@@ -285,6 +285,6 @@ def item_size(item: Mapping[str, Mapping[str, str]]) -> int:
         size += (
             len(text.encode())
             if kind == "S"
-            else (len(text.strip("-").replace(".", "")) + 1) // 2 + 1
+            else (len(text) + 1) // 2 + 1
         )
     return size

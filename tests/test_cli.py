@@ -1,0 +1,43 @@
+"""The salescast command, run in-process on a temporary root."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from helpers.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_stream_lake_status_teardown(tmp_path):
+    root = str(tmp_path / "root")
+    output = invoke(
+        "stream", "--days", "5", "--end", "2026-03-01", "--orders-per-day", "80",
+        "--rate", "50", "--duration", "1", "--root", root,
+    )
+    assert "waiting for the lake" in output and "lake" in output
+    lake = invoke("lake", "--root", root, "--records", "3")
+    assert "partitions" in lake and "0 error objects" in lake and "order_id" in lake
+    partitions = int(lake.split(" partitions")[0].split()[-1])
+    assert partitions == 6  # five backfilled days and today's live orders
+    status = invoke("status", "--root", root)
+    lines = {line.split()[0]: line.split() for line in status.splitlines()[1:]}
+    assert lines["table"][1] != "0"
+    assert lines["lake"][2] == "0"  # nothing pending
+    refused = runner.invoke(app, ["teardown", "--root", root])
+    assert refused.exit_code == 2 and "--yes" in refused.output
+    invoke("teardown", "--yes", "--root", root)
+    assert not (tmp_path / "root").exists()
+
+
+def test_bad_settings_give_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALESCAST_SHARD_COUNT", "many")
+    result = runner.invoke(app, ["status", "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "SALESCAST_SHARD_COUNT" in result.output

@@ -1,0 +1,120 @@
+"""Order validation and the item JSON the table stores."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.exceptions import InvalidOrderError
+from helpers.schema import (
+    LAKE_SCHEMA,
+    ORDER_FIELDS,
+    glue_columns,
+    item_size,
+    item_to_order,
+    items_json,
+    validate_orders,
+)
+
+
+def order(**overrides):
+    base = {
+        "order_id": "o-1",
+        "order_ts": "2026-01-05T10:00:00.123Z",
+        "customer_id": "c-1",
+        "product_id": "p-1",
+        "product_name": "Teal Lamp",
+        "category": "home",
+        "channel": "web",
+        "quantity": 2,
+        "unit_price": 9.5,
+    }
+    return {**base, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "problem"),
+    [
+        ({"quantity": -1}, "quantity", "is -1"),
+        ({"quantity": 0}, "quantity", "is 0"),
+        ({"quantity": 2.5}, "quantity", "is not whole"),
+        ({"quantity": None}, "quantity", "is missing"),
+        ({"quantity": "3"}, "quantity", "has type str"),
+        ({"quantity": True}, "quantity", "has type bool"),
+        ({"unit_price": -0.01}, "unit_price", "is negative"),
+        ({"unit_price": float("inf")}, "unit_price", "is not finite"),
+        ({"order_ts": "yesterday"}, "order_ts", "is not a timestamp"),
+        ({"order_ts": None}, "order_ts", "is missing"),
+        ({"order_ts": "1900-01-01T00:00:00Z"}, "order_ts", "is out of range"),
+        ({"order_ts": [2026]}, "order_ts", "has type list"),
+        ({"order_id": ""}, "order_id", "is empty"),
+        ({"customer_id": 17}, "customer_id", "has type int"),
+        ({"colour": "red"}, "colour", "is not an order field"),
+    ],
+)
+def test_bad_orders_name_the_field(overrides, field, problem):
+    good = [order(order_id=f"o-{i}") for i in range(3)]
+    bad = order(**{"order_id": "o-bad", **overrides})
+    with pytest.raises(InvalidOrderError) as caught:
+        validate_orders([*good, bad])
+    assert caught.value.field == field
+    assert problem in str(caught.value)
+    assert "Nothing in this call was written" in str(caught.value)
+
+
+def test_a_missing_field_is_named():
+    record = order()
+    del record["channel"]
+    with pytest.raises(InvalidOrderError, match="field 'channel' is missing"):
+        validate_orders([record])
+
+
+def test_timestamps_are_normalised_to_utc():
+    plus_two = timezone(timedelta(hours=2))
+    frame = validate_orders(
+        [
+            order(order_id="a", order_ts="2026-01-05T12:00:00+02:00"),
+            order(order_id="b", order_ts=datetime(2026, 1, 5, 12, tzinfo=plus_two)),
+            order(order_id="c", order_ts=datetime(2026, 1, 5, 10)),  # naive is UTC
+            order(order_id="d", order_ts=pd.Timestamp("2026-01-05 10:00", tz="UTC")),
+        ]
+    )
+    assert (frame.order_ts == pd.Timestamp("2026-01-05 10:00", tz="UTC")).all()
+    epoch = validate_orders(pd.DataFrame([order(order_ts=0)]).astype({"order_ts": "int64"}))
+    assert epoch.order_ts[0] == pd.Timestamp(0, tz="UTC")
+
+
+def test_dataframe_and_dicts_validate_alike():
+    records = [order(order_id=f"o-{i}", quantity=i + 1) for i in range(4)]
+    from_dicts = validate_orders(records)
+    from_frame = validate_orders(pd.DataFrame(records))
+    pd.testing.assert_frame_equal(from_dicts, from_frame)
+    assert list(from_dicts.columns) == list(ORDER_FIELDS)
+    assert from_dicts.quantity.dtype == np.int64
+
+
+def test_items_json_is_dynamodb_attribute_value_json():
+    tricky = 'Say "hi" \\ to ünïcödé\tand\nlines'
+    frame = validate_orders([order(product_name=tricky, unit_price=19.99, quantity=3)])
+    texts, sizes = items_json(frame)
+    item = json.loads(texts[0])
+    assert item["product_name"] == {"S": tricky}
+    assert item["quantity"] == {"N": "3"}
+    assert item["unit_price"] == {"N": "19.99"}
+    assert item["order_ts"] == {"S": "2026-01-05T10:00:00.123Z"}
+    assert list(item) == list(ORDER_FIELDS)
+    assert sizes[0] == item_size(item)
+    back = item_to_order(item)
+    assert back["order_ts"] == datetime(2026, 1, 5, 10, 0, 0, 123000, tzinfo=UTC)
+    assert back["product_name"] == tricky and back["unit_price"] == 19.99
+
+
+def test_lake_schema_and_glue_columns_agree():
+    assert [column["Name"] for column in glue_columns()] == LAKE_SCHEMA.names
+    types = {column["Name"]: column["Type"] for column in glue_columns()}
+    assert types["order_ts"] == "timestamp" and types["quantity"] == "int"
+    assert types["event_seq"] == "string" and types["unit_price"] == "double"
