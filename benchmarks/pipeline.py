@@ -62,7 +62,9 @@ def measure_freshness(root: Path, rate: float, seconds: float) -> dict:
         platform.flush(timeout=600)
         delays = []
         for key, _, _, _, _, delivered in platform.delivery.deliveries("data"):
-            table = pq.read_table(platform.bucket.local_path(key), columns=["order_ts", "event_name"])
+            table = pq.read_table(
+                platform.bucket.local_path(key), columns=["order_ts", "event_name"]
+            )
             inserted = table.to_pandas().query("event_name == 'INSERT'")
             put_at = inserted.order_ts.astype("int64").to_numpy() / 1e3  # ms -> s
             delays.append(delivered - put_at)
@@ -96,15 +98,21 @@ def main() -> None:
     peer = run_moto_pipeline(moto_orders)
     results = {"local": local, "freshness": freshness, "moto": peer}
 
-    print(f"\nlocal  : {local['orders']:,} orders ({local['changes']:,} changes) in "
-          f"{local['seconds']:.1f}s = {local['orders_per_s']:,.0f} orders/s "
-          f"(target >= 20,000), {local['lake_records']:,} lake records")
-    print(f"moto   : {peer['orders']:,} orders in {peer['seconds']:.1f}s = "
-          f"{peer['orders_per_s']:,.0f} orders/s")
+    print(
+        f"\nlocal  : {local['orders']:,} orders ({local['changes']:,} changes) in "
+        f"{local['seconds']:.1f}s = {local['orders_per_s']:,.0f} orders/s "
+        f"(target >= 20,000), {local['lake_records']:,} lake records"
+    )
+    print(
+        f"moto   : {peer['orders']:,} orders in {peer['seconds']:.1f}s = "
+        f"{peer['orders_per_s']:,.0f} orders/s"
+    )
     print(f"ratio  : local is {local['orders_per_s'] / peer['orders_per_s']:,.1f}x moto")
-    print(f"fresh  : live {args.live_rate:g}/s for {args.live_seconds:g}s: p50 "
-          f"{freshness['p50_s']:.2f}s, p95 {freshness['p95_s']:.2f}s (target < 2s), "
-          f"max {freshness['max_s']:.2f}s")
+    print(
+        f"fresh  : live {args.live_rate:g}/s for {args.live_seconds:g}s: p50 "
+        f"{freshness['p50_s']:.2f}s, p95 {freshness['p95_s']:.2f}s (target < 2s), "
+        f"max {freshness['max_s']:.2f}s"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
 

@@ -282,9 +282,5 @@ def item_size(item: Mapping[str, Mapping[str, str]]) -> int:
     for name, value in item.items():
         ((kind, text),) = value.items()
         size += len(name.encode())
-        size += (
-            len(text.encode())
-            if kind == "S"
-            else (len(text) + 1) // 2 + 1
-        )
+        size += len(text.encode()) if kind == "S" else (len(text) + 1) // 2 + 1
     return size

@@ -30,7 +30,7 @@ def make_orders():
                 + pd.to_timedelta(rng.integers(0, 365 * 86400, n), unit="s"),
                 "customer_id": [f"c-{i:04d}" for i in rng.integers(0, 500, n)],
                 "product_id": [f"p-{i:03d}" for i in rng.integers(0, 20, n)],
-                "product_name": "Teal \"Desk\" Lamp \\ ünïcode",
+                "product_name": 'Teal "Desk" Lamp \\ ünïcode',
                 "category": "home",
                 "channel": rng.choice(["web", "mobile", "store"], n),
                 "quantity": rng.integers(1, 6, n),

@@ -18,8 +18,19 @@ def invoke(*args: str):
 def test_stream_lake_status_teardown(tmp_path):
     root = str(tmp_path / "root")
     output = invoke(
-        "stream", "--days", "5", "--end", "2026-03-01", "--orders-per-day", "80",
-        "--rate", "50", "--duration", "1", "--root", root,
+        "stream",
+        "--days",
+        "5",
+        "--end",
+        "2026-03-01",
+        "--orders-per-day",
+        "80",
+        "--rate",
+        "50",
+        "--duration",
+        "1",
+        "--root",
+        root,
     )
     assert "waiting for the lake" in output and "lake" in output
     lake = invoke("lake", "--root", root, "--records", "3")
