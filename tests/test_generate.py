@@ -319,9 +319,9 @@ def test_live_amends_and_cancels_its_own_orders_at_the_shares():
 
 def test_live_follows_todays_product_mix():
     clock = FakeClock()
+    today = pd.Timestamp(clock.now, unit="s").date()
     changes = live(2000, 20, params=SMALL, clock=clock, sleep=clock.sleep, tick=1.0)
     puts = pd.concat(c.frame for c in changes if c.action == "put")
-    today = pd.Timestamp(clock.now, unit="s").date()
     truth = expected_daily_units(SMALL, today, today + timedelta(days=1))
     expected = truth.set_index("product_id").expected_orders
     expected = expected / expected.sum()
