@@ -58,6 +58,11 @@ class Context:
         return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
 
 
+INIT_TIMEOUT_S = 10.0
+"""Lambda gives the init phase (imports, the cold start) its own 10 s, apart from the timeout."""
+READY = "ready"
+
+
 class _Worker:
     """One runtime process: reads pickled (event, context) frames on stdin, answers on stdout."""
 
@@ -68,6 +73,16 @@ class _Worker:
             stdout=subprocess.PIPE,
             cwd=PROJECT_ROOT,
         )
+        ready, _, _ = select.select([self.process.stdout], [], [], INIT_TIMEOUT_S)
+        if not ready:
+            self.kill()
+            raise FunctionError(
+                "Runtime.InitError", f"the handler {handler!r} did not load in {INIT_TIMEOUT_S}s"
+            )
+        answer = _read_frame(self.process.stdout)
+        if answer != READY:
+            self.kill()
+            raise FunctionError(*answer[1])
 
     def call(self, event: dict[str, Any], context: Context, timeout_s: float) -> tuple[bool, Any]:
         _write_frame(self.process.stdin, (event, context))
@@ -138,7 +153,13 @@ class Function:
     def _call(self, event: dict[str, Any]) -> tuple[bool, Any]:
         worker = self._idle.get()
         if worker is None:
-            worker = _Worker(self.handler, self.log_path, self.logger_name)
+            try:
+                worker = _Worker(self.handler, self.log_path, self.logger_name)
+            except (FunctionError, EOFError, OSError) as error:
+                self._idle.put(None)
+                if isinstance(error, FunctionError):
+                    return False, (error.error_type, error.message)
+                return False, ("Runtime.InitError", f"the runtime failed to start: {error!r}")
             self._workers.append(worker)
         context = Context(self.name, self.arn, self.memory_mb, self.timeout_s)
         try:
@@ -182,16 +203,25 @@ def _read_frame(stream: BinaryIO) -> Any:
 
 def _serve(handler: str, log_path: str, logger_name: str) -> None:
     """The runtime loop: import the handler (cold start), then answer invocations until EOF."""
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # handler prints must not corrupt the answer channel
     module_name, _, attribute = handler.rpartition(".")
-    function = getattr(importlib.import_module(module_name), attribute)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:
+        _write_frame(answers, (False, ("Runtime.ImportModuleError", f"{handler}: {error!r}")))
+        return
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        _write_frame(answers, (False, ("Runtime.HandlerNotFound", f"{handler} is undefined")))
+        return
     file_handler = logging.FileHandler(log_path, encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger(logger_name)
     logger.addHandler(file_handler)
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    requests, answers = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # handler prints must not corrupt the answer channel
+    _write_frame(answers, READY)
     while True:
         try:
             event, context = _read_frame(requests)

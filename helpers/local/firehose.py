@@ -34,15 +34,13 @@ import pyarrow as pa
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-from helpers.local.awslambda import Function, FunctionError
+from helpers.local.awslambda import Context, Function, FunctionError
 from helpers.local.kinesis import Record, Stream
 from helpers.local.s3 import Bucket
 from helpers.local.sqlite import Database
 from helpers.schema import LAKE_SCHEMA, PARTITION_KEYS
 
 LAMBDA_RETRIES = 3
-_TRANSFORM_LOGGER = "salescast.transform"
-_CONTEXT = None  # the transform does not use its context
 FILE_EXTENSION = ".parquet"
 
 _SCHEMA = """
@@ -104,6 +102,10 @@ class DeliveryStream:
             prefix=prefix,
             error_prefix=error_prefix,
             lambda_bytes_limit=int(lambda_buffer_size_mb * 1024 * 1024),
+            function_name=function.name,
+            function_memory_mb=function.memory_mb,
+            timeout_s=function.timeout_s,
+            logger_name=function.logger_name,
         )
         self.runtime = Function(
             f"{name}-data-plane",
@@ -216,6 +218,10 @@ class DataPlane:
     prefix: str
     error_prefix: str
     lambda_bytes_limit: int
+    function_name: str
+    function_memory_mb: int
+    timeout_s: float
+    logger_name: str
     version: int = 1
 
     def deliver(self, buffer: Sequence[Record]) -> tuple[list[tuple], dict[str, int]]:
@@ -223,7 +229,6 @@ class DataPlane:
         module_name, _, attribute = self.handler.rpartition(".")
         self._handler = getattr(importlib.import_module(module_name), attribute)
         self._bucket = Bucket(Path(self.bucket_root), self.bucket_name)
-        started = datetime.now(UTC)
         rows_by_partition: dict[tuple[str, ...], list[tuple[Record, dict]]] = defaultdict(list)
         failures: list[_Failure] = []
         counts = {"received": len(buffer), "ok": 0, "dropped": 0, "failed": 0}
@@ -252,12 +257,12 @@ class DataPlane:
         for partition, rows in sorted(rows_by_partition.items()):
             table, converted = self._to_arrow(rows, failures)
             if table.num_rows:
-                key = self._object_key(self._render(partition), started, FILE_EXTENSION)
+                key = self._object_key(self._render(partition), _oldest(converted), FILE_EXTENSION)
                 written.append(self._put_parquet(key, table, converted))
                 counts["ok"] += table.num_rows
         if failures:
             counts["failed"] += len(failures)
-            written.extend(self._put_failures(failures, started))
+            written.extend(self._put_failures(failures))
         return written, counts
 
     # transformation -----------------------------------------------------------------------
@@ -306,12 +311,22 @@ class DataPlane:
         encoded = {entry["recordId"]: entry["data"] for entry in event["records"]}
         error = None
         for _ in range(LAMBDA_RETRIES + 1):
+            context = Context(
+                self.function_name, self.function_arn, self.function_memory_mb, self.timeout_s
+            )
             try:
-                response = self._handler(event, _CONTEXT)
-                break
+                response = self._handler(event, context)
             except Exception as caught:
-                logging.getLogger(_TRANSFORM_LOGGER).error("invocation failed", exc_info=True)
+                logging.getLogger(self.logger_name).error("invocation failed", exc_info=True)
                 error = FunctionError(type(caught).__name__, str(caught))
+                continue
+            if context.get_remaining_time_in_millis() > 0:
+                break
+            # the handler cannot be stopped in-process; its late answer is discarded, as
+            # Lambda would have ended it
+            error = FunctionError(
+                "Sandbox.Timedout", f"Task timed out after {self.timeout_s:.2f} seconds"
+            )
         else:
             for record in batch:
                 failures.append(
@@ -340,9 +355,8 @@ class DataPlane:
             else:
                 yield record, payload["result"], payload
                 continue
-            data = payload.get("data") if isinstance(payload, dict) else None
             failures.append(
-                _Failure(record, "processing-failed", code, message, data or encoded[record_id])
+                _Failure(record, "processing-failed", code, message, encoded[record_id])
             )
 
     # conversion and writing ---------------------------------------------------------------
@@ -406,13 +420,14 @@ class DataPlane:
         first = min(record.approximate_arrival_timestamp for record in records)
         return (key, "data", table.num_rows, len(body), first, time.time())
 
-    def _put_failures(self, failures: Sequence[_Failure], when: datetime) -> list[tuple]:
+    def _put_failures(self, failures: Sequence[_Failure]) -> list[tuple]:
         by_type: dict[str, list[_Failure]] = defaultdict(list)
         for failure in failures:
             by_type[failure.output_type].append(failure)
         written = []
         ending = int(time.time() * 1000)
         for output_type, group in sorted(by_type.items()):
+            when = _oldest([failure.record for failure in group])
             prefix = self.error_prefix.replace("!{firehose:error-output-type}", output_type)
             prefix = when.strftime(
                 prefix.replace("!{timestamp:yyyy}", "%Y")
@@ -447,6 +462,13 @@ def deliver_in_runtime(event: tuple[DataPlane, list[Record]], context: Any) -> t
     """The data plane's entry point in its runtime process."""
     plane, buffer = event
     return plane.deliver(buffer)
+
+
+def _oldest(records: Sequence[Record]) -> datetime:
+    """The arrival time of the oldest record, which names Firehose's objects and prefixes."""
+    return datetime.fromtimestamp(
+        min(record.approximate_arrival_timestamp for record in records), UTC
+    )
 
 
 def _response_records(response: Any) -> dict[str, Any]:

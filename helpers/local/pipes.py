@@ -7,7 +7,8 @@ A crash between the put and the checkpoint re-sends the batch: at-least-once, as
 
 Not emulated: filtering, enrichment, input transformers, the dead-letter queue (a put that
 fails is retried until it succeeds, since the local stream only fails on a full disk), and
-parallelization factor (one batch at a time keeps per-key order).
+parallelization factor (one batch at a time keeps per-key order), and the 500-record limit
+of PutRecords (a batch goes to the stream in one local call).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class Pipe:
         self.position = rows[-1][0]
         with self.db.write() as connection:
             connection.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?)", (self.position,))
-        self._waiting_since = None
+        self._waiting_since, self._flush_requested = None, False
         return len(rows)
 
     def close(self) -> None:

@@ -4,7 +4,8 @@ Objects appear atomically, as S3's do: each is written to a temporary file besid
 flushed to disk, then renamed into place, so a reader never sees a partial object and a crash
 leaves at most an orphan temporary file (cleared on the next start).
 
-Not emulated: versioning, multipart uploads, ETags as S3 computes them, storage classes,
+Not emulated: a key that is also a prefix of other keys (``a`` beside ``a/b``), keys with
+empty or dot segments, versioning, multipart uploads, ETags as S3 computes them, storage classes,
 lifecycle rules, encryption, and access control.
 """
 
@@ -52,9 +53,24 @@ class Bucket:
 
     def put_object(self, key: str, body: bytes) -> None:
         """Write an object atomically and durably."""
-        if not key or key.startswith("/") or ".." in key.split("/"):
-            raise ValueError(f"invalid object key {key!r}")
+        parts = key.split("/")
+        if not key or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(
+                f"invalid object key {key!r}: the local lake needs keys of non-empty segments "
+                "without '.', '..', '//' or a trailing '/'"
+            )
         target = self.path / key
+        for depth in range(1, len(parts)):
+            if (self.path.joinpath(*parts[:depth])).is_file():
+                raise ValueError(
+                    f"cannot write {key!r}: object {'/'.join(parts[:depth])!r} exists, and a "
+                    "local bucket cannot hold both a key and keys below it"
+                )
+        if target.is_dir():
+            raise ValueError(
+                f"cannot write {key!r}: keys below it exist, and a local bucket cannot hold "
+                "both a key and keys below it"
+            )
         staging = self._staging / uuid.uuid4().hex
         with open(staging, "wb") as handle:
             handle.write(body)

@@ -1,0 +1,180 @@
+"""The pipe from the table's change stream to Kinesis (helpers/local/pipes.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from helpers.local.kinesis import Stream
+from helpers.local.pipes import Pipe
+
+from .conftest import ACCOUNT, REGION, orders
+
+
+def make_pipe(tmp_path, table, stream, batch_size=100, window=0.0) -> Pipe:
+    return Pipe(
+        tmp_path / "pipes.sqlite", "pipe", table, stream, batch_size, window, REGION, ACCOUNT
+    )
+
+
+def kinesis_records(stream: Stream) -> list:
+    """Every Kinesis record, all shards, in (shard, seq) order."""
+    return [r for s in stream.shards for r in stream.get_records(s.index, 0)]
+
+
+def test_moves_records_unchanged_with_order_id_partition_key(tmp_path, table, stream):
+    table.put_items(orders(*range(20)))
+    table.put_items(orders(*range(5), quantity=5))
+    table.delete_items(["o-00003", "o-00019"])
+    pipe = make_pipe(tmp_path, table, stream)
+    assert pipe.step() == 27
+    assert pipe.step() == 0
+    assert pipe.checkpoint() == table.latest_sequence() == 27
+
+    source = {json.loads(text)["eventID"]: text for _, _, text, _ in table.read_stream(0, 100)}
+    moved = kinesis_records(stream)
+    assert len(moved) == 27
+    for record in moved:
+        text = record.data.decode()
+        assert text == source[json.loads(text)["eventID"]]  # byte for byte
+        assert record.partition_key == json.loads(text)["dynamodb"]["Keys"]["order_id"]["S"]
+    assert {json.loads(r.data)["eventID"] for r in moved} == set(source)
+
+    # per key, the Kinesis shard holds the key's changes in stream order
+    for key in ("o-00003", "o-00001", "o-00019"):
+        shard = stream.shard_for(key)
+        names = [
+            json.loads(r.data)["eventName"]
+            for r in stream.get_records(shard, 0)
+            if r.partition_key == key
+        ]
+        expected = {
+            "o-00003": ["INSERT", "MODIFY", "REMOVE"],
+            "o-00001": ["INSERT", "MODIFY"],
+            "o-00019": ["INSERT", "REMOVE"],
+        }
+        assert names == expected[key]
+        sequences = [
+            json.loads(r.data)["dynamodb"]["SequenceNumber"] for r in stream.get_records(shard, 0)
+        ]
+        assert sequences == sorted(sequences, key=int)
+
+
+def test_honours_batch_size(tmp_path, table, stream):
+    table.put_items(orders(*range(25)))
+    pipe = make_pipe(tmp_path, table, stream, batch_size=10)
+    assert pipe.step() == 10
+    assert stream.count() == 10 and pipe.checkpoint() == 10
+    assert pipe.step() == 10
+    assert pipe.step() == 5  # window 0: a partial batch goes at once
+    assert pipe.step() == 0
+    assert stream.count() == 25 and pipe.checkpoint() == 25
+
+
+def test_batch_size_outside_the_pipes_range_is_refused(tmp_path, table, stream):
+    for size in (0, 10_001):
+        with pytest.raises(ValueError, match="batch size"):
+            make_pipe(tmp_path, table, stream, batch_size=size)
+
+
+def test_batching_window_holds_a_partial_batch(tmp_path, table, stream):
+    pipe = make_pipe(tmp_path, table, stream, batch_size=10, window=0.3)
+    table.put_items(orders(*range(4)))
+    started = time.monotonic()
+    assert pipe.step() == 0
+    assert pipe.step() == 0
+    assert stream.count() == 0 and pipe.checkpoint() == 0
+    while time.monotonic() - started < 0.3:
+        time.sleep(0.02)
+    assert pipe.step() == 4
+    assert stream.count() == 4
+
+
+def test_batching_window_does_not_hold_a_full_batch(tmp_path, table, stream):
+    pipe = make_pipe(tmp_path, table, stream, batch_size=5, window=60)
+    table.put_items(orders(*range(7)))
+    assert pipe.step() == 5
+    assert pipe.step() == 0  # the remaining 2 wait for the window
+    assert stream.count() == 5
+
+
+def test_request_flush_sends_a_partial_batch_at_once(tmp_path, table, stream):
+    pipe = make_pipe(tmp_path, table, stream, batch_size=10, window=60)
+    table.put_items(orders(*range(3)))
+    assert pipe.step() == 0
+    pipe.request_flush()
+    assert pipe.step() == 3
+    assert pipe.checkpoint() == 3 and stream.count() == 3
+
+
+def test_request_flush_applies_to_one_batch_only(tmp_path, table, stream):
+    pipe = make_pipe(tmp_path, table, stream, batch_size=10, window=60)
+    table.put_items(orders(*range(3)))
+    pipe.request_flush()
+    assert pipe.step() == 3
+    table.put_items(orders(*range(3, 6)))
+    assert pipe.step() == 0  # a new partial batch waits for the window again
+    assert stream.count() == 3
+
+
+def test_checkpoint_persists_across_a_new_pipe(tmp_path, table, stream):
+    table.put_items(orders(*range(12)))
+    first = make_pipe(tmp_path, table, stream, batch_size=5)
+    assert first.step() == 5
+    first.close()
+    second = make_pipe(tmp_path, table, stream, batch_size=5)
+    assert second.checkpoint() == second.position == 5
+    assert second.step() == 5
+    assert second.step() == 2
+    second.close()
+    moved = sorted(
+        json.loads(r.data)["dynamodb"]["SequenceNumber"] for r in kinesis_records(stream)
+    )
+    source = sorted(
+        json.loads(t)["dynamodb"]["SequenceNumber"] for _, _, t, _ in table.read_stream(0, 100)
+    )
+    assert moved == source  # every record once
+
+
+def test_crash_between_put_and_checkpoint_resends_the_batch(tmp_path, table, stream, monkeypatch):
+    table.put_items(orders(*range(8)))
+    pipe = make_pipe(tmp_path, table, stream, batch_size=5)
+    assert pipe.step() == 5  # committed
+
+    def crash():
+        raise OSError("killed before the checkpoint")
+
+    monkeypatch.setattr(pipe.db, "write", crash)
+    with pytest.raises(OSError, match="killed"):
+        pipe.step()
+    assert stream.count() == 8  # the batch was put ...
+    assert pipe.checkpoint() == 5  # ... but its checkpoint was not
+    monkeypatch.undo()
+    pipe.close()
+
+    restarted = make_pipe(tmp_path, table, stream, batch_size=5)
+    assert restarted.step() == 3
+    assert restarted.checkpoint() == 8
+    ids = [json.loads(r.data)["eventID"] for r in kinesis_records(stream)]
+    source = [json.loads(t)["eventID"] for _, _, t, _ in table.read_stream(0, 100)]
+    assert set(ids) == set(source)  # no loss
+    assert sorted(ids.count(i) for i in source) == [1] * 5 + [2] * 3  # the batch, twice
+    restarted.close()
+
+
+def test_failed_put_does_not_advance(tmp_path, table, stream, monkeypatch):
+    table.put_items(orders(*range(3)))
+    pipe = make_pipe(tmp_path, table, stream)
+
+    def full_disk(records):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(stream, "put_records", full_disk)
+    with pytest.raises(OSError):
+        pipe.step()
+    assert pipe.position == pipe.checkpoint() == 0
+    monkeypatch.undo()
+    assert pipe.step() == 3
+    assert stream.count() == 3
