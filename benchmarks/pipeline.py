@@ -82,37 +82,41 @@ def measure_freshness(root: Path, rate: float, seconds: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1_000_000)
-    parser.add_argument("--moto-orders", type=int, default=20_000)
+    parser.add_argument("--moto-orders", type=int, default=20_000, help="0 skips the peer")
     parser.add_argument("--live-rate", type=float, default=1000.0)
-    parser.add_argument("--live-seconds", type=float, default=30.0)
+    parser.add_argument("--live-seconds", type=float, default=30.0, help="0 skips freshness")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
     changes = history(args.orders)
     local = measure_throughput(args.root / "throughput", changes)
-    freshness = measure_freshness(args.root / "freshness", args.live_rate, args.live_seconds)
-    moto_orders = pd.concat(
-        [change.frame for change in changes if change.action == "put"], ignore_index=True
-    ).head(args.moto_orders)
-    peer = run_moto_pipeline(moto_orders)
-    results = {"local": local, "freshness": freshness, "moto": peer}
-
+    results = {"local": local}
     print(
         f"\nlocal  : {local['orders']:,} orders ({local['changes']:,} changes) in "
         f"{local['seconds']:.1f}s = {local['orders_per_s']:,.0f} orders/s "
         f"(target >= 20,000), {local['lake_records']:,} lake records"
     )
-    print(
-        f"moto   : {peer['orders']:,} orders in {peer['seconds']:.1f}s = "
-        f"{peer['orders_per_s']:,.0f} orders/s"
-    )
-    print(f"ratio  : local is {local['orders_per_s'] / peer['orders_per_s']:,.1f}x moto")
-    print(
-        f"fresh  : live {args.live_rate:g}/s for {args.live_seconds:g}s: p50 "
-        f"{freshness['p50_s']:.2f}s, p95 {freshness['p95_s']:.2f}s (target < 2s), "
-        f"max {freshness['max_s']:.2f}s"
-    )
+    if args.moto_orders:
+        moto_orders = pd.concat(
+            [change.frame for change in changes if change.action == "put"], ignore_index=True
+        ).head(args.moto_orders)
+        results["moto"] = peer = run_moto_pipeline(moto_orders)
+        print(
+            f"moto   : {peer['orders']:,} orders in {peer['seconds']:.1f}s = "
+            f"{peer['orders_per_s']:,.0f} orders/s"
+        )
+        print(f"ratio  : local is {local['orders_per_s'] / peer['orders_per_s']:,.1f}x moto")
+    if args.live_seconds:
+        results["freshness"] = freshness = measure_freshness(
+            args.root / "freshness", args.live_rate, args.live_seconds
+        )
+        print(
+            f"fresh  : live {args.live_rate:g}/s for {args.live_seconds:g}s: p50 "
+            f"{freshness['p50_s']:.2f}s, p95 {freshness['p95_s']:.2f}s (target < 2s), "
+            f"max {freshness['max_s']:.2f}s"
+        )
+
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
 

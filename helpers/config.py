@@ -37,7 +37,7 @@ class Settings:
     lake_prefix: str = "sales/"
     error_prefix: str = "errors/"
     shard_count: int = 2
-    pipe_batch_size: int = 1000
+    pipe_batch_size: int = 10_000
     pipe_batching_window_s: float = 0.0
     buffer_size_mb: int = 64
     buffer_interval_s: float = 1.0

@@ -12,19 +12,21 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from helpers.config import Settings
 from helpers.exceptions import InvalidOrderError
-from helpers.schema import KEY, ORDER_FIELDS, item_to_order, validate_orders
+from helpers.schema import KEY, ORDER_FIELDS, item_to_order, validated_table
 
 WRITE_CHUNK = 20_000
+_ACTION_RANK = {"put": 0, "update": 1, "delete": 2}
 
 
 class OrdersTable(Protocol):
     """What a backend's table offers: validated writes and item reads."""
 
-    def put_items(self, orders: pd.DataFrame) -> None: ...
+    def put_items(self, orders: pa.Table) -> None: ...
     def update_items(self, changes: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
     def delete_items(self, keys: list[str]) -> int: ...
     def get_item(self, key: str) -> dict | None: ...
@@ -51,10 +53,10 @@ class Orders:
         :class:`~helpers.exceptions.InvalidOrderError` naming the order and field.
         Returns the number of orders written.
         """
-        orders = validate_orders(records)
-        for start in range(0, len(orders), WRITE_CHUNK):
-            self._table.put_items(orders.iloc[start : start + WRITE_CHUNK])
-        return len(orders)
+        orders = validated_table(records)
+        for start in range(0, orders.num_rows, WRITE_CHUNK):
+            self._table.put_items(orders.slice(start, WRITE_CHUNK))
+        return orders.num_rows
 
     def update(self, records: Any = None, /, **changes: Any) -> list[dict[str, Any]]:
         """Change fields of existing orders (UpdateItem); returns the new orders.
@@ -125,26 +127,51 @@ class Platform(abc.ABC):
         """Stop background work and release resources."""
 
     def apply(
-        self, changes: Iterable[Any], total: int | None = None, progress: bool = True
-    ) -> dict:
-        """Replay generated changes (``helpers.generate`` output) against the table.
+        self,
+        changes: Iterable[Any],
+        total: int | None = None,
+        progress: bool = True,
+        batch_rows: int = WRITE_CHUNK,
+    ) -> dict[str, int]:
+        """Replay changes (``helpers.generate`` output: ``action`` and ``frame``) on the table.
 
-        Returns the counts of orders put, updated and deleted.
+        Consecutive changes are written together, up to ``batch_rows`` orders a batch, puts
+        before updates before deletes, as long as that keeps each order's own changes in the
+        order given (an order deleted and then put again starts a new batch). Returns the
+        counts of orders put, updated and deleted.
         """
-        counts = {"put": 0, "update": 0, "delete": 0}
+        counts = {action: 0 for action in _ACTION_RANK}
+        batch: dict[str, list[pd.DataFrame]] = {action: [] for action in _ACTION_RANK}
+        ranks: dict[str, int] = {}  # order_id -> latest action rank in the batch
         with tqdm(total=total, unit="change", disable=not progress, desc="changes") as bar:
             for change in changes:
-                frame = change.frame
-                if change.action == "put":
-                    done = self.orders.put(frame)
-                elif change.action == "update":
-                    done = len(self.orders.update(frame))
-                else:
-                    self.orders.delete(frame[KEY].tolist())
-                    done = len(frame)
-                counts[change.action] += done
-                bar.update(done)
+                rank = _ACTION_RANK[change.action]
+                keys = change.frame[KEY].tolist()
+                if len(ranks) + len(keys) > batch_rows or any(
+                    ranks.get(key, -1) > rank for key in keys
+                ):
+                    self._write_batch(batch, counts, bar)
+                    ranks.clear()
+                batch[change.action].append(change.frame)
+                for key in keys:
+                    ranks[key] = max(ranks.get(key, -1), rank)
+            self._write_batch(batch, counts, bar)
         return counts
+
+    def _write_batch(self, batch: dict[str, list[pd.DataFrame]], counts: dict, bar) -> None:
+        for action, frames in batch.items():
+            if not frames:
+                continue
+            frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            if action == "put":
+                self.orders.put(frame)
+            elif action == "update":
+                self.orders.update(frame)
+            else:
+                self.orders.delete(frame[KEY].tolist())
+            counts[action] += len(frame)
+            bar.update(len(frame))
+            frames.clear()
 
     def __enter__(self) -> Platform:
         return self

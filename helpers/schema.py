@@ -56,6 +56,11 @@ _ARROW_TYPES = {
     "int": pa.int32(),
     "double": pa.float64(),
 }
+ORDER_SCHEMA = pa.schema(
+    [pa.field(name, _ARROW_TYPES[kind]) for name, kind in ORDER_FIELDS.items()]
+).set(1, pa.field("order_ts", pa.timestamp("ms", tz="UTC")))
+"""Arrow schema of validated orders (int64 and float64 as pandas gives them)."""
+ORDER_SCHEMA = ORDER_SCHEMA.set(7, pa.field("quantity", pa.int64()))
 LAKE_SCHEMA = pa.schema([pa.field(name, _ARROW_TYPES[kind]) for name, kind in LAKE_FIELDS.items()])
 """Arrow schema of the lake's Parquet objects (partition keys live in the object key)."""
 
@@ -121,6 +126,11 @@ def validate_orders(records: Any) -> pd.DataFrame:
     ``ORDER_FIELDS`` in order: strings, ``order_ts`` as UTC ``datetime64[ms]``, ``quantity`` as
     int64 and ``unit_price`` as float64. Naive timestamps are taken as UTC.
     """
+    return validated_table(records).to_pandas()
+
+
+def validated_table(records: Any) -> pa.Table:
+    """:func:`validate_orders` as an Arrow table, the form the table writes take."""
     frame = _as_frame(records)
     unknown = [name for name in frame.columns if name not in ORDER_FIELDS]
     if unknown:
@@ -134,20 +144,27 @@ def validate_orders(records: Any) -> pd.DataFrame:
         if name not in frame:
             raise InvalidOrderError(name, "is missing", "give every order field", _where(frame, 0))
     if frame.empty:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in ORDER_FIELDS})
-    out = {}
-    for name in STRING_FIELDS:
-        column = frame[name]
-        is_text = column.map(type).isin((str, np.str_)).to_numpy()
-        _first_bad(frame, ~is_text, name, _describe, "give a non-empty string")
-        text = column.astype(str)
-        empty = (text.str.strip() == "").to_numpy()
-        _first_bad(frame, empty, name, lambda _: "is empty", "give a non-empty string")
-        out[name] = text.astype(object)
-    out["order_ts"] = _timestamps(frame)
-    out["quantity"] = _quantities(frame)
-    out["unit_price"] = _prices(frame)
-    return pd.DataFrame(out, columns=list(ORDER_FIELDS))
+        return ORDER_SCHEMA.empty_table()
+    arrays = [_strings(frame, name) for name in STRING_FIELDS]
+    arrays.insert(1, pa.array(_timestamps(frame), ORDER_SCHEMA.field("order_ts").type))
+    arrays.append(pa.array(_quantities(frame), pa.int64()))
+    arrays.append(pa.array(_prices(frame), pa.float64()))
+    return pa.Table.from_arrays(arrays, schema=ORDER_SCHEMA)
+
+
+def _strings(frame: pd.DataFrame, name: str) -> pa.Array:
+    fix = "give a non-empty string"
+    values = frame[name].to_numpy(dtype=object)
+    try:
+        array = pa.array(values, pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        array = None
+    if array is None or array.null_count:
+        is_text = np.fromiter((isinstance(value, str) for value in values), bool, len(values))
+        _first_bad(frame, ~is_text, name, _describe, fix)
+    empty = pc.equal(pc.utf8_trim_whitespace(array), "").to_numpy(zero_copy_only=False)
+    _first_bad(frame, empty, name, lambda _: "is empty", fix)
+    return array
 
 
 def _timestamps(frame: pd.DataFrame) -> pd.Series:
@@ -157,8 +174,10 @@ def _timestamps(frame: pd.DataFrame) -> pd.Series:
         _first_bad(frame, np.ones(len(column), bool), "order_ts", _describe, fix)
     if pd.api.types.is_numeric_dtype(column):
         parsed = pd.to_datetime(column, unit="s", utc=True, errors="coerce")
-    elif isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(column):
-        parsed = pd.to_datetime(column, utc=True)
+    elif isinstance(column.dtype, pd.DatetimeTZDtype):
+        parsed = column.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(column):
+        parsed = column.dt.tz_localize("UTC")
     else:
         kinds = column.map(type)
         odd = ~kinds.isin((str, datetime, pd.Timestamp)).to_numpy()
@@ -229,14 +248,14 @@ def _prices(frame: pd.DataFrame) -> np.ndarray:
     return values + 0.0
 
 
-def items_json(orders: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    """Validated orders as DynamoDB items in AttributeValue JSON text, and their item sizes.
+def items_json(table: pa.Table) -> tuple[list[str], np.ndarray]:
+    """Validated orders (:func:`validated_table`) as DynamoDB items in AttributeValue JSON
+    text, and their item sizes.
 
     Built column-wise with Arrow compute, so writing a million orders costs seconds, not minutes.
     """
-    table = pa.Table.from_pandas(orders, preserve_index=False)
     pieces: list[Any] = []
-    sizes = np.zeros(len(orders), dtype=np.int64)
+    sizes = np.zeros(table.num_rows, dtype=np.int64)
     for position, name in enumerate(ORDER_FIELDS):
         opening = ("{" if position == 0 else ",") + f'"{name}":'
         column = table[name]

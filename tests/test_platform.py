@@ -163,3 +163,25 @@ def test_settings_from_environment(monkeypatch, tmp_path):
         helpers.Settings.from_env()
     with pytest.raises(ValueError, match="unknown backend 'gcp'"):
         helpers.Settings.from_env(backend="gcp", shard_count=1)
+
+
+def test_apply_batches_changes_but_keeps_each_orders_order(platform, make_orders):
+    from helpers.generate import Change
+
+    orders = make_orders(4)
+    first, second = orders.order_id[0], orders.order_id[1]
+    changes = [
+        Change("put", orders),
+        Change("update", pd.DataFrame({"order_id": [first], "quantity": [9]})),
+        Change("delete", pd.DataFrame({"order_id": [second]})),
+        Change("put", orders.iloc[[1]].assign(quantity=7)),  # the same order, put again
+        Change("put", make_orders(2, seed=2)),
+    ]
+    counts = platform.apply(changes, progress=False)
+    assert counts == {"put": 7, "update": 1, "delete": 1}
+    platform.flush()
+    assert platform.orders.get(first)["quantity"] == 9
+    assert platform.orders.get(second)["quantity"] == 7
+    events = platform.read_lake().query("order_id == @second").sort_values("event_seq")
+    assert events.event_name.tolist() == ["INSERT", "REMOVE", "INSERT"]
+    assert_lake_matches_table(platform)

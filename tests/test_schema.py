@@ -18,6 +18,7 @@ from helpers.schema import (
     item_to_order,
     items_json,
     validate_orders,
+    validated_table,
 )
 
 
@@ -99,8 +100,8 @@ def test_dataframe_and_dicts_validate_alike():
 
 def test_items_json_is_dynamodb_attribute_value_json():
     tricky = 'Say "hi" \\ to ünïcödé\tand\nlines'
-    frame = validate_orders([order(product_name=tricky, unit_price=19.99, quantity=3)])
-    texts, sizes = items_json(frame)
+    table = validated_table([order(product_name=tricky, unit_price=19.99, quantity=3)])
+    texts, sizes = items_json(table)
     item = json.loads(texts[0])
     assert item["product_name"] == {"S": tricky}
     assert item["quantity"] == {"N": "3"}

@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
 
 from helpers.exceptions import OrderNotFoundError
 from helpers.local.sqlite import Database
-from helpers.schema import KEY, item_size, item_to_order, items_json, validate_orders
+from helpers.schema import KEY, item_size, item_to_order, items_json, validated_table
 
 SEQUENCE_BASE = 10**20
 """Stream sequence numbers are 21-digit decimal strings, as DynamoDB's are (numerically ordered)."""
@@ -75,11 +75,11 @@ class Table:
 
     # writes -------------------------------------------------------------------------------
 
-    def put_items(self, orders: pd.DataFrame) -> None:
-        """PutItem for each validated order, in order: a new key is an INSERT, an existing one
-        is overwritten (MODIFY, with the old image)."""
+    def put_items(self, orders: pa.Table) -> None:
+        """PutItem for each validated order (:func:`~helpers.schema.validated_table`), in order:
+        a new key is an INSERT, an existing one is overwritten (MODIFY, with the old image)."""
         texts, sizes = items_json(orders)
-        self._write(list(zip(orders[KEY].tolist(), texts, sizes.tolist(), strict=True)))
+        self._write(list(zip(orders[KEY].to_pylist(), texts, sizes.tolist(), strict=True)))
 
     def update_items(self, changes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """UpdateItem with a condition that the item exists; returns the new orders.
@@ -97,9 +97,9 @@ class Table:
                 merged[key] = item_to_order(json.loads(current[key]))
             merged[key] = {**merged[key], **change}
             staged.append(merged[key])
-        orders = validate_orders(staged)
+        orders = validated_table(staged)
         self.put_items(orders)
-        return orders.to_dict("records")
+        return orders.to_pylist()
 
     def delete_items(self, keys: Iterable[str]) -> int:
         """DeleteItem for each key; a missing key is a no-op (and no stream record)."""

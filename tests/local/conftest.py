@@ -11,7 +11,7 @@ from helpers.local.awslambda import Function
 from helpers.local.dynamodb import Table
 from helpers.local.kinesis import Stream
 from helpers.local.s3 import Bucket
-from helpers.schema import validate_orders
+from helpers.schema import validated_table
 
 REGION = "eu-west-3"
 ACCOUNT = "123456789012"
@@ -36,7 +36,7 @@ def order(number: int, **changes: Any) -> dict[str, Any]:
 
 def orders(*numbers: int, **changes: Any):
     """Validated orders, as ``Table.put_items`` takes them."""
-    return validate_orders([order(number, **changes) for number in numbers])
+    return validated_table([order(number, **changes) for number in numbers])
 
 
 def stream_records(table: Table) -> list[dict]:

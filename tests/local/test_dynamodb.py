@@ -11,7 +11,7 @@ import pytest
 
 from helpers.exceptions import InvalidOrderError, OrderNotFoundError
 from helpers.local.dynamodb import Table
-from helpers.schema import items_json
+from helpers.schema import items_json, validated_table
 
 from .conftest import ACCOUNT, REGION, order, orders, stream_records
 
@@ -126,9 +126,8 @@ def test_put_of_existing_key_is_modify_with_old_image(table):
 
 
 def test_same_key_twice_in_one_put_is_insert_then_modify(table):
-    batch = orders(5, 5)
-    batch.loc[1, "quantity"] = 3
-    table.put_items(batch)
+    first, second = orders(5).to_pylist()[0], orders(5, quantity=3).to_pylist()[0]
+    table.put_items(validated_table([first, second]))
     insert, modify = stream_records(table)
     assert (insert["eventName"], modify["eventName"]) == ("INSERT", "MODIFY")
     assert modify["dynamodb"]["OldImage"] == insert["dynamodb"]["NewImage"]
