@@ -39,8 +39,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_quote = json.encoder.encode_basestring  # a JSON string literal, in C
 
 
 class Table:
@@ -116,7 +115,8 @@ class Table:
             old = self._items([key for key, _, _ in changes], connection)
             seq = connection.execute("SELECT coalesce(max(seq), 0) FROM stream").fetchone()[0]
             upserts, deletes, records = [], [], []
-            for key, text, size in changes:
+            event_ids = os.urandom(16 * len(changes)).hex()
+            for position, (key, text, size) in enumerate(changes):
                 old_text = old.get(key)
                 if text is None:
                     if old_text is None:
@@ -134,8 +134,9 @@ class Table:
                         name, body = "MODIFY", ',"NewImage":' + text + ',"OldImage":' + old_text
                         size += item_size(json.loads(old_text))
                 seq += 1
+                event_id = event_ids[32 * position : 32 * position + 32]
                 record = (
-                    self._record_head % (os.urandom(16).hex(), name, created, _dumps(key))
+                    self._record_head % (event_id, name, created, _quote(key))
                     + body
                     + self._record_tail % (SEQUENCE_BASE + seq, size)
                 )

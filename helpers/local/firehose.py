@@ -95,6 +95,10 @@ class DeliveryStream:
             arn=self.arn,
             region=region,
             source_arn=source.arn,
+            source_path=str(source.db.path),
+            source_name=source.name,
+            shard_count=len(source.shards),
+            account_id=account_id,
             handler=function.handler,
             function_arn=function.arn,
             bucket_root=str(bucket.path.parent),
@@ -120,7 +124,8 @@ class DeliveryStream:
         self.buffer_interval_s = buffer_interval_s
         self.db = Database(state_path, _SCHEMA)
         self.positions = self.checkpoints()
-        self._buffer: list[Record] = []
+        self._delivered = dict(self.positions)  # where the buffer starts, per shard
+        self._buffered = 0
         self._buffer_bytes = 0
         self._buffer_started = 0.0
         self._flush_requested = False
@@ -147,7 +152,7 @@ class DeliveryStream:
     @property
     def buffered(self) -> int:
         """Records read but not yet delivered."""
-        return len(self._buffer)
+        return self._buffered
 
     def request_flush(self) -> None:
         """Deliver what is buffered at the next step, without waiting for the interval."""
@@ -158,33 +163,36 @@ class DeliveryStream:
         read = 0
         for shard in self.source.shards:
             room = max(1, (self.buffer_bytes_limit - self._buffer_bytes) // 512)
-            records = self.source.get_records(shard.index, self.positions[shard.index], room)
-            if records:
-                if not self._buffer:
+            last, count, size = self.source.extent(shard.index, self.positions[shard.index], room)
+            if count:
+                if not self._buffered:
                     self._buffer_started = time.monotonic()
-                self._buffer.extend(records)
-                self._buffer_bytes += sum(len(record.data) for record in records)
-                self.positions[shard.index] = records[-1].seq
-                read += len(records)
+                self._buffered += count
+                self._buffer_bytes += size
+                self.positions[shard.index] = last
+                read += count
         now = time.monotonic() if now is None else now
         due = self._buffer_bytes >= self.buffer_bytes_limit or (
             now - self._buffer_started >= self.buffer_interval_s
         )
-        if self._buffer and (due or (self._flush_requested and not read)):
+        if self._buffered and (due or (self._flush_requested and not read)):
             self.deliver()
-        elif not self._buffer and self._flush_requested and not read:
+        elif not self._buffered and self._flush_requested and not read:
             self._flush_requested = False
         return read
 
     def deliver(self) -> None:
         """Have the data plane write the buffer, then checkpoint the positions it covers."""
-        buffer, positions = self._buffer, dict(self.positions)
-        self._buffer, self._buffer_bytes, self._flush_requested = [], 0, False
+        ranges = {shard: (self._delivered[shard], seq) for shard, seq in self.positions.items()}
+        positions = dict(self.positions)
+        self._buffered, self._buffer_bytes, self._flush_requested = 0, 0, False
         try:
-            written, counts = self.runtime.invoke((self.plane, buffer))
+            written, counts = self.runtime.invoke((self.plane, ranges))
         except FunctionError:
             self.positions = self.checkpoints()  # read the buffer again: at-least-once
+            self._delivered = dict(self.positions)
             raise
+        self._delivered = positions
         with self.db.write() as connection:
             connection.executemany(
                 "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?)", written
@@ -211,6 +219,10 @@ class DataPlane:
     arn: str
     region: str
     source_arn: str
+    source_path: str
+    source_name: str
+    shard_count: int
+    account_id: str
     handler: str
     function_arn: str
     bucket_root: str
@@ -224,20 +236,41 @@ class DataPlane:
     logger_name: str
     version: int = 1
 
-    def deliver(self, buffer: Sequence[Record]) -> tuple[list[tuple], dict[str, int]]:
-        """Transform, convert and write a buffer; returns the delivery rows and counts."""
-        module_name, _, attribute = self.handler.rpartition(".")
-        self._handler = getattr(importlib.import_module(module_name), attribute)
-        self._bucket = Bucket(Path(self.bucket_root), self.bucket_name)
+    def deliver(self, ranges: dict[int, tuple[int, int]]) -> tuple[list[tuple], dict[str, int]]:
+        """Transform, convert and write the source's records in ``(after, upto]`` per shard;
+        returns the delivery rows and counts."""
+        if not hasattr(self, "_handler"):  # once per runtime process
+            module_name, _, attribute = self.handler.rpartition(".")
+            self._handler = getattr(importlib.import_module(module_name), attribute)
+            self._bucket = Bucket(Path(self.bucket_root), self.bucket_name)
+            self._source = Stream(
+                Path(self.source_path),
+                self.source_name,
+                self.shard_count,
+                self.region,
+                self.account_id,
+            )
+        buffer = [
+            record
+            for shard, (after, upto) in ranges.items()
+            if upto > after
+            for record in self._source.get_records(shard, after, upto - after)
+        ]
         rows_by_partition: dict[tuple[str, ...], list[tuple[Record, dict]]] = defaultdict(list)
         failures: list[_Failure] = []
         counts = {"received": len(buffer), "ok": 0, "dropped": 0, "failed": 0}
         for batch in self._invocation_batches(buffer):
+            partitions: dict[int, tuple[str, ...]] = {}  # by metadata object, alive for the batch
             for record, result, payload in self._transform(batch, failures):
                 if result == "Dropped":
                     counts["dropped"] += 1
                     continue
-                keys = ((payload.get("metadata") or {}).get("partitionKeys")) or {}
+                metadata = payload.get("metadata")
+                partition = partitions.get(id(metadata))
+                if partition is not None:
+                    rows_by_partition[partition].append((record, payload))
+                    continue
+                keys = ((metadata or {}).get("partitionKeys")) or {}
                 missing = [name for name in PARTITION_KEYS if not keys.get(name)]
                 if missing:
                     failures.append(
@@ -250,9 +283,10 @@ class DataPlane:
                         )
                     )
                     continue
-                rows_by_partition[tuple(str(keys[name]) for name in PARTITION_KEYS)].append(
-                    (record, payload)
-                )
+                partition = tuple(str(keys[name]) for name in PARTITION_KEYS)
+                if metadata is not None:
+                    partitions[id(metadata)] = partition
+                rows_by_partition[partition].append((record, payload))
         written = []
         for partition, rows in sorted(rows_by_partition.items()):
             table, converted = self._to_arrow(rows, failures)
@@ -281,28 +315,29 @@ class DataPlane:
         return batches
 
     def _event(self, batch: Sequence[Record]) -> dict[str, Any]:
-        return {
-            "invocationId": str(uuid.uuid4()),
-            "deliveryStreamArn": self.arn,
-            "sourceKinesisStreamArn": self.source_arn,
-            "region": self.region,
-            "records": [
+        records = []
+        for index, record in enumerate(batch):
+            arrival = int(record.approximate_arrival_timestamp * 1000)
+            records.append(
                 {
                     "recordId": f"{record.sequence_number}{index:08d}",
-                    "approximateArrivalTimestamp": int(record.approximate_arrival_timestamp * 1000),
-                    "data": base64.b64encode(record.data).decode(),
+                    "approximateArrivalTimestamp": arrival,
+                    "data": binascii.b2a_base64(record.data, newline=False).decode("ascii"),
                     "kinesisRecordMetadata": {
                         "sequenceNumber": record.sequence_number,
                         "subsequenceNumber": 0,
                         "partitionKey": record.partition_key,
                         "shardId": record.shard_id,
-                        "approximateArrivalTimestamp": int(
-                            record.approximate_arrival_timestamp * 1000
-                        ),
+                        "approximateArrivalTimestamp": arrival,
                     },
                 }
-                for index, record in enumerate(batch)
-            ],
+            )
+        return {
+            "invocationId": str(uuid.uuid4()),
+            "deliveryStreamArn": self.arn,
+            "sourceKinesisStreamArn": self.source_arn,
+            "region": self.region,
+            "records": records,
         }
 
     def _transform(self, batch: Sequence[Record], failures: list[_Failure]):
@@ -369,7 +404,7 @@ class DataPlane:
         decoded: list[tuple[Record, dict, bytes]] = []
         for record, payload in rows:
             try:
-                data = base64.b64decode(payload["data"], validate=True)
+                data = binascii.a2b_base64(payload["data"], strict_mode=True)
             except (ValueError, binascii.Error) as error:
                 failures.append(self._conversion_failure(record, payload, f"not base64: {error}"))
                 continue
@@ -458,10 +493,14 @@ class DataPlane:
         return written
 
 
-def deliver_in_runtime(event: tuple[DataPlane, list[Record]], context: Any) -> tuple:
-    """The data plane's entry point in its runtime process."""
-    plane, buffer = event
-    return plane.deliver(buffer)
+_planes: dict[str, DataPlane] = {}
+
+
+def deliver_in_runtime(event: tuple[DataPlane, dict], context: Any) -> tuple:
+    """The data plane's entry point in its runtime process (one plane per stream, kept warm)."""
+    plane, ranges = event
+    plane = _planes.setdefault(plane.arn, plane)
+    return plane.deliver(ranges)
 
 
 def _oldest(records: Sequence[Record]) -> datetime:

@@ -130,6 +130,16 @@ class Stream:
             )
         ]
 
+    def extent(self, shard: int, after: int, limit: int) -> tuple[int, int, int]:
+        """Of the next ``limit`` records after a position: the last position, how many, and
+        their bytes, without reading the data (for buffering decisions)."""
+        row = self.db.connection.execute(
+            "SELECT max(seq), count(*), coalesce(sum(length(data)), 0) FROM "
+            "(SELECT seq, data FROM records WHERE shard = ? AND seq > ? ORDER BY seq LIMIT ?)",
+            (shard, after, limit),
+        ).fetchone()
+        return (row[0] or after), row[1], row[2]
+
     def latest_sequences(self) -> dict[int, int]:
         """The newest position of every shard (0 for an empty shard)."""
         return self._tops(self.db.connection)
