@@ -54,7 +54,7 @@ import moto
 import pandas as pd
 from tqdm.auto import tqdm
 
-from helpers.schema import KEY, items_json, validate_orders
+from helpers.schema import KEY, items_json, validated_table
 from helpers.transform import lambda_handler
 
 TABLE = "orders"
@@ -102,7 +102,7 @@ def run_moto_pipeline(
     RuntimeError
         If S3 does not hold exactly the transform's ``Ok`` records.
     """
-    items = [json.loads(text) for text in items_json(validate_orders(orders))[0]]
+    items = [json.loads(text) for text in items_json(validated_table(orders))[0]]
     for name, value in FAKE_CREDENTIALS.items():
         os.environ.setdefault(name, value)
     stages: dict[str, float] = {}

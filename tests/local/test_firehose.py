@@ -99,6 +99,24 @@ def pump(tmp_path, table, stream):
     pipe.close()
 
 
+@pytest.fixture
+def deliver_with(tmp_path, make_delivery, table, stream, bucket, pump):
+    """``deliver_with(orders, handler)``: write, pipe and deliver them with a test handler."""
+    functions = []
+
+    def run(batch, handler: str) -> DeliveryStream:
+        table.put_items(batch)
+        pump()
+        functions.append(handler_function(tmp_path, handler))
+        delivery = make_delivery(tmp_path, stream, functions[-1], bucket)
+        drain(delivery)
+        return delivery
+
+    yield run
+    for function in functions:
+        function.close()
+
+
 def drain(delivery: DeliveryStream) -> None:
     """Read what is in the stream and deliver it now (what platform.flush asks for)."""
     delivery.request_flush()
@@ -382,15 +400,8 @@ def test_lambda_that_raises_fails_every_record_after_retries(
     assert delivery.checkpoints() == stream.latest_sequences()
 
 
-def test_lambda_that_omits_a_record_id(tmp_path, make_delivery, table, stream, bucket, pump):
-    table.put_items(orders(*range(5)))
-    pump()
-    function = handler_function(tmp_path, "firehose_omitting_first")
-    try:
-        delivery = make_delivery(tmp_path, stream, function, bucket)
-        drain(delivery)
-    finally:
-        function.close()
+def test_lambda_that_omits_a_record_id(bucket, table, deliver_with):
+    deliver_with(orders(*range(5)), "firehose_omitting_first")
     ((_, document),) = errors(bucket, "processing-failed")
     assert document["errorCode"] == "Lambda.MissingRecordId"
     assert "record Ids were not returned" in document["errorMessage"]
@@ -405,17 +416,8 @@ def test_lambda_that_omits_a_record_id(tmp_path, make_delivery, table, stream, b
     assert by_seq(rows) == by_seq(expected)
 
 
-def test_ok_json_that_does_not_fit_the_schema_fails_format_conversion(
-    tmp_path, make_delivery, table, stream, bucket, pump
-):
-    table.put_items(orders(*range(4)))
-    pump()
-    function = handler_function(tmp_path, "firehose_bad_quantity")
-    try:
-        delivery = make_delivery(tmp_path, stream, function, bucket)
-        drain(delivery)
-    finally:
-        function.close()
+def test_ok_json_that_does_not_fit_the_schema_fails_format_conversion(bucket, table, deliver_with):
+    delivery = deliver_with(orders(*range(4)), "firehose_bad_quantity")
     rows, _ = lake(bucket)
     assert sorted(r["order_id"] for r in rows) == ["o-00000", "o-00002", "o-00003"]
     ((key, document),) = errors(bucket, "format-conversion-failed")
@@ -429,17 +431,8 @@ def test_ok_json_that_does_not_fit_the_schema_fails_format_conversion(
     assert delivery.counters() == {"received": 4, "ok": 3, "dropped": 0, "failed": 1}
 
 
-def test_missing_partition_keys_go_to_the_error_prefix(
-    tmp_path, make_delivery, table, stream, bucket, pump
-):
-    table.put_items(orders(*range(4)))
-    pump()
-    function = handler_function(tmp_path, "firehose_no_partition_keys")
-    try:
-        delivery = make_delivery(tmp_path, stream, function, bucket)
-        drain(delivery)
-    finally:
-        function.close()
+def test_missing_partition_keys_go_to_the_error_prefix(bucket, table, deliver_with):
+    delivery = deliver_with(orders(*range(4)), "firehose_no_partition_keys")
     rows, _ = lake(bucket)
     assert sorted(r["order_id"] for r in rows) == ["o-00000", "o-00002", "o-00003"]
     error_objects = bucket.list_objects("errors/")
