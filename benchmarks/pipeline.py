@@ -23,6 +23,7 @@ import helpers
 from benchmarks.moto_peer import run_moto_pipeline
 from helpers.config import PROJECT_ROOT
 from helpers.generate import SalesParams, backfill, live
+from helpers.platform import WRITE_CHUNK
 
 DEFAULT_ROOT = PROJECT_ROOT / "data" / "bench"
 
@@ -40,7 +41,7 @@ def measure_throughput(root: Path, changes: list) -> dict:
     total = sum(len(change.frame) for change in changes)
     with helpers.connect(root=root) as platform:
         started = time.perf_counter()
-        platform.apply(changes, total=total)
+        platform.apply(changes, total=total, batch_rows=WRITE_CHUNK)
         platform.flush(timeout=3600)
         seconds = time.perf_counter() - started
         lake_records = int(platform.status().set_index("stage").loc["lake", "records"])

@@ -20,6 +20,7 @@ import typer
 import helpers
 from helpers import generate
 from helpers.exceptions import SalescastError
+from helpers.platform import WRITE_CHUNK
 
 app = typer.Typer(
     help="Sales forecasting workbench: stream orders to the lake, query and forecast them.",
@@ -67,7 +68,9 @@ def stream(
     with _connect(backend, root) as platform:
         if days:
             typer.echo(f"backfilling {days} days of history (seed {seed})")
-            counts = platform.apply(generate.backfill(days, end=end, params=params))
+            counts = platform.apply(
+                generate.backfill(days, end=end, params=params), batch_rows=WRITE_CHUNK
+            )
             typer.echo(f"  {counts}")
         if rate and duration:
             typer.echo(f"streaming {rate:g} orders/s for {duration:g}s")
@@ -76,7 +79,7 @@ def stream(
             typer.echo(f"  {counts}")
         typer.echo("waiting for the lake")
         try:
-            platform.flush(timeout=timeout)
+            platform.flush(timeout=timeout, progress=True)
         except SalescastError as error:
             typer.secho(f"error: {error}", fg="red", err=True)
             raise typer.Exit(1) from None

@@ -107,8 +107,11 @@ class Platform(abc.ABC):
     orders: Orders
 
     @abc.abstractmethod
-    def flush(self, timeout: float = 60.0) -> None:
-        """Return once every change accepted so far is in the lake; raise naming a stuck stage."""
+    def flush(self, timeout: float = 60.0, progress: bool = False) -> None:
+        """Return once every change accepted so far is in the lake; raise naming a stuck stage.
+
+        ``progress`` shows a bar of the changes still on their way.
+        """
 
     @abc.abstractmethod
     def status(self) -> pd.DataFrame:
@@ -131,14 +134,16 @@ class Platform(abc.ABC):
         changes: Iterable[Any],
         total: int | None = None,
         progress: bool = True,
-        batch_rows: int = WRITE_CHUNK,
+        batch_rows: int = 0,
     ) -> dict[str, int]:
         """Replay changes (``helpers.generate`` output: ``action`` and ``frame``) on the table.
 
-        Consecutive changes are written together, up to ``batch_rows`` orders a batch, puts
+        Each change is written as it comes. For history, pass ``batch_rows`` (e.g. 20,000):
+        consecutive changes are then written together, about that many orders a batch, puts
         before updates before deletes, as long as that keeps each order's own changes in the
-        order given (an order deleted and then put again starts a new batch). Returns the
-        counts of orders put, updated and deleted.
+        order given (an order deleted and then put again starts a new batch). Do not batch a
+        live stream: a batch waits for its rows. Returns the counts of orders put, updated
+        and deleted.
         """
         counts = {action: 0 for action in _ACTION_RANK}
         batch: dict[str, list[pd.DataFrame]] = {action: [] for action in _ACTION_RANK}
@@ -147,14 +152,15 @@ class Platform(abc.ABC):
             for change in changes:
                 rank = _ACTION_RANK[change.action]
                 keys = change.frame[KEY].tolist()
-                if len(ranks) + len(keys) > batch_rows or any(
-                    ranks.get(key, -1) > rank for key in keys
-                ):
+                if any(ranks.get(key, -1) > rank for key in keys):
                     self._write_batch(batch, counts, bar)
                     ranks.clear()
                 batch[change.action].append(change.frame)
                 for key in keys:
                     ranks[key] = max(ranks.get(key, -1), rank)
+                if len(ranks) >= batch_rows:
+                    self._write_batch(batch, counts, bar)
+                    ranks.clear()
             self._write_batch(batch, counts, bar)
         return counts
 

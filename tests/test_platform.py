@@ -177,7 +177,7 @@ def test_apply_batches_changes_but_keeps_each_orders_order(platform, make_orders
         Change("put", orders.iloc[[1]].assign(quantity=7)),  # the same order, put again
         Change("put", make_orders(2, seed=2)),
     ]
-    counts = platform.apply(changes, progress=False)
+    counts = platform.apply(changes, progress=False, batch_rows=100)
     assert counts == {"put": 7, "update": 1, "delete": 1}
     platform.flush()
     assert platform.orders.get(first)["quantity"] == 9
@@ -185,3 +185,19 @@ def test_apply_batches_changes_but_keeps_each_orders_order(platform, make_orders
     events = platform.read_lake().query("order_id == @second").sort_values("event_seq")
     assert events.event_name.tolist() == ["INSERT", "REMOVE", "INSERT"]
     assert_lake_matches_table(platform)
+
+
+def test_apply_writes_each_change_as_it_comes_by_default(platform, make_orders):
+    from helpers.generate import Change
+
+    orders = make_orders(2)
+    seen = []
+
+    def live_changes():
+        yield Change("put", orders.iloc[[0]])
+        seen.append(platform.orders.count())  # the first is written before the next is asked
+        yield Change("put", orders.iloc[[1]])
+
+    platform.apply(live_changes(), progress=False)
+    assert seen == [1]
+    assert platform.orders.count() == 2

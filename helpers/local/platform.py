@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+from tqdm.auto import tqdm
 
 from helpers.config import Settings
 from helpers.exceptions import PipelineStuckError
@@ -177,7 +178,7 @@ class LocalPlatform(Platform):
             fcntl.flock(handle, fcntl.LOCK_UN)
         return None
 
-    def flush(self, timeout: float = 60.0) -> None:
+    def flush(self, timeout: float = 60.0, progress: bool = False) -> None:
         deadline = time.monotonic() + timeout
         target = self.table.latest_sequence()
         self._wait(
@@ -186,6 +187,7 @@ class LocalPlatform(Platform):
             self.pipe.request_flush,
             deadline,
             timeout,
+            progress,
         )
         targets = self.stream.latest_sequences()
         self._wait(
@@ -196,27 +198,43 @@ class LocalPlatform(Platform):
             self.delivery.request_flush,
             deadline,
             timeout,
+            progress,
         )
 
-    def _wait(self, stage, pending, nudge, deadline, timeout) -> None:
-        while (left := pending()) > 0:
-            if self._try_consume():
-                nudge()
-            if time.monotonic() > deadline:
-                poller = next((p for p in self._pollers if stage.startswith(p.stage)), None)
-                if poller and poller.error:
-                    hint = f"It keeps failing with: {poller.error!r} (see the log)."
-                elif not self._pollers and self._consumer_pid():
-                    hint = f"Process {self._consumer_pid()} consumes this root and is behind."
-                elif not self._pollers:
-                    hint = (
-                        "Nothing consumes this root: connect with consume=True "
-                        "(the default) or run `salescast stream`."
-                    )
-                else:
-                    hint = "It is running but slow; flush again with a longer timeout."
-                raise PipelineStuckError(stage, left, timeout, hint)
-            time.sleep(0.01)
+    def _wait(self, stage, pending, nudge, deadline, timeout, progress) -> None:
+        left = pending()
+        with tqdm(
+            total=left,
+            desc=f"waiting for the {stage}",
+            unit="change",
+            disable=not progress or left <= 0,
+        ) as bar:
+            while left > 0:
+                if self._try_consume():
+                    nudge()
+                self._check_deadline(stage, left, deadline, timeout)
+                time.sleep(0.01)
+                now_left = pending()
+                bar.update(left - now_left)
+                left = now_left
+
+    def _check_deadline(self, stage, left, deadline, timeout) -> None:
+        """Raise :class:`PipelineStuckError` past the deadline, with the likeliest cause."""
+        if time.monotonic() <= deadline:
+            return
+        poller = next((p for p in self._pollers if stage.startswith(p.stage)), None)
+        if poller and poller.error:
+            hint = f"It keeps failing with: {poller.error!r} (see the log)."
+        elif not self._pollers and self._consumer_pid():
+            hint = f"Process {self._consumer_pid()} consumes this root and is behind."
+        elif not self._pollers:
+            hint = (
+                "Nothing consumes this root: connect with consume=True "
+                "(the default) or run `salescast stream`."
+            )
+        else:
+            hint = "It is running but slow; flush again with a longer timeout."
+        raise PipelineStuckError(stage, left, timeout, hint)
 
     # reading ------------------------------------------------------------------------------
 
