@@ -123,6 +123,51 @@ def status(root: Root = None, backend: Backend = None) -> None:
 
 
 @app.command()
+def crawl(root: Root = None, backend: Backend = None) -> None:
+    """Run the crawler: catalog the lake's table, new partitions and the views."""
+    with _connect(backend, root, consume=False) as platform:
+        result = platform.crawl()
+        typer.echo(
+            f"tables created: {result['tables_created'] or 'none'}; "
+            f"updated: {result['tables_updated'] or 'none'}; "
+            f"partitions added: {result['partitions_added']}; "
+            f"views created: {result['views_created'] or 'none'}"
+        )
+        for message in result["messages"]:
+            typer.echo(f"  {message}")
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="Athena SQL, or the name of a named query")],
+    output: Annotated[str, typer.Option(help="table or csv")] = "table",
+    database: Annotated[str | None, typer.Option(help="Default database")] = None,
+    root: Root = None,
+    backend: Backend = None,
+) -> None:
+    """Run Athena SQL over the lake and print the result."""
+    from helpers import queries
+
+    if output not in ("table", "csv"):
+        typer.secho("error: --output must be table or csv", fg="red", err=True)
+        raise typer.Exit(2)
+    text = queries.load(sql) if sql in (*queries.VIEWS, *queries.NAMED) else sql
+    if sql in queries.VIEWS:
+        text = f"SELECT * FROM {sql}"
+    with _connect(backend, root, consume=False) as platform:
+        try:
+            frame = platform.query(text, database=database)
+        except SalescastError as error:
+            typer.secho(f"error: {error}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        if output == "csv":
+            typer.echo(frame.to_csv(index=False), nl=False)
+        else:
+            _show(frame)
+            typer.echo(f"({len(frame)} rows; result at {frame.attrs['output_location']})")
+
+
+@app.command()
 def teardown(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm removal")] = False,
     root: Root = None,

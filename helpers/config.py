@@ -36,6 +36,8 @@ class Settings:
     database: str = "sales"
     lake_prefix: str = "sales/"
     error_prefix: str = "errors/"
+    athena_prefix: str = "athena-results/"
+    changes_table: str = "orders_changes"
     shard_count: int = 2
     pipe_batch_size: int = 10_000
     pipe_batching_window_s: float = 0.0
@@ -59,6 +61,10 @@ class Settings:
     @property
     def delivery_stream_name(self) -> str:
         return f"{self.prefix}-lake-delivery"
+
+    @property
+    def crawler_name(self) -> str:
+        return f"{self.prefix}-lake-crawler"
 
     @property
     def function_name(self) -> str:

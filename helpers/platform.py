@@ -126,6 +126,26 @@ class Platform(abc.ABC):
         """The change log in the lake, with its partition columns."""
 
     @abc.abstractmethod
+    def crawl(self) -> dict:
+        """Run the crawler over the lake (tables, partitions, views); returns what it did."""
+
+    @abc.abstractmethod
+    def query(
+        self, sql: str, database: str | None = None, params: list | dict | None = None
+    ) -> pd.DataFrame:
+        """Run Athena SQL and return the result, like ``awswrangler.athena.read_sql_query``.
+
+        ``params`` is a list for ``?`` placeholders, or a dict for ``:name`` placeholders.
+        The frame's ``attrs`` hold ``query_execution_id`` and ``output_location``.
+        """
+
+    def named_query(self, name: str, params: list | dict | None = None) -> pd.DataFrame:
+        """Run one of the named queries of ``helpers/queries``."""
+        from helpers import queries
+
+        return self.query(queries.load(name), params=params)
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Stop background work and release resources."""
 

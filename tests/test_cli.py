@@ -52,3 +52,18 @@ def test_bad_settings_give_a_clear_error(tmp_path, monkeypatch):
     result = runner.invoke(app, ["status", "--root", str(tmp_path)])
     assert result.exit_code == 2
     assert "SALESCAST_SHARD_COUNT" in result.output
+
+
+def test_crawl_and_query(tmp_path):
+    root = str(tmp_path / "root")
+    invoke("stream", "--days", "4", "--end", "2026-03-01", "--orders-per-day", "60", "--root", root)
+    crawled = invoke("crawl", "--root", root)
+    assert "tables created: ['orders_changes']" in crawled and "partitions added: 4" in crawled
+    table = invoke("query", "daily_revenue", "--root", root)
+    assert "revenue" in table and "(4 rows; result at s3://" in table
+    csv = invoke(
+        "query", "SELECT count(*) AS n FROM orders_current", "--output", "csv", "--root", root
+    )
+    assert csv.splitlines()[0] == "n" and int(csv.splitlines()[1]) > 0
+    failed = runner.invoke(app, ["query", "SELECT nope FROM daily_sales", "--root", root])
+    assert failed.exit_code == 1 and "COLUMN_NOT_FOUND" in failed.output

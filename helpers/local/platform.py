@@ -22,11 +22,14 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from tqdm.auto import tqdm
 
+from helpers import queries
 from helpers.config import Settings
 from helpers.exceptions import PipelineStuckError
+from helpers.local.athena import Athena
 from helpers.local.awslambda import Function
 from helpers.local.dynamodb import Table
 from helpers.local.firehose import DeliveryStream
+from helpers.local.glue import Catalog, Crawler, EntityNotFoundError
 from helpers.local.kinesis import Stream
 from helpers.local.pipes import Pipe
 from helpers.local.s3 import Bucket
@@ -123,6 +126,16 @@ class LocalPlatform(Platform):
             s.account_id,
         )
         self.orders = Orders(self.table)
+        self.catalog = Catalog(root / "glue.sqlite", s.region, s.account_id)
+        self.crawler = Crawler(
+            self.catalog,
+            self.bucket,
+            s.crawler_name,
+            s.database,
+            s.changes_table,
+            s.lake_prefix,
+        )
+        self.athena = Athena(self.catalog, self.bucket, root / "athena.sqlite", s.athena_prefix)
         self._lock_path = root / "consumer.lock"
         self._lock_handle = None
         self._stop = threading.Event()
@@ -292,6 +305,32 @@ class LocalPlatform(Platform):
         )
         return pd.concat([frame, parts], axis=1)
 
+    def crawl(self) -> dict:
+        """Run the crawler, then make sure the views exist; returns what the run did."""
+        result = self.crawler.run().summary()
+        result["views_created"] = self.create_views()
+        return result
+
+    def create_views(self) -> list[str]:
+        """Create (or refresh) the catalog views of ``helpers/queries`` once their table exists."""
+        database = self.settings.database
+        if not any(t["Name"] == self.settings.changes_table for t in self.catalog.tables(database)):
+            return []
+        created = []
+        for name in queries.VIEWS:
+            sql = queries.load(name)
+            try:
+                current = self.catalog.get_table(database, name).get("ViewOriginalText")
+            except EntityNotFoundError:
+                current = None
+            if current != sql:
+                self.catalog.create_view(database, name, sql, self.athena.describe(sql, database))
+                created.append(name)
+        return created
+
+    def query(self, sql: str, database: str | None = None, params=None) -> pd.DataFrame:
+        return self.athena.read_sql_query(sql, database or self.settings.database, params)
+
     def read_lake(self, limit: int | None = None) -> pd.DataFrame:
         base = self.bucket.local_path(self.settings.lake_prefix)
         partitioning = ds.partitioning(
@@ -316,7 +355,15 @@ class LocalPlatform(Platform):
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
             self._lock_handle = None
-        for service in (self.pipe, self.delivery, self.stream, self.table, self.function):
+        for service in (
+            self.pipe,
+            self.delivery,
+            self.stream,
+            self.table,
+            self.function,
+            self.athena,
+            self.catalog,
+        ):
             service.close()
 
     def teardown(self) -> None:

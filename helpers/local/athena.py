@@ -1,0 +1,416 @@
+"""SQL over the lake (Amazon Athena): Athena (Trino) SQL, run by DuckDB through sqlglot.
+
+A query names catalog tables as ``database.table`` (or plain ``table`` in the query's
+database). Each external table becomes a DuckDB view over the Parquet objects of the
+partitions the catalog knows (only those, as on Athena), with the catalog's columns and the
+partition keys as strings; each catalog view is transpiled and created after what it reads.
+Every query gets an execution id and states (QUEUED, RUNNING, SUCCEEDED, FAILED) and leaves
+its result as CSV at the workgroup's output location, as Athena does.
+
+Errors carry Athena's error names and the position in the query text where it is known:
+``SYNTAX_ERROR``, ``TABLE_NOT_FOUND``, ``COLUMN_NOT_FOUND``, ``FUNCTION_NOT_FOUND`` (a function
+with no local equivalent), and ``GENERIC_USER_ERROR`` for the rest.
+
+Not emulated: DDL and DML (CREATE TABLE AS, INSERT, MSCK REPAIR: the crawler keeps partitions),
+bytes-scanned accounting (the sum of the objects read is reported), workgroup limits,
+federated catalogs, and Trino functions that neither sqlglot nor DuckDB know.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import sqlglot
+from sqlglot import exp
+
+from helpers.exceptions import SalescastError
+from helpers.local.glue import Catalog, EntityNotFoundError
+from helpers.local.s3 import Bucket
+from helpers.local.sqlite import Database
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY, query TEXT NOT NULL, database TEXT NOT NULL, workgroup TEXT NOT NULL,
+    state TEXT NOT NULL, reason TEXT, output_location TEXT NOT NULL,
+    submitted REAL NOT NULL, completed REAL, rows INTEGER, data_scanned INTEGER
+);
+"""
+_DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "date": "DATE",
+    "int": "INTEGER",
+    "bigint": "BIGINT",
+    "smallint": "SMALLINT",
+    "tinyint": "TINYINT",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+    "boolean": "BOOLEAN",
+    "binary": "BLOB",
+}
+
+
+class QueryError(SalescastError):
+    """A query failed; names Athena's error type, the problem and its position."""
+
+    def __init__(self, code: str, message: str, line: int | None = None, column: int | None = None):
+        self.code, self.line, self.column = code, line, column
+        where = f"line {line}:{column}: " if line is not None else ""
+        super().__init__(f"{code}: {where}{message}")
+
+
+@dataclass(frozen=True)
+class _Object:
+    database: str
+    name: str
+
+
+class Athena:
+    """An Athena workgroup over a Glue catalog and an S3 bucket.
+
+    Parameters
+    ----------
+    catalog, bucket
+        The catalog that names the tables, and the bucket their locations point into.
+    state_path
+        SQLite file of query executions.
+    output_prefix
+        Where results go in the bucket (the workgroup's enforced result location).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        bucket: Bucket,
+        state_path: Path,
+        output_prefix: str = "athena-results/",
+        workgroup: str = "primary",
+        threads: int = 2,
+    ):
+        self.catalog, self.bucket = catalog, bucket
+        self.output_prefix, self.workgroup, self.threads = output_prefix, workgroup, threads
+        self.db = Database(state_path, _SCHEMA)
+
+    # the API ------------------------------------------------------------------------------
+
+    def start_query_execution(
+        self, sql: str, database: str, params: list | dict | None = None
+    ) -> str:
+        """Run a query to completion and return its execution id (see get_query_execution)."""
+        return self._run(sql, database, params)[0]
+
+    def read_sql_query(
+        self, sql: str, database: str, params: list | dict | None = None
+    ) -> pd.DataFrame:
+        """The query's result as a DataFrame (what ``awswrangler.athena.read_sql_query`` does);
+        its ``attrs`` hold ``query_execution_id`` and ``output_location``."""
+        execution_id, frame = self._run(sql, database, params)
+        frame.attrs["query_execution_id"] = execution_id
+        frame.attrs["output_location"] = self.bucket.uri(f"{self.output_prefix}{execution_id}.csv")
+        return frame
+
+    def _run(self, sql: str, database: str, params) -> tuple[str, pd.DataFrame]:
+        execution_id = str(uuid.uuid4())
+        output = self.bucket.uri(f"{self.output_prefix}{execution_id}.csv")
+        with self.db.write() as connection:
+            connection.execute(
+                "INSERT INTO executions (id, query, database, workgroup, state, output_location,"
+                " submitted) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?)",
+                (execution_id, sql, database, self.workgroup, output, time.time()),
+            )
+        self._set_state(execution_id, "RUNNING")
+        try:
+            frame, scanned = self._execute(sql, database, params)
+        except QueryError as error:
+            self._set_state(execution_id, "FAILED", reason=str(error))
+            raise
+        self.bucket.put_object(f"{self.output_prefix}{execution_id}.csv", _athena_csv(frame))
+        self._set_state(execution_id, "SUCCEEDED", rows=len(frame), scanned=scanned)
+        return execution_id, frame
+
+    def get_query_execution(self, execution_id: str) -> dict[str, Any]:
+        """The execution as GetQueryExecution shows it."""
+        row = self.db.connection.execute(
+            "SELECT query, database, workgroup, state, reason, output_location, submitted,"
+            " completed, rows, data_scanned FROM executions WHERE id = ?",
+            (execution_id,),
+        ).fetchone()
+        if row is None:
+            raise QueryError("INVALID_REQUEST", f"QueryExecution {execution_id} was not found")
+        query, database, workgroup, state, reason, output, submitted, completed, _, scanned = row
+        status: dict[str, Any] = {
+            "State": state,
+            "SubmissionDateTime": datetime.fromtimestamp(submitted, UTC),
+        }
+        if completed:
+            status["CompletionDateTime"] = datetime.fromtimestamp(completed, UTC)
+        if reason:
+            status["StateChangeReason"] = reason
+        return {
+            "QueryExecutionId": execution_id,
+            "Query": query,
+            "StatementType": "DML",
+            "ResultConfiguration": {"OutputLocation": output},
+            "QueryExecutionContext": {"Database": database, "Catalog": "awsdatacatalog"},
+            "Status": status,
+            "Statistics": {
+                "EngineExecutionTimeInMillis": int(1000 * ((completed or submitted) - submitted)),
+                "DataScannedInBytes": scanned or 0,
+            },
+            "WorkGroup": workgroup,
+        }
+
+    # execution ----------------------------------------------------------------------------
+
+    def _set_state(self, execution_id, state, reason=None, rows=None, scanned=None) -> None:
+        completed = time.time() if state in ("SUCCEEDED", "FAILED") else None
+        with self.db.write() as connection:
+            connection.execute(
+                "UPDATE executions SET state = ?, reason = ?, completed = ?, rows = ?,"
+                " data_scanned = ? WHERE id = ?",
+                (state, reason, completed, rows, scanned, execution_id),
+            )
+
+    def _execute(self, sql: str, database: str, params) -> tuple[pd.DataFrame, int]:
+        sql = _bind_named(sql, params) if isinstance(params, dict) else sql
+        tree = _parse(sql)
+        connection = duckdb.connect(config={"threads": self.threads})
+        try:
+            scanned = self._register(connection, tree, database, sql, set())
+            translated = self._translate(tree, database)
+            try:
+                relation = connection.execute(
+                    translated, params if isinstance(params, list) else None
+                )
+                kinds = [str(column[1]) for column in relation.description]
+                frame = relation.df()
+            except duckdb.Error as error:
+                raise _query_error(error, sql) from None
+        finally:
+            connection.close()
+        for name, kind in zip(frame.columns, kinds, strict=True):
+            if kind == "HUGEINT":  # DuckDB widens sums of integers; Athena's are bigint
+                frame[name] = frame[name].astype("Int64")
+        return frame, scanned
+
+    def _translate(self, tree: exp.Expression, database: str) -> str:
+        tree = tree.copy()
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            if table.name in ctes and not table.db:
+                continue
+            if isinstance(table.this, exp.Identifier) and not table.db:
+                table.set("db", exp.to_identifier(database))
+        return tree.sql(dialect="duckdb")
+
+    def _register(self, connection, tree, database: str, sql: str, done: set) -> int:
+        """Create the DuckDB views for every catalog table or view the query reads."""
+        scanned = 0
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            if not isinstance(table.this, exp.Identifier) or (table.name in ctes and not table.db):
+                continue  # a CTE, or a table function such as UNNEST
+            target = _Object(table.db or database, table.name)
+            if target in done:
+                continue
+            try:
+                definition = self.catalog.get_table(target.database, target.name)
+            except EntityNotFoundError:
+                line, column = _offset_position(sql, (table.args.get("db") or table.this).meta)
+                raise QueryError(
+                    "TABLE_NOT_FOUND",
+                    f"Table 'awsdatacatalog.{target.database}.{target.name}' does not exist",
+                    line,
+                    column,
+                ) from None
+            done.add(target)
+            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{target.database}"')
+            if definition.get("TableType") == "VIRTUAL_VIEW":
+                view_sql = definition["ViewOriginalText"]
+                view_tree = _parse(view_sql)
+                scanned += self._register(connection, view_tree, target.database, view_sql, done)
+                body = self._translate(view_tree, target.database)
+            else:
+                body, size = self._table_source(definition)
+                scanned += size
+            connection.execute(f'CREATE VIEW "{target.database}"."{target.name}" AS {body}')
+        return scanned
+
+    def _table_source(self, definition: dict[str, Any]) -> tuple[str, int]:
+        """SQL reading a table's registered partitions, with the catalog's columns."""
+        columns = definition["StorageDescriptor"]["Columns"]
+        partition_keys = [key["Name"] for key in definition.get("PartitionKeys", [])]
+        files, size = [], 0
+        for partition in self.catalog.partitions(definition["DatabaseName"], definition["Name"]):
+            prefix = _key(partition["StorageDescriptor"]["Location"], self.bucket.name)
+            for info in self.bucket.list_objects(prefix):
+                files.append(str(self.bucket.local_path(info.key)))
+                size += info.size
+        typed = [
+            f"CAST({'NULL' if not files else _quote(c['Name'])} AS {_duckdb_type(c['Type'])})"
+            f" AS {_quote(c['Name'])}"
+            for c in columns
+        ] + [
+            f"CAST({'NULL' if not files else _quote(name)} AS VARCHAR) AS {_quote(name)}"
+            for name in partition_keys
+        ]
+        if not files:
+            return f"SELECT {', '.join(typed)} WHERE false", 0
+        listing = ", ".join(_literal(path) for path in files)
+        source = (
+            f"read_parquet([{listing}], hive_partitioning = true, "
+            f"hive_types_autocast = false, union_by_name = true)"
+        )
+        return f"SELECT {', '.join(typed)} FROM {source}", size
+
+    def describe(self, sql: str, database: str) -> list[dict[str, str]]:
+        """The Glue columns (``Name``, ``Type``) a query returns, without running it fully."""
+        tree = _parse(sql)
+        connection = duckdb.connect(config={"threads": self.threads})
+        try:
+            self._register(connection, tree, database, sql, set())
+            try:
+                relation = connection.sql(self._translate(tree, database))
+            except duckdb.Error as error:
+                raise _query_error(error, sql) from None
+            return [
+                {"Name": name, "Type": _glue_type(str(kind))}
+                for name, kind in zip(relation.columns, relation.types, strict=True)
+            ]
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _glue_type(duckdb_type: str) -> str:
+    reverse = {value: key for key, value in _DUCKDB_TYPES.items()}
+    if duckdb_type.startswith("DECIMAL"):
+        return duckdb_type.lower().replace(" ", "")
+    return {"HUGEINT": "bigint", "TIMESTAMP WITH TIME ZONE": "timestamp"}.get(
+        duckdb_type, reverse.get(duckdb_type, "string")
+    )
+
+
+def _parse(sql: str) -> exp.Expression:
+    try:
+        statements = sqlglot.parse(sql, read="athena")
+    except sqlglot.errors.ParseError as error:
+        detail = error.errors[0] if error.errors else {}
+        raise QueryError(
+            "SYNTAX_ERROR",
+            detail.get("description", str(error)).split("\n")[0],
+            detail.get("line"),
+            detail.get("col"),
+        ) from None
+    statements = [statement for statement in statements if statement is not None]
+    if len(statements) != 1:
+        raise QueryError("SYNTAX_ERROR", "give exactly one statement per query")
+    statement = statements[0]
+    if not isinstance(statement, exp.Query):
+        raise QueryError(
+            "NOT_SUPPORTED",
+            f"only queries run locally, not {statement.key.upper()}; "
+            "the crawler keeps tables and partitions",
+        )
+    return statement
+
+
+def _query_error(error: duckdb.Error, sql: str) -> QueryError:
+    """DuckDB's error in Athena's terms, located in the original query text."""
+    message = str(error).split("\n")[0]
+    for pattern, code, template in (
+        (
+            r'Referenced column "([^"]+)" not found',
+            "COLUMN_NOT_FOUND",
+            "Column '{}' cannot be resolved",
+        ),
+        (
+            r"Function with name (\w+) does not exist",
+            "FUNCTION_NOT_FOUND",
+            "Function '{}' not registered (it has no local equivalent)",
+        ),
+        (r"Table with name (\w+) does not exist", "TABLE_NOT_FOUND", "Table '{}' does not exist"),
+    ):
+        match = re.search(pattern, message)
+        if match:
+            name = match.group(1)
+            line, column = _position(sql, name)
+            return QueryError(code, template.format(name), line, column)
+    return QueryError("GENERIC_USER_ERROR", message.replace("Error: ", ": ", 1))
+
+
+def _position(sql: str, name: str) -> tuple[int | None, int | None]:
+    """Line and column (1-based) of the first whole-word ``name`` in the query text."""
+    match = re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", sql, flags=re.IGNORECASE)
+    return _offset_position(sql, {"start": match.start()} if match else {})
+
+
+def _offset_position(sql: str, meta: dict) -> tuple[int | None, int | None]:
+    """Line and column (1-based) of a character offset (sqlglot's ``meta["start"]``)."""
+    if meta.get("start") is None:
+        return None, None
+    before = sql[: meta["start"]]
+    return before.count("\n") + 1, meta["start"] - (before.rfind("\n") + 1) + 1
+
+
+def _bind_named(sql: str, params: dict[str, Any]) -> str:
+    """awswrangler's named parameters: ``:name`` becomes the value as an SQL literal."""
+
+    def literal(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in params:
+            raise QueryError("INVALID_PARAMETER", f"no value given for parameter :{name}")
+        return _literal(params[name])
+
+    return re.sub(r"(?<!:):(\w+)", literal, sql)
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _duckdb_type(glue: str) -> str:
+    if glue.startswith("decimal"):
+        return glue.upper()
+    return _DUCKDB_TYPES.get(glue, "VARCHAR")
+
+
+def _key(location: str, bucket: str) -> str:
+    prefix = f"s3://{bucket}/"
+    if not location.startswith(prefix):
+        raise QueryError("GENERIC_USER_ERROR", f"location {location} is outside bucket {bucket}")
+    return location[len(prefix) :]
+
+
+def _athena_csv(frame: pd.DataFrame) -> bytes:
+    """A result as Athena writes it: a header, every value quoted, nulls empty."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(frame.columns)
+    for row in frame.itertuples(index=False):
+        writer.writerow(
+            ["" if value is None or value is pd.NaT or value != value else value for value in row]
+        )
+    return buffer.getvalue().encode()

@@ -1,0 +1,34 @@
+"""The project's SQL, written once in Athena's dialect and run unchanged on both backends.
+
+Views (``orders_current``, ``daily_sales``) are created in the catalog; named queries are
+what the notebooks run. Table names are unqualified: they resolve in the query's database.
+
+Examples
+--------
+>>> load("daily_revenue").splitlines()[1]
+'SELECT ds, sum(revenue) AS revenue, sum(units) AS units, sum(orders) AS orders'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FOLDER = Path(__file__).parent
+VIEWS = ("orders_current", "daily_sales")
+"""Catalog views, in the order they must be created (each reads the ones before it)."""
+NAMED = (
+    "daily_revenue",
+    "top_products",
+    "revenue_by_category_channel",
+    "week_over_week",
+    "data_freshness",
+)
+
+
+def load(name: str) -> str:
+    """The SQL text of a view or named query."""
+    path = FOLDER / f"{name}.sql"
+    if not path.exists():
+        known = ", ".join((*VIEWS, *NAMED))
+        raise KeyError(f"no query named {name!r}; known: {known}")
+    return path.read_text()

@@ -1,0 +1,184 @@
+"""Athena SQL over the lake: views, named queries, functions, errors, executions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import helpers
+from helpers import queries
+from helpers.generate import SalesParams, backfill
+from helpers.local.athena import QueryError
+from helpers.schema import ORDER_FIELDS, item_to_order
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """30 days of generated orders with amendments, cancels and a duplicated delivery."""
+    root = tmp_path_factory.mktemp("athena") / "root"
+    with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
+        history = backfill(30, end="2026-03-01", params=SalesParams(orders_per_day=150, seed=3))
+        platform.apply(history, progress=False, batch_rows=5000)
+        platform.flush()
+        # a redelivered object: every change in it appears twice in the change log
+        key = platform.lake_objects().key.iloc[3]
+        platform.bucket.put_object(
+            key.replace(".parquet", "-again.parquet"), platform.bucket.get_object(key)
+        )
+        platform.crawl()
+        yield platform
+
+
+def table_orders(platform) -> pd.DataFrame:
+    orders = [item_to_order(item) for item in platform.table.scan()]
+    return pd.DataFrame(orders, columns=list(ORDER_FIELDS))
+
+
+def test_orders_current_equals_the_table(platform):
+    lake = platform.read_lake()
+    assert lake.duplicated(["order_id", "event_seq"]).any(), "the fixture should hold duplicates"
+    current = platform.query("SELECT * FROM orders_current").set_index("order_id").sort_index()
+    table = table_orders(platform).set_index("order_id").sort_index()
+    assert current.index.equals(table.index)
+    assert (current.quantity == table.quantity).all()
+    assert np.allclose(current.unit_price, table.unit_price)
+    assert (current.product_id == table.product_id).all()
+    order_ts = pd.to_datetime(current.order_ts).dt.tz_localize("UTC")
+    assert (order_ts == table.order_ts).all()
+
+
+def test_daily_sales_equals_totals_from_the_table(platform):
+    table = table_orders(platform)
+    table["ds"] = table.order_ts.dt.date
+    table["revenue"] = table.quantity * table.unit_price
+    expected = table.groupby(["ds", "product_id"]).agg(
+        units=("quantity", "sum"), revenue=("revenue", "sum"), orders=("order_id", "count")
+    )
+    daily = platform.query("SELECT * FROM daily_sales")
+    daily["ds"] = pd.to_datetime(daily.ds).dt.date
+    daily = daily.set_index(["ds", "product_id"]).sort_index()
+    assert daily.index.equals(expected.index)
+    assert (daily.units == expected.units).all() and (daily.orders == expected.orders).all()
+    assert np.allclose(daily.revenue, expected.revenue)
+    assert str(daily.units.dtype) == "Int64"  # bigint, as on Athena
+
+
+def test_named_queries_agree_with_pandas(platform):
+    daily = platform.query("SELECT * FROM daily_sales")
+    revenue = platform.named_query("daily_revenue")
+    assert len(revenue) == daily.ds.nunique()
+    assert np.isclose(revenue.revenue.sum(), daily.revenue.sum())
+    top = platform.named_query("top_products")
+    by_product = daily.groupby("product_id").revenue.sum().sort_values(ascending=False)
+    assert top.product_id.tolist() == by_product.index[:20].tolist()
+    assert np.isclose(top.revenue_share.iloc[0], by_product.iloc[0] / by_product.sum())
+    channels = platform.named_query("revenue_by_category_channel")
+    assert np.isclose(channels.revenue.sum(), daily.revenue.sum())
+    weekly = platform.named_query("week_over_week")
+    assert pd.to_datetime(weekly.week).dt.dayofweek.eq(0).all()  # weeks start on Monday
+    second = weekly.iloc[1]
+    assert np.isclose(second.growth, second.revenue / weekly.revenue.iloc[0] - 1)
+    freshness = platform.named_query("data_freshness")
+    assert freshness.events.sum() == len(platform.read_lake())
+
+
+def test_athena_functions_give_athena_answers(platform):
+    row = platform.query(
+        """
+        SELECT date_trunc('month', TIMESTAMP '2026-02-17 10:30:00') AS month_start,
+               date_format(TIMESTAMP '2026-02-17 10:30:00', '%Y-%m-%d %H:%i') AS formatted,
+               date_add('day', 3, DATE '2026-02-27') AS later,
+               date_diff('day', DATE '2026-01-01', DATE '2026-03-01') AS days,
+               CAST(10.0 / 3 AS DECIMAL(10, 2)) AS third,
+               year(DATE '2026-02-17') AS y, day_of_week(DATE '2026-02-17') AS dow
+        """
+    ).iloc[0]
+    assert row.month_start == pd.Timestamp("2026-02-01")
+    assert row.formatted == "2026-02-17 10:30"
+    assert pd.Timestamp(row.later) == pd.Timestamp("2026-03-02")
+    assert row.days == 59 and float(row.third) == 3.33 and row.y == 2026 and row.dow == 2
+    unnest = platform.query("SELECT sum(x) AS total FROM UNNEST(ARRAY[1, 2, 3]) AS t(x)")
+    assert unnest.total.iloc[0] == 6
+    window = platform.query(
+        """
+        SELECT ds, revenue,
+               rank() OVER (ORDER BY revenue DESC) AS place,
+               sum(revenue) OVER (ORDER BY ds ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+                   AS running
+        FROM daily_revenue_source ORDER BY ds
+        """.replace("daily_revenue_source", f"({queries.load('daily_revenue')})")
+    )
+    assert np.isclose(window.running.iloc[-1], window.revenue.sum())
+    assert window.sort_values("place").revenue.is_monotonic_decreasing
+    median = platform.query("SELECT approx_percentile(unit_price, 0.5) AS p50 FROM orders_current")
+    prices = platform.query("SELECT unit_price FROM orders_current").unit_price
+    assert abs(median.p50.iloc[0] - prices.median()) <= prices.std() * 0.1
+
+
+def test_only_crawled_partitions_are_visible(tmp_path, make_orders):
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
+        platform.orders.put(make_orders(50).assign(order_ts="2026-05-01T10:00:00Z"))
+        platform.flush()
+        platform.crawl()
+        platform.orders.put(make_orders(20, seed=2).assign(order_ts="2026-05-02T10:00:00Z"))
+        platform.flush()
+        count = "SELECT count(*) AS n FROM orders_changes"
+        assert platform.query(count).n.iloc[0] == 50
+        assert platform.crawl()["partitions_added"] == 1
+        assert platform.query(count).n.iloc[0] == 70
+
+
+@pytest.mark.parametrize(
+    ("sql", "code", "position"),
+    [
+        ("SELECT order_id FROM orders_current WHERE", "SYNTAX_ERROR", (1, 41)),
+        ("SELECT *\nFROM no_such_table", "TABLE_NOT_FOUND", (2, 6)),
+        ("SELECT order_id, colour\nFROM orders_current", "COLUMN_NOT_FOUND", (1, 18)),
+        (
+            "SELECT format_datetime(order_ts, 'yyyy') FROM orders_current",
+            "FUNCTION_NOT_FOUND",
+            None,
+        ),
+        ("DROP TABLE orders_changes", "NOT_SUPPORTED", None),
+    ],
+)
+def test_errors_name_the_problem_and_where(platform, sql, code, position):
+    with pytest.raises(QueryError) as caught:
+        platform.query(sql)
+    assert caught.value.code == code
+    assert str(caught.value).startswith(code)
+    if position:
+        assert (caught.value.line, caught.value.column) == position
+
+
+def test_executions_have_states_and_csv_results(platform):
+    frame = platform.query("SELECT ds, revenue FROM daily_sales ORDER BY ds LIMIT 3")
+    execution = platform.athena.get_query_execution(frame.attrs["query_execution_id"])
+    assert execution["Status"]["State"] == "SUCCEEDED"
+    location = execution["ResultConfiguration"]["OutputLocation"]
+    assert location == frame.attrs["output_location"]
+    key = location.removeprefix(f"s3://{platform.bucket.name}/")
+    lines = platform.bucket.get_object(key).decode().splitlines()
+    assert lines[0] == '"ds","revenue"' and len(lines) == 4
+    with pytest.raises(QueryError):
+        platform.query("SELECT nope FROM daily_sales")
+    failed = platform.athena.db.read(
+        "SELECT id FROM executions WHERE state = 'FAILED' ORDER BY submitted DESC LIMIT 1"
+    )[0][0]
+    status = platform.athena.get_query_execution(failed)["Status"]
+    assert status["State"] == "FAILED" and "COLUMN_NOT_FOUND" in status["StateChangeReason"]
+
+
+def test_parameters_qmark_and_named(platform):
+    product = platform.query("SELECT product_id FROM daily_sales LIMIT 1").product_id.iloc[0]
+    by_qmark = platform.query(
+        "SELECT sum(units) AS u FROM daily_sales WHERE product_id = ?", params=[product]
+    )
+    by_name = platform.query(
+        "SELECT sum(units) AS u FROM daily_sales WHERE product_id = :product",
+        params={"product": product},
+    )
+    assert by_qmark.u.iloc[0] == by_name.u.iloc[0] > 0
+    with pytest.raises(QueryError, match="no value given for parameter :other"):
+        platform.query("SELECT :other AS x", params={"product": product})
