@@ -18,9 +18,9 @@ federated catalogs, and Trino functions that neither sqlglot nor DuckDB know.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +30,8 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlglot
 from sqlglot import exp
 
@@ -100,6 +102,17 @@ class Athena:
         self.catalog, self.bucket = catalog, bucket
         self.output_prefix, self.workgroup, self.threads = output_prefix, workgroup, threads
         self.db = Database(state_path, _SCHEMA)
+        self._local = threading.local()
+
+    def _connection(self) -> tuple[duckdb.DuckDBPyConnection, dict]:
+        """This thread's DuckDB connection and what is registered in it (kept warm, so
+        Parquet footers are read once, not at every query)."""
+        if getattr(self._local, "connection", None) is None:
+            self._local.connection = duckdb.connect(
+                config={"threads": self.threads, "enable_object_cache": True}
+            )
+            self._local.registered = {}
+        return self._local.connection, self._local.registered
 
     # the API ------------------------------------------------------------------------------
 
@@ -130,11 +143,11 @@ class Athena:
             )
         self._set_state(execution_id, "RUNNING")
         try:
-            frame, scanned = self._execute(sql, database, params)
+            frame, scanned, csv_text = self._execute(sql, database, params)
         except QueryError as error:
             self._set_state(execution_id, "FAILED", reason=str(error))
             raise
-        self.bucket.put_object(f"{self.output_prefix}{execution_id}.csv", _athena_csv(frame))
+        self.bucket.put_object(f"{self.output_prefix}{execution_id}.csv", csv_text)
         self._set_state(execution_id, "SUCCEEDED", rows=len(frame), scanned=scanned)
         return execution_id, frame
 
@@ -181,27 +194,27 @@ class Athena:
                 (state, reason, completed, rows, scanned, execution_id),
             )
 
-    def _execute(self, sql: str, database: str, params) -> tuple[pd.DataFrame, int]:
+    def _execute(self, sql: str, database: str, params) -> tuple[pd.DataFrame, int, bytes]:
+        """The result as a frame, the bytes scanned, and the result as Athena's CSV."""
         sql = _bind_named(sql, params) if isinstance(params, dict) else sql
         tree = _parse(sql)
-        connection = duckdb.connect(config={"threads": self.threads})
+        connection, registered = self._connection()
+        scanned = self._register(connection, registered, tree, database, sql, set())
         try:
-            scanned = self._register(connection, tree, database, sql, set())
-            translated = self._translate(tree, database)
-            try:
-                relation = connection.execute(
-                    translated, params if isinstance(params, list) else None
+            relation = connection.sql(
+                self._translate(tree, database), params=params if isinstance(params, list) else None
+            )
+            table = relation.to_arrow_table()
+        except duckdb.Error as error:
+            raise _query_error(error, sql) from None
+        for index, kind in enumerate(relation.types):
+            if str(kind) == "HUGEINT":  # DuckDB widens sums of integers; Athena's are bigint
+                table = table.set_column(
+                    index, table.field(index).name, table[index].cast(pa.int64())
                 )
-                kinds = [str(column[1]) for column in relation.description]
-                frame = relation.df()
-            except duckdb.Error as error:
-                raise _query_error(error, sql) from None
-        finally:
-            connection.close()
-        for name, kind in zip(frame.columns, kinds, strict=True):
-            if kind == "HUGEINT":  # DuckDB widens sums of integers; Athena's are bigint
-                frame[name] = frame[name].astype("Int64")
-        return frame, scanned
+        sink = io.BytesIO()
+        pa_csv.write_csv(table, sink, pa_csv.WriteOptions(quoting_style="all_valid"))
+        return table.to_pandas(), scanned, sink.getvalue()
 
     def _translate(self, tree: exp.Expression, database: str) -> str:
         tree = tree.copy()
@@ -213,8 +226,9 @@ class Athena:
                 table.set("db", exp.to_identifier(database))
         return tree.sql(dialect="duckdb")
 
-    def _register(self, connection, tree, database: str, sql: str, done: set) -> int:
-        """Create the DuckDB views for every catalog table or view the query reads."""
+    def _register(self, connection, registered, tree, database: str, sql: str, done: set) -> int:
+        """Create (or refresh) the DuckDB views of every catalog table or view the query
+        reads; ``registered`` remembers what each view was made from."""
         scanned = 0
         ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
@@ -234,26 +248,36 @@ class Athena:
                     column,
                 ) from None
             done.add(target)
-            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{target.database}"')
             if definition.get("TableType") == "VIRTUAL_VIEW":
                 view_sql = definition["ViewOriginalText"]
                 view_tree = _parse(view_sql)
-                scanned += self._register(connection, view_tree, target.database, view_sql, done)
+                scanned += self._register(
+                    connection, registered, view_tree, target.database, view_sql, done
+                )
                 body = self._translate(view_tree, target.database)
             else:
                 body, size = self._table_source(definition)
                 scanned += size
-            connection.execute(f'CREATE VIEW "{target.database}"."{target.name}" AS {body}')
+            if registered.get(target) != body:
+                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{target.database}"')
+                connection.execute(
+                    f'CREATE OR REPLACE VIEW "{target.database}"."{target.name}" AS {body}'
+                )
+                registered[target] = body
         return scanned
 
     def _table_source(self, definition: dict[str, Any]) -> tuple[str, int]:
         """SQL reading a table's registered partitions, with the catalog's columns."""
         columns = definition["StorageDescriptor"]["Columns"]
         partition_keys = [key["Name"] for key in definition.get("PartitionKeys", [])]
+        registered_prefixes = {
+            _key(partition["StorageDescriptor"]["Location"], self.bucket.name)
+            for partition in self.catalog.partitions(definition["DatabaseName"], definition["Name"])
+        }
+        location = _key(definition["StorageDescriptor"]["Location"], self.bucket.name)
         files, size = [], 0
-        for partition in self.catalog.partitions(definition["DatabaseName"], definition["Name"]):
-            prefix = _key(partition["StorageDescriptor"]["Location"], self.bucket.name)
-            for info in self.bucket.list_objects(prefix):
+        for info in self.bucket.list_objects(location):
+            if info.key[: info.key.rfind("/") + 1] in registered_prefixes:
                 files.append(str(self.bucket.local_path(info.key)))
                 size += info.size
         typed = [
@@ -276,21 +300,22 @@ class Athena:
     def describe(self, sql: str, database: str) -> list[dict[str, str]]:
         """The Glue columns (``Name``, ``Type``) a query returns, without running it fully."""
         tree = _parse(sql)
-        connection = duckdb.connect(config={"threads": self.threads})
+        connection, registered = self._connection()
+        self._register(connection, registered, tree, database, sql, set())
         try:
-            self._register(connection, tree, database, sql, set())
-            try:
-                relation = connection.sql(self._translate(tree, database))
-            except duckdb.Error as error:
-                raise _query_error(error, sql) from None
-            return [
-                {"Name": name, "Type": _glue_type(str(kind))}
-                for name, kind in zip(relation.columns, relation.types, strict=True)
-            ]
-        finally:
-            connection.close()
+            relation = connection.sql(self._translate(tree, database))
+        except duckdb.Error as error:
+            raise _query_error(error, sql) from None
+        return [
+            {"Name": name, "Type": _glue_type(str(kind))}
+            for name, kind in zip(relation.columns, relation.types, strict=True)
+        ]
 
     def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
         self.db.close()
 
 
@@ -402,15 +427,3 @@ def _key(location: str, bucket: str) -> str:
     if not location.startswith(prefix):
         raise QueryError("GENERIC_USER_ERROR", f"location {location} is outside bucket {bucket}")
     return location[len(prefix) :]
-
-
-def _athena_csv(frame: pd.DataFrame) -> bytes:
-    """A result as Athena writes it: a header, every value quoted, nulls empty."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerow(frame.columns)
-    for row in frame.itertuples(index=False):
-        writer.writerow(
-            ["" if value is None or value is pd.NaT or value != value else value for value in row]
-        )
-    return buffer.getvalue().encode()
