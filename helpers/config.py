@@ -45,6 +45,8 @@ class Settings:
     buffer_interval_s: float = 1.0
     lambda_buffer_size_mb: float = 1.0
     poll_interval_s: float = 0.05
+    crawl_interval_s: float = 0.0
+    """Seconds between scheduled crawls while this process consumes; 0 crawls on demand only."""
 
     @property
     def table_name(self) -> str:

@@ -175,6 +175,12 @@ class LocalPlatform(Platform):
             _Poller("pipe", self.pipe.step, idle, self._stop),
             _Poller("delivery", self.delivery.step, idle, self._stop),
         ]
+        if self.settings.crawl_interval_s > 0:  # the crawler's schedule
+            self._pollers.append(
+                _Poller(
+                    "crawler", self._scheduled_crawl, self.settings.crawl_interval_s, self._stop
+                )
+            )
         for poller in self._pollers:
             poller.start()
         return True
@@ -310,6 +316,13 @@ class LocalPlatform(Platform):
         result = self.crawler.run().summary()
         result["views_created"] = self.create_views()
         return result
+
+    def _scheduled_crawl(self) -> int:
+        """One scheduled crawl; returns 0 so that the poller waits a full interval."""
+        result = self.crawl()
+        if result["tables_created"] or result["partitions_added"]:
+            log.info("scheduled crawl: %s", result)
+        return 0
 
     def create_views(self) -> list[str]:
         """Create (or refresh) the catalog views of ``helpers/queries`` once their table exists."""

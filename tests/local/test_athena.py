@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -182,3 +184,18 @@ def test_parameters_qmark_and_named(platform):
     assert by_qmark.u.iloc[0] == by_name.u.iloc[0] > 0
     with pytest.raises(QueryError, match="no value given for parameter :other"):
         platform.query("SELECT :other AS x", params={"product": product})
+
+
+def test_the_crawler_runs_on_a_schedule_while_consuming(tmp_path, make_orders):
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1, crawl_interval_s=0.2) as p:
+        p.orders.put(make_orders(40).assign(order_ts="2026-05-01T10:00:00Z"))
+        p.flush()
+        tables: list[str] = []
+        for _ in range(100):  # the schedule, not this test, runs the crawler
+            if p.settings.database in p.catalog.databases():
+                tables = [t["Name"] for t in p.catalog.tables(p.settings.database)]
+            if "daily_sales" in tables:
+                break
+            time.sleep(0.1)
+        assert {"orders_changes", "orders_current", "daily_sales"} <= set(tables)
+        assert p.query("SELECT count(*) AS n FROM orders_current").n.iloc[0] == 40
