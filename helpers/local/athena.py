@@ -11,6 +11,9 @@ Errors carry Athena's error names and the position in the query text where it is
 ``SYNTAX_ERROR``, ``TABLE_NOT_FOUND``, ``COLUMN_NOT_FOUND``, ``FUNCTION_NOT_FOUND`` (a function
 with no local equivalent), and ``GENERIC_USER_ERROR`` for the rest.
 
+A catalog view's result is kept in the warm connection and reused until an object it reads
+changes (Athena's query result reuse, keyed on the objects instead of an age).
+
 Not emulated: DDL and DML (CREATE TABLE AS, INSERT, MSCK REPAIR: the crawler keeps partitions),
 bytes-scanned accounting (the sum of the objects read is reported), workgroup limits,
 federated catalogs, and Trino functions that neither sqlglot nor DuckDB know.
@@ -18,6 +21,7 @@ federated catalogs, and Trino functions that neither sqlglot nor DuckDB know.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import threading
@@ -47,6 +51,7 @@ CREATE TABLE IF NOT EXISTS executions (
     submitted REAL NOT NULL, completed REAL, rows INTEGER, data_scanned INTEGER
 );
 """
+_RESULTS = "__reused_results"
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
     "timestamp": "TIMESTAMP",
@@ -199,7 +204,7 @@ class Athena:
         sql = _bind_named(sql, params) if isinstance(params, dict) else sql
         tree = _parse(sql)
         connection, registered = self._connection()
-        scanned = self._register(connection, registered, tree, database, sql, set())
+        scanned, _ = self._register(connection, registered, tree, database, sql, {})
         try:
             relation = connection.sql(
                 self._translate(tree, database), params=params if isinstance(params, list) else None
@@ -226,16 +231,24 @@ class Athena:
                 table.set("db", exp.to_identifier(database))
         return tree.sql(dialect="duckdb")
 
-    def _register(self, connection, registered, tree, database: str, sql: str, done: set) -> int:
+    def _register(
+        self, connection, registered, tree, database, sql, done, materialize=True
+    ) -> tuple[int, str]:
         """Create (or refresh) the DuckDB views of every catalog table or view the query
-        reads; ``registered`` remembers what each view was made from."""
-        scanned = 0
+        reads. Returns the bytes the query scans and a signature of every object it reads.
+
+        ``registered`` remembers what each view was made from. A catalog view is kept as a
+        result (``materialize``) until an object under it changes, which is Athena's query
+        result reuse: lake objects are immutable, so names, sizes and times tell a change.
+        """
+        scanned, signatures = 0, []
         ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
             if not isinstance(table.this, exp.Identifier) or (table.name in ctes and not table.db):
                 continue  # a CTE, or a table function such as UNNEST
             target = _Object(table.db or database, table.name)
             if target in done:
+                signatures.append(done[target])
                 continue
             try:
                 definition = self.catalog.get_table(target.database, target.name)
@@ -247,27 +260,37 @@ class Athena:
                     line,
                     column,
                 ) from None
-            done.add(target)
-            if definition.get("TableType") == "VIRTUAL_VIEW":
+            is_view = definition.get("TableType") == "VIRTUAL_VIEW"
+            if is_view:
                 view_sql = definition["ViewOriginalText"]
                 view_tree = _parse(view_sql)
-                scanned += self._register(
-                    connection, registered, view_tree, target.database, view_sql, done
+                size, below = self._register(
+                    connection, registered, view_tree, target.database, view_sql, done, materialize
                 )
                 body = self._translate(view_tree, target.database)
             else:
-                body, size = self._table_source(definition)
-                scanned += size
-            if registered.get(target) != body:
-                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{target.database}"')
-                connection.execute(
-                    f'CREATE OR REPLACE VIEW "{target.database}"."{target.name}" AS {body}'
-                )
-                registered[target] = body
-        return scanned
+                body, size, below = self._table_source(definition)
+            signature = hashlib.sha256(f"{body}\n{below}".encode()).hexdigest()
+            done[target] = signature
+            scanned += size
+            signatures.append(signature)
+            state = (signature, materialize and is_view)
+            if registered.get(target) == state:
+                continue
+            name = f'"{target.database}"."{target.name}"'
+            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{target.database}"')
+            if materialize and is_view:
+                kept = f'"{_RESULTS}"."{target.database}__{target.name}"'
+                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{_RESULTS}"')
+                connection.execute(f"CREATE OR REPLACE TABLE {kept} AS {body}")
+                body = f"SELECT * FROM {kept}"
+            connection.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+            registered[target] = state
+        return scanned, "\n".join(signatures)
 
-    def _table_source(self, definition: dict[str, Any]) -> tuple[str, int]:
-        """SQL reading a table's registered partitions, with the catalog's columns."""
+    def _table_source(self, definition: dict[str, Any]) -> tuple[str, int, str]:
+        """SQL reading a table's registered partitions, with the catalog's columns; the bytes
+        of its objects; and their signature (keys, sizes, times)."""
         columns = definition["StorageDescriptor"]["Columns"]
         partition_keys = [key["Name"] for key in definition.get("PartitionKeys", [])]
         registered_prefixes = {
@@ -275,11 +298,12 @@ class Athena:
             for partition in self.catalog.partitions(definition["DatabaseName"], definition["Name"])
         }
         location = _key(definition["StorageDescriptor"]["Location"], self.bucket.name)
-        files, size = [], 0
+        files, size, stamps = [], 0, []
         for info in self.bucket.list_objects(location):
             if info.key[: info.key.rfind("/") + 1] in registered_prefixes:
                 files.append(str(self.bucket.local_path(info.key)))
                 size += info.size
+                stamps.append(f"{info.key} {info.size} {info.last_modified.timestamp()}")
         typed = [
             f"CAST({'NULL' if not files else _quote(c['Name'])} AS {_duckdb_type(c['Type'])})"
             f" AS {_quote(c['Name'])}"
@@ -289,19 +313,19 @@ class Athena:
             for name in partition_keys
         ]
         if not files:
-            return f"SELECT {', '.join(typed)} WHERE false", 0
+            return f"SELECT {', '.join(typed)} WHERE false", 0, ""
         listing = ", ".join(_literal(path) for path in files)
         source = (
             f"read_parquet([{listing}], hive_partitioning = true, "
             f"hive_types_autocast = false, union_by_name = true)"
         )
-        return f"SELECT {', '.join(typed)} FROM {source}", size
+        return f"SELECT {', '.join(typed)} FROM {source}", size, "\n".join(stamps)
 
     def describe(self, sql: str, database: str) -> list[dict[str, str]]:
         """The Glue columns (``Name``, ``Type``) a query returns, without running it fully."""
         tree = _parse(sql)
         connection, registered = self._connection()
-        self._register(connection, registered, tree, database, sql, set())
+        self._register(connection, registered, tree, database, sql, {}, materialize=False)
         try:
             relation = connection.sql(self._translate(tree, database))
         except duckdb.Error as error:

@@ -126,9 +126,14 @@ def test_only_crawled_partitions_are_visible(tmp_path, make_orders):
         platform.orders.put(make_orders(20, seed=2).assign(order_ts="2026-05-02T10:00:00Z"))
         platform.flush()
         count = "SELECT count(*) AS n FROM orders_changes"
-        assert platform.query(count).n.iloc[0] == 50
+        current = "SELECT count(*) AS n FROM orders_current"  # a view, its result reused
+        assert platform.query(count).n.iloc[0] == platform.query(current).n.iloc[0] == 50
         assert platform.crawl()["partitions_added"] == 1
-        assert platform.query(count).n.iloc[0] == 70
+        assert platform.query(count).n.iloc[0] == platform.query(current).n.iloc[0] == 70
+        # a new object in a known partition changes the view's inputs: no reuse
+        platform.orders.put(make_orders(5, seed=3).assign(order_ts="2026-05-02T11:00:00Z"))
+        platform.flush()
+        assert platform.query(current).n.iloc[0] == 75
 
 
 @pytest.mark.parametrize(
