@@ -281,20 +281,30 @@ def _kinesis_entry(record: dict, stream_arn: str, region: str) -> dict:
     return {"Data": json.dumps(shaped, separators=(",", ":")).encode(), "PartitionKey": key}
 
 
-def _put_kinesis(kinesis: Any, entries: list[dict]) -> None:
-    """``put_records`` one batch; retry the entries that failed."""
+def _put_until_accepted(send, entries: list[dict], failed: str, answers: str) -> None:
+    """Send a batch (PutRecords, PutRecordBatch); send again the entries that failed."""
     delay = 0.01
     while entries:
-        response = kinesis.put_records(StreamName=KINESIS_STREAM, Records=entries)
-        if not response.get("FailedRecordCount"):
+        response = send(entries)
+        if not response.get(failed):
             return
         entries = [
             entry
-            for entry, result in zip(entries, response["Records"], strict=True)
-            if "ErrorCode" in result
+            for entry, answer in zip(entries, response[answers], strict=True)
+            if "ErrorCode" in answer
         ]
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+def _put_kinesis(kinesis: Any, entries: list[dict]) -> None:
+    """``put_records`` one batch until every entry is accepted."""
+    _put_until_accepted(
+        lambda batch: kinesis.put_records(StreamName=KINESIS_STREAM, Records=batch),
+        entries,
+        "FailedRecordCount",
+        "Records",
+    )
 
 
 def _deliver(
@@ -373,16 +383,14 @@ def _transform_and_put(firehose: Any, event: dict) -> int:
         if record["result"] == "Ok"
     ]
     for start in range(0, len(rows), FIREHOSE_BATCH):
-        batch = rows[start : start + FIREHOSE_BATCH]
-        while batch:
-            result = firehose.put_record_batch(DeliveryStreamName=DELIVERY_STREAM, Records=batch)
-            if not result.get("FailedPutCount"):
-                break
-            batch = [
-                row
-                for row, answer in zip(batch, result["RequestResponses"], strict=True)
-                if "ErrorCode" in answer
-            ]
+        _put_until_accepted(
+            lambda batch: firehose.put_record_batch(
+                DeliveryStreamName=DELIVERY_STREAM, Records=batch
+            ),
+            rows[start : start + FIREHOSE_BATCH],
+            "FailedPutCount",
+            "RequestResponses",
+        )
     return len(rows)
 
 

@@ -59,32 +59,29 @@ class EntityNotFoundError(KeyError):
         return str(self.args[0])
 
 
+_GLUE_TYPES = (
+    (pa.types.is_string, "string"),
+    (pa.types.is_large_string, "string"),
+    (pa.types.is_timestamp, "timestamp"),
+    (pa.types.is_date, "date"),
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_int8, "tinyint"),
+    (pa.types.is_int16, "smallint"),
+    (pa.types.is_int32, "int"),
+    (pa.types.is_integer, "bigint"),
+    (pa.types.is_float32, "float"),
+    (pa.types.is_floating, "double"),
+    (pa.types.is_binary, "binary"),
+)
+
+
 def glue_type(arrow_type: pa.DataType) -> str:
     """The Glue (Hive) type name of an Arrow type, as the crawler writes it."""
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "string"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp"
-    if pa.types.is_date(arrow_type):
-        return "date"
-    if pa.types.is_boolean(arrow_type):
-        return "boolean"
-    if pa.types.is_int8(arrow_type):
-        return "tinyint"
-    if pa.types.is_int16(arrow_type):
-        return "smallint"
-    if pa.types.is_int32(arrow_type):
-        return "int"
-    if pa.types.is_integer(arrow_type):
-        return "bigint"
-    if pa.types.is_float32(arrow_type):
-        return "float"
-    if pa.types.is_floating(arrow_type):
-        return "double"
+    for matches, name in _GLUE_TYPES:
+        if matches(arrow_type):
+            return name
     if pa.types.is_decimal(arrow_type):
         return f"decimal({arrow_type.precision},{arrow_type.scale})"
-    if pa.types.is_binary(arrow_type):
-        return "binary"
     if pa.types.is_list(arrow_type):
         return f"array<{glue_type(arrow_type.value_type)}>"
     if pa.types.is_struct(arrow_type):
