@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/salescast stream --days 90 --reset
 	$(BIN)/salescast lake
+	$(BIN)/salescast crawl
+	$(BIN)/salescast query top_products
 
 test: $(STAMP)
 	$(BIN)/ruff check helpers tests benchmarks
