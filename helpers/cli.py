@@ -167,6 +167,33 @@ def query(
             typer.echo(f"({len(frame)} rows; result at {frame.attrs['output_location']})")
 
 
+@app.command("forecast")
+def forecast_command(
+    level: Annotated[str, typer.Option(help="total, category or product")] = "product",
+    measure: Annotated[str, typer.Option(help="units, revenue or orders")] = "units",
+    horizon: Annotated[int, typer.Option(help="Days to forecast")] = 28,
+    folds: Annotated[int, typer.Option(help="Backtest folds")] = 3,
+    seasonality_mode: Annotated[str, typer.Option(help="additive or multiplicative")] = "additive",
+    root: Root = None,
+    backend: Backend = None,
+) -> None:
+    """Backtest and forecast daily sales, and write both back to the lake as tables."""
+    from helpers.forecast import run_forecast, summarize
+
+    with _connect(backend, root, consume=False) as platform:
+        try:
+            run = run_forecast(
+                platform, level, measure, horizon, folds, seasonality_mode=seasonality_mode
+            )
+        except (SalescastError, ValueError) as error:
+            typer.secho(f"error: {error}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"run {run.run_id}: {run.forecasts.unique_id.nunique()} series, {horizon} days")
+        _show(summarize(run.metrics).reset_index())
+        for table, location in run.locations.items():
+            typer.echo(f"{table}: {location}")
+
+
 @app.command()
 def teardown(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm removal")] = False,

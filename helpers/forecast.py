@@ -32,6 +32,8 @@ import logging
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Literal
@@ -488,3 +490,45 @@ def _finish(frames: list[pd.DataFrame], model: str | None = None) -> pd.DataFram
     result["yhat_lower"] = result[["yhat_lower", "yhat"]].min(axis=1)
     result["yhat_upper"] = result[["yhat_upper", "yhat"]].max(axis=1)
     return result[FORECAST_COLUMNS].sort_values(["unique_id", "ds"], ignore_index=True)
+
+
+@dataclass
+class ForecastRun:
+    """One forecasting run: its id, what it forecast, and where its tables were written."""
+
+    run_id: str
+    forecasts: pd.DataFrame
+    metrics: pd.DataFrame
+    locations: dict[str, str]
+
+
+def run_forecast(
+    platform,
+    level: str = "product",
+    measure: str = "units",
+    horizon: int = 28,
+    folds: int = 3,
+    run_id: str | None = None,
+    **forecast_kwargs,
+) -> ForecastRun:
+    """The forecasting step end to end, on any backend: ``daily_sales`` by SQL, backtest and
+    forecast, then both written back to the lake as the ``forecasts`` and
+    ``forecast_metrics`` tables, partitioned by ``run_id`` and queryable by SQL.
+
+    Examples
+    --------
+    >>> run = run_forecast(platform, level="total", horizon=14, folds=2)  # doctest: +SKIP
+    >>> platform.query("SELECT * FROM forecasts WHERE run_id = ?", params=[run.run_id])  # doctest: +SKIP
+    """
+    run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    platform.crawl()  # the latest partitions, and the views
+    series = series_from_daily_sales(platform.query("SELECT * FROM daily_sales"), level, measure)
+    metrics = backtest(series, horizon=horizon, folds=folds, **forecast_kwargs)
+    forecasts = forecast(series, horizon=horizon, **forecast_kwargs)
+    labels = {"level": level, "measure": measure}
+    forecasts, metrics = forecasts.assign(**labels), metrics.assign(**labels)
+    locations = {
+        table: platform.write_dataset(table, frame, {"run_id": run_id})
+        for table, frame in (("forecasts", forecasts), ("forecast_metrics", metrics))
+    }
+    return ForecastRun(run_id, forecasts, metrics, locations)

@@ -139,6 +139,12 @@ class Platform(abc.ABC):
         The frame's ``attrs`` hold ``query_execution_id`` and ``output_location``.
         """
 
+    @abc.abstractmethod
+    def write_dataset(self, table: str, frame: pd.DataFrame, partition: dict[str, str]) -> str:
+        """Write a frame as one Parquet partition of a catalog table, creating the table (or
+        adding new columns) as needed, like ``awswrangler.s3.to_parquet(dataset=True,
+        database=..., table=..., partition_cols=...)``; returns the partition's location."""
+
     def named_query(self, name: str, params: list | dict | None = None) -> pd.DataFrame:
         """Run one of the named queries of ``helpers/queries``."""
         from helpers import queries

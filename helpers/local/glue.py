@@ -90,6 +90,32 @@ def glue_type(arrow_type: pa.DataType) -> str:
     raise ValueError(f"no Glue type for Arrow type {arrow_type}")
 
 
+def dataset_table_input(
+    name: str, columns: list[dict[str, str]], partition_names: list[str], location: str
+) -> dict[str, Any]:
+    """The ``TableInput`` of a Parquet dataset with string partition keys."""
+    return {
+        "Name": name,
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {
+            "classification": "parquet",
+            "compressionType": "none",
+            "typeOfData": "file",
+        },
+        "PartitionKeys": [{"Name": key, "Type": "string"} for key in partition_names],
+        "StorageDescriptor": {
+            "Columns": columns,
+            "Location": location,
+            "InputFormat": PARQUET_INPUT_FORMAT,
+            "OutputFormat": PARQUET_OUTPUT_FORMAT,
+            "SerdeInfo": {
+                "SerializationLibrary": PARQUET_SERDE,
+                "Parameters": {"serialization.format": "1"},
+            },
+        },
+    }
+
+
 class Catalog:
     """A Glue Data Catalog: databases, tables and views, and partitions."""
 
@@ -343,27 +369,14 @@ class Crawler:
         return pa.unify_schemas(schemas, promote_options="permissive"), names
 
     def _table_input(self, schema: pa.Schema, partition_names: list[str]) -> dict[str, Any]:
-        return {
-            "Name": self.table,
-            "TableType": "EXTERNAL_TABLE",
-            "Parameters": {
-                "classification": "parquet",
-                "compressionType": "none",
-                "typeOfData": "file",
-                "UPDATED_BY_CRAWLER": self.name,
-            },
-            "PartitionKeys": [{"Name": name, "Type": "string"} for name in partition_names],
-            "StorageDescriptor": {
-                "Columns": [{"Name": f.name, "Type": glue_type(f.type)} for f in schema],
-                "Location": self.bucket.uri(self.prefix),
-                "InputFormat": PARQUET_INPUT_FORMAT,
-                "OutputFormat": PARQUET_OUTPUT_FORMAT,
-                "SerdeInfo": {
-                    "SerializationLibrary": PARQUET_SERDE,
-                    "Parameters": {"serialization.format": "1"},
-                },
-            },
-        }
+        table = dataset_table_input(
+            self.table,
+            [{"Name": f.name, "Type": glue_type(f.type)} for f in schema],
+            partition_names,
+            self.bucket.uri(self.prefix),
+        )
+        table["Parameters"]["UPDATED_BY_CRAWLER"] = self.name
+        return table
 
     def _apply_schema_change(self, table: dict, schema: pa.Schema, result: CrawlResult) -> None:
         columns = table["StorageDescriptor"]["Columns"]

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from helpers import queries
@@ -29,7 +30,13 @@ from helpers.local.athena import Athena
 from helpers.local.awslambda import Function
 from helpers.local.dynamodb import Table
 from helpers.local.firehose import DeliveryStream
-from helpers.local.glue import Catalog, Crawler, EntityNotFoundError
+from helpers.local.glue import (
+    Catalog,
+    Crawler,
+    EntityNotFoundError,
+    dataset_table_input,
+    glue_type,
+)
 from helpers.local.kinesis import Stream
 from helpers.local.pipes import Pipe
 from helpers.local.s3 import Bucket
@@ -343,6 +350,39 @@ class LocalPlatform(Platform):
 
     def query(self, sql: str, database: str | None = None, params=None) -> pd.DataFrame:
         return self.athena.read_sql_query(sql, database or self.settings.database, params)
+
+    def write_dataset(self, table: str, frame: pd.DataFrame, partition: dict[str, str]) -> str:
+        database = self.settings.database
+        prefix = f"{table}/" + "".join(f"{key}={value}/" for key, value in partition.items())
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+        sink = pa.BufferOutputStream()
+        pq.write_table(arrow, sink, compression="snappy")
+        self.bucket.put_object(f"{prefix}part-00000.snappy.parquet", sink.getvalue().to_pybytes())
+        columns = [{"Name": f.name, "Type": glue_type(f.type)} for f in arrow.schema]
+        self.catalog.create_database(database)
+        try:
+            current = self.catalog.get_table(database, table)
+        except EntityNotFoundError:
+            current = None
+        known = [] if current is None else current["StorageDescriptor"]["Columns"]
+        if current is None or any(c["Name"] not in {k["Name"] for k in known} for c in columns):
+            merged = known + [c for c in columns if c["Name"] not in {k["Name"] for k in known}]
+            self.catalog.create_table(
+                database,
+                dataset_table_input(table, merged, list(partition), self.bucket.uri(f"{table}/")),
+                replace=current is not None,
+            )
+        self.catalog.batch_create_partition(
+            database,
+            table,
+            [
+                {
+                    "Values": list(partition.values()),
+                    "StorageDescriptor": {"Location": self.bucket.uri(prefix)},
+                }
+            ],
+        )
+        return self.bucket.uri(prefix)
 
     def read_lake(self, limit: int | None = None) -> pd.DataFrame:
         base = self.bucket.local_path(self.settings.lake_prefix)

@@ -1,0 +1,64 @@
+"""The forecasting step end to end: SQL in, forecasts and metrics back in the lake as tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+import helpers
+from helpers.cli import app
+from helpers.forecast import run_forecast
+from helpers.generate import SalesParams, backfill
+
+
+def test_forecasts_and_metrics_are_written_back_and_queryable(tmp_path):
+    params = SalesParams(orders_per_day=80, n_products=4, n_categories=2, seed=5)
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
+        platform.apply(
+            backfill(60, end="2026-03-01", params=params), progress=False, batch_rows=9000
+        )
+        platform.flush()
+        run = run_forecast(platform, level="category", horizon=7, folds=1, n_jobs=1, progress=False)
+        second = run_forecast(
+            platform, level="total", horizon=7, folds=1, n_jobs=1, progress=False, run_id="r2"
+        )
+        stored = platform.query(
+            "SELECT unique_id, ds, yhat, model FROM forecasts WHERE run_id = ? ORDER BY unique_id, ds",
+            params=[run.run_id],
+        )
+        expected = run.forecasts.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+        assert len(stored) == len(expected) == 2 * 7
+        assert stored.unique_id.tolist() == expected.unique_id.tolist()
+        assert np.allclose(stored.yhat, expected.yhat)
+        assert (pd.to_datetime(stored.ds) == pd.to_datetime(expected.ds)).all()
+        runs = platform.query("SELECT run_id, count(*) AS n FROM forecasts GROUP BY run_id")
+        assert dict(zip(runs.run_id, runs.n, strict=True)) == {run.run_id: 14, "r2": 7}
+        metrics = platform.query(
+            "SELECT model, avg(mase) AS mase FROM forecast_metrics WHERE run_id = 'r2' GROUP BY model"
+        ).set_index("model")
+        assert np.allclose(
+            metrics.mase.sort_index(), second.metrics.groupby("model").mase.mean().sort_index()
+        )
+        # forecasts join with actuals by SQL
+        joined = platform.query(
+            "SELECT count(*) AS n FROM forecasts f JOIN daily_sales d "
+            "ON CAST(f.ds AS DATE) >= d.ds WHERE f.run_id = 'r2'"
+        )
+        assert joined.n.iloc[0] > 0
+
+
+def test_salescast_forecast_command(tmp_path):
+    root = tmp_path / "root"
+    params = SalesParams(orders_per_day=60, n_products=3, n_categories=1, seed=6)
+    with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
+        platform.apply(
+            backfill(40, end="2026-03-01", params=params), progress=False, batch_rows=9000
+        )
+        platform.flush()
+    result = CliRunner().invoke(
+        app, ["forecast", "--level", "total", "--horizon", "7", "--folds", "1", "--root", str(root)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 series, 7 days" in result.output and "forecast_metrics: s3://" in result.output
+    assert "seasonal_naive" in result.output and "prophet" in result.output
