@@ -195,6 +195,26 @@ def forecast_command(
 
 
 @app.command()
+def report(
+    run_id: Annotated[str | None, typer.Option(help="The run; the latest by default")] = None,
+    output: Annotated[Path | None, typer.Option(help="Folder; default reports/<run id>")] = None,
+    top: Annotated[int, typer.Option(help="Series to chart")] = 5,
+    root: Root = None,
+    backend: Backend = None,
+) -> None:
+    """Export a forecasting run as a self-contained HTML report and a CSV of forecasts."""
+    from helpers.report import export_report
+
+    with _connect(backend, root, consume=False) as platform:
+        try:
+            paths = export_report(platform, run_id, output, top)
+        except (SalescastError, ValueError) as error:
+            typer.secho(f"error: {error}", fg="red", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"report: {paths['html']}\nforecasts: {paths['csv']}")
+
+
+@app.command()
 def teardown(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm removal")] = False,
     root: Root = None,

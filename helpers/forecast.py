@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from helpers.exceptions import SalescastError
+
 if TYPE_CHECKING:
     from prophet import Prophet
 
@@ -522,7 +524,13 @@ def run_forecast(
     """
     run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     platform.crawl()  # the latest partitions, and the views
-    series = series_from_daily_sales(platform.query("SELECT * FROM daily_sales"), level, measure)
+    try:
+        daily = platform.query("SELECT * FROM daily_sales")
+    except SalescastError as error:
+        raise ValueError(
+            f"no daily sales to forecast ({error}); stream orders first (`salescast stream`)"
+        ) from None
+    series = series_from_daily_sales(daily, level, measure)
     metrics = backtest(series, horizon=horizon, folds=folds, **forecast_kwargs)
     forecasts = forecast(series, horizon=horizon, **forecast_kwargs)
     labels = {"level": level, "measure": measure}

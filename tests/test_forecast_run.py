@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 import helpers
@@ -62,3 +63,31 @@ def test_salescast_forecast_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert "1 series, 7 days" in result.output and "forecast_metrics: s3://" in result.output
     assert "seasonal_naive" in result.output and "prophet" in result.output
+
+
+def test_report_is_self_contained_and_matches_the_run(tmp_path):
+    import re
+
+    from helpers.report import export_report
+
+    params = SalesParams(orders_per_day=80, n_products=4, n_categories=2, seed=8)
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
+        platform.apply(
+            backfill(60, end="2026-03-01", params=params), progress=False, batch_rows=9000
+        )
+        platform.flush()
+        platform.crawl()
+        with pytest.raises(ValueError, match="no forecasting run in the lake yet"):
+            export_report(platform, output_dir=tmp_path / "none")
+        run = run_forecast(platform, level="product", horizon=7, folds=1, n_jobs=1, progress=False)
+        paths = export_report(platform, output_dir=tmp_path / "report", top=3)
+    page = paths["html"].read_text()
+    assert page.count("<img") == 1 + 3  # the total and the top three products
+    assert len(re.findall(r"src='data:image/png;base64,", page)) == 4
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    for model in run.metrics.model.unique():
+        assert f"<td>{model}</td>" in page
+    assert run.run_id in page and "Data freshness" in page
+    exported = pd.read_csv(paths["csv"])
+    assert len(exported) == len(run.forecasts)
+    assert set(exported.unique_id) == set(run.forecasts.unique_id)
