@@ -250,3 +250,20 @@ def test_prophet_beats_seasonal_naive_on_generated_sales(total_units):
     print("\n" + summary.to_string())
     assert summary.loc["prophet", "mase"] < summary.loc["seasonal_naive", "mase"]
     assert summary.index[0] == "prophet"
+
+
+def test_prophet_beats_seasonal_naive_on_most_of_the_top_20_products():
+    params = SalesParams(orders_per_day=1500, n_products=20, seed=21, n_customers=500)
+    puts = pd.concat([c.frame for c in backfill(730, end=END, params=params) if c.action == "put"])
+    daily = (
+        puts.assign(ds=puts["order_ts"].dt.tz_localize(None).dt.normalize(), revenue=0.0)
+        .groupby(["ds", "product_id", "product_name", "category"], as_index=False)
+        .agg(units=("quantity", "sum"), revenue=("revenue", "sum"), orders=("order_id", "count"))
+    )
+    series = series_from_daily_sales(daily, level="product")
+    metrics = backtest(series, horizon=28, folds=1, n_jobs=2, progress=False)
+    mase = metrics.pivot_table(index="unique_id", columns="model", values="mase")
+    assert len(mase) == 20
+    wins = int((mase["prophet"] < mase["seasonal_naive"]).sum())
+    print(f"prophet beats seasonal naive on {wins} of 20 products")
+    assert wins > 10, f"prophet beat seasonal naive on only {wins} of 20 products"
