@@ -515,7 +515,8 @@ def run_forecast(
 ) -> ForecastRun:
     """The forecasting step end to end, on any backend: ``daily_sales`` by SQL, backtest and
     forecast, then both written back to the lake as the ``forecasts`` and
-    ``forecast_metrics`` tables, partitioned by ``run_id`` and queryable by SQL.
+    ``forecast_metrics`` tables (and the run's parameters as ``forecast_runs``), partitioned
+    by ``run_id`` and queryable by SQL.
 
     Examples
     --------
@@ -535,8 +536,27 @@ def run_forecast(
     forecasts = forecast(series, horizon=horizon, **forecast_kwargs)
     labels = {"level": level, "measure": measure}
     forecasts, metrics = forecasts.assign(**labels), metrics.assign(**labels)
+    parameters = pd.DataFrame(
+        [
+            {
+                **labels,
+                "horizon": horizon,
+                "folds": folds,
+                "freq": forecast_kwargs.get("freq", "D"),
+                "interval_width": forecast_kwargs.get("level", 0.9),
+                "seasonality_mode": forecast_kwargs.get("seasonality_mode", "additive"),
+                "country": forecast_kwargs.get("country", "US") or "",
+                "series": int(series["unique_id"].nunique()),
+                "created": pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s"),
+            }
+        ]
+    )
     locations = {
         table: platform.write_dataset(table, frame, {"run_id": run_id})
-        for table, frame in (("forecasts", forecasts), ("forecast_metrics", metrics))
+        for table, frame in (
+            ("forecasts", forecasts),
+            ("forecast_metrics", metrics),
+            ("forecast_runs", parameters),
+        )
     }
     return ForecastRun(run_id, forecasts, metrics, locations)

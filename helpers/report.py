@@ -61,6 +61,7 @@ def export_report(
     if forecasts.empty:
         raise ValueError(f"no forecasts for run {run_id!r}; `salescast query` lists the runs")
     metrics = platform.query("SELECT * FROM forecast_metrics WHERE run_id = ?", params=[run_id])
+    parameters = platform.query("SELECT * FROM forecast_runs WHERE run_id = ?", params=[run_id])
     level, measure = forecasts.level.iloc[0], forecasts.measure.iloc[0]
     history = series_from_daily_sales(platform.query("SELECT * FROM daily_sales"), level, measure)
     freshness = platform.named_query("data_freshness")
@@ -91,33 +92,7 @@ def export_report(
             _table(summarize(metrics).reset_index().round(3))
             + _note("MASE below 1 beats the in-sample seasonal naive forecast; lower is better."),
         ),
-        _section(
-            "Run",
-            _table(
-                pd.DataFrame(
-                    {
-                        "parameter": [
-                            "run id",
-                            "level",
-                            "measure",
-                            "series",
-                            "horizon (days)",
-                            "models",
-                            "forecasts CSV",
-                        ],
-                        "value": [
-                            run_id,
-                            level,
-                            measure,
-                            forecasts.unique_id.nunique(),
-                            forecasts.groupby("unique_id").size().max(),
-                            ", ".join(sorted(forecasts.model.unique())),
-                            csv_path.name,
-                        ],
-                    }
-                )
-            ),
-        ),
+        _section("Run", _table(_run_parameters(parameters, forecasts, csv_path.name))),
     ]
     made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = (
@@ -130,6 +105,14 @@ def export_report(
     html_path = folder / "report.html"
     html_path.write_text(page, encoding="utf-8")
     return {"html": html_path, "csv": csv_path}
+
+
+def _run_parameters(parameters: pd.DataFrame, forecasts: pd.DataFrame, csv_name: str):
+    """The run's parameters as (parameter, value) rows."""
+    values = parameters.iloc[0].to_dict() if len(parameters) else {}
+    values["models"] = ", ".join(sorted(forecasts.model.unique()))
+    values["forecasts CSV"] = csv_name
+    return pd.DataFrame({"parameter": list(values), "value": [str(v) for v in values.values()]})
 
 
 def _chart(history: pd.DataFrame, forecasts: pd.DataFrame, unique_id, measure: str) -> str:

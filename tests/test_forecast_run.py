@@ -33,6 +33,8 @@ def test_forecasts_and_metrics_are_written_back_and_queryable(tmp_path):
         assert stored.unique_id.tolist() == expected.unique_id.tolist()
         assert np.allclose(stored.yhat, expected.yhat)
         assert (pd.to_datetime(stored.ds) == pd.to_datetime(expected.ds)).all()
+        settings = platform.query("SELECT * FROM forecast_runs ORDER BY run_id")
+        assert settings.level.tolist() == ["category", "total"] and settings.horizon.eq(7).all()
         runs = platform.query("SELECT run_id, count(*) AS n FROM forecasts GROUP BY run_id")
         assert dict(zip(runs.run_id, runs.n, strict=True)) == {run.run_id: 14, "r2": 7}
         metrics = platform.query(
@@ -88,6 +90,8 @@ def test_report_is_self_contained_and_matches_the_run(tmp_path):
     for model in run.metrics.model.unique():
         assert f"<td>{model}</td>" in page
     assert run.run_id in page and "Data freshness" in page
+    for parameter in ("horizon", "folds", "interval_width", "seasonality_mode", "additive"):
+        assert f"<td>{parameter}</td>" in page
     exported = pd.read_csv(paths["csv"])
     assert len(exported) == len(run.forecasts)
     assert set(exported.unique_id) == set(run.forecasts.unique_id)
