@@ -61,7 +61,10 @@ def export_report(
     if forecasts.empty:
         raise ValueError(f"no forecasts for run {run_id!r}; `salescast query` lists the runs")
     metrics = platform.query("SELECT * FROM forecast_metrics WHERE run_id = ?", params=[run_id])
-    parameters = platform.query("SELECT * FROM forecast_runs WHERE run_id = ?", params=[run_id])
+    try:
+        parameters = platform.query("SELECT * FROM forecast_runs WHERE run_id = ?", params=[run_id])
+    except SalescastError:  # a run from before parameters were recorded
+        parameters = pd.DataFrame()
     level, measure = forecasts.level.iloc[0], forecasts.measure.iloc[0]
     history = series_from_daily_sales(platform.query("SELECT * FROM daily_sales"), level, measure)
     freshness = platform.named_query("data_freshness")
