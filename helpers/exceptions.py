@@ -42,9 +42,5 @@ class PipelineStuckError(SalescastError, TimeoutError):
         )
 
 
-class ConsumerLockedError(SalescastError, RuntimeError):
-    """Another process already runs the pollers for this root."""
-
-
 class BackendError(SalescastError, ValueError):
     """An unknown backend or a setting that does not fit it."""

@@ -13,13 +13,18 @@ from helpers.forecast import run_forecast
 from helpers.generate import SalesParams, backfill
 
 
+def streamed(root, days: int, params: SalesParams):
+    """A platform on ``root`` whose lake holds ``days`` of generated history, delivered."""
+    platform = helpers.connect(root=root, buffer_interval_s=0.1)
+    platform.apply(backfill(days, end="2026-03-01", params=params), progress=False, batch_rows=9000)
+    platform.flush()
+    return platform
+
+
 def test_forecasts_and_metrics_are_written_back_and_queryable(tmp_path):
-    params = SalesParams(orders_per_day=80, n_products=4, n_categories=2, seed=5)
-    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
-        platform.apply(
-            backfill(60, end="2026-03-01", params=params), progress=False, batch_rows=9000
-        )
-        platform.flush()
+    with streamed(
+        tmp_path / "root", 60, SalesParams(orders_per_day=80, n_products=4, n_categories=2, seed=5)
+    ) as platform:
         run = run_forecast(platform, level="category", horizon=7, folds=1, n_jobs=1, progress=False)
         second = run_forecast(
             platform, level="total", horizon=7, folds=1, n_jobs=1, progress=False, run_id="r2"
@@ -53,12 +58,7 @@ def test_forecasts_and_metrics_are_written_back_and_queryable(tmp_path):
 
 def test_salescast_forecast_command(tmp_path):
     root = tmp_path / "root"
-    params = SalesParams(orders_per_day=60, n_products=3, n_categories=1, seed=6)
-    with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
-        platform.apply(
-            backfill(40, end="2026-03-01", params=params), progress=False, batch_rows=9000
-        )
-        platform.flush()
+    streamed(root, 40, SalesParams(orders_per_day=60, n_products=3, n_categories=1, seed=6)).close()
     result = CliRunner().invoke(
         app, ["forecast", "--level", "total", "--horizon", "7", "--folds", "1", "--root", str(root)]
     )
@@ -72,12 +72,9 @@ def test_report_is_self_contained_and_matches_the_run(tmp_path):
 
     from helpers.report import export_report
 
-    params = SalesParams(orders_per_day=80, n_products=4, n_categories=2, seed=8)
-    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
-        platform.apply(
-            backfill(60, end="2026-03-01", params=params), progress=False, batch_rows=9000
-        )
-        platform.flush()
+    with streamed(
+        tmp_path / "root", 60, SalesParams(orders_per_day=80, n_products=4, n_categories=2, seed=8)
+    ) as platform:
         platform.crawl()
         with pytest.raises(ValueError, match="no forecasting run in the lake yet"):
             export_report(platform, output_dir=tmp_path / "none")

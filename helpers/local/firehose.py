@@ -142,6 +142,13 @@ class DeliveryStream:
         stored = dict(self.db.read("SELECT name, value FROM counters"))
         return {name: stored.get(name, 0) for name in COUNTERS}
 
+    def delivered_objects(self, kind: str) -> tuple[int, float | None]:
+        """How many objects of a kind (``data`` or ``error``) were written, and when the last."""
+        count, last = self.db.connection.execute(
+            "SELECT count(*), max(delivered) FROM deliveries WHERE kind = ?", (kind,)
+        ).fetchone()
+        return count, last
+
     def deliveries(self, kind: str | None = None) -> list[tuple]:
         """(key, kind, records, bytes, first_arrival, delivered) of every object written."""
         where, args = ("WHERE kind = ?", (kind,)) if kind else ("", ())

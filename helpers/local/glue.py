@@ -189,16 +189,6 @@ class Catalog:
         )
         return [self.get_table(database, name) for (name,) in names]
 
-    def delete_table(self, database: str, name: str) -> None:
-        """DeleteTable, with its partitions."""
-        with self.db.write() as connection:
-            connection.execute(
-                "DELETE FROM tables WHERE database = ? AND name = ?", (database, name)
-            )
-            connection.execute(
-                "DELETE FROM partitions WHERE database = ? AND table_name = ?", (database, name)
-            )
-
     def create_view(self, database: str, name: str, sql: str, columns: Sequence[dict]) -> None:
         """Create or replace a view (a ``VIRTUAL_VIEW`` table holding its Athena SQL)."""
         self.create_table(

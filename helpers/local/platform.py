@@ -271,9 +271,8 @@ class LocalPlatform(Platform):
         stream_tops = self.stream.latest_sequences()
         delivered = self.delivery.checkpoints()
         counters = self.delivery.counters()
-        data = self.delivery.deliveries("data")
-        errors = self.delivery.deliveries("error")
-        last = max((row[5] for row in data), default=None)
+        objects, last = self.delivery.delivered_objects("data")
+        error_objects, _ = self.delivery.delivered_objects("error")
         errors_by_poller = {p.stage: p.error for p in self._pollers if p.error}
         rows = [
             ("table", self.table.count(), 0, 0, None, "items"),
@@ -292,7 +291,7 @@ class LocalPlatform(Platform):
                 0,
                 counters["failed"],
                 None if last is None else round(now - last, 3),
-                f"{len(data)} objects, {len(errors)} error objects, {counters['dropped']} dropped",
+                f"{objects} objects, {error_objects} error objects, {counters['dropped']} dropped",
             ),
         ]
         frame = pd.DataFrame(
