@@ -42,5 +42,18 @@ class PipelineStuckError(SalescastError, TimeoutError):
         )
 
 
+class QueryError(SalescastError):
+    """A query failed; names Athena's error type, the problem and its position."""
+
+    def __init__(self, code: str, message: str, line: int | None = None, column: int | None = None):
+        self.code, self.line, self.column = code, line, column
+        where = f"line {line}:{column}: " if line is not None else ""
+        super().__init__(f"{code}: {where}{message}")
+
+
 class BackendError(SalescastError, ValueError):
     """An unknown backend or a setting that does not fit it."""
+
+
+class DeployError(SalescastError, RuntimeError):
+    """Provisioning or teardown of the AWS stack failed; names the resource and the reason."""

@@ -8,7 +8,8 @@ user input (dicts or DataFrames) into validated orders, and replaying generated 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+import base64
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import pandas as pd
@@ -16,8 +17,15 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from helpers.config import Settings
-from helpers.exceptions import InvalidOrderError
-from helpers.schema import KEY, ORDER_FIELDS, item_to_order, validated_table
+from helpers.exceptions import InvalidOrderError, OrderNotFoundError
+from helpers.schema import (
+    KEY,
+    LAKE_SCHEMA,
+    ORDER_FIELDS,
+    PARTITION_KEYS,
+    item_to_order,
+    validated_table,
+)
 
 WRITE_CHUNK = 20_000
 _ACTION_RANK = {"put": 0, "update": 1, "delete": 2}
@@ -31,6 +39,86 @@ class OrdersTable(Protocol):
     def delete_items(self, keys: list[str]) -> int: ...
     def get_item(self, key: str) -> dict | None: ...
     def count(self) -> int: ...
+    def scan(self) -> list[dict]: ...
+
+
+def merge_updates(
+    changes: Sequence[Mapping[str, Any]], current: Mapping[str, Mapping[str, Any]]
+) -> pa.Table:
+    """The orders that UpdateItem ``changes`` make of the ``current`` items (by key), validated.
+
+    A key's changes apply in the order given, each on top of the one before; the result has
+    one row per change. Raises OrderNotFoundError for a key not in ``current`` and
+    InvalidOrderError for a bad result, before anything is written.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    staged = []
+    for change in changes:
+        key = change[KEY]
+        if key not in merged:
+            if key not in current:
+                raise OrderNotFoundError(key)
+            merged[key] = item_to_order(current[key])
+        merged[key] = {**merged[key], **change}
+        staged.append(merged[key])
+    return validated_table(staged)
+
+
+def objects_frame(rows: Iterable[tuple[str, int, Any]]) -> pd.DataFrame:
+    """Lake object listing rows (key, size, last_modified) with the hive partition of each key."""
+    frame = pd.DataFrame(list(rows), columns=["key", "size", "last_modified"])
+    parts = (
+        frame["key"].str.extract("/".join(f"{name}=(?P<{name}>[^/]+)" for name in PARTITION_KEYS))
+        if len(frame)
+        else pd.DataFrame(columns=list(PARTITION_KEYS))
+    )
+    return pd.concat([frame, parts], axis=1)
+
+
+def empty_lake() -> pd.DataFrame:
+    """The change log with no rows: the lake's columns, then the partition keys as strings."""
+    partitions = pa.schema([(name, pa.string()) for name in PARTITION_KEYS])
+    return pa.unify_schemas([LAKE_SCHEMA, partitions]).empty_table().to_pandas()
+
+
+RESOURCE_COLUMNS = ["service", "kind", "name", "arn", "detail"]
+CATALOG_COLUMNS = [
+    "database",
+    "name",
+    "type",
+    "columns",
+    "partition_keys",
+    "partitions",
+    "location",
+]
+
+
+def catalog_row(table: Mapping[str, Any], partitions: Sequence[Any]) -> dict[str, Any]:
+    """One Glue table (GetTable's shape, on both backends) as a row of ``catalog_tables``."""
+    storage = table.get("StorageDescriptor", {})
+    return {
+        "database": table.get("DatabaseName"),
+        "name": table["Name"],
+        "type": "view" if table.get("TableType") == "VIRTUAL_VIEW" else "table",
+        "columns": len(storage.get("Columns", [])),
+        "partition_keys": ", ".join(key["Name"] for key in table.get("PartitionKeys", [])),
+        "partitions": len(partitions),
+        "location": storage.get("Location", ""),
+    }
+
+
+def failures_frame(documents: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Firehose's error documents (one per failed record) with the record decoded for reading."""
+    frame = pd.DataFrame(
+        list(documents),
+        columns=["key", "errorCode", "errorMessage", "attemptsMade", "arrivalTimestamp", "rawData"],
+    )
+    frame["arrivalTimestamp"] = pd.to_datetime(frame["arrivalTimestamp"], unit="ms", utc=True)
+    frame["record"] = [
+        base64.b64decode(raw).decode("utf-8", "replace") if isinstance(raw, str) else None
+        for raw in frame["rawData"]
+    ]
+    return frame
 
 
 class Orders:
@@ -95,6 +183,12 @@ class Orders:
         item = self._table.get_item(order_id)
         return None if item is None else item_to_order(item)
 
+    def scan(self) -> pd.DataFrame:
+        """Every order in the table (Scan), one row each; for checks, not for big tables."""
+        return pd.DataFrame(
+            [item_to_order(item) for item in self._table.scan()], columns=list(ORDER_FIELDS)
+        )
+
     def count(self) -> int:
         """Number of orders in the table."""
         return self._table.count()
@@ -144,6 +238,22 @@ class Platform(abc.ABC):
         """Write a frame as one Parquet partition of a catalog table, creating the table (or
         adding new columns) as needed, like ``awswrangler.s3.to_parquet(dataset=True,
         database=..., table=..., partition_cols=...)``; returns the partition's location."""
+
+    def read_errors(self, limit: int | None = None) -> pd.DataFrame:
+        """The records delivery could not write, from the error prefix (:func:`failures_frame`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not read the error prefix yet")
+
+    def provision(self) -> pd.DataFrame:
+        """Create what the backend needs, if missing, and return :meth:`resources`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot provision yet")
+
+    def resources(self) -> pd.DataFrame:
+        """What exists: service, kind, name, ARN and a detail, one row per resource."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its resources yet")
+
+    def catalog_tables(self) -> pd.DataFrame:
+        """The catalog's tables and views (:func:`catalog_row`), every database."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its catalog yet")
 
     def named_query(self, name: str, params: list | dict | None = None) -> pd.DataFrame:
         """Run one of the named queries of ``helpers/queries``."""

@@ -39,10 +39,11 @@ import pyarrow.csv as pa_csv
 import sqlglot
 from sqlglot import exp
 
-from helpers.exceptions import SalescastError
+from helpers.exceptions import QueryError
 from helpers.local.glue import Catalog, EntityNotFoundError
 from helpers.local.s3 import Bucket
 from helpers.local.sqlite import Database
+from helpers.queries import sql_literal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -65,15 +66,6 @@ _DUCKDB_TYPES = {
     "boolean": "BOOLEAN",
     "binary": "BLOB",
 }
-
-
-class QueryError(SalescastError):
-    """A query failed; names Athena's error type, the problem and its position."""
-
-    def __init__(self, code: str, message: str, line: int | None = None, column: int | None = None):
-        self.code, self.line, self.column = code, line, column
-        where = f"line {line}:{column}: " if line is not None else ""
-        super().__init__(f"{code}: {where}{message}")
 
 
 @dataclass(frozen=True)
@@ -314,7 +306,7 @@ class Athena:
         ]
         if not files:
             return f"SELECT {', '.join(typed)} WHERE false", 0, ""
-        listing = ", ".join(_literal(path) for path in files)
+        listing = ", ".join(sql_literal(path) for path in files)
         source = (
             f"read_parquet([{listing}], hive_partitioning = true, "
             f"hive_types_autocast = false, union_by_name = true)"
@@ -421,19 +413,9 @@ def _bind_named(sql: str, params: dict[str, Any]) -> str:
         name = match.group(1)
         if name not in params:
             raise QueryError("INVALID_PARAMETER", f"no value given for parameter :{name}")
-        return _literal(params[name])
+        return sql_literal(params[name])
 
     return re.sub(r"(?<!:):(\w+)", literal, sql)
-
-
-def _literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _quote(name: str) -> str:

@@ -23,9 +23,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from helpers.exceptions import OrderNotFoundError
 from helpers.local.sqlite import Database
-from helpers.schema import KEY, item_size, item_to_order, items_json, validated_table
+from helpers.platform import merge_updates
+from helpers.schema import KEY, item_size, items_json
 
 SEQUENCE_BASE = 10**20
 """Stream sequence numbers are 21-digit decimal strings, as DynamoDB's are (numerically ordered)."""
@@ -86,17 +86,7 @@ class Table:
         Every change is checked (existence and schema) before anything is written.
         """
         current = self._items([change[KEY] for change in changes])
-        merged: dict[str, dict[str, Any]] = {}
-        staged = []
-        for change in changes:
-            key = change[KEY]
-            if key not in merged:
-                if key not in current:
-                    raise OrderNotFoundError(key)
-                merged[key] = item_to_order(json.loads(current[key]))
-            merged[key] = {**merged[key], **change}
-            staged.append(merged[key])
-        orders = validated_table(staged)
+        orders = merge_updates(changes, {key: json.loads(text) for key, text in current.items()})
         self.put_items(orders)
         return orders.to_pylist()
 

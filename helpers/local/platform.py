@@ -9,6 +9,7 @@ the lock when it dies, even by SIGKILL. Other processes may write orders and wai
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -40,8 +41,17 @@ from helpers.local.glue import (
 from helpers.local.kinesis import Stream
 from helpers.local.pipes import Pipe
 from helpers.local.s3 import Bucket
-from helpers.platform import Orders, Platform
-from helpers.schema import LAKE_SCHEMA, PARTITION_KEYS
+from helpers.platform import (
+    CATALOG_COLUMNS,
+    RESOURCE_COLUMNS,
+    Orders,
+    Platform,
+    catalog_row,
+    empty_lake,
+    failures_frame,
+    objects_frame,
+)
+from helpers.schema import PARTITION_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -304,18 +314,7 @@ class LocalPlatform(Platform):
 
     def lake_objects(self, prefix: str | None = None) -> pd.DataFrame:
         objects = self.bucket.list_objects(self.settings.lake_prefix if prefix is None else prefix)
-        frame = pd.DataFrame(
-            [(o.key, o.size, o.last_modified) for o in objects],
-            columns=["key", "size", "last_modified"],
-        )
-        parts = (
-            frame["key"].str.extract(
-                "/".join(f"{name}=(?P<{name}>[^/]+)" for name in PARTITION_KEYS)
-            )
-            if len(frame)
-            else pd.DataFrame(columns=list(PARTITION_KEYS))
-        )
-        return pd.concat([frame, parts], axis=1)
+        return objects_frame((o.key, o.size, o.last_modified) for o in objects)
 
     def crawl(self) -> dict:
         """Run the crawler, then make sure the views exist; returns what the run did."""
@@ -389,10 +388,84 @@ class LocalPlatform(Platform):
             pa.schema([(name, pa.string()) for name in PARTITION_KEYS]), flavor="hive"
         )
         if not base.exists():
-            return pa.unify_schemas([LAKE_SCHEMA, partitioning.schema]).empty_table().to_pandas()
+            return empty_lake()
         dataset = ds.dataset(base, format="parquet", partitioning=partitioning)
         table = dataset.head(limit) if limit else dataset.to_table()
         return table.to_pandas()
+
+    def read_errors(self, limit: int | None = None) -> pd.DataFrame:
+        documents = []
+        for listed in self.bucket.list_objects(self.settings.error_prefix):
+            for line in self.bucket.get_object(listed.key).decode().splitlines():
+                documents.append({"key": listed.key, **json.loads(line)})
+                if limit is not None and len(documents) >= limit:
+                    return failures_frame(documents)
+        return failures_frame(documents)
+
+    # provisioning -------------------------------------------------------------------------
+
+    def provision(self) -> pd.DataFrame:
+        """Every service's state is made when the platform opens; this adds the catalog's
+        database, so that the catalog shows it before the first crawl."""
+        self.catalog.create_database(self.settings.database)
+        return self.resources()
+
+    def resources(self) -> pd.DataFrame:
+        s = self.settings
+        rows = [
+            ("DynamoDB", "table", s.table_name, self.table.arn, f"{self.table.count():,} items"),
+            (
+                "DynamoDB Streams",
+                "stream",
+                s.table_name,
+                self.table.stream_arn,
+                "NEW_AND_OLD_IMAGES",
+            ),
+            (
+                "EventBridge Pipes",
+                "pipe",
+                s.pipe_name,
+                s.arn("pipes", f"pipe/{s.pipe_name}"),
+                f"batch {s.pipe_batch_size}, window {s.pipe_batching_window_s:g}s",
+            ),
+            ("Kinesis", "stream", s.stream_name, self.stream.arn, f"{s.shard_count} shards"),
+            ("Lambda", "function", s.function_name, self.function.arn, TRANSFORM_HANDLER),
+            (
+                "Firehose",
+                "delivery stream",
+                s.delivery_stream_name,
+                self.delivery.arn,
+                f"buffer {s.buffer_size_mb} MB / {s.buffer_interval_s:g}s",
+            ),
+            ("S3", "bucket", s.bucket, self.bucket.uri(), str(self.bucket.local_path(""))),
+            (
+                "Glue",
+                "crawler",
+                s.crawler_name,
+                self.bucket.uri(s.lake_prefix),
+                f"every {s.crawl_interval_s:g}s" if s.crawl_interval_s else "on demand",
+            ),
+            ("Athena", "workgroup", "primary", self.bucket.uri(s.athena_prefix), "results as CSV"),
+        ]
+        for database in self.catalog.databases():
+            tables = self.catalog.tables(database)
+            rows.append(
+                (
+                    "Glue",
+                    "database",
+                    database,
+                    s.arn("glue", f"database/{database}"),
+                    f"{len(tables)} tables and views",
+                )
+            )
+        return pd.DataFrame(rows, columns=RESOURCE_COLUMNS)
+
+    def catalog_tables(self) -> pd.DataFrame:
+        rows = []
+        for database in self.catalog.databases():
+            for table in self.catalog.tables(database):
+                rows.append(catalog_row(table, self.catalog.partitions(database, table["Name"])))
+        return pd.DataFrame(rows, columns=CATALOG_COLUMNS)
 
     # lifecycle ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ Examples
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 FOLDER = Path(__file__).parent
 VIEWS = ("orders_current", "daily_sales")
@@ -32,3 +33,14 @@ def load(name: str) -> str:
         known = ", ".join((*VIEWS, *NAMED))
         raise KeyError(f"no query named {name!r}; known: {known}")
     return path.read_text()
+
+
+def sql_literal(value: Any) -> str:
+    """A Python value as an Athena SQL literal (how query parameters are bound)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
