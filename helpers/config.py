@@ -1,6 +1,8 @@
 """Settings: backend, local root, resource names and pipeline tuning, from defaults and environment.
 
-Every name comes from here so that notebooks hold no literal resource names. Environment
+Every name comes from here so that notebooks hold no literal resource names. The defaults of
+names, prefixes and tuning are the parameter defaults of the CloudFormation stack
+(``cloudformation/stack.yaml``), so the local and the AWS backend cannot drift apart. Environment
 variables ``SALESCAST_<FIELD>`` (upper case) override the defaults; keyword arguments override
 both, which is how papermill parameters reach the platform.
 
@@ -18,32 +20,73 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from helpers.exceptions import BackendError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("local", "aws")
+TEMPLATE_PATH = PROJECT_ROOT / "cloudformation" / "stack.yaml"
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML: short-form tags (``!Sub x``) become long form (``{"Fn::Sub": x}``)."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {"Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}": value}
+
+
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The CloudFormation template as plain data, intrinsic functions in their long form."""
+    return yaml.load(Path(path).read_text(), Loader=_TemplateLoader)
+
+
+def template_defaults(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The ``Default`` of every parameter of the stack template, by parameter name."""
+    parameters = load_template(path)["Parameters"]
+    return {name: spec["Default"] for name, spec in parameters.items() if "Default" in spec}
+
+
+_STACK = template_defaults()
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What a platform needs to know; defaults mirror the CloudFormation stack's parameters."""
+    """What a platform needs to know; defaults are the CloudFormation stack's parameter defaults.
+
+    One default differs on purpose: ``buffer_interval_s`` is 1 s locally, where Firehose on AWS
+    needs 60 s or more (``BufferIntervalSeconds``) with dynamic partitioning; a notebook would
+    otherwise wait a minute for every flush. Set ``SALESCAST_BUFFER_INTERVAL_S`` to match AWS.
+    """
 
     backend: str = "local"
     root: Path = PROJECT_ROOT / "data" / "local"
     region: str = "us-east-1"
     account_id: str = "000000000000"
-    prefix: str = "salescast"
-    database: str = "sales"
-    lake_prefix: str = "sales/"
-    error_prefix: str = "errors/"
-    athena_prefix: str = "athena-results/"
+    prefix: str = _STACK["Prefix"]
+    database: str = _STACK["DatabaseName"]
+    lake_prefix: str = _STACK["LakePrefix"]
+    error_prefix: str = _STACK["ErrorPrefix"]
+    athena_prefix: str = _STACK["AthenaResultsPrefix"]
     changes_table: str = "orders_changes"
-    shard_count: int = 2
-    pipe_batch_size: int = 10_000
-    pipe_batching_window_s: float = 0.0
-    buffer_size_mb: int = 64
+    shard_count: int = int(_STACK["ShardCount"])
+    pipe_batch_size: int = int(_STACK["PipeBatchSize"])
+    pipe_batching_window_s: float = float(_STACK["PipeBatchingWindowSeconds"])
+    buffer_size_mb: int = int(_STACK["BufferSizeMB"])
     buffer_interval_s: float = 1.0
-    lambda_buffer_size_mb: float = 1.0
+    lambda_buffer_size_mb: float = float(_STACK["LambdaBufferSizeMB"])
     poll_interval_s: float = 0.05
     crawl_interval_s: float = 0.0
     """Seconds between scheduled crawls while this process consumes; 0 crawls on demand only."""
@@ -71,6 +114,10 @@ class Settings:
     @property
     def function_name(self) -> str:
         return f"{self.prefix}-transform"
+
+    @property
+    def workgroup(self) -> str:
+        return f"{self.prefix}-workgroup"
 
     @property
     def bucket(self) -> str:
