@@ -22,6 +22,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check helpers tests benchmarks
 	$(BIN)/ruff format --check helpers tests benchmarks
+	$(BIN)/cfn-lint cloudformation/stack.yaml
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
