@@ -23,7 +23,9 @@ def connect(backend: str | None = None, root: Any = None, **settings: Any) -> Pl
 
     Settings come from the defaults, then ``SALESCAST_*`` environment variables, then these
     arguments. On ``local`` this process also runs the pipeline's pollers unless
-    another process already does (``consume=False`` never runs them).
+    another process already does (``consume=False`` never runs them). On ``aws`` the
+    credentials and region come from boto3's chain and the names from the deployed stack
+    (``salescast deploy``); ``consume`` does not apply, the services run themselves.
     """
     consume = settings.pop("consume", True)
     resolved = Settings.from_env(backend=backend, root=root, **settings)
@@ -31,8 +33,6 @@ def connect(backend: str | None = None, root: Any = None, **settings: Any) -> Pl
         from helpers.local.platform import LocalPlatform
 
         return LocalPlatform(resolved, consume=consume)
-    from helpers.exceptions import BackendError
+    from helpers.aws.platform import AwsPlatform
 
-    raise BackendError(
-        "the aws backend is not built yet (see the 'Deploy to AWS' issue); use backend='local'"
-    )
+    return AwsPlatform(resolved)

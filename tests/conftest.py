@@ -1,4 +1,5 @@
-"""Shared fixtures: a platform on a temporary root, and seeded orders."""
+"""Shared fixtures: a platform on a temporary root, and seeded orders; the ``--backend`` option
+that picks the backends the contract tests run on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ import pytest
 
 import helpers
 from helpers.generate import SalesParams, backfill
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--backend",
+        choices=("local", "aws", "all"),
+        default="all",
+        help="backend(s) for tests/contract: local, aws (on moto), or all (default)",
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,321 @@
+"""CloudFormation: deploy the stack through a change set, read its outputs, tear it down.
+
+The stack is named after the ``prefix`` setting and made from ``cloudformation/stack.yaml``.
+:func:`provision` packages the transform Lambda, uploads it to an artifact bucket, then creates
+or updates the stack through a change set (a change set without changes is not an error),
+showing the stack's events as they come. :func:`teardown` empties the lake and artifact
+buckets (every version) and deletes the stack and the artifact bucket.
+
+Not handled: stack policies, nested stacks, drift detection, termination protection (a
+protected stack is reported, not unprotected), and templates over 51,200 bytes (CloudFormation
+then needs a TemplateURL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+from tqdm.auto import tqdm
+
+from helpers.aws import s3
+from helpers.aws.awslambda import code_key, package_transform
+from helpers.aws.session import Session
+from helpers.config import PROJECT_ROOT, Settings
+from helpers.exceptions import DeployError
+
+TEMPLATE = PROJECT_ROOT / "cloudformation" / "stack.yaml"
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+POLL_S = 5.0
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The names the platform acts on: the stack's outputs, or derived from the settings."""
+
+    table_name: str
+    stream_name: str
+    pipe_name: str
+    delivery_stream_name: str
+    function_name: str
+    lake_bucket: str
+    database: str
+    changes_table: str
+    crawler_name: str
+    workgroup: str
+    lake_prefix: str
+    error_prefix: str
+    athena_results_prefix: str
+    table_stream_arn: str | None = None
+    stream_arn: str | None = None
+    dead_letter_queue_url: str | None = None
+    stack: str | None = None
+    """The stack the names come from; None when they are derived from the settings."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Resources:
+        """The names the stack would have, from the settings (before a stack exists)."""
+        return cls(
+            table_name=settings.table_name,
+            stream_name=settings.stream_name,
+            pipe_name=settings.pipe_name,
+            delivery_stream_name=settings.delivery_stream_name,
+            function_name=settings.function_name,
+            lake_bucket=settings.bucket,
+            database=settings.database,
+            changes_table=settings.changes_table,
+            crawler_name=settings.crawler_name,
+            workgroup="primary",
+            lake_prefix=settings.lake_prefix,
+            error_prefix=settings.error_prefix,
+            athena_results_prefix=settings.athena_prefix,
+        )
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, str], stack: str, settings: Settings) -> Resources:
+        """The names from the stack's outputs; an output the stack lacks comes from settings."""
+        found = {field: outputs[name] for name, field in OUTPUTS.items() if name in outputs}
+        return dataclasses.replace(cls.from_settings(settings), stack=stack, **found)
+
+
+OUTPUTS = {
+    "TableName": "table_name",
+    "TableStreamArn": "table_stream_arn",
+    "StreamName": "stream_name",
+    "StreamArn": "stream_arn",
+    "PipeName": "pipe_name",
+    "DeadLetterQueueUrl": "dead_letter_queue_url",
+    "DeliveryStreamName": "delivery_stream_name",
+    "FunctionName": "function_name",
+    "LakeBucket": "lake_bucket",
+    "DatabaseName": "database",
+    "ChangesTable": "changes_table",
+    "CrawlerName": "crawler_name",
+    "WorkGroup": "workgroup",
+    "LakePrefix": "lake_prefix",
+    "ErrorPrefix": "error_prefix",
+    "AthenaResultsPrefix": "athena_results_prefix",
+}
+"""Stack output -> :class:`Resources` field."""
+
+
+def stack_name(settings: Settings) -> str:
+    """The stack's name: the prefix."""
+    return settings.prefix
+
+
+def artifact_bucket(settings: Settings) -> str:
+    """The bucket deploy uploads the Lambda package to."""
+    return f"{settings.prefix}-artifacts-{settings.account_id}-{settings.region}"
+
+
+def describe_stack(client: Any, name: str) -> dict[str, Any] | None:
+    """DescribeStacks of one stack, or None when there is none (or it is deleted)."""
+    try:
+        stack = client.describe_stacks(StackName=name)["Stacks"][0]
+    except ClientError as error:
+        if "does not exist" in error.response["Error"]["Message"]:
+            return None
+        raise
+    return None if stack["StackStatus"] == "DELETE_COMPLETE" else stack
+
+
+def stack_outputs(stack: dict[str, Any]) -> dict[str, str]:
+    """A described stack's outputs, by key."""
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+
+def resolve(session: Session) -> Resources:
+    """The resources of the deployed stack, or the settings' names when there is no stack."""
+    settings = session.settings
+    name = stack_name(settings)
+    stack = describe_stack(session.client("cloudformation"), name)
+    if stack is None or stack["StackStatus"] in ("REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE"):
+        return Resources.from_settings(settings)
+    return Resources.from_outputs(stack_outputs(stack), name, settings)
+
+
+def template_parameters(
+    client: Any, body: str, settings: Settings, bucket: str, key: str
+) -> list[dict[str, str]]:
+    """Values for the parameters the template declares: ``Prefix``, ``ArtifactBucket``,
+    ``LambdaCodeKey``, and any named after a setting in CamelCase (``shard_count`` ->
+    ``ShardCount``), so that the stack and the settings agree."""
+    declared = {
+        p["ParameterKey"] for p in client.get_template_summary(TemplateBody=body)["Parameters"]
+    }
+    values = {
+        "".join(part.capitalize() for part in field.name.split("_")): getattr(settings, field.name)
+        for field in dataclasses.fields(settings)
+        if field.name not in ("backend", "root", "region", "account_id")
+    }
+    values.update(Prefix=settings.prefix, ArtifactBucket=bucket, LambdaCodeKey=key)
+    return [
+        {
+            "ParameterKey": name,
+            "ParameterValue": f"{value:g}" if isinstance(value, float) else str(value),
+        }
+        for name, value in sorted(values.items())
+        if name in declared
+    ]
+
+
+def provision(session: Session, template: Path = TEMPLATE, progress: bool = True) -> dict[str, Any]:
+    """Create or update the stack; returns ``stack``, ``action`` (created, updated or
+    unchanged) and ``outputs``.
+
+    Raises :class:`~helpers.exceptions.DeployError` with the first failed resource's reason
+    when CloudFormation rolls back.
+    """
+    settings = session.settings
+    client, storage = session.client("cloudformation"), session.client("s3")
+    bucket = artifact_bucket(settings)
+    s3.ensure_bucket(storage, bucket, session.region)
+    package = package_transform()
+    key = code_key(package)
+    storage.put_object(Bucket=bucket, Key=key, Body=package)
+    body = Path(template).read_text()
+    parameters = template_parameters(client, body, settings, bucket, key)
+
+    name = stack_name(settings)
+    stack = describe_stack(client, name)
+    status = stack["StackStatus"] if stack else None
+    if status == "ROLLBACK_COMPLETE":  # a failed first create leaves a stack that cannot update
+        _say(progress, f"deleting stack {name} left in ROLLBACK_COMPLETE by a failed create")
+        _delete_stack(client, stack["StackId"], progress)
+        status = None
+    elif status and status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+        raise DeployError(f"stack {name} is busy ({status}); wait until it settles and retry")
+    kind = "CREATE" if status in (None, "REVIEW_IN_PROGRESS") else "UPDATE"
+    change_set = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    client.create_change_set(
+        StackName=name,
+        ChangeSetName=change_set,
+        ChangeSetType=kind,
+        TemplateBody=body,
+        Parameters=parameters,
+        Capabilities=CAPABILITIES,
+        Tags=[{"Key": "project", "Value": "salescast"}],
+    )
+    described = _wait_change_set(client, name, change_set)
+    if described["Status"] == "FAILED":
+        reason = described.get("StatusReason", "")
+        client.delete_change_set(StackName=name, ChangeSetName=change_set)
+        if any(text in reason for text in NO_CHANGES):
+            _say(progress, f"stack {name} is up to date: no changes")
+            return {"stack": name, "action": "unchanged", "outputs": _outputs(client, name)}
+        raise DeployError(f"change set {change_set} of stack {name} failed: {reason}")
+    seen = {event["EventId"] for event in _events(client, name)}
+    client.execute_change_set(StackName=name, ChangeSetName=change_set)
+    final, failures = _wait_stack(client, name, len(described.get("Changes", [])), seen, progress)
+    if final not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        reason = failures[0] if failures else "see the stack's events in the console"
+        raise DeployError(f"stack {name} ended in {final}: {reason}")
+    action = "created" if kind == "CREATE" else "updated"
+    return {"stack": name, "action": action, "outputs": _outputs(client, name)}
+
+
+def teardown(session: Session, progress: bool = True) -> dict[str, Any]:
+    """Empty the lake and artifact buckets (every version), delete the stack, then the
+    artifact bucket; returns what was removed."""
+    settings = session.settings
+    client, storage = session.client("cloudformation"), session.client("s3")
+    resources = resolve(session)
+    name = stack_name(settings)
+    removed = {"objects": s3.empty_bucket(storage, resources.lake_bucket), "stack": None}
+    bucket = artifact_bucket(settings)
+    removed["objects"] += s3.empty_bucket(storage, bucket)
+    stack = describe_stack(client, name)
+    if stack is not None:
+        for attempt in (1, 2):  # a delivery may land between emptying and deleting the bucket
+            final, failures = _delete_stack(client, stack["StackId"], progress)
+            if final == "DELETE_COMPLETE":
+                break
+            if attempt == 2:
+                reason = failures[0] if failures else final
+                raise DeployError(f"stack {name} could not be deleted: {reason}")
+            removed["objects"] += s3.empty_bucket(storage, resources.lake_bucket)
+        removed["stack"] = name
+    try:
+        storage.delete_bucket(Bucket=bucket)
+        removed["artifact_bucket"] = bucket
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "NoSuchBucket":
+            raise
+    return removed
+
+
+def _outputs(client: Any, name: str) -> dict[str, str]:
+    stack = describe_stack(client, name)
+    return stack_outputs(stack) if stack else {}
+
+
+def _wait_change_set(client: Any, stack: str, change_set: str) -> dict[str, Any]:
+    while True:
+        described = client.describe_change_set(StackName=stack, ChangeSetName=change_set)
+        if described["Status"] in ("CREATE_COMPLETE", "FAILED"):
+            return described
+        time.sleep(POLL_S / 2)
+
+
+def _events(client: Any, stack: str) -> list[dict[str, Any]]:
+    """The stack's latest events (one page), oldest first."""
+    try:
+        return client.describe_stack_events(StackName=stack)["StackEvents"][::-1]
+    except ClientError as error:
+        if "does not exist" in error.response["Error"]["Message"]:
+            return []
+        raise
+
+
+def _delete_stack(client: Any, stack_id: str, progress: bool) -> tuple[str, list[str]]:
+    seen = {event["EventId"] for event in _events(client, stack_id)}
+    resources = len(client.describe_stack_resources(StackName=stack_id)["StackResources"])
+    client.delete_stack(StackName=stack_id)
+    return _wait_stack(client, stack_id, resources, seen, progress)
+
+
+def _wait_stack(
+    client: Any, stack: str, resources: int, seen: set[str], progress: bool
+) -> tuple[str, list[str]]:
+    """Wait for the stack to settle, showing its new events; returns the final status and the
+    reasons of failed resources."""
+    failures: list[str] = []
+    with tqdm(
+        total=resources or None,
+        desc=f"stack {stack.split('/')[-2] if '/' in stack else stack}",
+        unit="resource",
+        disable=not progress,
+    ) as bar:
+        while True:
+            described = client.describe_stacks(StackName=stack)["Stacks"][0]
+            for event in _events(client, stack):
+                if event["EventId"] in seen:
+                    continue
+                seen.add(event["EventId"])
+                status, reason = event["ResourceStatus"], event.get("ResourceStatusReason", "")
+                if event["ResourceType"] != "AWS::CloudFormation::Stack":
+                    if status.endswith("_COMPLETE"):
+                        bar.update(1)
+                    if status.endswith("_FAILED") and reason:
+                        failures.append(f"{event['LogicalResourceId']}: {reason}")
+                bar.set_postfix_str(f"{event['LogicalResourceId']} {status}")
+                if progress:
+                    bar.write(
+                        f"{event['Timestamp']:%H:%M:%S} {event['LogicalResourceId']} "
+                        f"({event['ResourceType']}) {status} {reason}".rstrip()
+                    )
+            status = described["StackStatus"]
+            if not status.endswith("_IN_PROGRESS"):
+                return status, failures
+            time.sleep(POLL_S)
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        tqdm.write(message)

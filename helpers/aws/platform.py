@@ -1,0 +1,318 @@
+"""The aws backend's platform: the stack's services behind the same interface as local.
+
+Nothing runs in this process: the pipe, the stream, Firehose and its Lambda move the changes;
+``flush`` watches the lake for the changes written through this platform (see
+:mod:`helpers.aws.flush`), and ``status`` reads the services' own counters.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import boto3
+import pandas as pd
+from tqdm.auto import tqdm
+
+from helpers import queries
+from helpers.aws import athena, cloudformation, cloudwatch, glue, kinesis
+from helpers.aws.cloudformation import Resources
+from helpers.aws.dynamodb import Table
+from helpers.aws.flush import LAKE_COLUMNS, Expectations, LakeView, stream_states
+from helpers.aws.s3 import list_objects
+from helpers.aws.session import Session
+from helpers.config import Settings
+from helpers.exceptions import PipelineStuckError
+from helpers.platform import Orders, Platform, empty_lake, objects_frame
+from helpers.schema import PARTITION_KEYS
+
+FLUSH_POLL_S = 5.0
+_ABSENT = object()
+
+
+class AwsPlatform(Platform):
+    """The deployed stack (or, before ``salescast deploy``, the names the settings give).
+
+    Parameters
+    ----------
+    settings
+        Names and tuning; the region and account come from boto3's chain.
+    session
+        A boto3 session to use instead of the default one.
+    """
+
+    def __init__(self, settings: Settings, session: boto3.Session | None = None):
+        self.session = Session(settings, session)
+        self.settings = self.session.settings
+        self.resources: Resources = cloudformation.resolve(self.session)
+        self.expectations = Expectations()
+        self.table = Table(
+            self.session.client("dynamodb"), self.resources.table_name, self.expectations.record
+        )
+        self.orders = Orders(self.table)
+
+    @property
+    def _s3_output(self) -> str:
+        r = self.resources
+        return f"s3://{r.lake_bucket}/{r.athena_results_prefix}"
+
+    # the lake ----------------------------------------------------------------------------
+
+    def lake_objects(self, prefix: str | None = None) -> pd.DataFrame:
+        entries = list_objects(
+            self.session.client("s3"),
+            self.resources.lake_bucket,
+            self.resources.lake_prefix if prefix is None else prefix,
+        )
+        return objects_frame((o["Key"], o["Size"], o["LastModified"]) for o in entries)
+
+    def read_lake(self, limit: int | None = None) -> pd.DataFrame:
+        import awswrangler as wr
+
+        path = f"s3://{self.resources.lake_bucket}/{self.resources.lake_prefix}"
+        try:
+            if limit:
+                frame = next(
+                    iter(
+                        wr.s3.read_parquet(
+                            path, dataset=True, chunked=limit, boto3_session=self.session.boto3
+                        )
+                    )
+                ).head(limit)
+            else:
+                frame = wr.s3.read_parquet(path, dataset=True, boto3_session=self.session.boto3)
+        except (wr.exceptions.NoFilesFound, StopIteration):
+            return empty_lake()
+        for name in PARTITION_KEYS:
+            frame[name] = frame[name].astype(str)
+        return frame.reset_index(drop=True)
+
+    def _read_objects(self, keys: list[str]) -> pd.DataFrame:
+        import awswrangler as wr
+
+        bucket = self.resources.lake_bucket
+        return wr.s3.read_parquet(
+            [f"s3://{bucket}/{key}" for key in keys],
+            columns=LAKE_COLUMNS,
+            boto3_session=self.session.boto3,
+        )
+
+    def _list_keys(self, prefix: str) -> list[str]:
+        entries = list_objects(self.session.client("s3"), self.resources.lake_bucket, prefix)
+        return [entry["Key"] for entry in entries]
+
+    # flush and status ----------------------------------------------------------------------
+
+    def flush(self, timeout: float = 60.0, progress: bool = False) -> None:
+        """Return once the changes written through this platform are in the lake.
+
+        See :mod:`helpers.aws.flush` for how, and its limits. On timeout, raises
+        :class:`~helpers.exceptions.PipelineStuckError` naming the pipe (changes missing
+        from the Kinesis stream) or the delivery stream (in the stream, not in the lake).
+        """
+        deadline = time.monotonic() + timeout
+        expected = self.expectations.snapshot()
+        since = self.expectations.since
+        view = LakeView(self._list_keys, self._read_objects, self.resources.lake_prefix)
+        with tqdm(
+            total=len(expected),
+            desc="waiting for the lake",
+            unit="change",
+            disable=not progress or not expected,
+        ) as bar:
+            while expected:
+                view.refresh(expected)
+                matched = view.matched(expected)
+                self.expectations.confirm(matched)
+                for key in matched:
+                    del expected[key]
+                bar.update(len(matched))
+                if not expected:
+                    return
+                if time.monotonic() + FLUSH_POLL_S > deadline:
+                    raise self._stuck(expected, since or time.time(), timeout)
+                time.sleep(FLUSH_POLL_S)
+
+    def _stuck(self, expected: dict, since: float, timeout: float) -> PipelineStuckError:
+        """Name the stage that holds the missing changes, by reading the Kinesis stream."""
+        r = self.resources
+        records = kinesis.read_since(self.session.client("kinesis"), r.stream_name, since - 60)
+        in_stream = stream_states(records)
+        missing = [
+            key for key, (_, state) in expected.items() if in_stream.get(key, _ABSENT) != state
+        ]
+        if missing:
+            queued = self._dead_letters()
+            hint = (
+                f"{queued} record(s) wait in the pipe's dead-letter queue {r.dead_letter_queue_url}."
+                if queued
+                else f"Check the pipe: aws pipes describe-pipe --name {r.pipe_name}"
+            )
+            return PipelineStuckError("pipe", len(missing), timeout, hint)
+        failed = [
+            o
+            for o in list_objects(self.session.client("s3"), r.lake_bucket, r.error_prefix)
+            if o["LastModified"].timestamp() >= since - 60
+        ]
+        hint = (
+            f"{len(failed)} object(s) of failed records under s3://{r.lake_bucket}/{r.error_prefix} "
+            f"since the writes; see the logs of the Lambda {r.function_name}."
+            if failed
+            else "Firehose may still be buffering; flush again with a longer timeout."
+        )
+        return PipelineStuckError("delivery stream", len(expected), timeout, hint)
+
+    def _dead_letters(self) -> int:
+        url = self.resources.dead_letter_queue_url
+        if not url:
+            return 0
+        attributes = self.session.client("sqs").get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    def status(self) -> pd.DataFrame:
+        """Records per stage in the last hour (CloudWatch), failures, and the lake's freshness.
+
+        ``pending`` counts the changes written through this platform and not yet confirmed
+        by ``flush``; the table's count is DynamoDB's own, refreshed about every six hours.
+        """
+        r = self.resources
+        watch = self.session.client("cloudwatch")
+        pipe = cloudwatch.metrics(
+            watch,
+            "AWS/EventBridge/Pipes",
+            "PipeName",
+            r.pipe_name,
+            {"EventCount": "Sum", "ExecutionFailed": "Sum"},
+        )
+        stream = cloudwatch.metrics(
+            watch, "AWS/Kinesis", "StreamName", r.stream_name, {"IncomingRecords": "Sum"}
+        )
+        delivery = cloudwatch.metrics(
+            watch,
+            "AWS/Firehose",
+            "DeliveryStreamName",
+            r.delivery_stream_name,
+            {
+                "DeliveryToS3.Records": "Sum",
+                "KinesisMillisBehindLatest": "Maximum",
+                "ExecuteProcessing.Success": "Sum",
+            },
+        )
+        objects = self.lake_objects()
+        errors = self.lake_objects(r.error_prefix)
+        newest = objects["last_modified"].max() if len(objects) else None
+        pending = len(self.expectations)
+        rows = [
+            (
+                "table",
+                self.table.approximate_count(),
+                0,
+                0,
+                None,
+                "items (DynamoDB's count, refreshed ~6-hourly)",
+            ),
+            (
+                "change stream",
+                int(pipe["EventCount"]),
+                pending,
+                self._dead_letters(),
+                None,
+                f"pipe events in the last hour; {int(pipe['ExecutionFailed'])} failed executions; failed = dead letters",
+            ),
+            (
+                "kinesis stream",
+                int(stream["IncomingRecords"]),
+                0,
+                0,
+                None,
+                f"records in the last hour; Firehose {delivery['KinesisMillisBehindLatest'] / 1000:g}s behind",
+            ),
+            (
+                "lake",
+                int(delivery["DeliveryToS3.Records"]),
+                0,
+                len(errors),
+                None if newest is None else round(time.time() - newest.timestamp(), 3),
+                f"records delivered in the last hour; {len(objects)} objects, {len(errors)} error objects",
+            ),
+        ]
+        frame = pd.DataFrame(
+            rows,
+            columns=["stage", "records", "pending", "failed", "seconds_since_delivery", "detail"],
+        )
+        frame.attrs["consuming"] = False
+        frame.attrs["errors"] = {}
+        return frame
+
+    # catalog and SQL ---------------------------------------------------------------------
+
+    def crawl(self, progress: bool = True) -> dict:
+        """Run the crawler, wait for it, then create the views; returns what the run did."""
+        r = self.resources
+        client = self.session.client("glue")
+        before = glue.count_partitions(client, r.database, r.changes_table)
+        existed = glue.table_exists(client, r.database, r.changes_table)
+        last = glue.start_crawler(client, r.crawler_name, progress=progress)
+        exists = glue.table_exists(client, r.database, r.changes_table)
+        metrics = client.get_crawler_metrics(CrawlerNameList=[r.crawler_name])["CrawlerMetricsList"]
+        updated = metrics[0].get("TablesUpdated", 0) if metrics else 0
+        return {
+            "crawler": r.crawler_name,
+            "started": last.get("StartTime").isoformat() if last.get("StartTime") else None,
+            "tables_created": [r.changes_table] if exists and not existed else [],
+            "tables_updated": [r.changes_table] if existed and updated else [],
+            "partitions_added": glue.count_partitions(client, r.database, r.changes_table) - before,
+            "messages": [last["ErrorMessage"]] if last.get("ErrorMessage") else [],
+            "views_created": self.create_views() if exists else [],
+        }
+
+    def create_views(self) -> list[str]:
+        """Create or replace the catalog views of ``helpers/queries`` (Athena DDL is free)."""
+        r = self.resources
+        for name in queries.VIEWS:
+            athena.run_statement(
+                f"CREATE OR REPLACE VIEW {name} AS\n{queries.load(name)}",
+                r.database,
+                r.workgroup,
+                self._s3_output,
+                self.session.boto3,
+            )
+        return list(queries.VIEWS)
+
+    def query(self, sql: str, database: str | None = None, params=None) -> pd.DataFrame:
+        r = self.resources
+        return athena.read_sql_query(
+            sql, database or r.database, r.workgroup, self._s3_output, self.session.boto3, params
+        )
+
+    def write_dataset(self, table: str, frame: pd.DataFrame, partition: dict[str, str]) -> str:
+        import awswrangler as wr
+
+        r = self.resources
+        glue.ensure_database(self.session.client("glue"), r.database)
+        written = wr.s3.to_parquet(
+            frame.assign(**partition),
+            path=f"s3://{r.lake_bucket}/{table}/",
+            dataset=True,
+            database=r.database,
+            table=table,
+            partition_cols=list(partition),
+            mode="overwrite_partitions",
+            compression="snappy",
+            boto3_session=self.session.boto3,
+        )
+        return next(iter(written["partitions_values"]))
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Nothing runs here; the services keep running (``teardown`` removes them)."""
+
+    def teardown(self, progress: bool = True) -> dict[str, Any]:
+        """Empty the buckets and delete the stack (see :func:`cloudformation.teardown`)."""
+        return cloudformation.teardown(self.session, progress)
+
+    def __repr__(self) -> str:
+        return f"AwsPlatform(stack={self.resources.stack!r}, region={self.session.region!r})"

@@ -1,0 +1,46 @@
+"""One boto3 session per platform: region and account from boto3's chain, clients with retries."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from helpers.config import Settings
+
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=32)
+
+
+class Session:
+    """A boto3 session with the region and account it acts in.
+
+    An explicit ``region`` setting (argument or ``SALESCAST_REGION``) wins over boto3's
+    configured region; the account is the caller's, from STS.
+    """
+
+    def __init__(self, settings: Settings, session: boto3.Session | None = None):
+        default_region = Settings.__dataclass_fields__["region"].default
+        explicit = settings.region if settings.region != default_region else None
+        self.boto3 = session or boto3.Session(region_name=explicit)
+        if self.boto3.region_name is None:
+            self.boto3 = boto3.Session(region_name=default_region)
+        self.region: str = self.boto3.region_name
+        self._settings = settings
+
+    @functools.cached_property
+    def account_id(self) -> str:
+        """The caller's account (STS GetCallerIdentity)."""
+        return self.client("sts").get_caller_identity()["Account"]
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        """The settings with this session's region and account (so derived names match)."""
+        return dataclasses.replace(self._settings, region=self.region, account_id=self.account_id)
+
+    @functools.cache  # noqa: B019 (one client per service for the session's life)
+    def client(self, service: str) -> Any:
+        """A thread-safe boto3 client with standard retries."""
+        return self.boto3.client(service, config=CLIENT_CONFIG)
