@@ -30,7 +30,7 @@ TEMPLATE_PATH = PROJECT_ROOT / "cloudformation" / "stack.yaml"
 
 
 class _TemplateLoader(yaml.SafeLoader):
-    """Reads CloudFormation YAML: short-form tags (``!Sub x``) become long form (``{"Fn::Sub": x}``)."""
+    """Reads CloudFormation YAML: short-form tags (``!Sub x``) become ``{"Fn::Sub": x}``."""
 
 
 def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
@@ -42,7 +42,8 @@ def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dic
         value = loader.construct_mapping(node, deep=True)
     if tag_suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
-    return {"Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}": value}
+    name = tag_suffix if tag_suffix in ("Ref", "Condition") else f"Fn::{tag_suffix}"
+    return {name: value}
 
 
 _TemplateLoader.add_multi_constructor("!", _intrinsic)

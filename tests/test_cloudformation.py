@@ -92,6 +92,12 @@ def test_cfn_lint_reports_no_errors_or_warnings():
     assert problems == []
 
 
+def test_cfn_lint_catches_a_wrong_property(tmp_path):
+    broken = tmp_path / "stack.yaml"
+    broken.write_text(TEMPLATE_PATH.read_text().replace("FileExtension:", "FileExtensions:"))
+    assert [match.rule.id for match in lint_file(broken)] == ["E3002"]
+
+
 # least privilege -------------------------------------------------------------------------------
 
 
