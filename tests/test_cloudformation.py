@@ -289,6 +289,17 @@ def test_names_match_settings(stack):
     )
 
 
+def test_crawler_keeps_the_stacks_table(stack):
+    crawler = properties(stack, "LakeCrawler")
+    assert crawler["Targets"] == {
+        "CatalogTargets": [
+            {"DatabaseName": {"Ref": "GlueDatabase"}, "Tables": [{"Ref": "ChangesTable"}]}
+        ]
+    }
+    assert crawler["SchemaChangePolicy"]["DeleteBehavior"] == "LOG"  # catalog targets need it
+    assert json.loads(crawler["Configuration"])["Version"] == 1.0
+
+
 def test_pipe_partitions_by_the_order_key(stack):
     target = properties(stack, "OrdersToChangesPipe")["TargetParameters"]
     assert target["KinesisStreamParameters"]["PartitionKey"] == f"$.dynamodb.Keys.{KEY}.S"
