@@ -70,7 +70,7 @@ class Resources:
             database=settings.database,
             changes_table=settings.changes_table,
             crawler_name=settings.crawler_name,
-            workgroup="primary",
+            workgroup=settings.workgroup,
             lake_prefix=settings.lake_prefix,
             error_prefix=settings.error_prefix,
             athena_results_prefix=settings.athena_prefix,
@@ -140,21 +140,31 @@ def resolve(session: Session) -> Resources:
     return Resources.from_outputs(stack_outputs(stack), name, settings)
 
 
+SETTING_PARAMETERS = {
+    "Prefix": "prefix",
+    "DatabaseName": "database",
+    "LakePrefix": "lake_prefix",
+    "ErrorPrefix": "error_prefix",
+    "AthenaResultsPrefix": "athena_prefix",
+    "ShardCount": "shard_count",
+    "PipeBatchSize": "pipe_batch_size",
+    "PipeBatchingWindowSeconds": "pipe_batching_window_s",
+    "BufferSizeMB": "buffer_size_mb",
+    "LambdaBufferSizeMB": "lambda_buffer_size_mb",
+}
+"""Stack parameter -> the setting that gives its value. ``BufferIntervalSeconds`` is left to
+the template: the local default (1 s) is below what Firehose accepts."""
+
+
 def template_parameters(
     client: Any, body: str, settings: Settings, bucket: str, key: str
 ) -> list[dict[str, str]]:
-    """Values for the parameters the template declares: ``Prefix``, ``ArtifactBucket``,
-    ``LambdaCodeKey``, and any named after a setting in CamelCase (``shard_count`` ->
-    ``ShardCount``), so that the stack and the settings agree."""
-    declared = {
-        p["ParameterKey"] for p in client.get_template_summary(TemplateBody=body)["Parameters"]
-    }
-    values = {
-        "".join(part.capitalize() for part in field.name.split("_")): getattr(settings, field.name)
-        for field in dataclasses.fields(settings)
-        if field.name not in ("backend", "root", "region", "account_id")
-    }
-    values.update(Prefix=settings.prefix, ArtifactBucket=bucket, LambdaCodeKey=key)
+    """Values for the parameters the template declares: the artifact's bucket and key, and
+    those of :data:`SETTING_PARAMETERS`, so that the stack and the settings agree."""
+    summary = client.get_template_summary(TemplateBody=body)
+    declared = {parameter["ParameterKey"] for parameter in summary["Parameters"]}
+    values = {name: getattr(settings, field) for name, field in SETTING_PARAMETERS.items()}
+    values.update(ArtifactBucket=bucket, LambdaCodeKey=key)
     return [
         {
             "ParameterKey": name,

@@ -1,0 +1,156 @@
+"""Deploy and teardown against moto: artifact bucket, change sets (create, no changes, update),
+stack events, outputs read by the platform, and emptying versioned buckets.
+
+moto's CloudFormation cannot create Pipes, Firehose, Glue or Athena resources, so the stack
+here is a small one with the same parameters and some of the same outputs; the real template
+is checked for the parameters deploy passes.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import boto3
+import pytest
+
+import helpers
+from helpers.aws import cloudformation
+from helpers.aws.awslambda import HANDLER
+from helpers.aws.session import Session
+from helpers.config import Settings, load_template
+
+TEMPLATE = """
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  Prefix: {Type: String, Default: salescast}
+  ShardCount: {Type: Number, Default: 1}
+  ArtifactBucket: {Type: String}
+  LambdaCodeKey: {Type: String}
+Resources:
+  OrdersTable:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: !Sub ${Prefix}-orders-v2
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: order_id, AttributeType: S}]
+      KeySchema: [{AttributeName: order_id, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_AND_OLD_IMAGES}
+  ChangesStream:
+    Type: AWS::Kinesis::Stream
+    Properties: {Name: !Sub "${Prefix}-changes-v2", ShardCount: !Ref ShardCount}
+  LakeBucket:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: !Sub ${Prefix}-lake-v2
+      VersioningConfiguration: {Status: Enabled}
+Outputs:
+  TableName: {Value: !Ref OrdersTable}
+  StreamName: {Value: !Ref ChangesStream}
+  LakeBucket: {Value: !Ref LakeBucket}
+  LambdaCodeKey: {Value: !Ref LambdaCodeKey}
+"""
+
+
+@pytest.fixture
+def session(aws, monkeypatch):
+    """A session on moto, polling fast; moto's stacks get their outputs from change sets.
+
+    moto builds a stack's outputs when the stack object is made (from an empty template, for
+    a change set of type CREATE) and not when a change set is executed; CloudFormation
+    evaluates them on every create and update. The patch rebuilds them after execution.
+    """
+    from moto.cloudformation.models import ChangeSet
+
+    apply = ChangeSet.apply
+
+    def apply_with_outputs(change_set):
+        apply(change_set)
+        change_set.stack.template_dict = change_set.template_dict
+        change_set.stack.output_map = change_set.stack._create_output_map()
+
+    monkeypatch.setattr(ChangeSet, "apply", apply_with_outputs)
+    monkeypatch.setattr(cloudformation, "POLL_S", 0.01)
+    return Session(Settings.from_env(backend="aws"))
+
+
+@pytest.fixture
+def template(tmp_path):
+    path = tmp_path / "stack.yaml"
+    path.write_text(TEMPLATE)
+    return path
+
+
+def test_deploy_creates_then_finds_no_changes_then_updates(session, template, capsys):
+    created = cloudformation.provision(session, template, progress=True)
+    assert created["action"] == "created"
+    outputs = created["outputs"]
+    assert outputs["TableName"] == "salescast-orders-v2"
+    assert outputs["LakeBucket"] == "salescast-lake-v2"
+    assert "CREATE_COMPLETE" in capsys.readouterr().err  # the stack's events were shown
+
+    s3 = boto3.client("s3")
+    bucket = cloudformation.artifact_bucket(session.settings)
+    assert bucket == "salescast-artifacts-123456789012-us-east-1"
+    encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+    assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
+    code = s3.get_object(Bucket=bucket, Key=outputs["LambdaCodeKey"])["Body"].read()
+    assert zipfile.ZipFile(io.BytesIO(code)).namelist() == ["transform.py"]
+
+    assert cloudformation.provision(session, template, progress=False)["action"] == "unchanged"
+
+    template.write_text(TEMPLATE + "  Prefix: {Value: !Ref Prefix}\n")
+    updated = cloudformation.provision(session, template, progress=False)
+    assert updated["action"] == "updated"
+    assert updated["outputs"]["Prefix"] == "salescast"
+    stack = boto3.client("cloudformation").describe_stacks(StackName="salescast")["Stacks"][0]
+    assert stack["StackStatus"] == "UPDATE_COMPLETE"
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}[
+        "ShardCount"
+    ] == "2"
+
+
+def test_the_platform_uses_the_stack_outputs(session, template, make_orders):
+    cloudformation.provision(session, template, progress=False)
+    with helpers.connect(backend="aws") as platform:
+        assert platform.resources.stack == "salescast"
+        assert platform.resources.table_name == "salescast-orders-v2"  # output, not settings
+        assert platform.resources.database == "sales"  # no such output: from settings
+        platform.orders.put(make_orders(3))
+        assert platform.orders.count() == 3
+    items = boto3.client("dynamodb").scan(TableName="salescast-orders-v2")["Items"]
+    assert len(items) == 3
+
+
+def test_teardown_empties_versioned_buckets_and_deletes_the_stack(session, template):
+    cloudformation.provision(session, template, progress=False)
+    s3 = boto3.client("s3")
+    s3.put_bucket_versioning(  # moto's stack leaves out VersioningConfiguration
+        Bucket="salescast-lake-v2", VersioningConfiguration={"Status": "Enabled"}
+    )
+    for body in (b"one", b"two"):  # two versions of one key
+        s3.put_object(Bucket="salescast-lake-v2", Key="sales/year=2026/a.parquet", Body=body)
+    s3.delete_object(Bucket="salescast-lake-v2", Key="sales/year=2026/a.parquet")  # a marker
+
+    removed = cloudformation.teardown(session, progress=False)
+    assert removed["stack"] == "salescast"
+    assert removed["objects"] == 4  # two versions and a marker in the lake, the code zip
+    assert cloudformation.describe_stack(boto3.client("cloudformation"), "salescast") is None
+    buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert cloudformation.artifact_bucket(session.settings) not in buckets
+    assert cloudformation.teardown(session, progress=False)["stack"] is None  # idempotent
+
+
+def test_the_real_template_takes_what_deploy_passes(session):
+    body = cloudformation.TEMPLATE.read_text()
+    passed = cloudformation.template_parameters(
+        boto3.client("cloudformation"), body, session.settings, "artifacts", "lambda/x.zip"
+    )
+    names = {p["ParameterKey"] for p in passed}
+    assert {"Prefix", "ArtifactBucket", "LambdaCodeKey"} <= names
+    assert names == {"ArtifactBucket", "LambdaCodeKey", *cloudformation.SETTING_PARAMETERS}
+    template = load_template()
+    assert set(cloudformation.OUTPUTS) == set(template["Outputs"])
+    function = template["Resources"]["TransformFunction"]["Properties"]
+    assert function["Handler"] == HANDLER
