@@ -2,7 +2,9 @@
 
 Every service keeps its durable state in its own SQLite file, as each AWS service keeps its
 own; WAL lets pollers read while producers write, and ``synchronous=FULL`` means a commit that
-returned survives a crash of the process or the machine.
+returned survives a crash of the process or the machine. New files get 16 KiB pages and each
+connection a 64 MiB page cache: the services append rows of about a kilobyte in transactions of
+thousands, where small pages and a small cache cost a third of the write time.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+PAGE_SIZE = 16384
+CACHE_KIB = 65536
 
 
 class Database:
@@ -33,6 +38,8 @@ class Database:
             connection = sqlite3.connect(
                 self.path, timeout=60, isolation_level=None, check_same_thread=False
             )
+            connection.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes on a new file
+            connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             self._local.connection = connection
