@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lab bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=/path/to/python3.11'"; exit 1; }
@@ -13,15 +13,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# The notebooks in order with their defaults, from a fresh local state, into runs/<run id>/.
 run: $(STAMP)
-	$(BIN)/salescast stream --days 90 --reset
-	$(BIN)/salescast lake
-	$(BIN)/salescast crawl
-	$(BIN)/salescast query top_products
+	$(BIN)/salescast run -p RESET true
+
+# JupyterLab on the project's kernel (this .venv), at the notebooks; as root it needs --allow-root.
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 test: $(STAMP)
-	$(BIN)/ruff check helpers tests benchmarks
-	$(BIN)/ruff format --check helpers tests benchmarks
+	$(BIN)/ruff check helpers tests benchmarks notebooks
+	$(BIN)/ruff format --check helpers tests benchmarks notebooks
 	$(BIN)/cfn-lint cloudformation/stack.yaml
 	$(BIN)/python -m pytest
 

@@ -18,8 +18,8 @@ import pandas as pd
 import typer
 
 import helpers
-from helpers import generate
-from helpers.exceptions import SalescastError
+from helpers import generate, jobs, workbench
+from helpers.exceptions import JobParameterError, SalescastError
 from helpers.platform import WRITE_CHUNK
 
 app = typer.Typer(
@@ -97,11 +97,7 @@ def lake(
         objects = platform.lake_objects()
         typer.echo(f"{len(objects)} objects, {objects['size'].sum() if len(objects) else 0} bytes")
         if len(objects):
-            partitions = (
-                objects.groupby(["year", "month", "day"])
-                .agg(objects=("key", "size"), bytes=("size", "sum"))
-                .reset_index()
-            )
+            partitions = workbench.lake_partitions(platform)
             typer.echo(f"{len(partitions)} partitions (first and last 5):")
             _show(pd.concat([partitions.head(5), partitions.tail(5)]).drop_duplicates())
         errors = platform.lake_objects(platform.settings.error_prefix)
@@ -212,6 +208,66 @@ def report(
             typer.secho(f"error: {error}", fg="red", err=True)
             raise typer.Exit(1) from None
     typer.echo(f"report: {paths['html']}\nforecasts: {paths['csv']}")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog="Parameters: -p NAME VALUE (repeatable), e.g. -p DAYS 30 -p LEVEL category.",
+)
+def run(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="YAML file of NAME: value parameters")
+    ] = None,
+    run_id: Annotated[str | None, typer.Option(help="The run's id; default the UTC time")] = None,
+    runs: Annotated[Path, typer.Option(help="Where runs go, one folder each")] = jobs.RUNS,
+    list_parameters: Annotated[
+        bool, typer.Option("--list-parameters", help="Show the notebooks' parameters and stop")
+    ] = False,
+) -> None:
+    """Run the notebooks in order with papermill into runs/<run id>/, then summarize."""
+    try:
+        notebooks = jobs.job_notebooks()
+        if list_parameters:
+            declared = jobs.notebook_parameters(notebooks)
+            _show(
+                pd.DataFrame(
+                    [
+                        (
+                            name,
+                            spec["type"],
+                            spec["default"],
+                            ", ".join(spec["notebooks"]),
+                            spec["help"],
+                        )
+                        for name, spec in declared.items()
+                    ],
+                    columns=["parameter", "type", "default", "notebooks", "help"],
+                )
+            )
+            return
+        parameters = jobs.read_parameter_file(file) if file else {}
+        parameters |= _parameter_pairs(ctx.args)
+        job = jobs.run_notebooks(parameters, run_id=run_id, notebooks=notebooks, runs=runs)
+    except SalescastError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo((job.folder / "summary.md").read_text())
+    typer.echo(f"notebooks and summary: {job.folder}")
+
+
+def _parameter_pairs(args: list[str]) -> dict[str, str]:
+    """``-p NAME VALUE`` pairs (papermill's form) from the command's extra arguments."""
+    pairs, rest = {}, list(args)
+    while rest:
+        flag = rest.pop(0)
+        if flag not in ("-p", "--parameter") or len(rest) < 2:
+            raise JobParameterError(
+                f"unexpected argument {flag!r}: pass parameters as -p NAME VALUE"
+            )
+        name, value = rest.pop(0), rest.pop(0)
+        pairs[name] = value
+    return pairs
 
 
 @app.command()

@@ -57,3 +57,11 @@ class BackendError(SalescastError, ValueError):
 
 class DeployError(SalescastError, RuntimeError):
     """Provisioning or teardown of the AWS stack failed; names the resource and the reason."""
+
+
+class JobParameterError(SalescastError, ValueError):
+    """A run was given a parameter no notebook declares, or a value of the wrong type."""
+
+
+class JobFailedError(SalescastError, RuntimeError):
+    """A notebook of a run failed; names the notebook, the cell and where its output is."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -417,7 +418,10 @@ def _fit_all(
         for unique_id in unique_ids:
             yield _fit_prophet(series[unique_id], **settings)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # forkserver, not fork: the caller (a notebook, the CLI) may have pipeline threads running,
+    # and forking a process with threads can deadlock the child on a lock held at the fork.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(_fit_prophet, series[uid], **settings) for uid in unique_ids]
         for future in as_completed(futures):
             yield future.result()

@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from datetime import UTC, datetime
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 
+from helpers import plots
 from helpers.config import PROJECT_ROOT
 from helpers.exceptions import SalescastError
 from helpers.forecast import series_from_daily_sales, summarize
@@ -49,7 +45,7 @@ def export_report(
 
     Returns the paths of both files, under ``reports/<run_id>/`` unless ``output_dir`` says.
     """
-    if run_id is None:
+    if not run_id:
         try:
             latest = platform.query("SELECT max(run_id) AS run_id FROM forecasts").run_id.iloc[0]
         except SalescastError:  # no forecasts table yet
@@ -120,40 +116,9 @@ def _run_parameters(parameters: pd.DataFrame, forecasts: pd.DataFrame, csv_name:
 
 def _chart(history: pd.DataFrame, forecasts: pd.DataFrame, unique_id, measure: str) -> str:
     """History and forecast of one series (or of all summed, for ``None``) as an <img>."""
-    if unique_id is None:
-        past = history.groupby("ds", as_index=False).y.sum()
-        future = forecasts.groupby("ds", as_index=False).yhat.sum()
-        title = "all series"
-    else:
-        past = history[history.unique_id == unique_id]
-        future = forecasts[forecasts.unique_id == unique_id]
-        title = f"{unique_id} ({future.model.iloc[0]})"
-    past = past[
-        pd.to_datetime(past.ds) >= pd.to_datetime(past.ds).max() - pd.Timedelta(days=HISTORY_DAYS)
-    ]
-    figure, axes = plt.subplots(figsize=(9, 2.8))
-    axes.plot(pd.to_datetime(past.ds), past.y, color="#555", linewidth=1, label="history")
-    axes.plot(
-        pd.to_datetime(future.ds), future.yhat, color="#1f77b4", linewidth=2, label="forecast"
-    )
-    if "yhat_lower" in future and unique_id is not None:
-        axes.fill_between(
-            pd.to_datetime(future.ds),
-            future.yhat_lower,
-            future.yhat_upper,
-            color="#1f77b4",
-            alpha=0.2,
-            label="interval",
-        )
-    axes.set_title(title, fontsize=10, loc="left")
-    axes.set_ylabel(measure)
-    axes.legend(loc="upper left", fontsize=8)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=96)
-    plt.close(figure)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
+    figure = plots.forecast(history, forecasts, unique_id, measure, HISTORY_DAYS)
+    title = figure.axes[0].get_title(loc="left")
+    encoded = base64.b64encode(plots.to_png(figure)).decode()
     return f"<img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
 
 

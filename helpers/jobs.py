@@ -1,0 +1,246 @@
+"""Scheduled runs: the notebooks executed in order with papermill, into ``runs/<run id>/``.
+
+A run gives every notebook the parameters it declares (its ``parameters`` cell, read with
+``papermill.inspect_notebook``), from ``-p NAME VALUE`` and a YAML file, typed as the notebook
+declares them. It stops at the first failing notebook and names it and the cell; either way it
+writes ``summary.json`` and ``summary.md``: times, each notebook's key figures (what its last
+cell records with :func:`helpers.workbench.record`) and where the report is.
+
+Examples
+--------
+>>> job = run_notebooks({"DAYS": 30, "LEVEL": "category"})       # doctest: +SKIP
+>>> job.folder / "summary.md"                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+import yaml
+from papermill.exceptions import PapermillExecutionError
+from tqdm.auto import tqdm
+
+from helpers.config import PROJECT_ROOT
+from helpers.exceptions import JobFailedError, JobParameterError
+from helpers.workbench import FIGURES_MIME
+
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+RUNS = PROJECT_ROOT / "runs"
+TEARDOWN = "99_teardown"
+"""Not part of a run: removing everything is asked for on its own."""
+AUTOMATIC = ("RUN_ID", "OUTPUT")
+"""Parameters a run fills in when not given: its id, and the report folder inside the run."""
+_EXAMPLES = {"int": "30", "float": "1.5", "bool": "true"}
+
+
+def job_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
+    """The notebooks a run executes, in order (their names start with the order)."""
+    return sorted(path for path in folder.glob("[0-9]*.ipynb") if path.stem != TEARDOWN)
+
+
+def notebook_parameters(notebooks: list[Path]) -> dict[str, dict[str, Any]]:
+    """Every declared parameter: its type, default, help and the notebooks declaring it."""
+    declared: dict[str, dict[str, Any]] = {}
+    for path in notebooks:
+        for name, spec in papermill.inspect_notebook(str(path)).items():
+            entry = declared.setdefault(
+                name,
+                {
+                    "type": spec["inferred_type_name"],
+                    "default": spec["default"],
+                    "help": spec["help"],
+                    "notebooks": [],
+                },
+            )
+            entry["notebooks"].append(path.stem)
+    return declared
+
+
+def read_parameter_file(path: str | Path) -> dict[str, Any]:
+    """Parameters from a YAML mapping of ``NAME: value``."""
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise JobParameterError(f"cannot read parameter file {path}: {error}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise JobParameterError(
+            f"parameter file {path} must be a YAML mapping of NAME: value, "
+            f"not a {type(values).__name__}"
+        )
+    return values
+
+
+def typed_parameters(values: dict[str, Any], declared: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``values`` checked against the declared names and converted to the declared types."""
+    typed = {}
+    for name, value in values.items():
+        if name not in declared:
+            known = ", ".join(sorted(declared))
+            raise JobParameterError(f"no notebook declares parameter {name!r}; known: {known}")
+        kind = declared[name]["type"]
+        typed[name] = _convert(name, value, kind)
+    return typed
+
+
+def _convert(name: str, value: Any, kind: str) -> Any:
+    """A value as the declared type; text (from ``-p``) is read as a YAML scalar first."""
+    if kind == "str" or kind not in _EXAMPLES:
+        return value if isinstance(value, str) else str(value)
+    parsed = yaml.safe_load(value) if isinstance(value, str) and value.strip() else value
+    if kind == "float" and isinstance(parsed, int) and not isinstance(parsed, bool):
+        parsed = float(parsed)
+    wanted = {"int": int, "float": float, "bool": bool}[kind]
+    if isinstance(parsed, wanted) and (kind == "bool" or not isinstance(parsed, bool)):
+        return parsed
+    raise JobParameterError(
+        f"parameter {name} must be {kind}, got {value!r}; pass e.g. -p {name} {_EXAMPLES[kind]}"
+    )
+
+
+@dataclass
+class NotebookRun:
+    """One notebook of a run."""
+
+    notebook: str
+    status: str
+    seconds: float
+    output: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JobRun:
+    """A run: where it is, what it was given, and how each notebook went."""
+
+    run_id: str
+    folder: Path
+    parameters: dict[str, Any]
+    started: str
+    notebooks: list[NotebookRun] = field(default_factory=list)
+    status: str = "running"
+    error: str = ""
+
+    @property
+    def report(self) -> str | None:
+        """The HTML report the run made, if it got that far."""
+        for notebook in self.notebooks:
+            if "report" in notebook.figures:
+                return notebook.figures["report"]
+        return None
+
+    def write_summary(self) -> None:
+        """``summary.json`` for programs, ``summary.md`` for people."""
+        data = asdict(self) | {"folder": str(self.folder), "report": self.report}
+        (self.folder / "summary.json").write_text(json.dumps(data, indent=2, default=str))
+        lines = [
+            f"# Run {self.run_id}: {self.status}",
+            "",
+            f"Started {self.started}; report: {self.report or 'none'}.",
+            "",
+            "| notebook | status | seconds | key figures |",
+            "|---|---|---:|---|",
+        ]
+        for notebook in self.notebooks:
+            figures = ", ".join(
+                f"{name}={value}" for name, value in _flat(notebook.figures).items()
+            )
+            lines.append(
+                f"| {notebook.notebook} | {notebook.status} | {notebook.seconds:.1f} | {figures} |"
+            )
+        if self.error:
+            lines += ["", f"Error: {self.error}"]
+        (self.folder / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def _flat(figures: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Scalar figures by dotted name, floats rounded, for the summary table; lists left out."""
+    flat: dict[str, Any] = {}
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{name}.")
+        elif isinstance(value, float):
+            flat[f"{prefix}{name}"] = round(value, 2)
+        elif not isinstance(value, list):
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def run_notebooks(
+    parameters: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    notebooks: list[Path] | None = None,
+    runs: Path = RUNS,
+    progress: bool = True,
+) -> JobRun:
+    """Execute the notebooks in order into ``runs/<run id>/``; raises JobFailedError at the
+    first failure, naming the notebook and the cell, after writing the summary."""
+    notebooks = job_notebooks() if notebooks is None else notebooks
+    declared = notebook_parameters(notebooks)
+    given = typed_parameters(parameters or {}, declared)
+    run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = Path(runs) / run_id
+    if folder.exists():
+        raise JobParameterError(f"run folder {folder} exists; choose another run id")
+    folder.mkdir(parents=True)
+    automatic = {"RUN_ID": run_id, "OUTPUT": str(folder / "report")}
+    job = JobRun(run_id, folder, given, datetime.now(UTC).isoformat(timespec="seconds"))
+    with tqdm(notebooks, desc="notebooks", unit="notebook", disable=not progress) as bar:
+        for path in bar:
+            bar.set_postfix_str(path.stem)
+            own = papermill.inspect_notebook(str(path))
+            values = {name: automatic[name] for name in AUTOMATIC if name in own}
+            values |= {name: value for name, value in given.items() if name in own}
+            job.notebooks.append(_execute(path, folder / path.name, values, job))
+            if job.status == "failed":
+                break
+    if job.status == "running":
+        job.status = "succeeded"
+    job.write_summary()
+    if job.status == "failed":
+        raise JobFailedError(job.error)
+    return job
+
+
+def _execute(path: Path, output: Path, values: dict[str, Any], job: JobRun) -> NotebookRun:
+    started = time.perf_counter()
+    status = "succeeded"
+    try:
+        papermill.execute_notebook(
+            str(path), str(output), parameters=values, progress_bar=False, cwd=str(path.parent)
+        )
+    except PapermillExecutionError as error:
+        status = "failed"
+        first_line = error.source.strip().splitlines()[0] if error.source.strip() else ""
+        job.status = "failed"
+        job.error = (
+            f"{path.stem} failed in cell [{error.exec_count}] ({first_line!r}): "
+            f"{error.ename}: {error.evalue}. The executed notebook, with the traceback: {output}"
+        )
+    except Exception as error:  # the kernel died or would not start
+        status = "failed"
+        job.status = "failed"
+        job.error = f"{path.stem} could not run: {type(error).__name__}: {error}"
+    seconds = round(time.perf_counter() - started, 1)
+    return NotebookRun(path.stem, status, seconds, str(output), recorded_figures(output))
+
+
+def recorded_figures(path: Path) -> dict[str, Any]:
+    """The figures an executed notebook recorded (the last :func:`~helpers.workbench.record`)."""
+    if not path.exists():
+        return {}
+    figures: dict[str, Any] = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if FIGURES_MIME in data:
+                figures = dict(data[FIGURES_MIME])
+    return figures

@@ -1,0 +1,148 @@
+"""Charts for the notebooks and the report, as matplotlib figures.
+
+Figures are made with :class:`matplotlib.figure.Figure` directly, not pyplot: no backend is
+switched (notebooks keep their inline charts, the report renders PNG headless) and no figure
+is left open behind the caller's back. A notebook shows a returned figure as its cell's
+result; :func:`to_png` encodes one for HTML.
+
+Examples
+--------
+>>> figure = daily_revenue(platform.named_query("daily_revenue"))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+HISTORY_COLOR, FORECAST_COLOR = "#555555", "#1f77b4"
+
+
+def daily_revenue(frame: pd.DataFrame) -> Figure:
+    """Revenue per day with its 7-day mean, from the ``daily_revenue`` query."""
+    figure, axes = _figure(height=3.2)
+    days = pd.to_datetime(frame["ds"])
+    axes.plot(days, frame["revenue"], color=HISTORY_COLOR, linewidth=0.8, label="revenue")
+    axes.plot(
+        days,
+        frame["revenue"].rolling(7, min_periods=1).mean(),
+        color=FORECAST_COLOR,
+        linewidth=2,
+        label="7-day mean",
+    )
+    return _finish(figure, axes, "Daily revenue", "revenue")
+
+
+def top_products(frame: pd.DataFrame, top: int = 10) -> Figure:
+    """Horizontal bars of revenue for the leading products, from the ``top_products`` query."""
+    leaders = frame.head(top).iloc[::-1]
+    figure, axes = _figure(height=0.35 * len(leaders) + 1)
+    labels = leaders["product_name"].astype(str) + " (" + leaders["product_id"].astype(str) + ")"
+    axes.barh(labels, leaders["revenue"], color=FORECAST_COLOR)
+    axes.tick_params(axis="y", labelsize=8)
+    axes.set_title(f"Top {len(leaders)} products by revenue", fontsize=10, loc="left")
+    axes.set_xlabel("revenue")
+    axes.grid(alpha=0.3, axis="x")
+    figure.tight_layout()
+    return figure
+
+
+def forecast(
+    history: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    unique_id: str | None,
+    measure: str,
+    history_days: int = 120,
+) -> Figure:
+    """History and forecast of one series, with its interval; ``None`` sums every series.
+
+    ``history`` is long format (``unique_id, ds, y``); ``forecasts`` holds ``yhat`` and, for
+    a single series, ``yhat_lower``/``yhat_upper``. Intervals do not add up over series, so
+    the sum is drawn without one.
+    """
+    figure, axes = _figure(height=2.8)
+    _draw_forecast(axes, history, forecasts, unique_id, measure, history_days)
+    figure.tight_layout()
+    return figure
+
+
+def forecasts_of(
+    history: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    unique_ids: list[str],
+    measure: str,
+    history_days: int = 120,
+) -> Figure:
+    """:func:`forecast` for several series, one row each, in one figure."""
+    figure = Figure(figsize=(9, 2.4 * max(1, len(unique_ids))))
+    for row, unique_id in enumerate(unique_ids, start=1):
+        axes = figure.add_subplot(len(unique_ids), 1, row)
+        _draw_forecast(axes, history, forecasts, unique_id, measure, history_days)
+    figure.tight_layout()
+    return figure
+
+
+def _draw_forecast(axes, history, forecasts, unique_id, measure: str, history_days: int) -> None:
+    if unique_id is None:
+        past = history.groupby("ds", as_index=False)["y"].sum()
+        future = forecasts.groupby("ds", as_index=False)["yhat"].sum()
+        title = "all series"
+    else:
+        past = history[history["unique_id"] == unique_id]
+        future = forecasts[forecasts["unique_id"] == unique_id]
+        title = f"{unique_id} ({future['model'].iloc[0]})" if len(future) else str(unique_id)
+    past_days = pd.to_datetime(past["ds"])
+    past = past[past_days >= past_days.max() - pd.Timedelta(days=history_days)]
+    axes.plot(
+        pd.to_datetime(past["ds"]), past["y"], color=HISTORY_COLOR, linewidth=1, label="history"
+    )
+    future_days = pd.to_datetime(future["ds"])
+    axes.plot(future_days, future["yhat"], color=FORECAST_COLOR, linewidth=2, label="forecast")
+    if unique_id is not None and "yhat_lower" in future:
+        axes.fill_between(
+            future_days,
+            future["yhat_lower"],
+            future["yhat_upper"],
+            color=FORECAST_COLOR,
+            alpha=0.2,
+            label="interval",
+        )
+    _label(axes, title, measure)
+
+
+def pipeline_timeline(timeline: pd.DataFrame) -> Figure:
+    """Changes per stage over a live session (``workbench.stream_live``'s timeline)."""
+    figure, axes = _figure(height=3)
+    seconds = timeline["elapsed_s"]
+    for stage in ("table", "stream", "lake", "failed"):
+        if stage in timeline:
+            axes.plot(seconds, timeline[stage], linewidth=1.5, label=stage)
+    axes.set_xlabel("seconds into the session")
+    return _finish(figure, axes, "Changes reached per stage", "changes")
+
+
+def to_png(figure: Figure, dpi: int = 96) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _figure(height: float) -> tuple[Figure, object]:
+    figure = Figure(figsize=(9, height))
+    return figure, figure.add_subplot()
+
+
+def _finish(figure: Figure, axes, title: str, ylabel: str) -> Figure:
+    _label(axes, title, ylabel)
+    figure.tight_layout()
+    return figure
+
+
+def _label(axes, title: str, ylabel: str) -> None:
+    axes.set_title(title, fontsize=10, loc="left")
+    axes.set_ylabel(ylabel)
+    axes.legend(loc="upper left", fontsize=8)
+    axes.grid(alpha=0.3)

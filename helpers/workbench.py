@@ -1,0 +1,395 @@
+"""The steps the notebooks take, one call each, so that notebooks hold no logic.
+
+Every function works on any backend through the :class:`~helpers.platform.Platform` interface
+and returns what a person wants to see: frames, figures, small dataclasses. Long steps show
+tqdm progress. :func:`record` is the last call of every notebook: it leaves the notebook's key
+figures in its output, where ``salescast run`` and the notebook tests read them.
+
+``SALESCAST_SCALE`` (a number, default 1) multiplies the data volume of the generating steps:
+orders per day, products, and the live rate and duration. Tests and quick tries run the same
+notebooks at, say, ``SALESCAST_SCALE=0.05``; the steps say so when it applies.
+
+Examples
+--------
+>>> platform = connect()                                     # doctest: +SKIP
+>>> backfill(platform, days=90, params=sales_params(2000, 50, seed=42))  # doctest: +SKIP
+>>> record(orders=platform.orders.count())                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+import helpers
+from helpers import generate, queries
+from helpers.exceptions import SalescastError
+from helpers.platform import WRITE_CHUNK, Platform
+from helpers.schema import KEY, ORDER_FIELDS
+
+FIGURES_MIME = "application/vnd.salescast.figures+json"
+"""The output type that :func:`record` writes and ``salescast run`` reads."""
+SCALE_VARIABLE = "SALESCAST_SCALE"
+MIN_PRODUCTS = 3
+
+
+def connect(backend: str = "", root: str = "", reset: bool = False) -> Platform:
+    """The platform for the notebooks' ``BACKEND`` and ``ROOT`` parameters.
+
+    Empty strings mean "not given": ``SALESCAST_BACKEND`` and ``SALESCAST_ROOT``, then the
+    defaults (``local`` under ``data/local``), as everywhere else. ``reset`` first removes the
+    local state and lake, to start from nothing; on aws it is refused (see 99_teardown).
+    """
+    backend, root = backend or None, root or None
+    if reset:
+        platform = helpers.connect(backend=backend, root=root, consume=False)
+        if platform.settings.backend != "local":
+            platform.close()
+            raise SalescastError(
+                "RESET only applies to the local backend; remove an aws stack with 99_teardown"
+            )
+        platform.teardown()
+    return helpers.connect(backend=backend, root=root)
+
+
+def scale() -> float:
+    """The data volume multiplier from ``SALESCAST_SCALE`` (1 when unset)."""
+    raw = os.environ.get(SCALE_VARIABLE, "1")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise SalescastError(
+            f"{SCALE_VARIABLE}={raw!r} is not a positive number; set it to e.g. 0.05 or unset it"
+        )
+    return value
+
+
+def sales_params(orders_per_day: float, products: int, seed: int) -> generate.SalesParams:
+    """The shop to generate, scaled by ``SALESCAST_SCALE``."""
+    factor = scale()
+    if factor != 1:
+        print(f"{SCALE_VARIABLE}={factor:g}: orders per day and products scaled by it")
+    return generate.SalesParams(
+        seed=seed,
+        orders_per_day=orders_per_day * factor,
+        n_products=max(MIN_PRODUCTS, round(products * factor)),
+    )
+
+
+# 01_generate_and_stream -----------------------------------------------------------------------
+
+
+def backfill(
+    platform: Platform, days: int, params: generate.SalesParams, end: str | None = None
+) -> dict[str, int]:
+    """Write ``days`` of generated history to the table, as fast as it goes; returns the
+    orders put, updated and deleted. The lake catches up in the background (see ``flush``)."""
+    if days <= 0:
+        return {"put": 0, "update": 0, "delete": 0}
+    return platform.apply(generate.backfill(days, end=end, params=params), batch_rows=WRITE_CHUNK)
+
+
+@dataclass
+class LiveSession:
+    """What a live session wrote and how fast it reached the lake."""
+
+    counts: dict[str, int]
+    timeline: pd.DataFrame
+    """Changes reached per stage, sampled through the session (``elapsed_s`` onwards)."""
+    freshness_s: np.ndarray = field(repr=False)
+    """Seconds from each sample's accepted changes to the lake having them all."""
+
+    @property
+    def freshness(self) -> dict[str, float]:
+        """p50, p95 and max of the write-to-lake delay, in seconds."""
+        if not self.freshness_s.size:
+            return {"p50_s": math.nan, "p95_s": math.nan, "max_s": math.nan}
+        return {
+            "p50_s": round(float(np.percentile(self.freshness_s, 50)), 2),
+            "p95_s": round(float(np.percentile(self.freshness_s, 95)), 2),
+            "max_s": round(float(self.freshness_s.max()), 2),
+        }
+
+
+def stream_live(
+    platform: Platform,
+    rate: float,
+    seconds: float,
+    params: generate.SalesParams,
+    timeout: float = 120.0,
+    sample_s: float = 0.5,
+) -> LiveSession:
+    """Stream live orders (``order_ts`` = now) at ``rate`` a second for ``seconds``, scaled by
+    ``SALESCAST_SCALE``, showing a bar with the changes per stage and the freshness so far.
+
+    Freshness is measured as a user sees it: every ``sample_s`` the count of changes the table
+    has accepted is noted, and the sample is fresh once the lake (delivered plus failed) holds
+    as many; the delay is known to about ``sample_s``. After the session it waits, up to
+    ``timeout``, for the lake to catch up.
+    """
+    factor = scale()
+    rate, seconds = rate * factor, seconds * factor
+    total = math.floor(rate * seconds)
+    if total <= 0:
+        return LiveSession({}, pd.DataFrame(columns=["elapsed_s"]), np.empty(0))
+    counts = {"put": 0, "update": 0, "delete": 0}
+    samples: list[dict[str, float]] = []
+    start = time.time()
+    with tqdm(total=total, unit="order", desc=f"live {rate:g}/s") as bar:
+        for change in generate.live(rate, seconds, params=params):
+            done = platform.apply([change], progress=False)
+            for action, number in done.items():
+                counts[action] += number
+            bar.update(done["put"])
+            if not samples or time.time() - start - samples[-1]["elapsed_s"] >= sample_s:
+                samples.append(_stage_sample(platform, start))
+                bar.set_postfix(_postfix(samples), refresh=False)
+        bar.set_description("lake catching up")
+        deadline = time.time() + timeout
+        while _lake_total(samples[-1]) < samples[-1]["table"] and time.time() < deadline:
+            time.sleep(sample_s / 2)
+            samples.append(_stage_sample(platform, start))
+            bar.set_postfix(_postfix(samples))
+    timeline = pd.DataFrame(samples)
+    return LiveSession(counts, timeline, _freshness(timeline))
+
+
+def stage_counts(status: pd.DataFrame) -> dict[str, int]:
+    """Records per stage, and failures, from ``platform.status()``."""
+    counts = {row.stage: int(row.records) for row in status.itertuples()}
+    counts["failed"] = int(status["failed"].sum())
+    return counts
+
+
+def _stage_sample(platform: Platform, start: float) -> dict[str, float]:
+    status = platform.status().set_index("stage")
+    return {
+        "elapsed_s": round(time.time() - start, 3),
+        "table": int(status.loc["change stream", "records"]),
+        "stream": int(status.loc["kinesis stream", "records"]),
+        "lake": int(status.loc["lake", "records"]),
+        "failed": int(status.loc["lake", "failed"]),
+    }
+
+
+def _lake_total(sample: dict[str, float]) -> int:
+    return sample["lake"] + sample["failed"]
+
+
+def _freshness(timeline: pd.DataFrame) -> np.ndarray:
+    """For each sample, the time until the lake held as many changes as the table had then."""
+    reached = (timeline["lake"] + timeline["failed"]).to_numpy()
+    elapsed = timeline["elapsed_s"].to_numpy()
+    base = timeline["table"].iloc[0]
+    delays = []
+    for accepted, at in zip(timeline["table"].to_numpy(), elapsed, strict=True):
+        if accepted <= base:
+            continue
+        later = np.flatnonzero(reached >= accepted)
+        if later.size:
+            delays.append(max(0.0, elapsed[later[0]] - at))
+    return np.asarray(delays, dtype=float)
+
+
+def _postfix(samples: list[dict[str, float]]) -> dict[str, Any]:
+    last = samples[-1]
+    fresh = _freshness(pd.DataFrame(samples))
+    return {
+        "table": last["table"],
+        "stream": last["stream"],
+        "lake": last["lake"],
+        "failed": last["failed"],
+        "fresh_p95": f"{np.percentile(fresh, 95):.1f}s" if fresh.size else "-",
+    }
+
+
+# 02_inspect_lake ------------------------------------------------------------------------------
+
+
+def lake_partitions(platform: Platform) -> pd.DataFrame:
+    """The lake's day partitions with their objects and bytes."""
+    objects = platform.lake_objects()
+    if objects.empty:
+        return pd.DataFrame(columns=["year", "month", "day", "objects", "bytes"])
+    return (
+        objects.groupby(["year", "month", "day"])
+        .agg(objects=("key", "size"), bytes=("size", "sum"))
+        .reset_index()
+    )
+
+
+@dataclass
+class LakeCheck:
+    """The change log in the lake compared with the table, order by order."""
+
+    table_orders: int
+    lake_orders: int
+    missing_from_lake: list[str]
+    only_in_lake: list[str]
+    different: pd.DataFrame
+    """Orders whose latest lake event disagrees with the table: order_id, field, both values."""
+
+    @property
+    def matches(self) -> bool:
+        return not (self.missing_from_lake or self.only_in_lake or len(self.different))
+
+    def figures(self) -> dict[str, Any]:
+        """The counts, for :func:`record`."""
+        return {
+            "table_orders": self.table_orders,
+            "lake_orders": self.lake_orders,
+            "missing_from_lake": len(self.missing_from_lake),
+            "only_in_lake": len(self.only_in_lake),
+            "different": len(self.different),
+            "lake_matches_table": self.matches,
+        }
+
+    def summary(self) -> pd.DataFrame:
+        """One row per check, with the count and a few examples."""
+        rows = [
+            ("orders in the table", self.table_orders, ""),
+            ("orders in the lake (latest event, deletes removed)", self.lake_orders, ""),
+            ("missing from the lake", len(self.missing_from_lake), self.missing_from_lake[:3]),
+            ("in the lake, not in the table", len(self.only_in_lake), self.only_in_lake[:3]),
+            (
+                "orders that differ",
+                self.different[KEY].nunique() if len(self.different) else 0,
+                self.different.head(3).to_dict("records"),
+            ),
+        ]
+        return pd.DataFrame(rows, columns=["check", "count", "examples"])
+
+
+def check_lake(platform: Platform) -> LakeCheck:
+    """Replay the lake's change log (latest event per order by ``event_seq``, deletes removed)
+    and compare it with the table field by field; call after ``flush``."""
+    table = platform.orders.scan()
+    changes = platform.read_lake()
+    latest = (
+        changes.sort_values("event_seq").drop_duplicates(KEY, keep="last")
+        if len(changes)
+        else changes
+    )
+    lake = latest[latest["event_name"] != "REMOVE"] if len(latest) else latest
+    table_ids, lake_ids = set(table[KEY]) if len(table) else set(), set(lake.get(KEY, []))
+    both = sorted(table_ids & lake_ids)
+    fields = [name for name in ORDER_FIELDS if name != KEY]
+    different = []
+    if both:
+        left, right = table.set_index(KEY).loc[both], lake.set_index(KEY).loc[both]
+        for name in fields:
+            a, b = left[name], right[name]
+            if name == "order_ts":
+                a, b = pd.to_datetime(a, utc=True), pd.to_datetime(b, utc=True)
+            unequal = ~((a == b) | (a.isna() & b.isna()))
+            if name == "unit_price":
+                unequal = ~np.isclose(a.astype(float), b.astype(float))
+            for order_id in a.index[unequal]:
+                different.append((order_id, name, a[order_id], b[order_id]))
+    return LakeCheck(
+        table_orders=len(table_ids),
+        lake_orders=len(lake_ids),
+        missing_from_lake=sorted(table_ids - lake_ids),
+        only_in_lake=sorted(lake_ids - table_ids),
+        different=pd.DataFrame(different, columns=[KEY, "field", "table", "lake"]),
+    )
+
+
+# 03_query -------------------------------------------------------------------------------------
+
+
+def run_named_queries(platform: Platform) -> dict[str, pd.DataFrame]:
+    """Every named query of ``helpers/queries``, with a bar; each frame's ``attrs`` hold its
+    execution id and ``seconds``."""
+    results = {}
+    for name in tqdm(queries.NAMED, desc="queries", unit="query"):
+        started = time.perf_counter()
+        frame = platform.named_query(name)
+        frame.attrs["seconds"] = round(time.perf_counter() - started, 3)
+        results[name] = frame
+    return results
+
+
+def query_times(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows, seconds and execution id of each query run by :func:`run_named_queries`."""
+    return pd.DataFrame(
+        [
+            {
+                "query": name,
+                "rows": len(frame),
+                "seconds": frame.attrs.get("seconds"),
+                "execution_id": frame.attrs.get("query_execution_id"),
+            }
+            for name, frame in results.items()
+        ]
+    )
+
+
+# 04_forecast ----------------------------------------------------------------------------------
+
+
+def forecast_history(platform: Platform, level: str, measure: str) -> pd.DataFrame:
+    """The series a forecast at ``level`` and ``measure`` was fitted on, from ``daily_sales``."""
+    from helpers.forecast import series_from_daily_sales
+
+    return series_from_daily_sales(platform.query("SELECT * FROM daily_sales"), level, measure)
+
+
+def leaders(history: pd.DataFrame, top: int) -> list[str]:
+    """The ``top`` series by volume."""
+    return history.groupby("unique_id")["y"].sum().nlargest(top).index.tolist()
+
+
+# 99_teardown ----------------------------------------------------------------------------------
+
+
+def teardown(platform: Platform, confirm: bool) -> pd.DataFrame:
+    """Remove what ``00_provision`` created, only with ``confirm``; returns the resources it
+    removed (or, unconfirmed, would remove)."""
+    existing = platform.resources()
+    if not confirm:
+        print("Nothing removed: set CONFIRM = True to remove these resources.")
+        return existing
+    platform.teardown()
+    return existing.assign(removed=True)
+
+
+# recording ------------------------------------------------------------------------------------
+
+
+def record(**figures: Any) -> dict[str, Any]:
+    """Leave the notebook's key figures in its output, for ``salescast run`` and the tests."""
+    from IPython.display import display
+
+    clean = {name: _plain(value) for name, value in figures.items()}
+    display({FIGURES_MIME: clean, "text/plain": json.dumps(clean, indent=1, default=str)}, raw=True)
+    return clean
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of numpy and pandas scalars, paths and containers."""
+    if isinstance(value, pd.DataFrame):
+        return _plain(value.to_dict("records"))
+    if isinstance(value, pd.Series):
+        return _plain(value.to_dict())
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
