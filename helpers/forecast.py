@@ -55,6 +55,12 @@ METRIC_COLUMNS = ["unique_id", "model", "fold", "mae", "rmse", "smape", "mase"]
 SEASON_LENGTHS = {"D": 7, "W": 52, "MS": 12, "ME": 12, "M": 12}
 
 
+def complete_daily_sales(platform) -> pd.DataFrame:
+    """The ``daily_sales`` view without the current UTC day: it is still filling up, and a
+    partial day would read as a slump to the models and the charts."""
+    return platform.query("SELECT * FROM daily_sales WHERE ds < current_date")
+
+
 def series_from_daily_sales(
     daily: pd.DataFrame, level: str = "product", measure: str = "units"
 ) -> pd.DataFrame:
@@ -202,6 +208,7 @@ def forecast(
     progress: bool = True,
     min_points: int | None = None,
     return_models: bool = False,
+    desc: str = "prophet fits",
 ) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, Prophet]]:
     """Forecast every series with Prophet, or with a baseline where a series is too short.
 
@@ -223,6 +230,8 @@ def forecast(
         Worker processes; None for all cores, 1 to fit in this process.
     progress : bool
         Show a tqdm progress bar over the series.
+    desc : str
+        The progress bar's label.
     min_points : int or None
         Fewest points a series needs for Prophet; default two seasons (14 for daily data).
         Shorter series get :func:`seasonal_naive`, or :func:`naive` if shorter than one season.
@@ -262,7 +271,7 @@ def forecast(
 
     frames, model_jsons = [], {}
     workers = os.cpu_count() if n_jobs is None else n_jobs
-    with tqdm(total=len(by_prophet), desc="prophet", disable=not progress) as bar:
+    with tqdm(total=len(by_prophet), desc=desc, disable=not progress) as bar:
         for frame, model_json in _fit_all(series, by_prophet, workers, settings):
             frames.append(frame)
             model_jsons[frame["unique_id"].iloc[0]] = model_json
@@ -326,7 +335,13 @@ def backtest(
         test = df[(df["ds"] > cutoff) & (df["ds"] <= test_end)]
         predictions = pd.concat(
             [
-                forecast(train, horizon, freq, **forecast_kwargs),
+                forecast(
+                    train,
+                    horizon,
+                    freq,
+                    desc=f"backtest fold {fold + 1}/{folds}",
+                    **forecast_kwargs,
+                ),
                 seasonal_naive(train, horizon, freq, season_length),
                 naive(train, horizon, freq),
             ]
@@ -530,14 +545,14 @@ def run_forecast(
     run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     platform.crawl()  # the latest partitions, and the views
     try:
-        daily = platform.query("SELECT * FROM daily_sales")
+        daily = complete_daily_sales(platform)
     except SalescastError as error:
         raise ValueError(
             f"no daily sales to forecast ({error}); stream orders first (`salescast stream`)"
         ) from None
     series = series_from_daily_sales(daily, level, measure)
     metrics = backtest(series, horizon=horizon, folds=folds, **forecast_kwargs)
-    forecasts = forecast(series, horizon=horizon, **forecast_kwargs)
+    forecasts = forecast(series, horizon=horizon, desc="forecast", **forecast_kwargs)
     labels = {"level": level, "measure": measure}
     forecasts, metrics = forecasts.assign(**labels), metrics.assign(**labels)
     parameters = pd.DataFrame(

@@ -130,6 +130,21 @@ def to_png(figure: Figure, dpi: int = 96) -> bytes:
     return buffer.getvalue()
 
 
+def _show_in_notebooks() -> None:
+    """Render figures as PNG in IPython: a Figure made without pyplot has no display of its
+    own, so a notebook cell returning one would print only its size."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebooks' dependencies
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(Figure, to_png)
+
+
+_show_in_notebooks()
+
+
 def _figure(height: float) -> tuple[Figure, object]:
     figure = Figure(figsize=(9, height))
     return figure, figure.add_subplot()

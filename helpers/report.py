@@ -24,7 +24,7 @@ import pandas as pd
 from helpers import plots
 from helpers.config import PROJECT_ROOT
 from helpers.exceptions import SalescastError
-from helpers.forecast import series_from_daily_sales, summarize
+from helpers.forecast import complete_daily_sales, series_from_daily_sales, summarize
 
 REPORTS = PROJECT_ROOT / "reports"
 HISTORY_DAYS = 120
@@ -62,7 +62,7 @@ def export_report(
     except SalescastError:  # a run from before parameters were recorded
         parameters = pd.DataFrame()
     level, measure = forecasts.level.iloc[0], forecasts.measure.iloc[0]
-    history = series_from_daily_sales(platform.query("SELECT * FROM daily_sales"), level, measure)
+    history = series_from_daily_sales(complete_daily_sales(platform), level, measure)
     freshness = platform.named_query("data_freshness")
 
     folder = Path(output_dir) if output_dir else REPORTS / run_id

@@ -340,9 +340,9 @@ def query_times(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def forecast_history(platform: Platform, level: str, measure: str) -> pd.DataFrame:
     """The series a forecast at ``level`` and ``measure`` was fitted on, from ``daily_sales``."""
-    from helpers.forecast import series_from_daily_sales
+    from helpers.forecast import complete_daily_sales, series_from_daily_sales
 
-    return series_from_daily_sales(platform.query("SELECT * FROM daily_sales"), level, measure)
+    return series_from_daily_sales(complete_daily_sales(platform), level, measure)
 
 
 def leaders(history: pd.DataFrame, top: int) -> list[str]:
@@ -367,7 +367,7 @@ def teardown(platform: Platform, confirm: bool) -> pd.DataFrame:
 # recording ------------------------------------------------------------------------------------
 
 
-def record(**figures: Any) -> dict[str, Any]:
+def record(**figures: Any) -> None:
     """Leave the notebook's key figures in its output, for ``salescast run`` and the tests."""
     from IPython.display import display
 

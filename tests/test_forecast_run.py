@@ -92,3 +92,22 @@ def test_report_is_self_contained_and_matches_the_run(tmp_path):
     exported = pd.read_csv(paths["csv"])
     assert len(exported) == len(run.forecasts)
     assert set(exported.unique_id) == set(run.forecasts.unique_id)
+
+
+def test_forecasting_leaves_out_the_day_still_filling_up(tmp_path, make_orders):
+    from helpers.forecast import complete_daily_sales
+
+    today = pd.Timestamp.now(tz="UTC").floor("D")
+    orders = make_orders(30, seed=3)
+    orders["order_ts"] = [today - pd.Timedelta(days=i % 3, hours=-1) for i in range(30)]
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
+        platform.orders.put(orders)
+        platform.flush()
+        platform.crawl()
+        everything = platform.query("SELECT DISTINCT ds FROM daily_sales")
+        complete = complete_daily_sales(platform)
+    assert today.date() in set(pd.to_datetime(everything.ds).dt.date)
+    assert set(pd.to_datetime(complete.ds).dt.date) == {
+        (today - pd.Timedelta(days=1)).date(),
+        (today - pd.Timedelta(days=2)).date(),
+    }
