@@ -14,15 +14,24 @@ with no local equivalent), and ``GENERIC_USER_ERROR`` for the rest.
 A catalog view's result is kept in the warm connection and reused until an object it reads
 changes (Athena's query result reuse, keyed on the objects instead of an age).
 
+"Latest row per key" subqueries over an external table (``SELECT *, row_number() OVER
+(PARTITION BY k ORDER BY s) AS n FROM t`` filtered on ``n = 1`` outside, as ``orders_current``
+does) are maintained incrementally, like a materialized view: see ``_LatestRows``. The SQL text
+is unchanged; only how DuckDB runs it changes, and the answer is the plain SQL's.
+
 Not emulated: DDL and DML (CREATE TABLE AS, INSERT, MSCK REPAIR: the crawler keeps partitions),
 bytes-scanned accounting (the sum of the objects read is reported), workgroup limits,
-federated catalogs, and Trino functions that neither sqlglot nor DuckDB know.
+federated catalogs, and Trino functions that neither sqlglot nor DuckDB know. Queries run
+concurrently from several threads, but a maintained state is refreshed by one at a time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
+import json
+import os
 import re
 import threading
 import time
@@ -53,6 +62,11 @@ CREATE TABLE IF NOT EXISTS executions (
 );
 """
 _RESULTS = "__reused_results"
+_LATEST = "__latest"  # DuckDB schema of the maintained latest-row relations
+_POSITION, _KEY_HASH = "__pos", "__h"
+_HIGH = 0xFFFFFFFF00000000  # a position: the high half of its object path's hash | row number
+_VIRTUAL_COLUMNS = {"filename", "file_row_number"}
+_MAX_BATCHES = 64
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
     "timestamp": "TIMESTAMP",
@@ -85,6 +99,9 @@ class Athena:
         SQLite file of query executions.
     output_prefix
         Where results go in the bucket (the workgroup's enforced result location).
+    maintain_latest
+        Keep latest-row subqueries incrementally (see ``_LatestRows``) under
+        ``<state_path stem>-latest/``; False runs them as written, for comparison.
     """
 
     def __init__(
@@ -95,10 +112,13 @@ class Athena:
         output_prefix: str = "athena-results/",
         workgroup: str = "primary",
         threads: int = 2,
+        maintain_latest: bool = True,
     ):
         self.catalog, self.bucket = catalog, bucket
         self.output_prefix, self.workgroup, self.threads = output_prefix, workgroup, threads
         self.db = Database(state_path, _SCHEMA)
+        self.state_root = Path(state_path).with_name(f"{Path(state_path).stem}-latest")
+        self.maintain_latest = maintain_latest
         self._local = threading.local()
 
     def _connection(self) -> tuple[duckdb.DuckDBPyConnection, dict]:
@@ -232,12 +252,20 @@ class Athena:
         ``registered`` remembers what each view was made from. A catalog view is kept as a
         result (``materialize``) until an object under it changes, which is Athena's query
         result reuse: lake objects are immutable, so names, sizes and times tell a change.
+        With ``materialize``, latest-row subqueries read their maintained state instead
+        (``_use_latest_rows``); such a view is not kept, as its rows already are.
         """
         scanned, signatures = 0, []
+        if materialize and self.maintain_latest:
+            for size, signature in self._use_latest_rows(connection, registered, tree, database):
+                scanned += size
+                signatures.append(signature)
         ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
             if not isinstance(table.this, exp.Identifier) or (table.name in ctes and not table.db):
                 continue  # a CTE, or a table function such as UNNEST
+            if table.db == _LATEST:
+                continue  # registered by _use_latest_rows
             target = _Object(table.db or database, table.name)
             if target in done:
                 signatures.append(done[target])
@@ -253,6 +281,7 @@ class Athena:
                     column,
                 ) from None
             is_view = definition.get("TableType") == "VIRTUAL_VIEW"
+            keep = materialize and is_view
             if is_view:
                 view_sql = definition["ViewOriginalText"]
                 view_tree = _parse(view_sql)
@@ -260,18 +289,22 @@ class Athena:
                     connection, registered, view_tree, target.database, view_sql, done, materialize
                 )
                 body = self._translate(view_tree, target.database)
+                keep = keep and not any(t.db == _LATEST for t in view_tree.find_all(exp.Table))
             else:
-                body, size, below = self._table_source(definition)
+                objects = self._table_objects(definition)
+                body = self._typed_source(definition, [path for path, _, _ in objects])
+                size = sum(object_size for _, object_size, _ in objects)
+                below = "\n".join(stamp for _, _, stamp in objects)
             signature = hashlib.sha256(f"{body}\n{below}".encode()).hexdigest()
             done[target] = signature
             scanned += size
             signatures.append(signature)
-            state = (signature, materialize and is_view)
+            state = (signature, keep)
             if registered.get(target) == state:
                 continue
             name = f'"{target.database}"."{target.name}"'
             connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{target.database}"')
-            if materialize and is_view:
+            if keep:
                 kept = f'"{_RESULTS}"."{target.database}__{target.name}"'
                 connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{_RESULTS}"')
                 connection.execute(f"CREATE OR REPLACE TABLE {kept} AS {body}")
@@ -280,38 +313,95 @@ class Athena:
             registered[target] = state
         return scanned, "\n".join(signatures)
 
-    def _table_source(self, definition: dict[str, Any]) -> tuple[str, int, str]:
-        """SQL reading a table's registered partitions, with the catalog's columns; the bytes
-        of its objects; and their signature (keys, sizes, times)."""
-        columns = definition["StorageDescriptor"]["Columns"]
-        partition_keys = [key["Name"] for key in definition.get("PartitionKeys", [])]
+    def _use_latest_rows(self, connection, registered, tree, database) -> list[tuple[int, str]]:
+        """Point every latest-row subquery of ``tree`` (see ``_latest_pattern``) at a DuckDB
+        view of its maintained state, refreshed first. Returns the bytes and signature of each.
+        A subquery whose table is not an external table with objects is left as it is."""
+        used = []
+        for pattern in [_latest_pattern(select) for select in tree.find_all(exp.Select)]:
+            if pattern is None:
+                continue
+            try:
+                definition = self.catalog.get_table(
+                    pattern.table.db or database, pattern.table.name
+                )
+            except EntityNotFoundError:
+                continue  # the plain path reports it
+            if definition.get("TableType") == "VIRTUAL_VIEW":
+                continue
+            names = {c["Name"] for c in definition["StorageDescriptor"]["Columns"]} | {
+                key["Name"] for key in definition.get("PartitionKeys", [])
+            }
+            objects = self._table_objects(definition)
+            if not objects or not set(pattern.columns) <= names or names & _VIRTUAL_COLUMNS:
+                continue
+            state = _LatestRows(
+                self.state_root,
+                definition,
+                pattern,
+                lambda paths, d=definition: self._typed_source(d, paths, position=True),
+            )
+            superseded = state.refresh(connection, {path: stamp for path, _, stamp in objects})
+            if superseded is None:
+                continue
+            body = state.body([path for path, _, _ in objects], superseded)
+            signature = hashlib.sha256(body.encode()).hexdigest()
+            target = _Object(_LATEST, state.directory.name)
+            if registered.get(target) != (signature, False):
+                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{_LATEST}"')
+                connection.execute(f'CREATE OR REPLACE VIEW "{_LATEST}"."{target.name}" AS {body}')
+                registered[target] = (signature, False)
+            pattern.rewrite(exp.table_(target.name, db=_LATEST, quoted=True))
+            used.append((sum(size for _, size, _ in objects), signature))
+        return used
+
+    def _table_objects(self, definition: dict[str, Any]) -> list[tuple[str, int, str]]:
+        """The local path, size and signature (key, size, time) of every object of the
+        table's registered partitions (only those are visible, as on Athena)."""
         registered_prefixes = {
             _key(partition["StorageDescriptor"]["Location"], self.bucket.name)
             for partition in self.catalog.partitions(definition["DatabaseName"], definition["Name"])
         }
         location = _key(definition["StorageDescriptor"]["Location"], self.bucket.name)
-        files, size, stamps = [], 0, []
-        for info in self.bucket.list_objects(location):
-            if info.key[: info.key.rfind("/") + 1] in registered_prefixes:
-                files.append(str(self.bucket.local_path(info.key)))
-                size += info.size
-                stamps.append(f"{info.key} {info.size} {info.last_modified.timestamp()}")
+        return [
+            (
+                str(self.bucket.local_path(info.key)),
+                info.size,
+                f"{info.key} {info.size} {info.last_modified.timestamp()}",
+            )
+            for info in self.bucket.list_objects(location)
+            if info.key[: info.key.rfind("/") + 1] in registered_prefixes
+        ]
+
+    def _typed_source(
+        self, definition: dict[str, Any], paths: list[str], position: bool = False
+    ) -> str:
+        """SQL reading these objects of a table with the catalog's columns and the partition
+        keys as strings; with ``position``, also each row's ``_LatestRows`` position."""
+        columns = definition["StorageDescriptor"]["Columns"]
+        partition_keys = [key["Name"] for key in definition.get("PartitionKeys", [])]
         typed = [
-            f"CAST({'NULL' if not files else _quote(c['Name'])} AS {_duckdb_type(c['Type'])})"
+            f"CAST({'NULL' if not paths else _quote(c['Name'])} AS {_duckdb_type(c['Type'])})"
             f" AS {_quote(c['Name'])}"
             for c in columns
         ] + [
-            f"CAST({'NULL' if not files else _quote(name)} AS VARCHAR) AS {_quote(name)}"
+            f"CAST({'NULL' if not paths else _quote(name)} AS VARCHAR) AS {_quote(name)}"
             for name in partition_keys
         ]
-        if not files:
-            return f"SELECT {', '.join(typed)} WHERE false", 0, ""
-        listing = ", ".join(sql_literal(path) for path in files)
+        if not paths:
+            return f"SELECT {', '.join(typed)} WHERE false"
+        listing = ", ".join(sql_literal(path) for path in paths)
+        extra = ""
+        if position:
+            typed.append(
+                f"(hash(filename) & {_HIGH}::UBIGINT) | file_row_number::UBIGINT AS {_POSITION}"
+            )
+            extra = ", filename = true, file_row_number = true"
         source = (
             f"read_parquet([{listing}], hive_partitioning = true, "
-            f"hive_types_autocast = false, union_by_name = true)"
+            f"hive_types_autocast = false, union_by_name = true{extra})"
         )
-        return f"SELECT {', '.join(typed)} FROM {source}", size, "\n".join(stamps)
+        return f"SELECT {', '.join(typed)} FROM {source}"
 
     def describe(self, sql: str, database: str) -> list[dict[str, str]]:
         """The Glue columns (``Name``, ``Type``) a query returns, without running it fully."""
@@ -333,6 +423,263 @@ class Athena:
             connection.close()
             self._local.connection = None
         self.db.close()
+
+
+@dataclass
+class _LatestPattern:
+    """``SELECT *, row_number() OVER (PARTITION BY k.. ORDER BY s..) AS n FROM t`` as the only
+    source of a SELECT whose WHERE requires ``n = 1`` (a conjunct): that SELECT only ever sees
+    the latest row of each key, so the subquery may yield just those rows, with ``n`` = 1."""
+
+    inner: exp.Select
+    table: exp.Table
+    keys: list[str]
+    ordering: list[exp.Ordered]
+    window_index: int
+
+    @property
+    def columns(self) -> list[str]:
+        """The key and ordering columns, each once."""
+        names = self.keys + [ordered.this.name for ordered in self.ordering]
+        return list(dict.fromkeys(names))
+
+    def ranking(self) -> str:
+        """The window in DuckDB's SQL, over unqualified columns."""
+        order = []
+        for ordered in self.ordering:
+            ordered = ordered.copy()
+            ordered.set("this", exp.column(ordered.this.name, quoted=True))
+            order.append(ordered.sql(dialect="duckdb"))
+        keys = ", ".join(_quote(key) for key in self.keys)
+        return f"row_number() OVER (PARTITION BY {keys} ORDER BY {', '.join(order)})"
+
+    def rewrite(self, table: exp.Table) -> None:
+        """Read the latest rows from ``table``; the row number becomes 1."""
+        alias = self.inner.expressions[self.window_index].alias
+        self.inner.expressions[self.window_index] = exp.alias_(
+            exp.cast(exp.Literal.number(1), "BIGINT"), alias
+        )
+        self.inner.set("from_", exp.From(this=table))
+
+
+def _latest_pattern(outer: exp.Select) -> _LatestPattern | None:
+    """The latest-row subquery that ``outer`` reads from, if it is one (see _LatestPattern)."""
+    source, where = outer.args.get("from_"), outer.args.get("where")
+    if source is None or where is None or outer.args.get("joins"):
+        return None
+    if not isinstance(source.this, exp.Subquery) or not isinstance(source.this.this, exp.Select):
+        return None
+    inner = source.this.this
+    clauses = ("joins", "where", "group", "having", "qualify", "order", "limit", "offset")
+    if any(inner.args.get(clause) for clause in (*clauses, "distinct", "with_", "laterals")):
+        return None
+    inner_from = inner.args.get("from_")
+    if inner_from is None or not isinstance(inner_from.this, exp.Table):
+        return None
+    table = inner_from.this
+    kinds = [type(e.this if isinstance(e, exp.Alias) else e) for e in inner.expressions]
+    if len(kinds) != 2 or set(kinds) != {exp.Star, exp.Window}:
+        return None
+    index = kinds.index(exp.Window)
+    window = inner.expressions[index].this
+    order = window.args.get("order")
+    partition = window.args.get("partition_by") or []
+    if not isinstance(window.this, exp.RowNumber) or window.args.get("spec") or not partition:
+        return None
+    ordering = list(order.expressions) if order else []
+    columns = partition + [ordered.this for ordered in ordering]
+    if not ordering or not all(
+        isinstance(c, exp.Column) and c.table in ("", table.alias_or_name) for c in columns
+    ):
+        return None
+    alias = inner.expressions[index].alias
+    conditions = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
+    if not any(_is_first(condition, alias) for condition in conditions):
+        return None
+    return _LatestPattern(inner, table, [c.name for c in partition], ordering, index)
+
+
+def _is_first(condition: exp.Expression, alias: str) -> bool:
+    """Whether ``condition`` is ``alias = 1``."""
+    if not isinstance(condition, exp.EQ):
+        return False
+    sides = [condition.this, condition.expression]
+    return any(
+        isinstance(column, exp.Column)
+        and column.name.lower() == alias.lower()
+        and isinstance(one, exp.Literal)
+        and not one.is_string
+        and one.this == "1"
+        for column, one in (sides, sides[::-1])
+    )
+
+
+class _LatestRows:
+    """The latest row per key of an external table, kept up to date by merging new objects.
+
+    Lake objects are immutable, so the state is what was learnt from each object, in Parquet
+    under ``root``: a hash of the key and the position of every row (``keys-*``), and the
+    positions of the rows that are not their key's latest (``superseded-*``). A position is
+    the high half of the object path's hash with the row number in the low half (positions
+    are only used while the visible objects' high halves differ). New objects are merged by
+    their keys alone: the older rows whose key hash they share, wherever they are, and the
+    new rows are ranked together with the query's own window, and the losers are added to
+    ``superseded``. The latest rows are then the visible objects minus the superseded
+    positions, read straight from the lake. When an object that was merged changes or is no
+    longer visible (its partition left the catalog), the state starts again from nothing.
+
+    Several threads or processes may refresh the same state: a file lock makes them take
+    turns. Files replaced by a compaction or a new start are deleted one round later, so a
+    query reading them at that moment still finds them.
+    """
+
+    def __init__(self, root: Path, definition: dict[str, Any], pattern: _LatestPattern, source):
+        self.keys, self.columns, self.ranking = pattern.keys, pattern.columns, pattern.ranking()
+        self.source = source  # paths -> typed SQL with positions
+        identity = json.dumps(
+            [
+                definition["DatabaseName"],
+                definition["Name"],
+                definition["StorageDescriptor"],
+                definition.get("PartitionKeys", []),
+                self.ranking,
+                duckdb.__version__,  # hash() may change between versions
+            ],
+            sort_keys=True,
+        )
+        self.directory = root / hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+    def refresh(self, connection, objects: dict[str, str]) -> list[str] | None:
+        """Merge the objects not merged yet (``objects``: path -> signature). Returns the
+        superseded files, or None if two objects' positions could meet."""
+        paths = sorted(objects)
+        prefixes = connection.execute(
+            f"SELECT count(DISTINCT hash(p) & {_HIGH}::UBIGINT) FROM unnest(?::VARCHAR[]) t(p)",
+            [paths],
+        ).fetchall()[0][0]
+        if prefixes != len(paths):
+            return None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            manifest = self._manifest()
+            if any(objects.get(path) != stamp for path, stamp in manifest["objects"].items()):
+                manifest = self._replace(manifest, [])
+            new = [path for path in paths if path not in manifest["objects"]]
+            if new:
+                self._merge(connection, manifest, new)
+                manifest["objects"].update((path, objects[path]) for path in new)
+                if len(manifest["batches"]) > _MAX_BATCHES:
+                    manifest = self._compact(connection, manifest)
+                self._save(manifest)
+        return self._files(manifest, "superseded")
+
+    def body(self, paths: list[str], superseded: list[str]) -> str:
+        """SQL of the latest rows: the objects' rows but the superseded ones."""
+        source = f"SELECT * EXCLUDE ({_POSITION}) FROM ({self.source(paths)})"
+        if not superseded:
+            return source
+        return f"{source} WHERE {_POSITION} NOT IN (SELECT pos FROM {_parquet(superseded)})"
+
+    def _merge(self, connection, manifest: dict, new: list[str]) -> None:
+        batch = uuid.uuid4().hex[:12]
+        rows, losers = f"__rows_{batch}", f"__losers_{batch}"
+        keys = ", ".join(_quote(key) for key in self.keys)
+        columns = ", ".join(_quote(column) for column in self.columns)
+        select = f"SELECT {_POSITION}, hash({keys}) AS {_KEY_HASH}, {columns} FROM ({{}})"
+        connection.execute(f"CREATE TEMP TABLE {rows} AS {select.format(self.source(new))}")
+        try:
+            connection.execute(
+                f"COPY (SELECT {_KEY_HASH} AS h, {_POSITION} AS pos FROM {rows}) "
+                f"TO {sql_literal(str(self.directory / f'keys-{batch}.parquet'))} (FORMAT parquet)"
+            )
+            older = self._live_rows_sharing_a_key(connection, manifest, rows)
+            if older:
+                files = [
+                    path
+                    for path, prefix in connection.execute(
+                        f"SELECT p, hash(p) & {_HIGH}::UBIGINT FROM unnest(?::VARCHAR[]) t(p)",
+                        [list(manifest["objects"])],
+                    ).fetchall()
+                    if prefix in {position & _HIGH for position in older}
+                ]
+                connection.execute(
+                    f"INSERT INTO {rows} {select.format(self.source(files))} "
+                    f"WHERE {_POSITION} IN (SELECT unnest(?::UBIGINT[]))",
+                    [older],
+                )
+            connection.execute(
+                f"CREATE TEMP TABLE {losers} AS SELECT {_POSITION} AS pos FROM {rows} "
+                f"WHERE {_KEY_HASH} IN (SELECT {_KEY_HASH} FROM {rows} GROUP BY {_KEY_HASH} "
+                f"HAVING count(*) > 1) QUALIFY {self.ranking} > 1"
+            )
+            lost = connection.execute(f"SELECT count(*) FROM {losers}").fetchall()[0][0]
+            if lost:
+                target = str(self.directory / f"superseded-{batch}.parquet")
+                connection.execute(f"COPY {losers} TO {sql_literal(target)} (FORMAT parquet)")
+        finally:
+            connection.execute(f"DROP TABLE IF EXISTS {rows}")
+            connection.execute(f"DROP TABLE IF EXISTS {losers}")
+        manifest["batches"].append({"id": batch, "superseded": bool(lost)})
+
+    def _live_rows_sharing_a_key(self, connection, manifest: dict, rows: str) -> list[int]:
+        """Positions of merged rows, not superseded, whose key hash a new row has."""
+        known = self._files(manifest, "keys")
+        if not known:
+            return []
+        live = f"SELECT pos FROM {_parquet(known)} WHERE h IN (SELECT {_KEY_HASH} FROM {rows})"
+        superseded = self._files(manifest, "superseded")
+        if superseded:
+            live += f" AND pos NOT IN (SELECT pos FROM {_parquet(superseded)})"
+        return [position for (position,) in connection.execute(live).fetchall()]
+
+    def _compact(self, connection, manifest: dict) -> dict:
+        """One file of each kind instead of one per merge."""
+        batch = uuid.uuid4().hex[:12]
+        for kind in ("keys", "superseded"):
+            files = self._files(manifest, kind)
+            if files:
+                target = str(self.directory / f"{kind}-{batch}.parquet")
+                connection.execute(
+                    f"COPY (SELECT * FROM {_parquet(files)}) TO {sql_literal(target)} "
+                    "(FORMAT parquet)"
+                )
+        superseded = bool(self._files(manifest, "superseded"))
+        return self._replace(manifest, [{"id": batch, "superseded": superseded}])
+
+    def _replace(self, manifest: dict, batches: list[dict]) -> dict:
+        """A manifest of ``batches`` (and of the objects if any are kept); deletes the files
+        that the manifest before ``manifest`` left behind."""
+        kept = {
+            f"{kind}-{b['id']}.parquet"
+            for b in manifest["batches"] + batches
+            for kind in ("keys", "superseded")
+        }
+        for path in self.directory.glob("*.parquet"):
+            if path.name not in kept:
+                path.unlink(missing_ok=True)
+        return {"objects": manifest["objects"] if batches else {}, "batches": batches}
+
+    def _files(self, manifest: dict, kind: str) -> list[str]:
+        return [
+            str(self.directory / f"{kind}-{b['id']}.parquet")
+            for b in manifest["batches"]
+            if kind == "keys" or b["superseded"]
+        ]
+
+    def _manifest(self) -> dict:
+        path = self.directory / "manifest.json"
+        return json.loads(path.read_text()) if path.exists() else {"objects": {}, "batches": []}
+
+    def _save(self, manifest: dict) -> None:
+        path = self.directory / "manifest.json"
+        temporary = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
+        temporary.write_text(json.dumps(manifest))
+        os.replace(temporary, path)
+
+
+def _parquet(paths: list[str]) -> str:
+    return f"read_parquet([{', '.join(sql_literal(path) for path in paths)}])"
 
 
 def _glue_type(duckdb_type: str) -> str:

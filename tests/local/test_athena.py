@@ -7,11 +7,13 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from sqlglot import exp
 
 import helpers
 from helpers import queries
 from helpers.generate import SalesParams, backfill
-from helpers.local.athena import QueryError
+from helpers.local import athena
+from helpers.local.athena import Athena, QueryError, _latest_pattern, _parse
 from helpers.schema import ORDER_FIELDS, item_to_order
 
 
@@ -204,3 +206,89 @@ def test_the_crawler_runs_on_a_schedule_while_consuming(tmp_path, make_orders):
             time.sleep(0.1)
         assert {"orders_changes", "orders_current", "daily_sales"} <= set(tables)
         assert p.query("SELECT count(*) AS n FROM orders_current").n.iloc[0] == 40
+
+
+LATEST = "SELECT *, row_number() OVER (PARTITION BY order_id ORDER BY event_seq DESC) AS n"
+
+
+@pytest.mark.parametrize(
+    ("sql", "maintained"),
+    [
+        (f"SELECT order_id FROM ({LATEST} FROM orders_changes) WHERE n = 1", True),
+        (f"SELECT * FROM ({LATEST} FROM orders_changes) AS e WHERE 1 = e.n AND quantity > 2", True),
+        (f"SELECT * FROM ({LATEST} FROM orders_changes) WHERE n = 2", False),
+        (f"SELECT * FROM ({LATEST} FROM orders_changes) WHERE n = 1 OR quantity > 2", False),
+        (f"SELECT * FROM ({LATEST} FROM orders_changes WHERE quantity > 2) WHERE n = 1", False),
+        (f"SELECT * FROM ({LATEST.replace('row_number', 'rank')} FROM t) WHERE n = 1", False),
+        (f"SELECT max(n) FROM ({LATEST} FROM orders_changes)", False),
+    ],
+)
+def test_which_subqueries_are_maintained(sql, maintained):
+    patterns = [_latest_pattern(select) for select in _parse(sql).find_all(exp.Select)]
+    assert any(patterns) == maintained
+
+
+def assert_answers_as_written(platform) -> None:
+    """orders_current, daily_sales and top products equal the plain SQL's answers."""
+    plain = Athena(
+        platform.catalog,
+        platform.bucket,
+        platform.settings.root / "plain.sqlite",
+        maintain_latest=False,
+    )
+    try:
+        for sql in (
+            "SELECT * FROM orders_current",
+            "SELECT * FROM daily_sales",
+            queries.load("top_products"),
+        ):
+            got = platform.query(sql)
+            want = plain.read_sql_query(sql, platform.settings.database)
+            columns = list(want.columns)
+            got, want = (f.sort_values(columns[:4]).reset_index(drop=True) for f in (got, want))
+            pd.testing.assert_frame_equal(got, want, check_exact=False)
+    finally:
+        plain.close()
+
+
+def test_latest_rows_are_maintained_exactly(tmp_path, make_orders, monkeypatch):
+    monkeypatch.setattr(athena, "_MAX_BATCHES", 2)  # compact within the test
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
+        orders = make_orders(200)
+        orders["order_ts"] = ["2026-05-01T10:00:00Z"] * 100 + ["2026-05-02T10:00:00Z"] * 100
+        platform.orders.put(orders)
+        moved, cancelled = orders.order_id[0], orders.order_id[1]
+        platform.orders.update(moved, order_ts="2026-05-02T09:00:00Z", quantity=7)
+        platform.orders.update(cancelled, order_ts="2026-05-02T09:30:00Z")
+        platform.orders.delete([cancelled])  # its REMOVE lands in another partition
+        platform.flush()
+        key = platform.lake_objects().key.iloc[0]
+        again = key.replace(".parquet", "-again.parquet")  # a duplicate delivery
+        platform.bucket.put_object(again, platform.bucket.get_object(key))
+        platform.crawl()
+        assert_answers_as_written(platform)
+        current = platform.query("SELECT * FROM orders_current").set_index("order_id")
+        assert len(current) == 199 and cancelled not in current.index
+        assert current.loc[moved, "quantity"] == 7
+        assert list(platform.athena.state_root.rglob("superseded-*.parquet"))  # maintained
+
+        # appended after the first query: a new day, an order moved into it, a delete
+        platform.orders.put(make_orders(30, seed=2).assign(order_ts="2026-05-03T10:00:00Z"))
+        platform.orders.update(orders.order_id[2], order_ts="2026-05-03T11:00:00Z")
+        platform.orders.delete([orders.order_id[150]])
+        platform.flush()
+        assert_answers_as_written(platform)  # the new partition is not crawled yet
+        assert platform.crawl()["partitions_added"] == 1
+        assert_answers_as_written(platform)
+        assert len(platform.query("SELECT * FROM orders_current")) == 199 + 30 - 1
+
+        platform.bucket.delete_objects(again)  # a merged object is gone: start again
+        assert_answers_as_written(platform)
+        assert_frame_matches_table(platform)
+
+
+def assert_frame_matches_table(platform) -> None:
+    current = platform.query("SELECT * FROM orders_current").set_index("order_id").sort_index()
+    table = table_orders(platform).set_index("order_id").sort_index()
+    assert current.index.equals(table.index)
+    assert (current.quantity == table.quantity).all()
