@@ -2,7 +2,7 @@
 
 Examples
 --------
-$ salescast stream --days 90                 # backfill 90 days of history, wait for the lake
+$ salescast stream --days 120                 # backfill 120 days of history, wait for the lake
 $ salescast stream --rate 200 --duration 60  # then stream live orders for a minute
 $ salescast lake                             # partitions, objects and a few records
 $ salescast status                           # records per stage, lag, failures
@@ -49,7 +49,7 @@ def _show(frame: pd.DataFrame) -> None:
 
 @app.command()
 def stream(
-    days: Annotated[int, typer.Option(help="Days of history to backfill (0 for none)")] = 90,
+    days: Annotated[int, typer.Option(help="Days of history to backfill (0 for none)")] = 120,
     end: Annotated[str | None, typer.Option(help="First day not backfilled (ISO date)")] = None,
     rate: Annotated[float, typer.Option(help="Live orders per second after the backfill")] = 0.0,
     duration: Annotated[float, typer.Option(help="Seconds of live streaming")] = 0.0,

@@ -325,8 +325,13 @@ def backtest(
     """
     season_length = season_length_of(freq)
     dates = np.sort(df["ds"].unique())
-    if len(dates) <= horizon * folds:
-        raise ValueError(f"{len(dates)} dates are too few for {folds} folds of {horizon}")
+    needed = horizon * folds + season_length
+    if len(dates) < needed:
+        raise ValueError(
+            f"{len(dates)} dates are too few for {folds} folds of {horizon}: the first fold "
+            f"trains on at least one season ({season_length}), so {needed} are needed; "
+            f"lower folds or horizon, or add history"
+        )
     rows = []
     for fold in range(folds):
         cutoff = dates[-horizon * (folds - fold) - 1]

@@ -373,7 +373,6 @@ def record(**figures: Any) -> None:
 
     clean = {name: _plain(value) for name, value in figures.items()}
     display({FIGURES_MIME: clean, "text/plain": json.dumps(clean, indent=1, default=str)}, raw=True)
-    return clean
 
 
 def _plain(value: Any) -> Any:

@@ -267,3 +267,15 @@ def test_prophet_beats_seasonal_naive_on_most_of_the_top_20_products():
     wins = int((mase["prophet"] < mase["seasonal_naive"]).sum())
     print(f"prophet beats seasonal naive on {wins} of 20 products")
     assert wins > 10, f"prophet beat seasonal naive on only {wins} of 20 products"
+
+
+def test_backtest_needs_a_season_of_training_before_the_first_fold():
+    def days(n):
+        return pd.DataFrame(
+            {"unique_id": "a", "ds": pd.date_range("2026-01-01", periods=n), "y": np.arange(n)}
+        )
+
+    with pytest.raises(ValueError, match=r"90 dates are too few for 3 folds of 28.*91 are needed"):
+        backtest(days(90), horizon=28, folds=3, n_jobs=1, progress=False, min_points=999)
+    metrics = backtest(days(91), horizon=28, folds=3, n_jobs=1, progress=False, min_points=999)
+    assert sorted(metrics.fold.unique()) == [0, 1, 2]
