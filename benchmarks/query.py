@@ -5,9 +5,18 @@ query, each under 1 s (median of several runs). The peer is what a user would do
 engine: read every lake object into pandas (as ``awswrangler.s3.read_parquet`` does), take
 the latest event per order, and group there.
 
+Each query is timed three ways, each in a new engine (a cold DuckDB connection):
+
+- after crawl: the first query ever over a freshly crawled lake, nothing maintained yet (the
+  engine's latest-row state for ``orders_current`` is built by this query);
+- after append: the first query after a day of new orders and some amendments of the last
+  day's orders were delivered and crawled (the state merges the new objects);
+- warm: the median of repeats in the same engine (the views' results reused).
+
 The lake is written directly in the layout the delivery stream writes (one Snappy Parquet
 object per day partition, the same schema), from the seeded generator, so that building it
-takes a minute instead of streaming ten million orders; it is kept between runs.
+takes a minute instead of streaming ten million orders; it is kept between runs, and the
+objects appended by a run are removed at its end.
 
 Run: ``python -m benchmarks.query [--orders 10000000] [--runs 5]``
 """
@@ -32,6 +41,7 @@ from helpers.generate import SalesParams, backfill
 from helpers.schema import EVENT_SEQ_DIGITS, LAKE_SCHEMA
 
 DEFAULT_ROOT = PROJECT_ROOT / "data" / "bench" / "query"
+APPENDED = "appended"
 GROUP_BY_DAY_AND_PRODUCT = (
     "SELECT ds, product_id, sum(units) AS units, sum(revenue) AS revenue "
     "FROM daily_sales GROUP BY ds, product_id"
@@ -87,15 +97,48 @@ def build_lake(platform, orders: int, days: int = 730, seed: int = 11) -> int:
     return written
 
 
-def timed(function, runs: int) -> tuple[float, float, object]:
-    """Seconds of the first call (cold), the median of the ``runs`` after it (warm: the views'
-    results reused, their objects unchanged), and the last result."""
-    seconds, result = [], None
-    for _ in range(runs + 1):
-        started = time.perf_counter()
-        result = function()
-        seconds.append(time.perf_counter() - started)
-    return seconds[0], statistics.median(seconds[1:]) if runs else seconds[0], result
+def append_day(platform, day: pd.Timestamp, number: int, first_seq: int) -> int:
+    """Deliver one more day: the last lake day's orders again as new orders on ``day``, and
+    an amendment of one in fifty of the last day's orders (into that day's partition).
+    Returns the number of events written; their sequence numbers start at ``first_seq``."""
+    objects = platform.lake_objects()
+    last = objects[~objects.key.str.contains(APPENDED)].sort_values("key").iloc[-1]
+    base = pq.read_table(platform.bucket.local_path(last.key)).to_pandas()
+    inserts = base[base.event_name == "INSERT"]
+    new = inserts.assign(
+        order_id=inserts.order_id + f"-{number}",
+        order_ts=day + (inserts.order_ts - inserts.order_ts.dt.normalize()),
+    )
+    amended = inserts.iloc[::50].assign(quantity=lambda f: f.quantity + 1, event_name="MODIFY")
+    written = 0
+    for events, (year, month, date) in (
+        (new, day.strftime("%Y-%m-%d").split("-")),
+        (amended, (last.year, last.month, last.day)),
+    ):
+        events = events.assign(
+            event_seq=[
+                str(seq).zfill(EVENT_SEQ_DIGITS)
+                for seq in range(first_seq + written, first_seq + written + len(events))
+            ],
+            event_ts=pd.Timestamp.now(tz="UTC").floor("s").tz_localize(None),
+        )
+        written += len(events)
+        sink = pa.BufferOutputStream()
+        table = pa.Table.from_pandas(events[LAKE_SCHEMA.names], schema=LAKE_SCHEMA, safe=False)
+        pq.write_table(table, sink, compression="snappy")
+        platform.bucket.put_object(
+            f"{platform.settings.lake_prefix}year={year}/month={month}/day={date}/"
+            f"{platform.settings.delivery_stream_name}-1-{APPENDED}-{number}.parquet",
+            sink.getvalue().to_pybytes(),
+        )
+    return written
+
+
+def timed(function) -> tuple[float, object]:
+    """Seconds of one call, and its result."""
+    started = time.perf_counter()
+    result = function()
+    return time.perf_counter() - started, result
 
 
 def pandas_peer(platform) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -117,6 +160,57 @@ def pandas_peer(platform) -> tuple[pd.DataFrame, pd.DataFrame]:
     return daily, top
 
 
+QUERIES = {
+    "daily_sales": lambda platform: platform.query(GROUP_BY_DAY_AND_PRODUCT),
+    "top_products": lambda platform: platform.named_query("top_products"),
+}
+
+
+def remove_appended(platform) -> None:
+    """Delete the objects that ``append_day`` wrote: the lake is the built one again."""
+    for key in platform.lake_objects().key:
+        if APPENDED in key:
+            platform.bucket.delete_objects(key)
+
+
+def forget(root: Path) -> None:
+    """Remove the catalog and the engine's maintained state: the lake is as if just landed."""
+    shutil.rmtree(root / "athena-latest", ignore_errors=True)
+    for path in root.glob("glue.sqlite*"):
+        path.unlink()
+
+
+def measure(root: Path, runs: int, first_seq: int) -> tuple[dict, dict]:
+    """Seconds of each query: after a fresh crawl, after an append, and warm (medians of
+    ``runs``), with the crawl's seconds; and the results after the fresh crawl."""
+    seconds: dict[str, list[float]] = {"crawl": []}
+    results: dict[str, pd.DataFrame] = {}
+    appended = 0
+    for name, query in QUERIES.items():
+        with helpers.connect(root=root, consume=False) as platform:
+            remove_appended(platform)
+        for _ in range(runs):
+            forget(root)
+            with helpers.connect(root=root, consume=False) as platform:
+                seconds["crawl"].append(timed(platform.crawl)[0])
+            with helpers.connect(root=root, consume=False) as platform:
+                spent, results[name] = timed(lambda q=query, p=platform: q(p))
+                seconds.setdefault(f"{name}_after_crawl_s", []).append(spent)
+        for _ in range(runs):
+            with helpers.connect(root=root, consume=False) as platform:
+                day = pd.Timestamp("2026-01-01") + pd.Timedelta(days=appended)
+                first_seq += append_day(platform, day, appended, first_seq)
+                appended += 1
+                platform.crawl()
+            with helpers.connect(root=root, consume=False) as platform:
+                spent, _ = timed(lambda q=query, p=platform: q(p))
+                seconds.setdefault(f"{name}_after_append_s", []).append(spent)
+                for _ in range(runs):
+                    spent, _ = timed(lambda q=query, p=platform: q(p))
+                    seconds.setdefault(f"{name}_warm_s", []).append(spent)
+    return {name: statistics.median(values) for name, values in seconds.items()}, results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=10_000_000)
@@ -129,42 +223,39 @@ def main() -> None:
     if marker.exists() and json.loads(marker.read_text())["orders"] != args.orders:
         shutil.rmtree(args.root)
     with helpers.connect(root=args.root, consume=False) as platform:
+        remove_appended(platform)  # left by a run that was stopped
         if not marker.exists():
             events = build_lake(platform, args.orders)
             marker.write_text(json.dumps({"orders": args.orders, "events": events}))
-        platform.crawl()
         events = json.loads(marker.read_text())["events"]
-        peer_seconds, _, (peer_daily, peer_top) = timed(lambda: pandas_peer(platform), 0)
-    with helpers.connect(root=args.root, consume=False) as platform:  # a cold engine
-        cold_daily, warm_daily, daily = timed(
-            lambda: platform.query(GROUP_BY_DAY_AND_PRODUCT), args.runs
-        )
-    with helpers.connect(root=args.root, consume=False) as platform:
-        cold_top, warm_top, top = timed(lambda: platform.named_query("top_products"), args.runs)
-    assert len(daily) == len(peer_daily), "the engine and pandas disagree"
-    assert top.product_id.tolist() == peer_top.product_id.tolist()
-    results = {
-        "orders": args.orders,
-        "events": events,
-        "daily_sales_cold_s": cold_daily,
-        "daily_sales_warm_s": warm_daily,
-        "top_products_cold_s": cold_top,
-        "top_products_warm_s": warm_top,
-        "pandas_s": peer_seconds,
-    }
+        peer_seconds, (peer_daily, peer_top) = timed(lambda: pandas_peer(platform))
+    try:
+        figures, results = measure(args.root, args.runs, events + 1)
+    finally:
+        with helpers.connect(root=args.root, consume=False) as platform:
+            remove_appended(platform)
+    assert len(results["daily_sales"]) == len(peer_daily), "the engine and pandas disagree"
+    assert results["top_products"].product_id.tolist() == peer_top.product_id.tolist()
+    figures.update(orders=args.orders, events=events, pandas_s=peer_seconds)
     print(f"\nlake   : {args.orders:,} orders, {events:,} change events")
-    print(
-        f"local  : daily_sales by day x product: cold {cold_daily:.2f}s, warm {warm_daily:.3f}s; "
-        f"top products: cold {cold_top:.2f}s, warm {warm_top:.3f}s "
-        f"(warm = median of {args.runs} with the views' results reused; target < 1s each)"
-    )
+    print(f"crawl  : {figures['crawl']:.2f}s (a fresh lake: the table and every partition)")
+    for name in QUERIES:
+        print(
+            f"{name:<13}: after crawl {figures[f'{name}_after_crawl_s']:.2f}s, "
+            f"after append {figures[f'{name}_after_append_s']:.2f}s, "
+            f"warm {figures[f'{name}_warm_s']:.3f}s"
+        )
+    print(f"(medians of {args.runs}; target < 1s each; after crawl = nothing maintained yet)")
     print(f"pandas : read every object and group {peer_seconds:.2f}s (both results at once)")
+    slowest_append = max(figures[f"{name}_after_append_s"] for name in QUERIES)
+    slowest_crawl = max(figures[f"{name}_after_crawl_s"] for name in QUERIES)
     print(
-        f"ratio  : pandas / local cold = {peer_seconds / max(cold_daily, cold_top):.1f}x, "
-        f"pandas / local warm = {peer_seconds / max(warm_daily, warm_top):.0f}x"
+        f"ratio  : pandas / local after crawl = {peer_seconds / slowest_crawl:.1f}x, "
+        f"after append = {peer_seconds / slowest_append:.1f}x, "
+        f"warm = {peer_seconds / max(figures[f'{n}_warm_s'] for n in QUERIES):.0f}x"
     )
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":
