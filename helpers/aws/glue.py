@@ -7,6 +7,7 @@ stack sets one; a crawl started here waits for a scheduled one already running).
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -37,7 +38,7 @@ def start_crawler(
                 _wait(client, name, deadline, bar)
         crawler = _wait(client, name, deadline, bar)
     last = crawler.get("LastCrawl", {})
-    if last.get("Status") not in (None, "SUCCEEDED"):
+    if last.get("Status") in ("FAILED", "CANCELLED"):
         raise BackendError(
             f"crawler {name} {last.get('Status', 'failed').lower()}: "
             f"{last.get('ErrorMessage', 'see its CloudWatch log')}"
@@ -57,24 +58,24 @@ def _wait(client: Any, name: str, deadline: float, bar: tqdm) -> dict[str, Any]:
         time.sleep(POLL_S)
 
 
-def count_partitions(client: Any, database: str, table: str) -> int:
-    """How many partitions a table has (0 if there is no such table)."""
+def partitions(client: Any, database: str, table: str) -> list[list[str]]:
+    """The partition values of a table (none if there is no such table)."""
     try:
         pages = client.get_paginator("get_partitions").paginate(
             DatabaseName=database, TableName=table, ExcludeColumnSchema=True
         )
-        return sum(len(page["Partitions"]) for page in pages)
+        return [partition["Values"] for page in pages for partition in page["Partitions"]]
     except client.exceptions.EntityNotFoundException:
-        return 0
+        return []
 
 
-def table_exists(client: Any, database: str, table: str) -> bool:
-    """Whether the catalog has the table."""
+def table_updated(client: Any, database: str, table: str) -> datetime | None:
+    """When the table was last updated (or created); None if there is no such table."""
     try:
-        client.get_table(DatabaseName=database, Name=table)
-        return True
+        found = client.get_table(DatabaseName=database, Name=table)["Table"]
     except client.exceptions.EntityNotFoundException:
-        return False
+        return None
+    return found.get("UpdateTime") or found.get("CreateTime")
 
 
 def ensure_database(client: Any, database: str) -> None:

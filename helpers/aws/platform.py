@@ -7,6 +7,7 @@ Nothing runs in this process: the pipe, the stream, Firehose and its Lambda move
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -23,7 +24,16 @@ from helpers.aws.s3 import list_objects
 from helpers.aws.session import Session
 from helpers.config import Settings
 from helpers.exceptions import PipelineStuckError
-from helpers.platform import Orders, Platform, empty_lake, objects_frame
+from helpers.platform import (
+    CATALOG_COLUMNS,
+    RESOURCE_COLUMNS,
+    Orders,
+    Platform,
+    catalog_row,
+    empty_lake,
+    failures_frame,
+    objects_frame,
+)
 from helpers.schema import PARTITION_KEYS
 
 FLUSH_POLL_S = 5.0
@@ -44,16 +54,16 @@ class AwsPlatform(Platform):
     def __init__(self, settings: Settings, session: boto3.Session | None = None):
         self.session = Session(settings, session)
         self.settings = self.session.settings
-        self.resources: Resources = cloudformation.resolve(self.session)
+        self.names: Resources = cloudformation.resolve(self.session)
         self.expectations = Expectations()
         self.table = Table(
-            self.session.client("dynamodb"), self.resources.table_name, self.expectations.record
+            self.session.client("dynamodb"), self.names.table_name, self.expectations.record
         )
         self.orders = Orders(self.table)
 
     @property
     def _s3_output(self) -> str:
-        r = self.resources
+        r = self.names
         return f"s3://{r.lake_bucket}/{r.athena_results_prefix}"
 
     # the lake ----------------------------------------------------------------------------
@@ -61,15 +71,15 @@ class AwsPlatform(Platform):
     def lake_objects(self, prefix: str | None = None) -> pd.DataFrame:
         entries = list_objects(
             self.session.client("s3"),
-            self.resources.lake_bucket,
-            self.resources.lake_prefix if prefix is None else prefix,
+            self.names.lake_bucket,
+            self.names.lake_prefix if prefix is None else prefix,
         )
         return objects_frame((o["Key"], o["Size"], o["LastModified"]) for o in entries)
 
     def read_lake(self, limit: int | None = None) -> pd.DataFrame:
         import awswrangler as wr
 
-        path = f"s3://{self.resources.lake_bucket}/{self.resources.lake_prefix}"
+        path = f"s3://{self.names.lake_bucket}/{self.names.lake_prefix}"
         try:
             if limit:
                 frame = next(
@@ -90,7 +100,7 @@ class AwsPlatform(Platform):
     def _read_objects(self, keys: list[str]) -> pd.DataFrame:
         import awswrangler as wr
 
-        bucket = self.resources.lake_bucket
+        bucket = self.names.lake_bucket
         return wr.s3.read_parquet(
             [f"s3://{bucket}/{key}" for key in keys],
             columns=LAKE_COLUMNS,
@@ -98,7 +108,7 @@ class AwsPlatform(Platform):
         )
 
     def _list_keys(self, prefix: str) -> list[str]:
-        entries = list_objects(self.session.client("s3"), self.resources.lake_bucket, prefix)
+        entries = list_objects(self.session.client("s3"), self.names.lake_bucket, prefix)
         return [entry["Key"] for entry in entries]
 
     # flush and status ----------------------------------------------------------------------
@@ -113,7 +123,7 @@ class AwsPlatform(Platform):
         deadline = time.monotonic() + timeout
         expected = self.expectations.snapshot()
         since = self.expectations.since
-        view = LakeView(self._list_keys, self._read_objects, self.resources.lake_prefix)
+        view = LakeView(self._list_keys, self._read_objects, self.names.lake_prefix)
         with tqdm(
             total=len(expected),
             desc="waiting for the lake",
@@ -135,7 +145,7 @@ class AwsPlatform(Platform):
 
     def _stuck(self, expected: dict, since: float, timeout: float) -> PipelineStuckError:
         """Name the stage that holds the missing changes, by reading the Kinesis stream."""
-        r = self.resources
+        r = self.names
         records = kinesis.read_since(self.session.client("kinesis"), r.stream_name, since - 60)
         in_stream = stream_states(records)
         missing = [
@@ -163,7 +173,7 @@ class AwsPlatform(Platform):
         return PipelineStuckError("delivery stream", len(expected), timeout, hint)
 
     def _dead_letters(self) -> int:
-        url = self.resources.dead_letter_queue_url
+        url = self.names.dead_letter_queue_url
         if not url:
             return 0
         attributes = self.session.client("sqs").get_queue_attributes(
@@ -177,7 +187,7 @@ class AwsPlatform(Platform):
         ``pending`` counts the changes written through this platform and not yet confirmed
         by ``flush``; the table's count is DynamoDB's own, refreshed about every six hours.
         """
-        r = self.resources
+        r = self.names
         watch = self.session.client("cloudwatch")
         pipe = cloudwatch.metrics(
             watch,
@@ -202,6 +212,7 @@ class AwsPlatform(Platform):
         )
         objects = self.lake_objects()
         errors = self.lake_objects(r.error_prefix)
+        failed = len(self.read_errors()) if len(errors) else 0
         newest = objects["last_modified"].max() if len(objects) else None
         pending = len(self.expectations)
         rows = [
@@ -233,7 +244,7 @@ class AwsPlatform(Platform):
                 "lake",
                 int(delivery["DeliveryToS3.Records"]),
                 0,
-                len(errors),
+                failed,
                 None if newest is None else round(time.time() - newest.timestamp(), 3),
                 f"records delivered in the last hour; {len(objects)} objects, {len(errors)} error objects",
             ),
@@ -250,27 +261,28 @@ class AwsPlatform(Platform):
 
     def crawl(self, progress: bool = True) -> dict:
         """Run the crawler, wait for it, then create the views; returns what the run did."""
-        r = self.resources
+        r = self.names
         client = self.session.client("glue")
-        before = glue.count_partitions(client, r.database, r.changes_table)
-        existed = glue.table_exists(client, r.database, r.changes_table)
+        before = len(glue.partitions(client, r.database, r.changes_table))
+        updated_before = glue.table_updated(client, r.database, r.changes_table)
         last = glue.start_crawler(client, r.crawler_name, progress=progress)
-        exists = glue.table_exists(client, r.database, r.changes_table)
-        metrics = client.get_crawler_metrics(CrawlerNameList=[r.crawler_name])["CrawlerMetricsList"]
-        updated = metrics[0].get("TablesUpdated", 0) if metrics else 0
+        updated = glue.table_updated(client, r.database, r.changes_table)
+        exists = updated is not None
         return {
             "crawler": r.crawler_name,
-            "started": last.get("StartTime").isoformat() if last.get("StartTime") else None,
-            "tables_created": [r.changes_table] if exists and not existed else [],
-            "tables_updated": [r.changes_table] if existed and updated else [],
-            "partitions_added": glue.count_partitions(client, r.database, r.changes_table) - before,
+            "started": last["StartTime"].isoformat() if "StartTime" in last else None,
+            "tables_created": [r.changes_table] if exists and updated_before is None else [],
+            "tables_updated": [r.changes_table]
+            if updated_before is not None and updated != updated_before
+            else [],
+            "partitions_added": len(glue.partitions(client, r.database, r.changes_table)) - before,
             "messages": [last["ErrorMessage"]] if last.get("ErrorMessage") else [],
             "views_created": self.create_views() if exists else [],
         }
 
     def create_views(self) -> list[str]:
         """Create or replace the catalog views of ``helpers/queries`` (Athena DDL is free)."""
-        r = self.resources
+        r = self.names
         for name in queries.VIEWS:
             athena.run_statement(
                 f"CREATE OR REPLACE VIEW {name} AS\n{queries.load(name)}",
@@ -282,7 +294,7 @@ class AwsPlatform(Platform):
         return list(queries.VIEWS)
 
     def query(self, sql: str, database: str | None = None, params=None) -> pd.DataFrame:
-        r = self.resources
+        r = self.names
         return athena.read_sql_query(
             sql, database or r.database, r.workgroup, self._s3_output, self.session.boto3, params
         )
@@ -290,7 +302,7 @@ class AwsPlatform(Platform):
     def write_dataset(self, table: str, frame: pd.DataFrame, partition: dict[str, str]) -> str:
         import awswrangler as wr
 
-        r = self.resources
+        r = self.names
         glue.ensure_database(self.session.client("glue"), r.database)
         written = wr.s3.to_parquet(
             frame.assign(**partition),
@@ -305,7 +317,65 @@ class AwsPlatform(Platform):
         )
         return next(iter(written["partitions_values"]))
 
-    # lifecycle ----------------------------------------------------------------------------
+    def read_errors(self, limit: int | None = None) -> pd.DataFrame:
+        r = self.names
+        client = self.session.client("s3")
+        documents = []
+        for listed in list_objects(client, r.lake_bucket, r.error_prefix):
+            body = client.get_object(Bucket=r.lake_bucket, Key=listed["Key"])["Body"].read()
+            for line in body.decode().splitlines():
+                documents.append({"key": listed["Key"], **json.loads(line)})
+                if limit is not None and len(documents) >= limit:
+                    return failures_frame(documents)
+        return failures_frame(documents)
+
+    def catalog_tables(self) -> pd.DataFrame:
+        """The tables and views of the stack's database (the catalog's other databases are
+        not this platform's)."""
+        database, client = self.names.database, self.session.client("glue")
+        rows = []
+        try:
+            for page in client.get_paginator("get_tables").paginate(DatabaseName=database):
+                for table in page["TableList"]:
+                    partitions = glue.partitions(client, database, table["Name"])
+                    rows.append(catalog_row(table, partitions))
+        except client.exceptions.EntityNotFoundException:
+            pass
+        return pd.DataFrame(rows, columns=CATALOG_COLUMNS)
+
+    # provisioning and lifecycle -------------------------------------------------------------
+
+    def provision(self, progress: bool = True) -> pd.DataFrame:
+        """Deploy the stack (``salescast deploy``: create or update, see
+        :func:`cloudformation.provision`), then use its outputs; returns :meth:`resources`."""
+        cloudformation.provision(self.session, progress=progress)
+        self.names = cloudformation.resolve(self.session)
+        self.table.name = self.names.table_name
+        return self.resources()
+
+    def resources(self) -> pd.DataFrame:
+        """The stack's resources: service, kind, physical name, ARN (when the id is one) and
+        status; empty when there is no stack."""
+        client = self.session.client("cloudformation")
+        if self.names.stack is None:
+            return pd.DataFrame(columns=RESOURCE_COLUMNS)
+        rows = []
+        for page in client.get_paginator("list_stack_resources").paginate(
+            StackName=self.names.stack
+        ):
+            for resource in page["StackResourceSummaries"]:
+                _, service, kind = resource["ResourceType"].split("::")
+                physical = resource.get("PhysicalResourceId", "")
+                rows.append(
+                    (
+                        service,
+                        kind,
+                        physical,
+                        physical if physical.startswith("arn:") else "",
+                        resource["ResourceStatus"],
+                    )
+                )
+        return pd.DataFrame(rows, columns=RESOURCE_COLUMNS)
 
     def close(self) -> None:
         """Nothing runs here; the services keep running (``teardown`` removes them)."""
@@ -315,4 +385,4 @@ class AwsPlatform(Platform):
         return cloudformation.teardown(self.session, progress)
 
     def __repr__(self) -> str:
-        return f"AwsPlatform(stack={self.resources.stack!r}, region={self.session.region!r})"
+        return f"AwsPlatform(stack={self.names.stack!r}, region={self.session.region!r})"

@@ -114,11 +114,15 @@ def test_deploy_creates_then_finds_no_changes_then_updates(session, template, ca
 def test_the_platform_uses_the_stack_outputs(session, template, make_orders):
     cloudformation.provision(session, template, progress=False)
     with helpers.connect(backend="aws") as platform:
-        assert platform.resources.stack == "salescast"
-        assert platform.resources.table_name == "salescast-orders-v2"  # output, not settings
-        assert platform.resources.database == "sales"  # no such output: from settings
+        assert platform.names.stack == "salescast"
+        assert platform.names.table_name == "salescast-orders-v2"  # output, not settings
+        assert platform.names.database == "sales"  # no such output: from settings
         platform.orders.put(make_orders(3))
         assert platform.orders.count() == 3
+        resources = platform.resources()
+        assert sorted(resources.kind) == ["Bucket", "Stream", "Table"]
+        table = resources.set_index("kind").loc["Table"]
+        assert (table["service"], table["name"]) == ("DynamoDB", "salescast-orders-v2")
     items = boto3.client("dynamodb").scan(TableName="salescast-orders-v2")["Items"]
     assert len(items) == 3
 

@@ -34,7 +34,7 @@ def pipe(platform) -> list[dict]:
     client = boto3.client("kinesis")
     for record in records:
         client.put_record(
-            StreamName=platform.resources.stream_name,
+            StreamName=platform.names.stream_name,
             Data=json.dumps(record).encode(),
             PartitionKey=record["dynamodb"]["Keys"]["order_id"]["S"],
         )
@@ -61,7 +61,7 @@ def deliver(platform, records: list[dict]) -> None:
         sink = io.BytesIO()
         pq.write_table(pa.Table.from_pandas(frame, schema=LAKE_SCHEMA, preserve_index=False), sink)
         key = (
-            f"{platform.resources.lake_prefix}year={year}/month={month}/day={day}/"
+            f"{platform.names.lake_prefix}year={year}/month={month}/day={day}/"
             f"salescast-lake-delivery-1-{uuid.uuid4()}.parquet"
         )
         AwsProbe(platform).put_object(key, sink.getvalue())
@@ -108,7 +108,7 @@ def test_failed_records_are_named_in_the_hint(platform, make_orders):
     platform.orders.put(make_orders(3))
     pipe(platform)
     AwsProbe(platform).put_object(
-        f"{platform.resources.error_prefix}processing-failed/2026/01/05/x", b"{}"
+        f"{platform.names.error_prefix}processing-failed/2026/01/05/x", b"{}"
     )
     with pytest.raises(PipelineStuckError, match=r"1 object\(s\) of failed records"):
         platform.flush(timeout=0.5)

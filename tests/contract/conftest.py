@@ -112,7 +112,7 @@ class AwsProbe:
         self.dynamodb = boto3.client("dynamodb")
 
     def stream_records(self) -> list[dict]:
-        arn = self.dynamodb.describe_table(TableName=self.platform.resources.table_name)["Table"][
+        arn = self.dynamodb.describe_table(TableName=self.platform.names.table_name)["Table"][
             "LatestStreamArn"
         ]
         records = []
@@ -124,12 +124,10 @@ class AwsProbe:
         return json.loads(json.dumps(records, default=lambda value: value.timestamp()))
 
     def put_object(self, key: str, body: bytes) -> None:
-        self.s3.put_object(Bucket=self.platform.resources.lake_bucket, Key=key, Body=body)
+        self.s3.put_object(Bucket=self.platform.names.lake_bucket, Key=key, Body=body)
 
     def get_object(self, key: str) -> bytes:
-        return self.s3.get_object(Bucket=self.platform.resources.lake_bucket, Key=key)[
-            "Body"
-        ].read()
+        return self.s3.get_object(Bucket=self.platform.names.lake_bucket, Key=key)["Body"].read()
 
     def table(self, database: str, name: str) -> dict[str, Any]:
         return self.glue.get_table(DatabaseName=database, Name=name)["Table"]

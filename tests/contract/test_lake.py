@@ -3,7 +3,9 @@ change log, and write_dataset registering a partitioned table."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import uuid
 
 import pandas as pd
@@ -69,7 +71,16 @@ def test_lake_objects_and_reads(platform, probe):
     error_key = (
         f"{platform.settings.error_prefix}processing-failed/2025/01/05/failed-{uuid.uuid4()}"
     )
-    probe.put_object(error_key, b'{"errorCode":"Lambda.FunctionError"}\n')
+    failed = {
+        "attemptsMade": 1,
+        "arrivalTimestamp": 1767607201500,
+        "errorCode": "Lambda.ProcessingFailedStatus",
+        "errorMessage": "ProcessingFailed status returned from Lambda",
+        "attemptEndingTimestamp": 1767607262000,
+        "rawData": base64.b64encode(b'{"eventName":"INSERT"}').decode(),
+        "lambdaArn": "arn:aws:lambda:us-east-1:123456789012:function:salescast-transform:$LATEST",
+    }
+    probe.put_object(error_key, (json.dumps(failed) + "\n" + json.dumps(failed) + "\n").encode())
 
     objects = platform.lake_objects().sort_values("key").reset_index(drop=True)
     assert objects.key.tolist() == sorted(keys.values())
@@ -81,6 +92,11 @@ def test_lake_objects_and_reads(platform, probe):
     assert pd.to_datetime(objects.last_modified, utc=True).notna().all()
     errors = platform.lake_objects(platform.settings.error_prefix)
     assert errors.key.tolist() == [error_key]
+    documents = platform.read_errors()
+    assert len(documents) == 2 and len(platform.read_errors(limit=1)) == 1
+    assert documents.errorCode.tolist() == ["Lambda.ProcessingFailedStatus"] * 2
+    assert documents.record[0] == '{"eventName":"INSERT"}'
+    assert documents.arrivalTimestamp[0] == pd.Timestamp(1767607201500, unit="ms", tz="UTC")
 
     lake = platform.read_lake().sort_values("event_seq").reset_index(drop=True)
     assert len(lake) == 5
@@ -110,6 +126,10 @@ def test_write_dataset_registers_a_partitioned_table(platform, probe):
     table = probe.table(database, "forecasts")
     assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == [*columns, "yhat_lower"]
     assert probe.partitions(database, "forecasts") == [["r1"], ["r2"]]
+    catalog = platform.catalog_tables().set_index("name")
+    assert catalog.loc[
+        "forecasts", ["database", "type", "columns", "partition_keys", "partitions"]
+    ].tolist() == [database, "table", 4, "run_id", 2]
 
     platform.write_dataset("forecasts", first.head(1), {"run_id": "r1"})  # overwrites its partition
     written = platform.lake_objects("forecasts/run_id=r1/")
