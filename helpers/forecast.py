@@ -12,6 +12,10 @@ Supported frequencies are daily (``"D"``), weekly (``"W"``, ``"W-MON"``, ...) an
 weekly and monthly series get neither (their points do not fall on the holiday dates). Yearly
 seasonality is Prophet's ``auto``: on once a series covers two years.
 
+Worker processes come from a forkserver, not fork, so they are safe beside the pipeline's
+threads; as with any multiprocessing outside fork, a script that calls :func:`forecast` needs
+the ``if __name__ == "__main__":`` guard (notebooks and ``python -c`` do not).
+
 Not done: hierarchical reconciliation of the total, category and product forecasts, external
 regressors (promotions), and hyperparameter search.
 
@@ -284,7 +288,6 @@ def forecast(
     result = _finish(frames)
     if not return_models:
         return result
-    _silence_fit_logs()
     from prophet.serialize import model_from_json
 
     return result, {unique_id: model_from_json(text) for unique_id, text in model_jsons.items()}
@@ -424,7 +427,6 @@ def load_models(path: str | Path) -> dict[str, Prophet]:
     >>> models = load_models("models.json")  # doctest: +SKIP
     >>> models["total"].predict(models["total"].make_future_dataframe(7))  # doctest: +SKIP
     """
-    _silence_fit_logs()
     from prophet.serialize import model_from_json
 
     return {u: model_from_json(text) for u, text in json.loads(Path(path).read_text()).items()}
@@ -440,7 +442,9 @@ def _fit_all(
         return
     # forkserver, not fork: the caller (a notebook, the CLI) may have pipeline threads running,
     # and forking a process with threads can deadlock the child on a lock held at the fork.
+    # The server imports Prophet once, so that each pool's workers start ready to fit.
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["helpers.forecast", "prophet"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(_fit_prophet, series[uid], **settings) for uid in unique_ids]
         for future in as_completed(futures):
@@ -458,7 +462,6 @@ def _fit_prophet(
     return_model: bool,
 ) -> tuple[pd.DataFrame, str | None]:
     """Fit one series and forecast it; runs in a worker process, so it returns plain data."""
-    _silence_fit_logs()
     from prophet import Prophet
     from prophet.serialize import model_to_json
 
@@ -491,6 +494,9 @@ def _silence_fit_logs() -> None:
         if not logger.handlers:
             logger.addHandler(logging.NullHandler())
         logger.setLevel(level)
+
+
+_silence_fit_logs()  # at import: the forkserver and its workers import Prophet before any fit
 
 
 def _split(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
