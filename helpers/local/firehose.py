@@ -16,7 +16,6 @@ object per record, and CloudWatch metrics (the delivery log in the state file st
 
 from __future__ import annotations
 
-import base64
 import binascii
 import importlib
 import json
@@ -25,7 +24,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,27 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 COUNTERS = ("received", "ok", "dropped", "failed")
+_b64encode, _b64decode = binascii.b2a_base64, binascii.a2b_base64
 _JSON_OPTIONS = pj.ParseOptions(explicit_schema=LAKE_SCHEMA, unexpected_field_behavior="ignore")
+
+
+@dataclass
+class _Accepted:
+    """The Ok records of a delivery: their base64 and decoded JSON lines, and the positions of
+    each partition's records."""
+
+    records: list[Record] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    positions: defaultdict[tuple[str, ...], list[int]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def add(self, partition: tuple[str, ...], record: Record, data: str, line: bytes) -> None:
+        self.positions[partition].append(len(self.records))
+        self.records.append(record)
+        self.data.append(data)
+        self.lines.append(line if line.endswith(b"\n") else line + b"\n")
 
 
 @dataclass
@@ -263,44 +282,29 @@ class DataPlane:
             if upto > after
             for record in self._source.get_records(shard, after, upto - after)
         ]
-        rows_by_partition: dict[tuple[str, ...], list[tuple[Record, dict]]] = defaultdict(list)
-        failures: list[_Failure] = []
+        accepted, failures = _Accepted(), []
         counts = {"received": len(buffer), "ok": 0, "dropped": 0, "failed": 0}
         for batch in self._invocation_batches(buffer):
-            partitions: dict[int, tuple[str, ...]] = {}  # by metadata object, alive for the batch
-            for record, result, payload in self._transform(batch, failures):
-                if result == "Dropped":
-                    counts["dropped"] += 1
-                    continue
-                metadata = payload.get("metadata")
-                partition = partitions.get(id(metadata))
-                if partition is not None:
-                    rows_by_partition[partition].append((record, payload))
-                    continue
-                keys = ((metadata or {}).get("partitionKeys")) or {}
-                missing = [name for name in PARTITION_KEYS if not keys.get(name)]
-                if missing:
-                    failures.append(
-                        _Failure(
-                            record,
-                            "partitioning-failed",
-                            "DynamicPartitioning.MetadataExtractionFailed",
-                            f"partition keys {missing} missing from the Lambda's metadata",
-                            payload["data"],
-                        )
-                    )
-                    continue
-                partition = tuple(str(keys[name]) for name in PARTITION_KEYS)
-                if metadata is not None:
-                    partitions[id(metadata)] = partition
-                rows_by_partition[partition].append((record, payload))
+            event = self._event(batch)
+            response, error = self._invoke(event)
+            if error is None:
+                counts["dropped"] += self._accept(
+                    batch, event["records"], response, accepted, failures
+                )
+                continue
+            message = (
+                "The Lambda function was successfully invoked but it returned an error "
+                f"result. {error.error_type}: {error.message}"
+            )
+            failures += [
+                _Failure(record, "processing-failed", "Lambda.FunctionError", message, sent["data"])
+                for record, sent in zip(batch, event["records"], strict=True)
+            ]
         written = []
-        for partition, rows in sorted(rows_by_partition.items()):
-            table, converted = self._to_arrow(rows, failures)
-            if table.num_rows:
-                key = self._object_key(self._render(partition), _oldest(converted), FILE_EXTENSION)
-                written.append(self._put_parquet(key, table, converted))
-                counts["ok"] += table.num_rows
+        for partition, table, records in self._tables(accepted, failures):
+            key = self._object_key(self._render(partition), _oldest(records), FILE_EXTENSION)
+            written.append(self._put_parquet(key, table, records))
+            counts["ok"] += table.num_rows
         if failures:
             counts["failed"] += len(failures)
             written.extend(self._put_failures(failures))
@@ -322,35 +326,30 @@ class DataPlane:
         return batches
 
     def _event(self, batch: Sequence[Record]) -> dict[str, Any]:
-        records = []
-        for index, record in enumerate(batch):
-            arrival = int(record.approximate_arrival_timestamp * 1000)
-            records.append(
-                {
-                    "recordId": f"{record.sequence_number}{index:08d}",
-                    "approximateArrivalTimestamp": arrival,
-                    "data": binascii.b2a_base64(record.data, newline=False).decode("ascii"),
-                    "kinesisRecordMetadata": {
-                        "sequenceNumber": record.sequence_number,
-                        "subsequenceNumber": 0,
-                        "partitionKey": record.partition_key,
-                        "shardId": record.shard_id,
-                        "approximateArrivalTimestamp": arrival,
-                    },
-                }
-            )
         return {
             "invocationId": str(uuid.uuid4()),
             "deliveryStreamArn": self.arn,
             "sourceKinesisStreamArn": self.source_arn,
             "region": self.region,
-            "records": records,
+            "records": [
+                {
+                    "recordId": f"{number}{index:08d}",
+                    "approximateArrivalTimestamp": int(arrival * 1000),
+                    "data": _b64encode(data, newline=False).decode("ascii"),
+                    "kinesisRecordMetadata": {
+                        "sequenceNumber": number,
+                        "subsequenceNumber": 0,
+                        "partitionKey": partition_key,
+                        "shardId": shard_id,
+                        "approximateArrivalTimestamp": int(arrival * 1000),
+                    },
+                }
+                for index, (shard_id, _, number, partition_key, data, arrival) in enumerate(batch)
+            ],
         }
 
-    def _transform(self, batch: Sequence[Record], failures: list[_Failure]):
-        """Yield (record, result, response record) for Ok and Dropped; collect the failed."""
-        event = self._event(batch)
-        encoded = {entry["recordId"]: entry["data"] for entry in event["records"]}
+    def _invoke(self, event: dict[str, Any]) -> tuple[Any, FunctionError | None]:
+        """Call the handler, retrying as Firehose does; (response, None) or (None, the error)."""
         error = None
         for _ in range(LAMBDA_RETRIES + 1):
             context = Context(
@@ -363,85 +362,129 @@ class DataPlane:
                 error = FunctionError(type(caught).__name__, str(caught))
                 continue
             if context.get_remaining_time_in_millis() > 0:
-                break
+                return response, None
             # the handler cannot be stopped in-process; its late answer is discarded, as
             # Lambda would have ended it
             error = FunctionError(
                 "Sandbox.Timedout", f"Task timed out after {self.timeout_s:.2f} seconds"
             )
-        else:
-            for record in batch:
-                failures.append(
-                    _Failure(
-                        record,
-                        "processing-failed",
-                        "Lambda.FunctionError",
-                        f"The Lambda function was successfully invoked but it returned an error "
-                        f"result. {error.error_type}: {error.message}",
-                        base64.b64encode(record.data).decode(),
+        return None, error
+
+    def _accept(
+        self,
+        batch: Sequence[Record],
+        sent: list[dict],
+        response: Any,
+        accepted: _Accepted,
+        failures: list[_Failure],
+    ) -> int:
+        """File each record by its result: Ok ones into ``accepted`` by partition, failed ones
+        into ``failures``; returns how many were Dropped."""
+        dropped = 0
+        partitions: dict[int, tuple[str, ...]] = {}  # by metadata object, alive for the batch
+        returned = _response_entries(response, sent)
+        for record, payload, original in zip(batch, returned, sent, strict=True):
+            if (
+                payload is not None
+                and payload.get("result") == "Ok"
+                and isinstance(payload.get("data"), str)
+            ):
+                metadata = payload.get("metadata")
+                partition = partitions.get(id(metadata))
+                if partition is None:
+                    keys = ((metadata or {}).get("partitionKeys")) or {}
+                    missing = [name for name in PARTITION_KEYS if not keys.get(name)]
+                    if missing:
+                        failures.append(
+                            _Failure(
+                                record,
+                                "partitioning-failed",
+                                "DynamicPartitioning.MetadataExtractionFailed",
+                                f"partition keys {missing} missing from the Lambda's metadata",
+                                payload["data"],
+                            )
+                        )
+                        continue
+                    partition = tuple(str(keys[name]) for name in PARTITION_KEYS)
+                    if metadata is not None:
+                        partitions[id(metadata)] = partition
+                try:
+                    line = _b64decode(payload["data"], strict_mode=True)
+                except (ValueError, binascii.Error) as error:
+                    failures.append(
+                        self._conversion_failure(record, payload["data"], f"not base64: {error}")
                     )
-                )
-            return
-        returned = _response_records(response)
-        for entry, record in zip(event["records"], batch, strict=True):
-            record_id = entry["recordId"]
-            payload = returned.get(record_id)
+                    continue
+                accepted.add(partition, record, payload["data"], line)
+                continue
             problem = _response_problem(payload)
-            if problem:
-                code, message = problem
-            elif payload["result"] == "ProcessingFailed":
-                code, message = (
+            if problem is None:
+                if payload["result"] == "Dropped":
+                    dropped += 1
+                    continue
+                problem = (
                     "Lambda.ProcessingFailedStatus",
                     "ProcessingFailed status set for record",
                 )
-            else:
-                yield record, payload["result"], payload
-                continue
-            failures.append(
-                _Failure(record, "processing-failed", code, message, encoded[record_id])
-            )
+            failures.append(_Failure(record, "processing-failed", *problem, original["data"]))
+        return dropped
 
     # conversion and writing ---------------------------------------------------------------
 
-    def _to_arrow(
-        self, rows: Sequence[tuple[Record, dict]], failures: list[_Failure]
-    ) -> tuple[pa.Table, list[Record]]:
-        """Deserialize the Lambda's JSON into the lake schema, as Firehose's record format
-        conversion does; a record that does not fit goes to the errors."""
-        decoded: list[tuple[Record, dict, bytes]] = []
-        for record, payload in rows:
-            try:
-                data = binascii.a2b_base64(payload["data"], strict_mode=True)
-            except (ValueError, binascii.Error) as error:
-                failures.append(self._conversion_failure(record, payload, f"not base64: {error}"))
+    def _tables(self, accepted: _Accepted, failures: list[_Failure]):
+        """Yield (partition, table, records) of each partition's Ok records in the lake schema,
+        as Firehose's record format conversion makes them; a record that does not fit goes to
+        the errors."""
+        whole = _read_rows(accepted.lines)  # one parse for all, when every line is one row
+        for partition, positions in sorted(accepted.positions.items()):
+            records = [accepted.records[position] for position in positions]
+            if whole is not None:
+                yield partition, whole.take(positions), records
                 continue
-            decoded.append((record, payload, data if data.endswith(b"\n") else data + b"\n"))
+            table, records = self._to_arrow(
+                records,
+                [accepted.data[position] for position in positions],
+                [accepted.lines[position] for position in positions],
+                failures,
+            )
+            if table.num_rows:
+                yield partition, table, records
+
+    def _to_arrow(
+        self,
+        records: Sequence[Record],
+        data: Sequence[str],
+        lines: Sequence[bytes],
+        failures: list[_Failure],
+    ) -> tuple[pa.Table, list[Record]]:
+        """The lines of one partition as a table, record by record when they do not parse
+        together."""
         try:
-            table = _read_json(b"".join(data for _, _, data in decoded))
-            if table.num_rows == len(decoded):
-                return table, [record for record, _, _ in decoded]
+            table = _read_json(b"".join(lines))
+            if table.num_rows == len(lines):
+                return table, list(records)
         except pa.ArrowInvalid:
             pass
         tables, kept = [], []
-        for record, payload, data in decoded:
+        for record, encoded, line in zip(records, data, lines, strict=True):
             try:
-                table = _read_json(data)
+                table = _read_json(line)
                 if table.num_rows != 1:
                     raise pa.ArrowInvalid(f"expected one JSON object, found {table.num_rows}")
             except pa.ArrowInvalid as error:
-                failures.append(self._conversion_failure(record, payload, str(error)))
+                failures.append(self._conversion_failure(record, encoded, str(error)))
                 continue
             tables.append(table)
             kept.append(record)
         return (pa.concat_tables(tables) if tables else LAKE_SCHEMA.empty_table()), kept
 
-    def _conversion_failure(self, record: Record, payload: dict, reason: str) -> _Failure:
+    def _conversion_failure(self, record: Record, data: str, reason: str) -> _Failure:
         return _Failure(
             record,
             "format-conversion-failed",
             "DataFormatConversion.MalformedData",
             f"The record does not match the lake schema: {reason}",
-            payload.get("data", ""),
+            data,
         )
 
     def _render(self, partition: tuple[str, ...]) -> str:
@@ -517,12 +560,18 @@ def _oldest(records: Sequence[Record]) -> datetime:
     )
 
 
-def _response_records(response: Any) -> dict[str, Any]:
-    if not isinstance(response, dict) or not isinstance(response.get("records"), list):
-        return {}
-    return {
-        entry.get("recordId"): entry for entry in response["records"] if isinstance(entry, dict)
-    }
+def _response_entries(response: Any, sent: list[dict]) -> list[Any]:
+    """The response record of each sent record, in order (None where it is missing)."""
+    returned = response.get("records") if isinstance(response, dict) else None
+    if not isinstance(returned, list):
+        return [None] * len(sent)
+    ids = [record["recordId"] for record in sent]
+    if len(returned) == len(sent) and ids == [
+        entry.get("recordId") if isinstance(entry, dict) else None for entry in returned
+    ]:
+        return returned
+    by_id = {entry.get("recordId"): entry for entry in returned if isinstance(entry, dict)}
+    return [by_id.get(record_id) for record_id in ids]
 
 
 def _response_problem(payload: Any) -> tuple[str, str] | None:
@@ -541,6 +590,24 @@ def _response_problem(payload: Any) -> tuple[str, str] | None:
     if payload["result"] == "Ok" and not isinstance(payload.get("data"), str):
         return "Lambda.MissingData", "The Lambda returned an Ok record without data."
     return None
+
+
+def _read_rows(lines: Sequence[bytes]) -> pa.Table | None:
+    """Newline-terminated lines as one table, or None unless each is one JSON object of the
+    lake schema (a line that starts with ``{`` and holds no other newline parses into at least
+    one row or fails, so as many rows as lines means one each)."""
+    joined = b"".join(lines)
+    if not (
+        joined.startswith(b"{")
+        and joined.count(b"\n") == len(lines)
+        and joined.count(b"\n{") == len(lines) - 1
+    ):
+        return None
+    try:
+        table = _read_json(joined)
+    except pa.ArrowInvalid:
+        return None
+    return table if table.num_rows == len(lines) else None
 
 
 def _read_json(lines: bytes) -> pa.Table:
