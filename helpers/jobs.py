@@ -15,7 +15,10 @@ Examples
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import Any
 import nbformat
 import papermill
 import yaml
+from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
 from tqdm.auto import tqdm
 
@@ -210,12 +214,29 @@ def run_notebooks(
     return job
 
 
+class _IpcKernelManager(AsyncKernelManager):
+    """Kernels on local IPC sockets rather than TCP ports: nothing to eavesdrop on, and no
+    warning from every kernel saying its TCP traffic is unencrypted."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("transport", "ipc")
+        kwargs.setdefault(
+            "ip", os.path.join(tempfile.gettempdir(), f"salescast-{uuid.uuid4().hex}")
+        )
+        super().__init__(**kwargs)
+
+
 def _execute(path: Path, output: Path, values: dict[str, Any], job: JobRun) -> NotebookRun:
     started = time.perf_counter()
     status = "succeeded"
     try:
         papermill.execute_notebook(
-            str(path), str(output), parameters=values, progress_bar=False, cwd=str(path.parent)
+            str(path),
+            str(output),
+            parameters=values,
+            progress_bar=False,
+            cwd=str(path.parent),
+            kernel_manager_class=_IpcKernelManager,
         )
     except PapermillExecutionError as error:
         status = "failed"
