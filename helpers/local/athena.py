@@ -16,8 +16,12 @@ changes (Athena's query result reuse, keyed on the objects instead of an age).
 
 "Latest row per key" subqueries over an external table (``SELECT *, row_number() OVER
 (PARTITION BY k ORDER BY s) AS n FROM t`` filtered on ``n = 1`` outside, as ``orders_current``
-does) are maintained incrementally, like a materialized view: see ``_LatestRows``. The SQL text
-is unchanged; only how DuckDB runs it changes, and the answer is the plain SQL's.
+does) are maintained incrementally, like a materialized view (``_LatestRows``), and so are
+SUM/COUNT ... GROUP BY views over a view of them (``daily_sales``), as partial results added
+and subtracted per merge (``_AggregatePattern``). Both are kept on disk under the engine's
+state, so a new process finds them. The SQL text is unchanged; only how DuckDB runs it
+changes, and the answer is the plain SQL's (sums of doubles may differ in the last digits, as
+they do between runs of a parallel sum).
 
 Not emulated: DDL and DML (CREATE TABLE AS, INSERT, MSCK REPAIR: the crawler keeps partitions),
 bytes-scanned accounting (the sum of the objects read is reported), workgroup limits,
@@ -130,6 +134,8 @@ class Athena:
                 config={"threads": self.threads, "enable_object_cache": True}
             )
             self._local.registered = {}
+            self._local.latest = {}  # __latest view name -> its _LatestRows
+            self._local.rows = {}  # catalog view -> (__latest view name, its rewritten tree)
         return self._local.connection, self._local.registered
 
     # the API ------------------------------------------------------------------------------
@@ -290,7 +296,15 @@ class Athena:
                     connection, registered, view_tree, target.database, view_sql, done, materialize
                 )
                 body = self._translate(view_tree, target.database)
-                keep = keep and not any(t.db == _LATEST for t in view_tree.find_all(exp.Table))
+                latest = [t.name for t in view_tree.find_all(exp.Table) if t.db == _LATEST]
+                if latest:
+                    keep = False  # its rows are maintained already
+                    if len(latest) == 1 and _row_wise(view_tree):
+                        self._local.rows[target] = (latest[0], view_tree)
+                elif keep:
+                    body = (
+                        self._maintained_aggregate(connection, view_tree, target.database) or body
+                    )
             else:
                 objects = self._table_objects(definition)
                 body = self._typed_source(definition, [path for path, _, _ in objects])
@@ -355,8 +369,25 @@ class Athena:
                 connection.execute(f'CREATE OR REPLACE VIEW "{_LATEST}"."{target.name}" AS {body}')
                 registered[target] = (signature, False)
             pattern.rewrite(exp.table_(target.name, db=_LATEST, quoted=True))
+            self._local.latest[target.name] = state
             used.append((sum(size for _, size, _ in objects), signature))
         return used
+
+    def _maintained_aggregate(self, connection, tree: exp.Select, database: str) -> str | None:
+        """SQL combining the maintained partial results of an aggregate view over a row-wise
+        view of latest rows (see ``_AggregatePattern``), or None if ``tree`` is not one."""
+        pattern = _aggregate_pattern(tree)
+        if pattern is None:
+            return None
+        chain = self._local.rows.get(_Object(pattern.table.db or database, pattern.table.name))
+        if chain is None:
+            return None
+        name, rows_tree = chain
+        delta = exp.table_(f"{name}__delta", db=_LATEST, quoted=True)
+        partial = self._translate(pattern.partial(rows_tree, delta), database)
+        return self._local.latest[name].aggregate(
+            connection, partial, f'"{_LATEST}"."{name}__delta"', pattern
+        )
 
     def _table_objects(self, definition: dict[str, Any]) -> list[tuple[str, int, str]]:
         """The local path, size and signature (key, size, time) of every object of the
@@ -508,6 +539,95 @@ def _latest_pattern(outer: exp.Select) -> _LatestPattern | None:
     return _LatestPattern(inner, table, [c.name for c in partition], ordering, index)
 
 
+def _row_wise(tree: exp.Expression) -> bool:
+    """Whether a query maps each row it reads to at most one row (filters, projections)."""
+    clauses = ("joins", "group", "having", "qualify", "limit", "offset", "distinct", "with_")
+    return (
+        isinstance(tree, exp.Select)
+        and not any(tree.args.get(clause) for clause in clauses)
+        and not tree.find(exp.AggFunc, exp.Window)
+    )
+
+
+@dataclass
+class _AggregatePattern:
+    """``SELECT g.., sum(x).., count(..).. FROM v [WHERE ..] GROUP BY g..`` over one view:
+    its result over a union of rows is the combination of its results over the parts
+    (sums and counts add up), and over rows taken away it is subtracted. Every grouping
+    expression is an output; the other outputs are whole SUM or COUNT calls, not DISTINCT."""
+
+    tree: exp.Select
+    table: exp.Table
+    outputs: list[tuple[str, str]]  # (name, "group" | "sum" | "count")
+
+    def partial(self, rows_tree: exp.Select, delta: exp.Table) -> exp.Select:
+        """This aggregate over ``rows_tree`` reading ``delta`` instead of its latest rows,
+        with the counts that combining needs: ``__n<i>`` non-null inputs of the i-th output
+        (a sum), and ``__rows``."""
+        rows = rows_tree.copy()
+        for table in list(rows.find_all(exp.Table)):
+            if table.db == _LATEST:
+                table.replace(delta.copy())
+        tree = self.tree.copy()
+        source = tree.args["from_"].this
+        alias = exp.TableAlias(this=exp.to_identifier(source.alias_or_name))
+        source.replace(exp.Subquery(this=rows, alias=alias))
+        for index, expression in enumerate(list(tree.expressions)):
+            call = expression.unalias()
+            if isinstance(call, exp.Sum):
+                tree.select(exp.alias_(exp.Count(this=call.this.copy()), f"__n{index}"), copy=False)
+        tree.select(exp.alias_(exp.Count(this=exp.Star()), "__rows"), copy=False)
+        return tree
+
+    def combine(self, files: list[str], types: dict[str, str]) -> str:
+        """SQL adding up partial results into the aggregate's result, with its types."""
+        columns = []
+        for index, (name, kind) in enumerate(self.outputs):
+            column = _quote(name)
+            if kind == "sum":
+                column = f"CASE WHEN sum(__n{index}) > 0 THEN sum({column}) END"
+            elif kind == "count":
+                column = f"sum({column})"
+            columns.append(
+                column if kind == "group" else f"CAST({column} AS {types[name]}) AS {_quote(name)}"
+            )
+        groups = ", ".join(_quote(name) for name, kind in self.outputs if kind == "group")
+        return (
+            f"SELECT {', '.join(columns)} FROM {_parquet(files)} GROUP BY {groups} "
+            "HAVING sum(__rows) > 0"
+        )
+
+
+def _aggregate_pattern(tree: exp.Expression) -> _AggregatePattern | None:
+    """``tree`` as an _AggregatePattern, if it is one."""
+    if not isinstance(tree, exp.Select) or tree.find(exp.Window):
+        return None
+    source, group = tree.args.get("from_"), tree.args.get("group")
+    clauses = ("joins", "having", "qualify", "order", "limit", "offset", "distinct", "with_")
+    if source is None or group is None or any(tree.args.get(clause) for clause in clauses):
+        return None
+    if not isinstance(source.this, exp.Table) or not isinstance(source.this.this, exp.Identifier):
+        return None
+    if any(value for key, value in group.args.items() if key != "expressions"):
+        return None  # ALL, ROLLUP, CUBE, GROUPING SETS
+    grouped = {expression.sql() for expression in group.expressions}
+    outputs, seen = [], set()
+    for expression in tree.expressions:
+        call, name = expression.unalias(), expression.alias_or_name
+        plain = call.this is not None and not call.this.find(exp.AggFunc, exp.Distinct)
+        if isinstance(call, exp.Sum | exp.Count) and plain:
+            outputs.append((name, "sum" if isinstance(call, exp.Sum) else "count"))
+        elif call.sql() in grouped and not call.find(exp.AggFunc):
+            outputs.append((name, "group"))
+            seen.add(call.sql())
+        else:
+            return None
+    names = [name for name, _ in outputs]
+    if seen != grouped or len(set(names)) != len(names) or any(n.startswith("__") for n in names):
+        return None
+    return _AggregatePattern(tree, source.this, outputs)
+
+
 def _is_first(condition: exp.Expression, alias: str) -> bool:
     """Whether ``condition`` is ``alias = 1``."""
     if not isinstance(condition, exp.EQ):
@@ -545,7 +665,9 @@ class _LatestRows:
     def __init__(self, root: Path, definition: dict[str, Any], pattern: _LatestPattern, source):
         self.keys, self.columns, self.ranking = pattern.keys, pattern.columns, pattern.ranking()
         self.source = source  # (paths, by_name) -> typed SQL with positions
-        self.one_schema = False
+        self.manifest: dict = {}  # as the last refresh left it, with its paths and files
+        self.paths: list[str] = []
+        self.superseded: list[str] = []
         identity = json.dumps(
             [
                 definition["DatabaseName"],
@@ -583,13 +705,14 @@ class _LatestRows:
                 if len(manifest["batches"]) > _MAX_BATCHES:
                     manifest = self._compact(connection, manifest)
                 self._save(manifest)
-        self.one_schema = self._one_schema(manifest, paths)
-        return self._files(manifest, "superseded")
+        self.manifest, self.paths = manifest, paths
+        self.superseded = self._files(manifest, "superseded")
+        return self.superseded
 
     def body(self, paths: list[str], superseded: list[str]) -> str:
         """SQL of the latest rows: the objects' rows but the superseded ones. Objects that
         share one schema are read without unifying columns by name (binding is cheaper)."""
-        source = self.source(paths, not self.one_schema)
+        source = self.source(paths, not self._one_schema(self.manifest, paths))
         source = f"SELECT * EXCLUDE ({_POSITION}) FROM ({source})"
         if not superseded:
             return source
@@ -610,14 +733,7 @@ class _LatestRows:
             )
             older = self._live_rows_sharing_a_key(connection, manifest, rows)
             if older:
-                files = [
-                    path
-                    for path, prefix in connection.execute(
-                        f"SELECT p, hash(p) & {_HIGH}::UBIGINT FROM unnest(?::VARCHAR[]) t(p)",
-                        [list(manifest["objects"])],
-                    ).fetchall()
-                    if prefix in {position & _HIGH for position in older}
-                ]
+                files = self._files_holding(connection, manifest["objects"], older)
                 old_rows = self.source(files, not self._one_schema(manifest, files))
                 connection.execute(
                     f"INSERT INTO {rows} {select.format(old_rows)} "
@@ -636,7 +752,97 @@ class _LatestRows:
         finally:
             connection.execute(f"DROP TABLE IF EXISTS {rows}")
             connection.execute(f"DROP TABLE IF EXISTS {losers}")
-        manifest["batches"].append({"id": batch, "superseded": bool(lost)})
+        manifest["batches"].append({"id": batch, "superseded": bool(lost), "objects": new})
+
+    def _files_holding(self, connection, paths, positions: list[int]) -> list[str]:
+        """Which of ``paths`` hold rows at ``positions``."""
+        prefixes = {position & _HIGH for position in positions}
+        return [
+            path
+            for path, prefix in connection.execute(
+                f"SELECT p, hash(p) & {_HIGH}::UBIGINT FROM unnest(?::VARCHAR[]) t(p)",
+                [list(paths)],
+            ).fetchall()
+            if prefix in prefixes
+        ]
+
+    def aggregate(self, connection, partial: str, delta: str, pattern) -> str:
+        """SQL of an aggregate over all the latest rows (``partial``, reading the view
+        ``delta``), combined from partial results kept under this state and brought up to
+        its last refresh: one for the whole, then for each later merge one for the rows it
+        added and one, negated, for the rows it took away. A compaction or a new start of
+        the state starts the partial results again from the whole."""
+        identity = hashlib.sha256(partial.encode()).hexdigest()[:16]
+        directory = self.directory / "aggregates" / identity
+        directory.mkdir(parents=True, exist_ok=True)
+        groups = {name for name, kind in pattern.outputs if kind == "group"}
+        with open(self.directory / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            path = directory / "manifest.json"
+            before = json.loads(path.read_text()) if path.exists() else {"applied": []}
+            kept = before
+            batches = self.manifest["batches"]
+            ids = [batch["id"] for batch in batches]
+            if not kept["applied"] or ids[: len(kept["applied"])] != kept["applied"]:
+                kept = {"applied": ids, "files": [], "types": {}}
+                leaf = self.body(self.paths, self.superseded)
+                self._partial(connection, directory, kept, partial, delta, leaf, groups, 1)
+            for batch in batches[len(kept["applied"]) :]:
+                added, removed = self._changes(connection, batch)
+                self._partial(connection, directory, kept, partial, delta, added, groups, 1)
+                if removed:
+                    self._partial(connection, directory, kept, partial, delta, removed, groups, -1)
+                kept["applied"].append(batch["id"])
+            if kept is not before:
+                referenced = set(kept["files"]) | set(before.get("files", []))
+                for old in directory.glob("partial-*.parquet"):
+                    if old.name not in referenced:
+                        old.unlink(missing_ok=True)
+            temporary = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
+            temporary.write_text(json.dumps(kept))
+            os.replace(temporary, path)
+        return pattern.combine([str(directory / name) for name in kept["files"]], kept["types"])
+
+    def _partial(self, connection, directory, kept, partial, delta, leaf, groups, sign) -> None:
+        """Write ``partial`` over the rows of ``leaf`` (negated if ``sign`` < 0) as a file of
+        ``kept``; the first one also records the result's types."""
+        connection.execute(f"CREATE OR REPLACE VIEW {delta} AS {leaf}")
+        relation = connection.sql(partial)
+        types = dict(zip(relation.columns, (str(kind) for kind in relation.types), strict=True))
+        kept["types"] = kept["types"] or types
+        columns = []
+        for name, kind in types.items():
+            value = _quote(name) if name in groups or sign > 0 else f"-{_quote(name)}"
+            if kind == "HUGEINT":  # Parquet has no 128-bit integers
+                value = f"CAST({value} AS DECIMAL(38, 0))"
+            columns.append(f"{value} AS {_quote(name)}")
+        name = f"partial-{uuid.uuid4().hex[:12]}.parquet"
+        connection.execute(
+            f"COPY (SELECT {', '.join(columns)} FROM ({partial})) "
+            f"TO {sql_literal(str(directory / name))} (FORMAT parquet)"
+        )
+        kept["files"].append(name)
+
+    def _changes(self, connection, batch: dict) -> tuple[str, str | None]:
+        """SQL of the latest rows a merge added, and of those it took away (None if none)."""
+        own = []
+        if batch["superseded"]:
+            own = [str(self.directory / f"superseded-{batch['id']}.parquet")]
+        added = self.body(batch["objects"], own)
+        if not own:
+            return added, None
+        positions = [
+            pos for (pos,) in connection.execute(f"SELECT pos FROM {_parquet(own)}").fetchall()
+        ]
+        older = [path for path in self.manifest["objects"] if path not in set(batch["objects"])]
+        files = self._files_holding(connection, older, positions)
+        if not files:
+            return added, None
+        source = self.source(files, not self._one_schema(self.manifest, files))
+        return added, (
+            f"SELECT * EXCLUDE ({_POSITION}) FROM ({source}) "
+            f"WHERE {_POSITION} IN (SELECT pos FROM {_parquet(own)})"
+        )
 
     def _live_rows_sharing_a_key(self, connection, manifest: dict, rows: str) -> list[int]:
         """Positions of merged rows, not superseded, whose key hash a new row has."""
@@ -661,7 +867,7 @@ class _LatestRows:
                     "(FORMAT parquet)"
                 )
         superseded = bool(self._files(manifest, "superseded"))
-        return self._replace(manifest, [{"id": batch, "superseded": superseded}])
+        return self._replace(manifest, [{"id": batch, "superseded": superseded, "objects": []}])
 
     def _replace(self, manifest: dict, batches: list[dict]) -> dict:
         """A manifest of ``batches`` (and of the objects if any are kept); deletes the files

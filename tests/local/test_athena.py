@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sqlglot import exp
 
@@ -13,7 +15,14 @@ import helpers
 from helpers import queries
 from helpers.generate import SalesParams, backfill
 from helpers.local import athena
-from helpers.local.athena import Athena, QueryError, _latest_pattern, _parse
+from helpers.local.athena import (
+    Athena,
+    QueryError,
+    _aggregate_pattern,
+    _latest_pattern,
+    _parse,
+)
+from helpers.local.glue import dataset_table_input
 from helpers.schema import ORDER_FIELDS, item_to_order
 
 
@@ -271,6 +280,7 @@ def test_latest_rows_are_maintained_exactly(tmp_path, make_orders, monkeypatch):
         assert len(current) == 199 and cancelled not in current.index
         assert current.loc[moved, "quantity"] == 7
         assert list(platform.athena.state_root.rglob("superseded-*.parquet"))  # maintained
+        assert list(platform.athena.state_root.rglob("partial-*.parquet"))  # daily_sales too
 
         # appended after the first query: a new day, an order moved into it, a delete
         platform.orders.put(make_orders(30, seed=2).assign(order_ts="2026-05-03T10:00:00Z"))
@@ -292,3 +302,111 @@ def assert_frame_matches_table(platform) -> None:
     table = table_orders(platform).set_index("order_id").sort_index()
     assert current.index.equals(table.index)
     assert (current.quantity == table.quantity).all()
+
+
+@pytest.mark.parametrize(
+    ("sql", "maintained"),
+    [
+        ("SELECT ds, sum(units) AS u, count(*) AS n FROM daily_sales GROUP BY ds", True),
+        (
+            "SELECT d.ds AS day, count(units) FROM daily_sales AS d WHERE units > 1 GROUP BY d.ds",
+            True,
+        ),
+        ("SELECT sum(units) AS u FROM daily_sales GROUP BY ds", False),  # the group is no output
+        ("SELECT ds, avg(units) AS u FROM daily_sales GROUP BY ds", False),
+        ("SELECT ds, count(DISTINCT product_id) AS p FROM daily_sales GROUP BY ds", False),
+        ("SELECT ds, sum(units) / 2 AS u FROM daily_sales GROUP BY ds", False),
+        ("SELECT ds, sum(units) AS u FROM daily_sales GROUP BY ds HAVING sum(units) > 1", False),
+        ("SELECT ds, sum(units) AS u FROM daily_sales GROUP BY ds ORDER BY u LIMIT 3", False),
+        ("SELECT sum(units) AS u FROM daily_sales", False),
+    ],
+)
+def test_which_aggregates_are_maintained(sql, maintained):
+    assert (_aggregate_pattern(_parse(sql)) is not None) == maintained
+
+
+def put_events(platform, part: str, rows: list[tuple], name: str) -> None:
+    """An object of (k1, k2, seq, v, g) rows under partition ``part`` of table ``events``."""
+    table = pa.Table.from_pylist(
+        [dict(zip(("k1", "k2", "seq", "v", "g"), row, strict=True)) for row in rows],
+        schema=pa.schema(
+            [
+                ("k1", pa.string()),
+                ("k2", pa.string()),
+                ("seq", pa.int64()),
+                ("v", pa.float64()),
+                ("g", pa.string()),
+            ]
+        ),
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    platform.bucket.put_object(f"events/part={part}/{name}.parquet", sink.getvalue().to_pybytes())
+    platform.catalog.batch_create_partition(
+        "sales",
+        "events",
+        [
+            {
+                "Values": [part],
+                "StorageDescriptor": {"Location": platform.bucket.uri(f"events/part={part}/")},
+            }
+        ],
+    )
+
+
+def test_maintained_views_over_any_latest_row_table(tmp_path):
+    """Two key columns (one NULL), keys across partitions, a sum whose inputs become NULL."""
+    with helpers.connect(root=tmp_path / "root", consume=False) as platform:
+        columns = [
+            {"Name": "k1", "Type": "string"},
+            {"Name": "k2", "Type": "string"},
+            {"Name": "seq", "Type": "bigint"},
+            {"Name": "v", "Type": "double"},
+            {"Name": "g", "Type": "string"},
+        ]
+        platform.catalog.create_database("sales")
+        platform.catalog.create_table(
+            "sales",
+            dataset_table_input("events", columns, ["part"], platform.bucket.uri("events/")),
+        )
+        latest = (
+            "SELECT k1, k2, v, g FROM (SELECT *, row_number() OVER (PARTITION BY k1, k2 "
+            "ORDER BY seq DESC) AS rn FROM events) AS e WHERE rn = 1"
+        )
+        totals = "SELECT g, sum(v) AS total, count(*) AS n, count(v) AS nv FROM latest GROUP BY g"
+        for name, sql in (("latest", latest), ("totals", totals)):
+            platform.catalog.create_view("sales", name, sql, platform.athena.describe(sql, "sales"))
+        plain = Athena(
+            platform.catalog, platform.bucket, tmp_path / "plain.sqlite", maintain_latest=False
+        )
+
+        def same(sql):
+            got, want = platform.query(sql), plain.read_sql_query(sql, "sales")
+            got, want = (f.sort_values(list(f.columns)).reset_index(drop=True) for f in (got, want))
+            pd.testing.assert_frame_equal(got, want)
+            return got
+
+        put_events(
+            platform,
+            "a",
+            [
+                ("x", "1", 1, 1.0, "A"),
+                ("y", None, 2, 2.0, "B"),
+                ("y", None, 3, 3.0, "B"),
+                ("w", "1", 4, 5.0, "C"),
+            ],
+            "one",
+        )
+        same("SELECT * FROM totals")
+        put_events(
+            platform,
+            "b",
+            [("x", "1", 5, None, "A"), ("y", None, 1, 9.0, "B"), ("w", "1", 6, 1.0, "D")],
+            "two",
+        )
+        totals_now = same("SELECT * FROM totals").set_index("g")
+        assert pd.isna(totals_now.loc["A", "total"]) and totals_now.loc["A", "n"] == 1
+        assert "C" not in totals_now.index and totals_now.loc["B", "total"] == 3.0
+        assert len(same("SELECT * FROM latest")) == 3
+        assert list(platform.athena.state_root.rglob("partial-*.parquet"))
+        plain.close()
