@@ -271,18 +271,48 @@ def _parameter_pairs(args: list[str]) -> dict[str, str]:
 
 
 @app.command()
+def deploy(
+    prefix: Annotated[
+        str | None, typer.Option(help="Stack and name prefix [env SALESCAST_PREFIX]")
+    ] = None,
+) -> None:
+    """Create or update the AWS stack: package and upload the transform Lambda, apply a change
+    set, show the stack's events, then list its resources. Credentials and region come from
+    boto3's usual chain (environment, profile, role)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    with _connect("aws", None, prefix=prefix) as platform:
+        try:
+            resources = platform.provision()
+        except (SalescastError, BotoCoreError, ClientError) as error:
+            typer.secho(f"error: {error}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        _show(resources)
+        typer.echo(f"stack {platform.names.stack} in {platform.session.region} is ready")
+
+
+@app.command()
 def teardown(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm removal")] = False,
     root: Root = None,
     backend: Backend = None,
 ) -> None:
-    """Remove the local state and lake (asks for --yes)."""
+    """Remove the local state and lake, or on aws empty the buckets and delete the stack
+    (asks for --yes)."""
     if not yes:
         typer.secho("refusing to remove anything without --yes", fg="red", err=True)
         raise typer.Exit(2)
     platform = _connect(backend, root, consume=False)
-    platform.teardown()
-    typer.echo(f"removed {platform.settings.root}")
+    if platform.settings.backend == "local":
+        platform.teardown()
+        typer.echo(f"removed {platform.settings.root}")
+        return
+    try:
+        removed = platform.teardown()
+    except SalescastError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"removed stack {removed['stack'] or '(none)'} and {removed['objects']} objects")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -364,7 +364,8 @@ class AwsPlatform(Platform):
             StackName=self.names.stack
         ):
             for resource in page["StackResourceSummaries"]:
-                _, service, kind = resource["ResourceType"].split("::")
+                parts = resource["ResourceType"].split("::")  # AWS::DynamoDB::Table
+                service, kind = (parts[1], parts[2]) if len(parts) == 3 else (parts[0], "")
                 physical = resource.get("PhysicalResourceId", "")
                 rows.append(
                     (

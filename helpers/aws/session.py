@@ -8,8 +8,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError, NoCredentialsError
 
 from helpers.config import Settings
+from helpers.exceptions import BackendError
 
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=32)
 
@@ -33,7 +35,13 @@ class Session:
     @functools.cached_property
     def account_id(self) -> str:
         """The caller's account (STS GetCallerIdentity)."""
-        return self.client("sts").get_caller_identity()["Account"]
+        try:
+            return self.client("sts").get_caller_identity()["Account"]
+        except (NoCredentialsError, ClientError) as error:
+            raise BackendError(
+                f"the aws backend cannot reach AWS ({error}); configure credentials the boto3 "
+                "way (aws configure / AWS_PROFILE / environment variables / an instance role)"
+            ) from None
 
     @functools.cached_property
     def settings(self) -> Settings:

@@ -16,7 +16,7 @@ import pytest
 
 import helpers
 from helpers.aws import cloudformation
-from helpers.aws.awslambda import HANDLER
+from helpers.aws.awslambda import HANDLER, code_key, package_transform
 from helpers.aws.session import Session
 from helpers.config import Settings, load_template
 
@@ -158,3 +158,43 @@ def test_the_real_template_takes_what_deploy_passes(session):
     assert set(cloudformation.OUTPUTS) == set(template["Outputs"])
     function = template["Resources"]["TransformFunction"]["Properties"]
     assert function["Handler"] == HANDLER
+
+
+def test_salescast_deploy_and_teardown_with_the_real_template(aws, monkeypatch):
+    """The command line end to end on moto, which builds the resources it knows of the real
+    template (table, stream, queue, bucket, function, roles) and skips the others."""
+    from typer.testing import CliRunner
+
+    from helpers.cli import app
+
+    monkeypatch.setattr(cloudformation, "POLL_S", 0.01)
+    runner = CliRunner()
+    deployed = runner.invoke(app, ["deploy"])
+    assert deployed.exit_code == 0, deployed.output
+    assert "stack salescast in us-east-1 is ready" in deployed.output
+    code = boto3.client("s3").list_objects_v2(Bucket="salescast-artifacts-123456789012-us-east-1")
+    assert [o["Key"] for o in code["Contents"]] == [code_key(package_transform())]
+    tables = boto3.client("dynamodb").list_tables()["TableNames"]
+    assert tables == ["salescast-orders"]
+
+    refused = runner.invoke(app, ["teardown", "--backend", "aws"])
+    assert refused.exit_code == 2
+    removed = runner.invoke(app, ["teardown", "--backend", "aws", "--yes"])
+    assert removed.exit_code == 0, removed.output
+    assert "removed stack salescast" in removed.output
+    assert boto3.client("dynamodb").list_tables()["TableNames"] == []
+
+
+def test_no_credentials_is_a_clear_error(monkeypatch):
+    from typer.testing import CliRunner
+
+    from helpers.cli import app
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    result = CliRunner().invoke(app, ["status", "--backend", "aws"])
+    assert result.exit_code == 2
+    assert "configure credentials" in result.output
