@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+import helpers
 from benchmarks.moto_peer import run_moto_pipeline
 from benchmarks.pipeline import history, measure_freshness, measure_throughput
+from benchmarks.query import build_lake, measure, pandas_peer
 
 
 def test_pipeline_benchmark_pieces_run(tmp_path):
@@ -17,3 +19,16 @@ def test_pipeline_benchmark_pieces_run(tmp_path):
     orders = pd.concat([c.frame for c in changes if c.action == "put"]).head(100)
     peer = run_moto_pipeline(orders, progress=False)
     assert peer["orders"] == 100 and peer["lake_records"] == 100
+
+
+def test_query_benchmark_pieces_run(tmp_path):
+    root = tmp_path / "query"
+    with helpers.connect(root=root, consume=False) as platform:
+        events = build_lake(platform, 3000, days=10)
+        peer_daily, peer_top = pandas_peer(platform)
+    figures, results = measure(root, runs=1, first_seq=events + 1)
+    assert len(results["daily_sales"]) == len(peer_daily)
+    assert results["top_products"].product_id.tolist() == peer_top.product_id.tolist()
+    for name in ("daily_sales", "top_products"):
+        for when in ("after_crawl", "after_append", "warm"):
+            assert figures[f"{name}_{when}_s"] > 0
