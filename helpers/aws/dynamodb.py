@@ -13,6 +13,7 @@ were written; a batch of puts that fails half way leaves the first part written.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,6 +27,7 @@ from helpers.schema import KEY, items_json
 
 THREADS = 16
 GET_BATCH = 100
+UNPROCESSED_PAUSE_S = 0.2
 
 
 class Table:
@@ -128,6 +130,8 @@ class Table:
                 for item in response["Responses"].get(self.name, []):
                     found[item[KEY]["S"]] = item
                 request = response.get("UnprocessedKeys") or None
+                if request:
+                    time.sleep(UNPROCESSED_PAUSE_S)  # throttled: give capacity a moment
         return found
 
     def count(self) -> int:

@@ -7,6 +7,7 @@ Nothing runs in this process: the pipe, the stream, Firehose and its Lambda move
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any
@@ -79,18 +80,14 @@ class AwsPlatform(Platform):
     def read_lake(self, limit: int | None = None) -> pd.DataFrame:
         import awswrangler as wr
 
-        path = f"s3://{self.names.lake_bucket}/{self.names.lake_prefix}"
+        read = functools.partial(
+            wr.s3.read_parquet,
+            f"s3://{self.names.lake_bucket}/{self.names.lake_prefix}",
+            dataset=True,
+            boto3_session=self.session.boto3,
+        )
         try:
-            if limit:
-                frame = next(
-                    iter(
-                        wr.s3.read_parquet(
-                            path, dataset=True, chunked=limit, boto3_session=self.session.boto3
-                        )
-                    )
-                ).head(limit)
-            else:
-                frame = wr.s3.read_parquet(path, dataset=True, boto3_session=self.session.boto3)
+            frame = next(iter(read(chunked=limit))).head(limit) if limit else read()
         except (wr.exceptions.NoFilesFound, StopIteration):
             return empty_lake()
         for name in PARTITION_KEYS:
@@ -204,11 +201,7 @@ class AwsPlatform(Platform):
             "AWS/Firehose",
             "DeliveryStreamName",
             r.delivery_stream_name,
-            {
-                "DeliveryToS3.Records": "Sum",
-                "KinesisMillisBehindLatest": "Maximum",
-                "ExecuteProcessing.Success": "Sum",
-            },
+            {"DeliveryToS3.Records": "Sum", "KinesisMillisBehindLatest": "Maximum"},
         )
         objects = self.lake_objects()
         errors = self.lake_objects(r.error_prefix)

@@ -76,6 +76,7 @@ def test_flush_names_the_pipe_then_the_delivery_stream_then_returns(platform, ma
     with pytest.raises(PipelineStuckError, match="pipe did not catch up") as stuck:
         platform.flush(timeout=0.5)
     assert stuck.value.pending == 20
+    assert platform.status().set_index("stage").loc["change stream", "pending"] == 20
 
     records = pipe(platform)
     with pytest.raises(PipelineStuckError, match="delivery stream did not catch up") as stuck:
