@@ -33,11 +33,6 @@ def read_sql_query(
     """The query's result; ``attrs`` hold ``query_execution_id`` and ``output_location``."""
     import awswrangler as wr
 
-    binding: dict[str, Any] = {}
-    if isinstance(params, list):
-        binding = {"params": [sql_literal(value) for value in params], "paramstyle": "qmark"}
-    elif isinstance(params, dict):
-        binding = {"params": params, "paramstyle": "named"}
     try:
         frame = wr.athena.read_sql_query(
             sql,
@@ -46,7 +41,7 @@ def read_sql_query(
             s3_output=s3_output,
             ctas_approach=False,
             boto3_session=session,
-            **binding,
+            **binding(params),
         )
     except wr.exceptions.QueryFailed as error:
         raise query_error(str(error)) from None
@@ -54,6 +49,17 @@ def read_sql_query(
     frame.attrs["query_execution_id"] = metadata["QueryExecutionId"]
     frame.attrs["output_location"] = metadata["ResultConfiguration"]["OutputLocation"]
     return frame
+
+
+def binding(params: list | dict | None) -> dict[str, Any]:
+    """awswrangler's ``params`` and ``paramstyle`` for the platform's ``params``: a list goes
+    to Athena as execution parameters (SQL literals, ``qmark``), a dict is bound by awswrangler
+    (``named``)."""
+    if isinstance(params, list):
+        return {"params": [sql_literal(value) for value in params], "paramstyle": "qmark"}
+    if isinstance(params, dict):
+        return {"params": params, "paramstyle": "named"}
+    return {}
 
 
 def run_statement(
