@@ -6,14 +6,17 @@ or updates the stack through a change set (a change set without changes is not a
 showing the stack's events as they come. :func:`teardown` empties the lake and artifact
 buckets (every version) and deletes the stack and the artifact bucket.
 
-Not handled: stack policies, nested stacks, drift detection, termination protection (a
-protected stack is reported, not unprotected), and templates over 51,200 bytes (CloudFormation
-then needs a TemplateURL).
+A template over 51,200 bytes (CloudFormation's limit for an inline body) is uploaded beside the
+code and passed by URL.
+
+Not handled: stack policies, nested stacks, drift detection, and termination protection (a
+protected stack is reported, not unprotected).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,7 @@ TEMPLATE = PROJECT_ROOT / "cloudformation" / "stack.yaml"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 POLL_S = 5.0
+TEMPLATE_BODY_LIMIT = 51_200
 
 
 @dataclass(frozen=True)
@@ -156,12 +160,22 @@ SETTING_PARAMETERS = {
 the template: the local default (1 s) is below what Firehose accepts."""
 
 
+def template_source(storage: Any, bucket: str, region: str, body: str) -> dict[str, str]:
+    """``TemplateBody``, or for a template too large for it, ``TemplateURL`` of a copy
+    uploaded to the artifact bucket (named by its hash)."""
+    if len(body.encode()) <= TEMPLATE_BODY_LIMIT:
+        return {"TemplateBody": body}
+    key = f"templates/stack-{hashlib.sha256(body.encode()).hexdigest()[:16]}.yaml"
+    storage.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    return {"TemplateURL": f"https://{bucket}.s3.{region}.amazonaws.com/{key}"}
+
+
 def template_parameters(
-    client: Any, body: str, settings: Settings, bucket: str, key: str
+    client: Any, source: dict[str, str], settings: Settings, bucket: str, key: str
 ) -> list[dict[str, str]]:
     """Values for the parameters the template declares: the artifact's bucket and key, and
     those of :data:`SETTING_PARAMETERS`, so that the stack and the settings agree."""
-    summary = client.get_template_summary(TemplateBody=body)
+    summary = client.get_template_summary(**source)
     declared = {parameter["ParameterKey"] for parameter in summary["Parameters"]}
     values = {name: getattr(settings, field) for name, field in SETTING_PARAMETERS.items()}
     values.update(ArtifactBucket=bucket, LambdaCodeKey=key)
@@ -189,8 +203,8 @@ def provision(session: Session, template: Path = TEMPLATE, progress: bool = True
     package = package_transform()
     key = code_key(package)
     storage.put_object(Bucket=bucket, Key=key, Body=package)
-    body = Path(template).read_text()
-    parameters = template_parameters(client, body, settings, bucket, key)
+    source = template_source(storage, bucket, session.region, Path(template).read_text())
+    parameters = template_parameters(client, source, settings, bucket, key)
 
     name = stack_name(settings)
     stack = describe_stack(client, name)
@@ -207,7 +221,7 @@ def provision(session: Session, template: Path = TEMPLATE, progress: bool = True
         StackName=name,
         ChangeSetName=change_set,
         ChangeSetType=kind,
-        TemplateBody=body,
+        **source,
         Parameters=parameters,
         Capabilities=CAPABILITIES,
         Tags=[{"Key": "project", "Value": "salescast"}],

@@ -111,6 +111,15 @@ def test_deploy_creates_then_finds_no_changes_then_updates(session, template, ca
     ] == "2"
 
 
+def test_a_template_too_large_to_send_inline_goes_by_url(session, template, monkeypatch):
+    monkeypatch.setattr(cloudformation, "TEMPLATE_BODY_LIMIT", 100)
+    assert cloudformation.provision(session, template, progress=False)["action"] == "created"
+    bucket = cloudformation.artifact_bucket(session.settings)
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
+    assert any(key.startswith("templates/stack-") for key in keys)
+    assert cloudformation.provision(session, template, progress=False)["action"] == "unchanged"
+
+
 def test_the_platform_uses_the_stack_outputs(session, template, make_orders):
     cloudformation.provision(session, template, progress=False)
     with helpers.connect(backend="aws") as platform:
@@ -149,7 +158,11 @@ def test_teardown_empties_versioned_buckets_and_deletes_the_stack(session, templ
 def test_the_real_template_takes_what_deploy_passes(session):
     body = cloudformation.TEMPLATE.read_text()
     passed = cloudformation.template_parameters(
-        boto3.client("cloudformation"), body, session.settings, "artifacts", "lambda/x.zip"
+        boto3.client("cloudformation"),
+        {"TemplateBody": body},
+        session.settings,
+        "artifacts",
+        "lambda/x.zip",
     )
     names = {p["ParameterKey"] for p in passed}
     assert {"Prefix", "ArtifactBucket", "LambdaCodeKey"} <= names
