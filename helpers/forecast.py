@@ -45,9 +45,9 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from helpers.exceptions import SalescastError
+from helpers.progress import tqdm
 
 if TYPE_CHECKING:
     from prophet import Prophet

@@ -14,11 +14,13 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +31,8 @@ import papermill
 import yaml
 from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
-from tqdm.auto import tqdm
 
+from helpers import progress as progress_bars
 from helpers.config import PROJECT_ROOT
 from helpers.exceptions import JobFailedError, JobParameterError
 from helpers.workbench import FIGURES_MIME
@@ -197,7 +199,12 @@ def run_notebooks(
     folder.mkdir(parents=True)
     automatic = {"RUN_ID": run_id, "OUTPUT": str(folder / "report")}
     job = JobRun(run_id, folder, given, datetime.now(UTC).isoformat(timespec="seconds"))
-    with tqdm(notebooks, desc="notebooks", unit="notebook", disable=not progress) as bar:
+    with (
+        _text_progress_in_kernels(),
+        progress_bars.tqdm(
+            notebooks, desc="notebooks", unit="notebook", disable=not progress
+        ) as bar,
+    ):
         for path in bar:
             bar.set_postfix_str(path.stem)
             own = papermill.inspect_notebook(str(path))
@@ -212,6 +219,20 @@ def run_notebooks(
     if job.status == "failed":
         raise JobFailedError(job.error)
     return job
+
+
+@contextlib.contextmanager
+def _text_progress_in_kernels() -> Iterator[None]:
+    """Kernels inherit the environment: text bars, which an executed notebook keeps."""
+    previous = os.environ.get(progress_bars.VARIABLE)
+    os.environ[progress_bars.VARIABLE] = "text"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(progress_bars.VARIABLE)
+        else:
+            os.environ[progress_bars.VARIABLE] = previous
 
 
 class _IpcKernelManager(AsyncKernelManager):

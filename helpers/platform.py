@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from helpers.config import Settings
 from helpers.exceptions import InvalidOrderError, OrderNotFoundError
+from helpers.progress import tqdm
 from helpers.schema import (
     KEY,
     LAKE_SCHEMA,

@@ -113,14 +113,16 @@ def _draw_forecast(axes, history, forecasts, unique_id, measure: str, history_da
 
 
 def pipeline_timeline(timeline: pd.DataFrame) -> Figure:
-    """Changes per stage over a live session (``workbench.stream_live``'s timeline)."""
+    """Changes each stage has taken in since a live session began (``workbench.stream_live``'s
+    timeline): the gap between the table and the lake is the pipeline's lag."""
     figure, axes = _figure(height=3)
     seconds = timeline["elapsed_s"]
     for stage in ("table", "stream", "lake", "failed"):
         if stage in timeline:
-            axes.plot(seconds, timeline[stage], linewidth=1.5, label=stage)
+            reached = timeline[stage] - timeline[stage].iloc[0]
+            axes.plot(seconds, reached, linewidth=1.5, label=stage, drawstyle="steps-post")
     axes.set_xlabel("seconds into the session")
-    return _finish(figure, axes, "Changes reached per stage", "changes")
+    return _finish(figure, axes, "Changes reached per stage since the session began", "changes")
 
 
 def to_png(figure: Figure, dpi: int = 96) -> bytes:

@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 import helpers
 from helpers import generate, queries
 from helpers.exceptions import SalescastError
 from helpers.platform import WRITE_CHUNK, Platform
+from helpers.progress import tqdm
 from helpers.schema import KEY, ORDER_FIELDS
 
 FIGURES_MIME = "application/vnd.salescast.figures+json"

@@ -134,6 +134,12 @@ def test_run_executes_the_notebooks_in_order_with_parameters(small):
     assert list(figures) == [path.stem for path in jobs.job_notebooks()]
     assert all((folder / f"{name}.ipynb").exists() for name in figures)
 
+    executed = nbformat.read(folder / "01_generate_and_stream.ipynb", as_version=4)
+    outputs = [output for cell in executed.cells for output in cell.get("outputs", [])]
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert any("100%" in o.get("text", "") for o in outputs if o.get("name") == "stdout")
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the timeline chart
+
     streamed = figures["01_generate_and_stream"]
     assert streamed["history"]["put"] > 45 * 50  # 45 days at 2,000 x 0.05 orders a day
     assert streamed["live"]["put"] > 0

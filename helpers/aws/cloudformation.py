@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
-from tqdm.auto import tqdm
 
 from helpers.aws import s3
 from helpers.aws.awslambda import code_key, package_transform
 from helpers.aws.session import Session
 from helpers.config import PROJECT_ROOT, Settings
 from helpers.exceptions import DeployError
+from helpers.progress import tqdm
 
 TEMPLATE = PROJECT_ROOT / "cloudformation" / "stack.yaml"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]

@@ -10,9 +10,8 @@ import time
 from datetime import datetime
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from helpers.exceptions import BackendError
+from helpers.progress import tqdm
 
 POLL_S = 5.0
 

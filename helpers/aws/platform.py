@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pandas as pd
-from tqdm.auto import tqdm
 
 from helpers import queries
 from helpers.aws import athena, cloudformation, cloudwatch, glue, kinesis
@@ -35,6 +34,7 @@ from helpers.platform import (
     failures_frame,
     objects_frame,
 )
+from helpers.progress import tqdm
 from helpers.schema import PARTITION_KEYS
 
 FLUSH_POLL_S = 5.0

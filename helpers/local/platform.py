@@ -22,7 +22,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from helpers import queries
 from helpers.config import Settings
@@ -51,6 +50,7 @@ from helpers.platform import (
     failures_frame,
     objects_frame,
 )
+from helpers.progress import tqdm
 from helpers.schema import PARTITION_KEYS
 
 log = logging.getLogger(__name__)
