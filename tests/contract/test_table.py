@@ -110,3 +110,18 @@ def test_writes_produce_new_and_old_image_stream_records(platform, probe, make_o
     rows = [json.loads(base64.b64decode(r["data"])) for r in results]
     assert [row["event_name"] for row in rows] == ["INSERT", "INSERT", "MODIFY", "MODIFY", "REMOVE"]
     assert rows[4]["quantity"] == 5  # a REMOVE carries the old image
+
+
+def test_a_generated_history_leaves_the_same_table(platform, history):
+    expected: dict[str, int] = {}  # order -> quantity, replaying the history by hand
+    for change in history:
+        for row in change.frame.to_dict("records"):
+            if change.action == "delete":
+                expected.pop(row["order_id"], None)
+            else:
+                expected[row["order_id"]] = row["quantity"]
+    counts = platform.apply(history, progress=False, batch_rows=500)
+    assert counts["update"] > 0 and counts["delete"] > 0
+    assert platform.orders.count() == len(expected)
+    for order_id in list(expected)[::97]:
+        assert platform.orders.get(order_id)["quantity"] == expected[order_id]
