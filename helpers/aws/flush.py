@@ -37,8 +37,9 @@ STATE_FIELDS = tuple(name for name in ORDER_FIELDS if name != KEY)
 LAKE_COLUMNS = [KEY, "event_name", "event_seq", *STATE_FIELDS]
 DAY_MS = 86_400_000
 
-State = tuple | None
-"""An order's fields after ``order_id`` (``order_ts`` in epoch milliseconds); None: deleted."""
+State = int | None
+"""The hash of an order's fields after ``order_id`` (``order_ts`` in epoch milliseconds), so
+that a backfill of a million orders is remembered in tens of megabytes; None: deleted."""
 
 
 class Expectations:
@@ -57,11 +58,11 @@ class Expectations:
         """Remember written orders (validated Arrow) or deleted ones (their old items)."""
         entries: dict[str, tuple[int, State]] = {}
         if orders is not None and orders.num_rows:
-            for key, state in zip(orders[KEY].to_pylist(), table_states(orders), strict=True):
-                entries[key] = (state[0] // DAY_MS, state)
+            for key, fields in zip(orders[KEY].to_pylist(), table_fields(orders), strict=True):
+                entries[key] = (fields[0] // DAY_MS, hash(fields))
         for item in removed or []:
-            state = order_state(item_to_order(item))
-            entries[item[KEY]["S"]] = (state[0] // DAY_MS, None)
+            fields = order_fields(item_to_order(item))
+            entries[item[KEY]["S"]] = (fields[0] // DAY_MS, None)
         with self._lock:
             if self.since is None and entries:
                 self.since = time.time()
@@ -82,8 +83,8 @@ class Expectations:
                 self.since = None
 
 
-def table_states(orders: pa.Table) -> list[tuple]:
-    """The state of each validated order."""
+def table_fields(orders: pa.Table) -> list[tuple]:
+    """The fields of each validated order (after ``order_id``, ``order_ts`` in ms)."""
     columns = [
         orders[name].cast(pa.int64()).to_pylist()
         if name == "order_ts"
@@ -93,8 +94,8 @@ def table_states(orders: pa.Table) -> list[tuple]:
     return list(zip(*columns, strict=True))
 
 
-def order_state(order: dict[str, Any]) -> tuple:
-    """The state of an order dict (:func:`~helpers.schema.item_to_order`)."""
+def order_fields(order: dict[str, Any]) -> tuple:
+    """The fields of an order dict (:func:`~helpers.schema.item_to_order`)."""
     ts = order["order_ts"]
     millis = int(ts.replace(tzinfo=UTC).timestamp()) * 1000 + ts.microsecond // 1000
     return tuple(millis if name == "order_ts" else order[name] for name in STATE_FIELDS)
@@ -115,8 +116,8 @@ def frame_states(frame: pd.DataFrame) -> list[State]:
     ]
     removed = (frame["event_name"] == "REMOVE").tolist()
     return [
-        None if gone else state
-        for gone, state in zip(removed, zip(*columns, strict=True), strict=True)
+        None if gone else hash(fields)
+        for gone, fields in zip(removed, zip(*columns, strict=True), strict=True)
     ]
 
 
@@ -191,7 +192,7 @@ def stream_states(records: Iterable[bytes]) -> dict[str, State]:
             if record["eventName"] == "REMOVE":
                 state = None
             else:
-                state = order_state(item_to_order(change["NewImage"]))
+                state = hash(order_fields(item_to_order(change["NewImage"])))
         except (ValueError, KeyError, TypeError):
             continue  # not a stream record of an order: not ours to judge
         if key not in latest or seq > latest[key][0]:
