@@ -39,6 +39,8 @@ FIGURES_MIME = "application/vnd.salescast.figures+json"
 """The output type that :func:`record` writes and ``salescast run`` reads."""
 SCALE_VARIABLE = "SALESCAST_SCALE"
 MIN_PRODUCTS = 3
+LOCAL_SAMPLE_S, AWS_SAMPLE_S = 0.5, 30.0
+"""Seconds between stage counts while streaming live, per backend."""
 
 
 def connect(backend: str = "", root: str = "", reset: bool = False) -> Platform:
@@ -127,16 +129,19 @@ def stream_live(
     seconds: float,
     params: generate.SalesParams,
     timeout: float = 120.0,
-    sample_s: float = 0.5,
+    sample_s: float | None = None,
 ) -> LiveSession:
     """Stream live orders (``order_ts`` = now) at ``rate`` a second for ``seconds``, scaled by
     ``SALESCAST_SCALE``, showing a bar with the changes per stage and the freshness so far.
 
     Freshness is measured as a user sees it: every ``sample_s`` the count of changes the table
     has accepted is noted, and the sample is fresh once the lake (delivered plus failed) holds
-    as many; the delay is known to about ``sample_s``. After the session it waits, up to
+    as many; the delay is known to about ``sample_s`` (default 0.5 s locally; 30 s on aws,
+    whose counts come from CloudWatch by the minute). After the session it waits, up to
     ``timeout``, for the lake to catch up.
     """
+    if sample_s is None:
+        sample_s = LOCAL_SAMPLE_S if platform.settings.backend == "local" else AWS_SAMPLE_S
     factor = scale()
     rate, seconds = rate * factor, seconds * factor
     total = math.floor(rate * seconds)
