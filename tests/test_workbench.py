@@ -1,0 +1,78 @@
+"""The notebooks' steps: scale, the lake checked against the table, freshness, live sessions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import helpers
+from helpers import plots, workbench
+from helpers.exceptions import SalescastError
+
+
+def test_scale_multiplies_volumes_and_refuses_nonsense(monkeypatch):
+    monkeypatch.delenv("SALESCAST_SCALE", raising=False)
+    assert workbench.sales_params(2000, 50, seed=1).orders_per_day == 2000
+    monkeypatch.setenv("SALESCAST_SCALE", "0.1")
+    params = workbench.sales_params(2000, 50, seed=1)
+    assert (params.orders_per_day, params.n_products, params.seed) == (200, 5, 1)
+    assert workbench.sales_params(2000, 10, seed=1).n_products == workbench.MIN_PRODUCTS
+    for bad in ("zero", "0", "-1"):
+        monkeypatch.setenv("SALESCAST_SCALE", bad)
+        with pytest.raises(SalescastError, match=f"SALESCAST_SCALE={bad!r} is not a positive"):
+            workbench.scale()
+
+
+def test_check_lake_finds_what_the_lake_has_not_caught_up_with(tmp_path, make_orders):
+    root = tmp_path / "root"
+    orders = make_orders(40, seed=2)
+    with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
+        platform.orders.put(orders)
+        platform.flush()
+        assert workbench.check_lake(platform).matches
+    # a writer that does not consume: its changes stay in the table's stream
+    with helpers.connect(root=root, consume=False) as writer:
+        writer.orders.update(orders.order_id[0], quantity=99)
+        writer.orders.delete([orders.order_id[1]])
+        writer.orders.put(make_orders(1, seed=3))
+        check = workbench.check_lake(writer)
+    assert not check.matches
+    assert check.missing_from_lake == ["o-3-000000"]
+    assert check.only_in_lake == [orders.order_id[1]]
+    assert check.different[["order_id", "field", "table"]].to_dict("records") == [
+        {"order_id": orders.order_id[0], "field": "quantity", "table": 99}
+    ]
+    figures = check.figures()
+    assert (figures["table_orders"], figures["lake_orders"]) == (40, 40)
+    assert figures["lake_matches_table"] is False
+    assert check.summary()["count"].tolist() == [40, 40, 1, 1, 1]
+
+
+def test_freshness_is_the_wait_until_the_lake_holds_what_the_table_had():
+    timeline = pd.DataFrame(
+        {
+            "elapsed_s": [0.0, 0.5, 1.0, 1.5, 2.0],
+            "table": [100, 110, 120, 120, 120],
+            "lake": [100, 100, 110, 110, 120],
+            "failed": [0, 0, 0, 0, 0],
+        }
+    )
+    # 110 accepted at 0.5 s reached the lake at 1.0 s; 120 at 1.0 s reached it at 2.0 s
+    assert workbench._freshness(timeline).tolist() == [0.5, 1.0, 0.5, 0.0]
+
+
+def test_live_session_counts_changes_and_measures_freshness(tmp_path, monkeypatch):
+    monkeypatch.delenv("SALESCAST_SCALE", raising=False)
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.2) as platform:
+        session = workbench.stream_live(
+            platform, rate=40, seconds=3, params=workbench.sales_params(100, 5, seed=4)
+        )
+        lake = platform.status().set_index("stage").loc["lake", "records"]
+    assert session.counts["put"] == 120
+    assert lake == sum(session.counts.values())  # the session waited for the lake
+    assert session.timeline["lake"].iloc[-1] == lake
+    freshness = session.freshness
+    assert 0 <= freshness["p50_s"] <= freshness["p95_s"] <= freshness["max_s"] < 10
+    chart = plots.pipeline_timeline(session.timeline)
+    lake_line = next(line for line in chart.axes[0].lines if line.get_label() == "lake")
+    assert lake_line.get_ydata()[-1] == lake - session.timeline["lake"].iloc[0]
