@@ -30,5 +30,5 @@ def test_query_benchmark_pieces_run(tmp_path):
     assert len(results["daily_sales"]) == len(peer_daily)
     assert results["top_products"].product_id.tolist() == peer_top.product_id.tolist()
     for name in ("daily_sales", "top_products"):
-        for when in ("after_crawl", "after_append", "warm"):
+        for when in ("first", "after_crawl", "after_append", "warm"):
             assert figures[f"{name}_{when}_s"] > 0

@@ -443,6 +443,25 @@ class Athena:
         )
         return f"SELECT {', '.join(typed)} FROM {source}"
 
+    def refresh(self, database: str) -> list[str]:
+        """Bring what is maintained under every view of ``database`` up to date, as their
+        first query would (the crawler's run calls this, so that a query after it finds
+        little left to merge). Returns the views; one that fails is left to its query."""
+        views = [
+            table["Name"]
+            for table in self.catalog.tables(database)
+            if table.get("TableType") == "VIRTUAL_VIEW"
+        ]
+        connection, registered = self._connection()
+        done: dict = {}
+        for name in views:
+            sql = f"SELECT * FROM {_quote(database)}.{_quote(name)}"
+            try:
+                self._register(connection, registered, _parse(sql), database, sql, done)
+            except QueryError:
+                continue
+        return views
+
     def describe(self, sql: str, database: str) -> list[dict[str, str]]:
         """The Glue columns (``Name``, ``Type``) a query returns, without running it fully."""
         tree = _parse(sql)

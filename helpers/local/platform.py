@@ -320,6 +320,7 @@ class LocalPlatform(Platform):
         """Run the crawler, then make sure the views exist; returns what the run did."""
         result = self.crawler.run().summary()
         result["views_created"] = self.create_views()
+        self.athena.refresh(self.settings.database)  # the views' maintained state, if any
         return result
 
     def _scheduled_crawl(self) -> int:
