@@ -139,6 +139,11 @@ class Table:
         pages = self.client.get_paginator("scan").paginate(TableName=self.name, Select="COUNT")
         return sum(page["Count"] for page in pages)
 
+    def scan(self) -> list[dict]:
+        """Every item as AttributeValue JSON (a strongly consistent Scan of the whole table)."""
+        pages = self.client.get_paginator("scan").paginate(TableName=self.name, ConsistentRead=True)
+        return [item for page in pages for item in page["Items"]]
+
     def approximate_count(self) -> int:
         """DynamoDB's item count (DescribeTable), refreshed about every six hours; free."""
         return self.client.describe_table(TableName=self.name)["Table"]["ItemCount"]

@@ -11,6 +11,7 @@ import pytest
 
 from helpers import transform
 from helpers.exceptions import InvalidOrderError, OrderNotFoundError
+from helpers.schema import ORDER_FIELDS
 
 
 def test_put_get_count_and_overwrite(platform, make_orders):
@@ -125,3 +126,15 @@ def test_a_generated_history_leaves_the_same_table(platform, history):
     assert platform.orders.count() == len(expected)
     for order_id in list(expected)[::97]:
         assert platform.orders.get(order_id)["quantity"] == expected[order_id]
+
+
+def test_scan_returns_every_order_as_it_stands(platform, make_orders):
+    orders = make_orders(25)
+    platform.orders.put(orders)
+    platform.orders.update(orders.order_id[1], quantity=9)
+    platform.orders.delete([orders.order_id[0]])
+    scanned = platform.orders.scan().sort_values("order_id").reset_index(drop=True)
+    assert list(scanned.columns) == list(ORDER_FIELDS)
+    assert scanned.order_id.tolist() == orders.order_id[1:].tolist()
+    assert scanned.quantity.tolist() == [9, *orders.quantity[2:]]
+    assert (pd.to_datetime(scanned.order_ts) == orders.order_ts[1:].reset_index(drop=True)).all()
