@@ -22,8 +22,9 @@ import json
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,8 @@ from helpers.local.sqlite import Database
 from helpers.schema import LAKE_SCHEMA, PARTITION_KEYS
 
 LAMBDA_RETRIES = 3
+DATA_PLANES = 2
+"""Buffers delivered at the same time, each in a runtime process of its own."""
 FILE_EXTENSION = ".parquet"
 
 _SCHEMA = """
@@ -88,7 +91,9 @@ class DeliveryStream:
 
     This object is the control plane (reading shards, buffering, checkpoints, counters) and
     lives in the caller's process; the data plane (invoking the Lambda, converting, writing
-    objects) runs in a runtime process of its own, so it uses another core.
+    objects) runs in runtime processes of its own, so it uses other cores: while one buffer
+    is delivered the next is read, and up to ``DATA_PLANES`` buffers are delivered at once,
+    as Firehose processes buffers concurrently. Buffers are checkpointed in order.
     """
 
     def __init__(
@@ -137,6 +142,7 @@ class DeliveryStream:
             function.log_path.parent,
             function.logger_name,
             timeout_s=900,
+            concurrency=DATA_PLANES,
             log_name=function.name,
         )
         self.buffer_bytes_limit = int(buffer_size_mb * 1024 * 1024)
@@ -148,6 +154,7 @@ class DeliveryStream:
         self._buffer_bytes = 0
         self._buffer_started = 0.0
         self._flush_requested = False
+        self._in_flight: deque[tuple[Future, dict[int, int]]] = deque()
 
     # state --------------------------------------------------------------------------------
 
@@ -201,40 +208,71 @@ class DeliveryStream:
         due = self._buffer_bytes >= self.buffer_bytes_limit or (
             now - self._buffer_started >= self.buffer_interval_s
         )
-        if self._buffered and (due or (self._flush_requested and not read)):
-            self.deliver()
-        elif not self._buffered and self._flush_requested and not read:
-            self._flush_requested = False
+        flushing = self._flush_requested and not read
+        if self._buffered and (due or flushing):
+            self._hand_over()
+        if flushing:
+            self.deliver()  # a flush waits for every buffer handed over
+        else:
+            self._checkpoint(wait=False)
         return read
 
     def deliver(self) -> None:
-        """Have the data plane write the buffer, then checkpoint the positions it covers."""
+        """Have the data plane write the buffer, and wait until every buffer handed over is
+        written and checkpointed."""
+        self._hand_over()
+        self._checkpoint(wait=True)
+        self._flush_requested = False
+
+    def _hand_over(self) -> None:
+        """Start the data plane on the buffer (``DATA_PLANES`` buffers at most at a time)."""
+        if not self._buffered:
+            return
+        while len(self._in_flight) >= DATA_PLANES:
+            self._checkpoint(wait=True, at_most=1)
         ranges = {shard: (self._delivered[shard], seq) for shard, seq in self.positions.items()}
-        positions = dict(self.positions)
-        self._buffered, self._buffer_bytes, self._flush_requested = 0, 0, False
-        try:
-            written, counts = self.runtime.invoke((self.plane, ranges))
-        except FunctionError:
-            self.positions = self.checkpoints()  # read the buffer again: at-least-once
-            self._delivered = dict(self.positions)
-            raise
-        self._delivered = positions
-        with self.db.write() as connection:
-            connection.executemany(
-                "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?)", written
-            )
-            connection.executemany(
-                "INSERT INTO counters VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                list(counts.items()),
-            )
-            connection.executemany(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", list(positions.items())
-            )
+        future = self.runtime.invoke_async((self.plane, ranges))
+        self._in_flight.append((future, dict(self.positions)))
+        self._delivered = dict(self.positions)
+        self._buffered, self._buffer_bytes = 0, 0
+
+    def _checkpoint(self, wait: bool, at_most: int | None = None) -> None:
+        """Record the buffers the data plane finished, oldest first, and checkpoint the
+        positions they cover; a later buffer is never checkpointed before an earlier one."""
+        while self._in_flight and (wait or self._in_flight[0][0].done()) and at_most != 0:
+            future, positions = self._in_flight.popleft()
+            try:
+                written, counts = self.runtime.result(future)
+            except FunctionError:
+                for later, _ in self._in_flight:  # let them finish; their buffers are read again
+                    later.exception()
+                self._in_flight.clear()
+                self.positions = self.checkpoints()  # read again from here: at-least-once
+                self._delivered = dict(self.positions)
+                self._buffered, self._buffer_bytes = 0, 0
+                raise
+            with self.db.write() as connection:
+                connection.executemany(
+                    "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?)", written
+                )
+                connection.executemany(
+                    "INSERT INTO counters VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                    list(counts.items()),
+                )
+                connection.executemany(
+                    "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", list(positions.items())
+                )
+            if at_most is not None:
+                at_most -= 1
 
     def close(self) -> None:
-        self.runtime.close()
-        self.db.close()
+        """Wait for the buffers handed over (and checkpoint them), then stop the runtimes."""
+        try:
+            self._checkpoint(wait=True)
+        finally:
+            self.runtime.close()
+            self.db.close()
 
 
 @dataclass

@@ -119,3 +119,16 @@ def firehose_slow(event, context):
 
     time.sleep(1.5)
     return lambda_handler(event, context)
+
+
+def firehose_held_for_order_0(event, context):
+    """The transform; a batch holding order o-00000 first waits for the file named by
+    ``SALESCAST_TEST_RELEASE`` to exist."""
+    from helpers.transform import lambda_handler
+
+    if any(b"o-00000" in base64.b64decode(record["data"]) for record in event["records"]):
+        release = os.environ["SALESCAST_TEST_RELEASE"]
+        deadline = time.monotonic() + 60
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    return lambda_handler(event, context)

@@ -254,8 +254,9 @@ def test_buffers_until_the_interval(
         assert delivery.buffered == 3
         assert bucket.list_objects() == []
         assert delivery.checkpoints() == {0: 0, 1: 0}
-    delivery.step(now=started + 0.6)  # the interval has passed
+    delivery.step(now=started + 0.6)  # the interval has passed: handed to the data plane
     assert delivery.buffered == 0
+    delivery.deliver()  # wait for it
     rows, _ = lake(bucket)
     assert len(rows) == 3
     assert delivery.checkpoints() == stream.latest_sequences()
@@ -293,8 +294,9 @@ def test_size_hint_delivers_without_waiting(
     )
     for _ in range(20):
         delivery.step()
+    assert delivery.buffered == 0  # handed to the data plane
+    delivery.deliver()  # wait for it
     assert len(lake(bucket)[0]) == 10
-    assert delivery.buffered == 0
 
 
 def test_small_lambda_buffer_splits_invocations(
@@ -306,6 +308,34 @@ def test_small_lambda_buffer_splits_invocations(
     drain(delivery)
     rows, _ = lake(bucket)
     assert by_seq(rows) == by_seq(expected_rows(table))
+
+
+def test_buffers_are_delivered_concurrently_and_checkpointed_in_order(
+    tmp_path, make_delivery, table, stream, bucket, pump, monkeypatch
+):
+    release = tmp_path / "release"
+    monkeypatch.setenv("SALESCAST_TEST_RELEASE", str(release))
+    function = handler_function(tmp_path, "firehose_held_for_order_0")
+    delivery = make_delivery(tmp_path, stream, function, bucket, interval=0)
+    table.put_items(orders(0))
+    pump()
+    delivery.step()  # the first buffer, held in its data plane
+    table.put_items(orders(1))
+    pump()
+    delivery.step()  # the second, in another data plane
+    deadline = time.monotonic() + 60
+    while not bucket.list_objects("sales/") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (second,) = bucket.list_objects("sales/")  # the second buffer is written ...
+    assert "day=02" in second.key
+    delivery.step()
+    assert delivery.checkpoints() == {0: 0, 1: 0}  # ... but not checkpointed before the first
+    release.touch()
+    delivery.deliver()
+    assert delivery.checkpoints() == stream.latest_sequences()
+    assert by_seq(lake(bucket)[0]) == by_seq(expected_rows(table))
+    assert delivery.counters() == {"received": 2, "ok": 2, "dropped": 0, "failed": 0}
+    function.close()
 
 
 def test_corrupt_record_goes_to_processing_failed_and_the_rest_is_delivered(
