@@ -239,21 +239,25 @@ class Platform(abc.ABC):
         adding new columns) as needed, like ``awswrangler.s3.to_parquet(dataset=True,
         database=..., table=..., partition_cols=...)``; returns the partition's location."""
 
+    @abc.abstractmethod
     def read_errors(self, limit: int | None = None) -> pd.DataFrame:
         """The records delivery could not write, from the error prefix (:func:`failures_frame`)."""
-        raise NotImplementedError(f"{type(self).__name__} does not read the error prefix yet")
 
+    @abc.abstractmethod
     def provision(self) -> pd.DataFrame:
         """Create what the backend needs, if missing, and return :meth:`resources`."""
-        raise NotImplementedError(f"{type(self).__name__} cannot provision yet")
 
+    @abc.abstractmethod
     def resources(self) -> pd.DataFrame:
         """What exists: service, kind, name, ARN and a detail, one row per resource."""
-        raise NotImplementedError(f"{type(self).__name__} does not list its resources yet")
 
+    @abc.abstractmethod
     def catalog_tables(self) -> pd.DataFrame:
         """The catalog's tables and views (:func:`catalog_row`), every database."""
-        raise NotImplementedError(f"{type(self).__name__} does not list its catalog yet")
+
+    @abc.abstractmethod
+    def teardown(self) -> None:
+        """Remove what :meth:`provision` created, the lake included."""
 
     def named_query(self, name: str, params: list | dict | None = None) -> pd.DataFrame:
         """Run one of the named queries of ``helpers/queries``."""
