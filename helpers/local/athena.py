@@ -682,7 +682,7 @@ class _LatestRows:
     """
 
     def __init__(self, root: Path, definition: dict[str, Any], pattern: _LatestPattern, source):
-        self.keys, self.columns, self.ranking = pattern.keys, pattern.columns, pattern.ranking()
+        self.keys, self.ranking = pattern.keys, pattern.ranking()
         self.source = source  # (paths, by_name) -> typed SQL with positions
         self.manifest: dict = {}  # as the last refresh left it, with its paths and files
         self.paths: list[str] = []
@@ -738,31 +738,34 @@ class _LatestRows:
         return f"{source} WHERE {_POSITION} NOT IN (SELECT pos FROM {_parquet(superseded)})"
 
     def _merge(self, connection, manifest: dict, new: list[str]) -> None:
+        """Merge the objects ``new``: first by key hashes and positions alone (cheap), then
+        the rows whose key hash is not unique are ranked with their key and order columns."""
         batch = uuid.uuid4().hex[:12]
         rows, losers = f"__rows_{batch}", f"__losers_{batch}"
         keys = ", ".join(_quote(key) for key in self.keys)
-        columns = ", ".join(_quote(column) for column in self.columns)
-        select = f"SELECT {_POSITION}, hash({keys}) AS {_KEY_HASH}, {columns} FROM ({{}})"
         new_rows = self.source(new, not self._one_schema(manifest, new))
-        connection.execute(f"CREATE TEMP TABLE {rows} AS {select.format(new_rows)}")
+        connection.execute(
+            f"CREATE TEMP TABLE {rows} AS "
+            f"SELECT {_POSITION}, hash({keys}) AS {_KEY_HASH} FROM ({new_rows})"
+        )
         try:
             connection.execute(
                 f"COPY (SELECT {_KEY_HASH} AS h, {_POSITION} AS pos FROM {rows}) "
                 f"TO {sql_literal(str(self.directory / f'keys-{batch}.parquet'))} (FORMAT parquet)"
             )
             older = self._live_rows_sharing_a_key(connection, manifest, rows)
-            if older:
-                files = self._files_holding(connection, manifest["objects"], older)
-                old_rows = self.source(files, not self._one_schema(manifest, files))
-                connection.execute(
-                    f"INSERT INTO {rows} {select.format(old_rows)} "
-                    f"WHERE {_POSITION} IN (SELECT unnest(?::UBIGINT[]))",
-                    [older],
-                )
+            positions = [position for position, _ in older]
             connection.execute(
-                f"CREATE TEMP TABLE {losers} AS SELECT {_POSITION} AS pos FROM {rows} "
-                f"WHERE {_KEY_HASH} IN (SELECT {_KEY_HASH} FROM {rows} GROUP BY {_KEY_HASH} "
-                f"HAVING count(*) > 1) QUALIFY {self.ranking} > 1"
+                f"INSERT INTO {rows} SELECT unnest(?::UBIGINT[]), unnest(?::UBIGINT[])",
+                [positions, [key for _, key in older]],
+            )
+            files = new + self._files_holding(connection, manifest["objects"], positions)
+            ranked = self.source(files, not self._one_schema(manifest, files))
+            connection.execute(
+                f"CREATE TEMP TABLE {losers} AS SELECT {_POSITION} AS pos FROM ({ranked}) "
+                f"WHERE {_POSITION} IN (SELECT {_POSITION} FROM {rows} WHERE {_KEY_HASH} IN "
+                f"(SELECT {_KEY_HASH} FROM {rows} GROUP BY {_KEY_HASH} HAVING count(*) > 1)) "
+                f"QUALIFY {self.ranking} > 1"
             )
             lost = connection.execute(f"SELECT count(*) FROM {losers}").fetchall()[0][0]
             if lost:
@@ -863,16 +866,17 @@ class _LatestRows:
             f"WHERE {_POSITION} IN (SELECT pos FROM {_parquet(own)})"
         )
 
-    def _live_rows_sharing_a_key(self, connection, manifest: dict, rows: str) -> list[int]:
-        """Positions of merged rows, not superseded, whose key hash a new row has."""
+    def _live_rows_sharing_a_key(self, connection, manifest, rows) -> list[tuple[int, int]]:
+        """Positions and key hashes of merged rows, not superseded, whose key hash a new row
+        has."""
         known = self._files(manifest, "keys")
         if not known:
             return []
-        live = f"SELECT pos FROM {_parquet(known)} WHERE h IN (SELECT {_KEY_HASH} FROM {rows})"
+        live = f"SELECT pos, h FROM {_parquet(known)} WHERE h IN (SELECT {_KEY_HASH} FROM {rows})"
         superseded = self._files(manifest, "superseded")
         if superseded:
             live += f" AND pos NOT IN (SELECT pos FROM {_parquet(superseded)})"
-        return [position for (position,) in connection.execute(live).fetchall()]
+        return connection.execute(live).fetchall()
 
     def _compact(self, connection, manifest: dict) -> dict:
         """One file of each kind instead of one per merge."""
