@@ -297,6 +297,7 @@ class Athena:
                 )
                 body = self._translate(view_tree, target.database)
                 latest = [t.name for t in view_tree.find_all(exp.Table) if t.db == _LATEST]
+                self._local.rows.pop(target, None)
                 if latest:
                     keep = False  # its rows are maintained already
                     if len(latest) == 1 and _row_wise(view_tree):
@@ -809,7 +810,8 @@ class _LatestRows:
                 kept = {"applied": ids, "files": [], "types": {}}
                 leaf = self.body(self.paths, self.superseded)
                 self._partial(connection, directory, kept, partial, delta, leaf, groups, 1)
-            for batch in batches[len(kept["applied"]) :]:
+            pending = batches[len(kept["applied"]) :]
+            for batch in pending:
                 added, removed = self._changes(connection, batch)
                 self._partial(connection, directory, kept, partial, delta, added, groups, 1)
                 if removed:
@@ -820,9 +822,8 @@ class _LatestRows:
                 for old in directory.glob("partial-*.parquet"):
                     if old.name not in referenced:
                         old.unlink(missing_ok=True)
-            temporary = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
-            temporary.write_text(json.dumps(kept))
-            os.replace(temporary, path)
+            if kept is not before or pending:
+                _write_json(path, kept)
         return pattern.combine([str(directory / name) for name in kept["files"]], kept["types"])
 
     def _partial(self, connection, directory, kept, partial, delta, leaf, groups, sign) -> None:
@@ -925,10 +926,14 @@ class _LatestRows:
         return {"objects": {}, "schemas": {}, "batches": []}
 
     def _save(self, manifest: dict) -> None:
-        path = self.directory / "manifest.json"
-        temporary = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
-        temporary.write_text(json.dumps(manifest))
-        os.replace(temporary, path)
+        _write_json(self.directory / "manifest.json", manifest)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Replace ``path`` with ``value`` at once (readers see the old file or the new one)."""
+    temporary = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
+    temporary.write_text(json.dumps(value))
+    os.replace(temporary, path)
 
 
 def _schema_fingerprint(path: str) -> str:
