@@ -238,26 +238,27 @@ def test_which_subqueries_are_maintained(sql, maintained):
 
 
 def assert_answers_as_written(platform) -> None:
-    """orders_current, daily_sales and top products equal the plain SQL's answers."""
-    plain = Athena(
-        platform.catalog,
-        platform.bucket,
-        platform.settings.root / "plain.sqlite",
-        maintain_latest=False,
-    )
+    """orders_current, daily_sales and top products equal the plain SQL's answers, in this
+    engine and in a new one (another process would find the same state on disk)."""
+    database = platform.settings.database
+    root = platform.settings.root
+    plain = Athena(platform.catalog, platform.bucket, root / "plain.sqlite", maintain_latest=False)
+    new = Athena(platform.catalog, platform.bucket, root / "athena.sqlite")
     try:
         for sql in (
             "SELECT * FROM orders_current",
             "SELECT * FROM daily_sales",
             queries.load("top_products"),
         ):
-            got = platform.query(sql)
-            want = plain.read_sql_query(sql, platform.settings.database)
+            want = plain.read_sql_query(sql, database)
             columns = list(want.columns)
-            got, want = (f.sort_values(columns[:4]).reset_index(drop=True) for f in (got, want))
-            pd.testing.assert_frame_equal(got, want, check_exact=False)
+            want = want.sort_values(columns[:4]).reset_index(drop=True)
+            for got in (platform.query(sql), new.read_sql_query(sql, database)):
+                got = got.sort_values(columns[:4]).reset_index(drop=True)
+                pd.testing.assert_frame_equal(got, want, check_exact=False)
     finally:
         plain.close()
+        new.close()
 
 
 def test_latest_rows_are_maintained_exactly(tmp_path, make_orders, monkeypatch):
