@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 COUNTERS = ("received", "ok", "dropped", "failed")
 _b64encode, _b64decode = binascii.b2a_base64, binascii.a2b_base64
 _JSON_OPTIONS = pj.ParseOptions(explicit_schema=LAKE_SCHEMA, unexpected_field_behavior="ignore")
+_JSON_READ = pj.ReadOptions(use_threads=False)  # the data planes already use every core
 
 
 @dataclass
@@ -650,6 +651,8 @@ def _read_rows(lines: Sequence[bytes]) -> pa.Table | None:
 
 def _read_json(lines: bytes) -> pa.Table:
     """Newline-delimited JSON objects as a table of the lake schema (unknown keys ignored)."""
-    if not lines.strip():
+    if not lines or lines.isspace():
         return LAKE_SCHEMA.empty_table()
-    return pj.read_json(pa.BufferReader(lines), parse_options=_JSON_OPTIONS)
+    return pj.read_json(
+        pa.BufferReader(lines), read_options=_JSON_READ, parse_options=_JSON_OPTIONS
+    )

@@ -66,7 +66,12 @@ def even_shards(count: int) -> list[Shard]:
 
 def sequence_number(shard: int, seq: int) -> str:
     """The 56-digit sequence number of a shard's seq-th record."""
-    return f"49{shard:06d}{seq:048d}"
+    return _sequence_format(shard) % seq
+
+
+def _sequence_format(shard: int) -> str:
+    """The ``%`` format of a shard's sequence numbers, for formatting many at once."""
+    return f"49{shard:06d}%048d"
 
 
 class Stream:
@@ -99,30 +104,30 @@ class Stream:
 
         Returns each record's (shard id, sequence number), in the order given.
         """
+        shards = []
         for partition_key, data in records:
             if not partition_key or len(partition_key) > 256:
                 raise ValueError("partition key must be 1 to 256 characters")
             if len(data) + len(partition_key.encode()) > MAX_RECORD_BYTES:
                 raise ValueError(f"record of {len(data)} bytes exceeds Kinesis's 1 MiB limit")
+            shards.append(self.shard_for(partition_key))
         now = time.time()
-        placed = []
         with self.db.write() as connection:
             tops = self._tops(connection)
             rows = []
-            for partition_key, data in records:
-                shard = self.shard_for(partition_key)
-                seq = tops[shard] + 1
-                tops[shard] = seq
+            for shard, (partition_key, data) in zip(shards, records, strict=True):
+                tops[shard] = seq = tops[shard] + 1
                 rows.append((shard, seq, partition_key, data, now))
-                placed.append((self.shards[shard].shard_id, sequence_number(shard, seq)))
             connection.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
-        return placed
+        shard_ids = [shard.shard_id for shard in self.shards]
+        formats = [_sequence_format(shard.index) for shard in self.shards]
+        return [(shard_ids[shard], formats[shard] % seq) for shard, seq, *_ in rows]
 
     def get_records(self, shard: int, after: int, limit: int = 10_000) -> list[Record]:
         """GetRecords from a shard, after a position (0 = from the trim horizon)."""
-        shard_id = self.shards[shard].shard_id
+        shard_id, number = self.shards[shard].shard_id, _sequence_format(shard)
         return [
-            Record(shard_id, seq, sequence_number(shard, seq), key, data, arrival)
+            Record(shard_id, seq, number % seq, key, data, arrival)
             for seq, key, data, arrival in self.db.read(
                 "SELECT seq, partition_key, data, arrival FROM records "
                 "WHERE shard = ? AND seq > ? ORDER BY seq LIMIT ?",
