@@ -87,26 +87,33 @@ _ISO = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]((?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])"
     r"(?:\.([0-9]{1,9}))?(Z|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?"
 ).fullmatch
-_CANONICAL_TS = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z"
-).fullmatch
+_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_CLOCK = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}"
+_CANONICAL_TS = re.compile(f"{_DAY}T{_CLOCK}Z").fullmatch
 _ATTRIBUTES = tuple(
     (name, "N" if name in ("quantity", "unit_price") else "S") for name in FIELDS[:9]
 )
 
 
 def _canonical_record_regex():
-    """The stream record exactly as the local pipe writes it; groups: eventName,
-    ApproximateCreationDateTime, NewImage's nine values, OldImage's nine, SequenceNumber."""
-    text = r'"([^"\\\x00-\x1f]*)"'  # a JSON string without escapes: its value verbatim
-    other = r'"[^"\\\x00-\x1f]*"'
+    """The stream record exactly as the local pipe writes it, with canonical values; groups:
+    eventName, ApproximateCreationDateTime, NewImage's ten values (``order_ts`` as date and
+    time), OldImage's ten, SequenceNumber."""
+    other = r'"[^"\\\x00-\x1f]*"'  # a JSON string without escapes
     number = r"(?:0|[1-9][0-9]*)"  # a JSON integer
+    values = {
+        "S": r'"([^"\\\x00-\x1f]+)"',  # not empty: its value verbatim
+        "order_ts": f'"({_DAY})T({_CLOCK})Z"',
+        "quantity": r'"([0-9]{1,9})"',
+        "unit_price": r'"([0-9]+\.?[0-9]*|\.[0-9]+)"',
+    }
 
     def image(name):
-        values = ",".join(
-            rf'"{attribute}":\{{"{kind}":{text}\}}' for attribute, kind in _ATTRIBUTES
+        attributes = ",".join(
+            rf'"{attribute}":\{{"{kind}":{values.get(attribute, values["S"])}\}}'
+            for attribute, kind in _ATTRIBUTES
         )
-        return rf'(?:,"{name}":\{{{values}\}})?'
+        return rf'(?:,"{name}":\{{{attributes}\}})?'
 
     return re.compile(
         rf'\{{"eventID":{other},"eventName":"(INSERT|MODIFY|REMOVE)","eventVersion":{other},'
@@ -115,8 +122,8 @@ def _canonical_record_regex():
         rf'"Keys":\{{"order_id":\{{"S":{other}\}}\}}'
         + image("NewImage")
         + image("OldImage")
-        + rf',"SequenceNumber":{text},"SizeBytes":{number},"StreamViewType":{other}\}},'
-        rf'"eventSourceARN":{other}\}}'
+        + rf',"SequenceNumber":"([0-9]{{1,{EVENT_SEQ_DIGITS}}})","SizeBytes":{number},'
+        rf'"StreamViewType":{other}\}},"eventSourceARN":{other}\}}'
     ).fullmatch
 
 
@@ -252,13 +259,27 @@ def _row(data):
     except Exception:
         return _convert(_decode(data))
     match = _CANONICAL_RECORD(text)
-    if match is not None:
+    if match is not None:  # canonical by its shape, but for the date and a zero quantity
         groups = match.groups()
-        image = groups[2:11] if groups[0] != "REMOVE" else groups[11:20]
-        if image[0] is not None:
-            row = _canonical_row(groups[0], image, groups[20], int(groups[1]))
-            if row is not None:
-                return row
+        event_name = groups[0]
+        order_id, day, clock, customer_id, product_id, name, category, channel, quantity, price = (
+            groups[2:12] if event_name != "REMOVE" else groups[12:22]
+        )
+        if order_id is not None and _dates.get(day) and quantity.strip("0"):
+            return _line(
+                event_name,
+                order_id,
+                f"{day} {clock}",
+                customer_id,
+                product_id,
+                name,
+                category,
+                channel,
+                quantity,
+                price,
+                groups[22],
+                int(groups[1]),
+            )
     try:
         stream_record, end = _scan(text, 0)
         if end != len(text):
@@ -284,8 +305,8 @@ def _row(data):
 
 
 def _canonical_row(event_name, values, seq, created):
-    """(line, order_ts) from canonical values (the image's attributes in lake order), or None
-    when one is not canonical."""
+    """(line, order_ts) from the image's attributes in lake order, or None when one is not
+    canonical."""
     order_id, order_ts, customer_id, product_id, name, category, channel, quantity, price = values
     digits = price.replace(".", "", 1)
     if (
@@ -301,6 +322,37 @@ def _canonical_row(event_name, values, seq, created):
     ):
         return None
     order_ts = order_ts[:10] + " " + order_ts[11:23]
+    return _line(
+        event_name,
+        order_id,
+        order_ts,
+        customer_id,
+        product_id,
+        name,
+        category,
+        channel,
+        quantity,
+        price,
+        seq,
+        created,
+    )
+
+
+def _line(
+    event_name,
+    order_id,
+    order_ts,
+    customer_id,
+    product_id,
+    name,
+    category,
+    channel,
+    quantity,
+    price,
+    seq,
+    created,
+):
+    """(line, order_ts) of canonical values; ``order_ts`` already in the lake's form."""
     event_ts = _seconds.get(created) if type(created) is int else None
     event_ts = _epoch(created) if event_ts is None else event_ts + ".000"
     line = (
