@@ -347,8 +347,9 @@ class AwsPlatform(Platform):
         return self.resources()
 
     def resources(self) -> pd.DataFrame:
-        """The stack's resources: service, kind, physical name, ARN (when the id is one) and
-        status; empty when there is no stack."""
+        """The stack's resources (service, kind, physical name, ARN when the id is one, and
+        status), then its outputs (kind ``Output``, the value as detail); empty when there is
+        no stack."""
         client = self.session.client("cloudformation")
         if self.names.stack is None:
             return pd.DataFrame(columns=RESOURCE_COLUMNS)
@@ -369,6 +370,18 @@ class AwsPlatform(Platform):
                         resource["ResourceStatus"],
                     )
                 )
+        stack = client.describe_stacks(StackName=self.names.stack)["Stacks"][0]
+        for output in stack.get("Outputs", []):
+            value = output["OutputValue"]
+            rows.append(
+                (
+                    "CloudFormation",
+                    "Output",
+                    output["OutputKey"],
+                    value if value.startswith("arn:") else "",
+                    value,
+                )
+            )
         return pd.DataFrame(rows, columns=RESOURCE_COLUMNS)
 
     def close(self) -> None:

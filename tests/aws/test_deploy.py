@@ -129,7 +129,10 @@ def test_the_platform_uses_the_stack_outputs(session, template, make_orders):
         platform.orders.put(make_orders(3))
         assert platform.orders.count() == 3
         resources = platform.resources()
+        outputs = resources[resources.kind == "Output"].set_index("name")
+        resources = resources[resources.kind != "Output"]
         assert sorted(resources.kind) == ["Bucket", "Stream", "Table"]
+        assert outputs.loc["TableName", "detail"] == "salescast-orders-v2"
         table = resources.set_index("kind").loc["Table"]
         assert (table["service"], table["name"]) == ("DynamoDB", "salescast-orders-v2")
     items = boto3.client("dynamodb").scan(TableName="salescast-orders-v2")["Items"]
