@@ -459,7 +459,7 @@ class Athena:
             sql = f"SELECT * FROM {_quote(database)}.{_quote(name)}"
             try:
                 self._register(connection, registered, _parse(sql), database, sql, done)
-            except QueryError:
+            except (QueryError, duckdb.Error):
                 continue
         return views
 
@@ -742,7 +742,7 @@ class _LatestRows:
         """Merge the objects ``new``: first by key hashes and positions alone (cheap), then
         the rows whose key hash is not unique are ranked with their key and order columns."""
         batch = uuid.uuid4().hex[:12]
-        rows, losers = f"__rows_{batch}", f"__losers_{batch}"
+        rows, repeated, losers = f"__rows_{batch}", f"__repeated_{batch}", f"__losers_{batch}"
         keys = ", ".join(_quote(key) for key in self.keys)
         new_rows = self.source(new, not self._one_schema(manifest, new))
         connection.execute(
@@ -752,7 +752,8 @@ class _LatestRows:
         try:
             connection.execute(
                 f"COPY (SELECT {_KEY_HASH} AS h, {_POSITION} AS pos FROM {rows}) "
-                f"TO {sql_literal(str(self.directory / f'keys-{batch}.parquet'))} (FORMAT parquet)"
+                f"TO {sql_literal(str(self.directory / f'keys-{batch}.parquet'))} "
+                "(FORMAT parquet, COMPRESSION uncompressed)"  # hashes and positions do not shrink
             )
             older = self._live_rows_sharing_a_key(connection, manifest, rows)
             positions = [position for position, _ in older]
@@ -760,12 +761,15 @@ class _LatestRows:
                 f"INSERT INTO {rows} SELECT unnest(?::UBIGINT[]), unnest(?::UBIGINT[])",
                 [positions, [key for _, key in older]],
             )
+            connection.execute(
+                f"CREATE TEMP TABLE {repeated} AS SELECT {_KEY_HASH} FROM {rows} "
+                f"GROUP BY {_KEY_HASH} HAVING count(*) > 1"
+            )
             files = new + self._files_holding(connection, manifest["objects"], positions)
             ranked = self.source(files, not self._one_schema(manifest, files))
             connection.execute(
                 f"CREATE TEMP TABLE {losers} AS SELECT {_POSITION} AS pos FROM ({ranked}) "
-                f"WHERE {_POSITION} IN (SELECT {_POSITION} FROM {rows} WHERE {_KEY_HASH} IN "
-                f"(SELECT {_KEY_HASH} FROM {rows} GROUP BY {_KEY_HASH} HAVING count(*) > 1)) "
+                f"WHERE hash({keys}) IN (SELECT {_KEY_HASH} FROM {repeated}) "
                 f"QUALIFY {self.ranking} > 1"
             )
             lost = connection.execute(f"SELECT count(*) FROM {losers}").fetchall()[0][0]
@@ -773,8 +777,8 @@ class _LatestRows:
                 target = str(self.directory / f"superseded-{batch}.parquet")
                 connection.execute(f"COPY {losers} TO {sql_literal(target)} (FORMAT parquet)")
         finally:
-            connection.execute(f"DROP TABLE IF EXISTS {rows}")
-            connection.execute(f"DROP TABLE IF EXISTS {losers}")
+            for table in (rows, repeated, losers):
+                connection.execute(f"DROP TABLE IF EXISTS {table}")
         manifest["batches"].append({"id": batch, "superseded": bool(lost), "objects": new})
 
     def _files_holding(self, connection, paths, positions: list[int]) -> list[str]:
