@@ -533,6 +533,11 @@ class ForecastRun:
     metrics: pd.DataFrame
     locations: dict[str, str]
 
+    @property
+    def series(self) -> int:
+        """How many series were forecast."""
+        return int(self.forecasts["unique_id"].nunique())
+
 
 def run_forecast(
     platform,

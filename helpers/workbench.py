@@ -6,13 +6,13 @@ tqdm progress. :func:`record` is the last call of every notebook: it leaves the 
 figures in its output, where ``salescast run`` and the notebook tests read them.
 
 ``SALESCAST_SCALE`` (a number, default 1) multiplies the data volume of the generating steps:
-orders per day, products, and the live rate and duration. Tests and quick tries run the same
-notebooks at, say, ``SALESCAST_SCALE=0.05``; the steps say so when it applies.
+orders per day, products, and the live rate (not its duration). Tests and quick tries run the
+same notebooks at, say, ``SALESCAST_SCALE=0.05``; the steps say so when it applies.
 
 Examples
 --------
 >>> platform = connect()                                     # doctest: +SKIP
->>> backfill(platform, days=90, params=sales_params(2000, 50, seed=42))  # doctest: +SKIP
+>>> backfill(platform, days=120, params=sales_params(2000, 50, seed=42))  # doctest: +SKIP
 >>> record(orders=platform.orders.count())                   # doctest: +SKIP
 """
 
@@ -110,16 +110,20 @@ class LiveSession:
     """Changes reached per stage, sampled through the session (``elapsed_s`` onwards)."""
     freshness_s: np.ndarray = field(repr=False)
     """Seconds from each sample's accepted changes to the lake having them all."""
+    unreached: int = 0
+    """Samples whose changes the lake never held; their delay counts up to the last sample."""
 
     @property
     def freshness(self) -> dict[str, float]:
-        """p50, p95 and max of the write-to-lake delay, in seconds."""
+        """p50, p95 and max of the write-to-lake delay in seconds, and the samples not reached
+        (when there are some, the delays are lower bounds)."""
         if not self.freshness_s.size:
-            return {"p50_s": math.nan, "p95_s": math.nan, "max_s": math.nan}
+            return {"p50_s": math.nan, "p95_s": math.nan, "max_s": math.nan, "unreached": 0}
         return {
             "p50_s": round(float(np.percentile(self.freshness_s, 50)), 2),
             "p95_s": round(float(np.percentile(self.freshness_s, 95)), 2),
             "max_s": round(float(self.freshness_s.max()), 2),
+            "unreached": self.unreached,
         }
 
 
@@ -131,23 +135,27 @@ def stream_live(
     timeout: float = 120.0,
     sample_s: float | None = None,
 ) -> LiveSession:
-    """Stream live orders (``order_ts`` = now) at ``rate`` a second for ``seconds``, scaled by
-    ``SALESCAST_SCALE``, showing a bar with the changes per stage and the freshness so far.
+    """Stream live orders (``order_ts`` = now) at ``rate`` a second (scaled by
+    ``SALESCAST_SCALE``) for ``seconds``, showing a bar with the changes per stage and the
+    freshness so far.
 
     Freshness is measured as a user sees it: every ``sample_s`` the count of changes the table
     has accepted is noted, and the sample is fresh once the lake (delivered plus failed) holds
-    as many; the delay is known to about ``sample_s`` (default 0.5 s locally; 30 s on aws,
-    whose counts come from CloudWatch by the minute). After the session it waits, up to
-    ``timeout``, for the lake to catch up.
+    as many. Locally the counts are exact and sampled every 0.5 s, so a delay is known to
+    about that. On aws they are CloudWatch's sums over the last hour, a minute or two late, so
+    it samples every 30 s and the figures are coarse. After the session it waits, up to
+    ``timeout``, for the lake to catch up, and warns if it does not.
     """
     if sample_s is None:
         sample_s = LOCAL_SAMPLE_S if platform.settings.backend == "local" else AWS_SAMPLE_S
     factor = scale()
-    rate, seconds = rate * factor, seconds * factor
+    if factor != 1:
+        print(f"{SCALE_VARIABLE}={factor:g}: the live rate scaled by it")
+    rate *= factor
     total = math.floor(rate * seconds)
-    if total <= 0:
-        return LiveSession({}, pd.DataFrame(columns=["elapsed_s"]), np.empty(0))
     counts = {"put": 0, "update": 0, "delete": 0}
+    if total <= 0:
+        return LiveSession(counts, pd.DataFrame(columns=["elapsed_s", *STAGES]), np.empty(0))
     samples: list[dict[str, float]] = []
     start = time.time()
     with tqdm(total=total, unit="order", desc=f"live {rate:g}/s") as bar:
@@ -166,7 +174,17 @@ def stream_live(
             samples.append(_stage_sample(platform, start))
             bar.set_postfix(_postfix(samples))
     timeline = pd.DataFrame(samples)
-    return LiveSession(counts, timeline, _freshness(timeline))
+    delays, unreached = _freshness(timeline)
+    if unreached:
+        behind = samples[-1]["table"] - _lake_total(samples[-1])
+        print(
+            f"warning: after {timeout:g}s of waiting the lake is {behind} changes behind the "
+            f"table; freshness figures are lower bounds. `platform.status()` shows the stuck stage."
+        )
+    return LiveSession(counts, timeline, delays, unreached)
+
+
+STAGES = ("table", "stream", "lake", "failed")
 
 
 def stage_counts(status: pd.DataFrame) -> dict[str, int]:
@@ -191,31 +209,26 @@ def _lake_total(sample: dict[str, float]) -> int:
     return sample["lake"] + sample["failed"]
 
 
-def _freshness(timeline: pd.DataFrame) -> np.ndarray:
-    """For each sample, the time until the lake held as many changes as the table had then."""
-    reached = (timeline["lake"] + timeline["failed"]).to_numpy()
+def _freshness(timeline: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """For each sample after the first, the time until the lake held as many changes as the
+    table had then; a sample never reached counts until the last sample. Also returns how many
+    were never reached."""
+    if timeline.empty:
+        return np.empty(0), 0
+    reached = np.maximum.accumulate((timeline["lake"] + timeline["failed"]).to_numpy())
     elapsed = timeline["elapsed_s"].to_numpy()
-    base = timeline["table"].iloc[0]
-    delays = []
-    for accepted, at in zip(timeline["table"].to_numpy(), elapsed, strict=True):
-        if accepted <= base:
-            continue
-        later = np.flatnonzero(reached >= accepted)
-        if later.size:
-            delays.append(max(0.0, elapsed[later[0]] - at))
-    return np.asarray(delays, dtype=float)
+    accepted = timeline["table"].to_numpy()
+    new = accepted > accepted[0]
+    first = np.searchsorted(reached, accepted[new], side="left")
+    arrival = elapsed[np.minimum(first, len(reached) - 1)]
+    return np.maximum(0.0, arrival - elapsed[new]), int((first >= len(reached)).sum())
 
 
 def _postfix(samples: list[dict[str, float]]) -> dict[str, Any]:
-    last = samples[-1]
-    fresh = _freshness(pd.DataFrame(samples))
-    return {
-        "table": last["table"],
-        "stream": last["stream"],
-        "lake": last["lake"],
-        "failed": last["failed"],
-        "fresh_p95": f"{np.percentile(fresh, 95):.1f}s" if fresh.size else "-",
-    }
+    """The latest counts per stage and the freshness p95 so far, for the live bar."""
+    delays, _ = _freshness(pd.DataFrame(samples))
+    fresh = f"{np.percentile(delays, 95):.1f}s" if delays.size else "-"
+    return {stage: samples[-1][stage] for stage in STAGES} | {"fresh_p95": fresh}
 
 
 # 02_inspect_lake ------------------------------------------------------------------------------
@@ -231,6 +244,16 @@ def lake_partitions(platform: Platform) -> pd.DataFrame:
         .agg(objects=("key", "size"), bytes=("size", "sum"))
         .reset_index()
     )
+
+
+def lake_figures(objects: pd.DataFrame, partitions: pd.DataFrame, errors: pd.DataFrame) -> dict:
+    """What :func:`record` keeps of the lake: partitions, objects, bytes, failed records."""
+    return {
+        "partitions": len(partitions),
+        "objects": len(objects),
+        "lake_bytes": int(objects["size"].sum()) if len(objects) else 0,
+        "error_records": len(errors),
+    }
 
 
 @dataclass
@@ -255,7 +278,7 @@ class LakeCheck:
             "lake_orders": self.lake_orders,
             "missing_from_lake": len(self.missing_from_lake),
             "only_in_lake": len(self.only_in_lake),
-            "different": len(self.different),
+            "different": self.different[KEY].nunique() if len(self.different) else 0,
             "lake_matches_table": self.matches,
         }
 
@@ -298,7 +321,7 @@ def check_lake(platform: Platform) -> LakeCheck:
                 a, b = pd.to_datetime(a, utc=True), pd.to_datetime(b, utc=True)
             unequal = ~((a == b) | (a.isna() & b.isna()))
             if name == "unit_price":
-                unequal = ~np.isclose(a.astype(float), b.astype(float))
+                unequal = ~np.isclose(a.astype(float), b.astype(float), equal_nan=True)
             for order_id in a.index[unequal]:
                 different.append((order_id, name, a[order_id], b[order_id]))
     return LakeCheck(
@@ -313,31 +336,46 @@ def check_lake(platform: Platform) -> LakeCheck:
 # 03_query -------------------------------------------------------------------------------------
 
 
-def run_named_queries(platform: Platform) -> dict[str, pd.DataFrame]:
+class QueryResults(dict):
+    """Named query results by name, also as attributes (``results.daily_revenue``)."""
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no query named {name!r}; ran: {', '.join(self)}") from None
+
+    def times(self) -> pd.DataFrame:
+        """Rows, seconds and execution id of each query, by name."""
+        return pd.DataFrame(
+            {
+                name: {
+                    "rows": len(frame),
+                    "seconds": frame.attrs.get("seconds"),
+                    "execution_id": frame.attrs.get("query_execution_id"),
+                }
+                for name, frame in self.items()
+            }
+        ).T.rename_axis("query")
+
+    def figures(self) -> dict[str, Any]:
+        """What :func:`record` keeps: each query's rows and seconds, and the total revenue."""
+        return {
+            "queries": self.times().drop(columns="execution_id"),
+            "revenue": float(self.daily_revenue["revenue"].sum()),
+        }
+
+
+def run_named_queries(platform: Platform) -> QueryResults:
     """Every named query of ``helpers/queries``, with a bar; each frame's ``attrs`` hold its
     execution id and ``seconds``."""
-    results = {}
+    results = QueryResults()
     for name in tqdm(queries.NAMED, desc="queries", unit="query"):
         started = time.perf_counter()
         frame = platform.named_query(name)
         frame.attrs["seconds"] = round(time.perf_counter() - started, 3)
         results[name] = frame
     return results
-
-
-def query_times(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Rows, seconds and execution id of each query run by :func:`run_named_queries`."""
-    return pd.DataFrame(
-        [
-            {
-                "query": name,
-                "rows": len(frame),
-                "seconds": frame.attrs.get("seconds"),
-                "execution_id": frame.attrs.get("query_execution_id"),
-            }
-            for name, frame in results.items()
-        ]
-    )
 
 
 # 04_forecast ----------------------------------------------------------------------------------
@@ -353,6 +391,18 @@ def forecast_history(platform: Platform, level: str, measure: str) -> pd.DataFra
 def leaders(history: pd.DataFrame, top: int) -> list[str]:
     """The ``top`` series by volume."""
     return history.groupby("unique_id")["y"].sum().nlargest(top).index.tolist()
+
+
+# 05_report ------------------------------------------------------------------------------------
+
+
+def report_figures(paths: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`record` keeps of an exported report: where it is and how big."""
+    return {
+        "report": paths["html"],
+        "forecasts_csv": paths["csv"],
+        "report_bytes": paths["html"].stat().st_size,
+    }
 
 
 # 99_teardown ----------------------------------------------------------------------------------
@@ -383,7 +433,8 @@ def record(**figures: Any) -> None:
 def _plain(value: Any) -> Any:
     """A JSON-friendly copy of numpy and pandas scalars, paths and containers."""
     if isinstance(value, pd.DataFrame):
-        return _plain(value.to_dict("records"))
+        keyed = not isinstance(value.index, pd.RangeIndex)
+        return _plain(value.to_dict("index") if keyed else value.to_dict("records"))
     if isinstance(value, pd.Series):
         return _plain(value.to_dict())
     if isinstance(value, dict):

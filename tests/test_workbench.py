@@ -58,7 +58,24 @@ def test_freshness_is_the_wait_until_the_lake_holds_what_the_table_had():
         }
     )
     # 110 accepted at 0.5 s reached the lake at 1.0 s; 120 at 1.0 s reached it at 2.0 s
-    assert workbench._freshness(timeline).tolist() == [0.5, 1.0, 0.5, 0.0]
+    delays, unreached = workbench._freshness(timeline)
+    assert (delays.tolist(), unreached) == ([0.5, 1.0, 0.5, 0.0], 0)
+
+
+def test_a_lake_that_never_catches_up_is_not_fresh():
+    timeline = pd.DataFrame(
+        {
+            "elapsed_s": [0.0, 0.5, 1.0, 1.5],
+            "table": [100, 300, 500, 500],
+            "lake": [100, 200, 200, 200],
+            "failed": [0, 0, 0, 0],
+        }
+    )
+    delays, unreached = workbench._freshness(timeline)
+    assert unreached == 3  # lower bounds: until the last sample
+    assert delays.tolist() == [1.0, 0.5, 0.0]
+    session = workbench.LiveSession({}, timeline, delays, unreached)
+    assert session.freshness["unreached"] == 3 and session.freshness["max_s"] == 1.0
 
 
 def test_live_session_counts_changes_and_measures_freshness(tmp_path, monkeypatch):
@@ -73,6 +90,16 @@ def test_live_session_counts_changes_and_measures_freshness(tmp_path, monkeypatc
     assert session.timeline["lake"].iloc[-1] == lake
     freshness = session.freshness
     assert 0 <= freshness["p50_s"] <= freshness["p95_s"] <= freshness["max_s"] < 10
+    assert freshness["unreached"] == 0
     chart = plots.pipeline_timeline(session.timeline)
     lake_line = next(line for line in chart.axes[0].lines if line.get_label() == "lake")
     assert lake_line.get_ydata()[-1] == lake - session.timeline["lake"].iloc[0]
+
+
+def test_no_live_session_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("SALESCAST_SCALE", raising=False)
+    with helpers.connect(root=tmp_path / "root", consume=False) as platform:
+        session = workbench.stream_live(platform, 100, 0, workbench.sales_params(100, 5, seed=4))
+        assert platform.orders.count() == 0
+    assert session.counts == {"put": 0, "update": 0, "delete": 0}
+    assert session.timeline.empty and "elapsed_s" in session.timeline.columns
