@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -35,16 +36,21 @@ def history(orders: int, days: int = 365, seed: int = 42) -> list:
 
 
 def measure_throughput(root: Path, changes: list) -> dict:
-    """Seconds from the first put until flush returns, for pre-generated changes."""
+    """Seconds from the first put until flush returns, for pre-generated changes, and the CPU
+    each order cost: in this process (writer, pipe, delivery control) and in the runtime
+    processes (the delivery's data planes, counted once they exit at close)."""
     shutil.rmtree(root, ignore_errors=True)
     puts = sum(len(change.frame) for change in changes if change.action == "put")
     total = sum(len(change.frame) for change in changes)
+    cpu_before = _cpu_seconds()
     with helpers.connect(root=root) as platform:
         started = time.perf_counter()
         platform.apply(changes, total=total, batch_rows=WRITE_CHUNK)
         platform.flush(timeout=3600)
         seconds = time.perf_counter() - started
+        main_cpu = _cpu_seconds()[0] - cpu_before[0]
         lake_records = int(platform.status().set_index("stage").loc["lake", "records"])
+    runtimes_cpu = _cpu_seconds()[1] - cpu_before[1]
     return {
         "orders": puts,
         "changes": total,
@@ -52,7 +58,19 @@ def measure_throughput(root: Path, changes: list) -> dict:
         "orders_per_s": puts / seconds,
         "changes_per_s": total / seconds,
         "lake_records": lake_records,
+        "cpu_us_per_order": {
+            "main": main_cpu / puts * 1e6,
+            "runtimes": runtimes_cpu / puts * 1e6,
+            "total": (main_cpu + runtimes_cpu) / puts * 1e6,
+        },
     }
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """User and system CPU seconds of this process and of its exited children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def measure_freshness(root: Path, rate: float, seconds: float) -> dict:
@@ -97,6 +115,11 @@ def main() -> None:
         f"\nlocal  : {local['orders']:,} orders ({local['changes']:,} changes) in "
         f"{local['seconds']:.1f}s = {local['orders_per_s']:,.0f} orders/s "
         f"(target >= 20,000), {local['lake_records']:,} lake records"
+    )
+    cpu = local["cpu_us_per_order"]
+    print(
+        f"cpu    : {cpu['total']:.0f} us/order ({cpu['main']:.0f} writer, pipe and control, "
+        f"{cpu['runtimes']:.0f} delivery data planes)"
     )
     if args.moto_orders:
         moto_orders = pd.concat(
