@@ -762,14 +762,14 @@ class _LatestRows:
                 [positions, [key for _, key in older]],
             )
             connection.execute(
-                f"CREATE TEMP TABLE {repeated} AS SELECT {_KEY_HASH} FROM {rows} "
-                f"GROUP BY {_KEY_HASH} HAVING count(*) > 1"
+                f"CREATE TEMP TABLE {repeated} AS SELECT {_POSITION} FROM {rows} WHERE {_KEY_HASH} "
+                f"IN (SELECT {_KEY_HASH} FROM {rows} GROUP BY {_KEY_HASH} HAVING count(*) > 1)"
             )
             files = new + self._files_holding(connection, manifest["objects"], positions)
             ranked = self.source(files, not self._one_schema(manifest, files))
             connection.execute(
                 f"CREATE TEMP TABLE {losers} AS SELECT {_POSITION} AS pos FROM ({ranked}) "
-                f"WHERE hash({keys}) IN (SELECT {_KEY_HASH} FROM {repeated}) "
+                f"WHERE {_POSITION} IN (SELECT {_POSITION} FROM {repeated}) "
                 f"QUALIFY {self.ranking} > 1"
             )
             lost = connection.execute(f"SELECT count(*) FROM {losers}").fetchall()[0][0]
