@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 # The notebooks in order with their defaults, from a fresh local state, into runs/<run id>/.
 run: $(STAMP)
-	$(BIN)/salescast run -p RESET true
+	$(BIN)/salescast run -p BACKEND local -p RESET true
 
 # JupyterLab on the project's kernel (this .venv), at the notebooks; as root it needs --allow-root.
 lab: $(STAMP)

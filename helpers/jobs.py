@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -43,12 +45,20 @@ TEARDOWN = "99_teardown"
 """Not part of a run: removing everything is asked for on its own."""
 AUTOMATIC = ("RUN_ID", "OUTPUT")
 """Parameters a run fills in when not given: its id, and the report folder inside the run."""
-_EXAMPLES = {"int": "30", "float": "1.5", "bool": "true"}
+_EXAMPLES = {"int": "30", "float": "1.5", "bool": "true", "str": "text"}
+_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+NOTEBOOK_NAME = re.compile(r"\d\d_[a-z0-9_]+\.ipynb")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def job_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
-    """The notebooks a run executes, in order (their names start with the order)."""
-    return sorted(path for path in folder.glob("[0-9]*.ipynb") if path.stem != TEARDOWN)
+    """The notebooks a run executes, in order: ``NN_name.ipynb`` (so that JupyterLab's
+    ``-Copy1`` duplicates stay out), teardown excepted."""
+    return sorted(
+        path
+        for path in folder.glob("*.ipynb")
+        if NOTEBOOK_NAME.fullmatch(path.name) and path.stem != TEARDOWN
+    )
 
 
 def notebook_parameters(notebooks: list[Path]) -> dict[str, dict[str, Any]]:
@@ -98,18 +108,32 @@ def typed_parameters(values: dict[str, Any], declared: dict[str, dict[str, Any]]
 
 
 def _convert(name: str, value: Any, kind: str) -> Any:
-    """A value as the declared type; text (from ``-p``) is read as a YAML scalar first."""
-    if kind == "str" or kind not in _EXAMPLES:
+    """A value as the declared type: text (from ``-p``) parsed for that type, values from a
+    YAML file checked against it."""
+    if value is None or kind not in _EXAMPLES:
+        problem = "has no value" if value is None else f"has an unknown declared type {kind!r}"
+        raise JobParameterError(f"parameter {name} {problem}; pass e.g. -p {name} 1")
+    if kind == "str":
         return value if isinstance(value, str) else str(value)
-    parsed = yaml.safe_load(value) if isinstance(value, str) and value.strip() else value
-    if kind == "float" and isinstance(parsed, int) and not isinstance(parsed, bool):
-        parsed = float(parsed)
-    wanted = {"int": int, "float": float, "bool": bool}[kind]
-    if isinstance(parsed, wanted) and (kind == "bool" or not isinstance(parsed, bool)):
+    try:
+        if isinstance(value, str):
+            text = value.strip()
+            if kind == "bool":
+                return _BOOLEANS[text.lower()]
+            parsed = int(text, 10) if kind == "int" else float(text)
+        elif isinstance(value, bool) != (kind == "bool"):
+            raise ValueError
+        else:
+            parsed = {"int": int, "float": float, "bool": bool}[kind](value)
+            if parsed != value:
+                raise ValueError
+        if kind == "float" and not math.isfinite(parsed):
+            raise ValueError
         return parsed
-    raise JobParameterError(
-        f"parameter {name} must be {kind}, got {value!r}; pass e.g. -p {name} {_EXAMPLES[kind]}"
-    )
+    except (KeyError, ValueError, TypeError):
+        raise JobParameterError(
+            f"parameter {name} must be {kind}, got {value!r}; pass e.g. -p {name} {_EXAMPLES[kind]}"
+        ) from None
 
 
 @dataclass
@@ -131,9 +155,13 @@ class JobRun:
     folder: Path
     parameters: dict[str, Any]
     started: str
+    environment: dict[str, str] = field(default_factory=dict)
+    """The ``SALESCAST_*`` settings the notebooks' kernels inherited (backend, root, scale)."""
     notebooks: list[NotebookRun] = field(default_factory=list)
     status: str = "running"
     error: str = ""
+    finished: str = ""
+    seconds: float = 0.0
 
     @property
     def report(self) -> str | None:
@@ -150,7 +178,10 @@ class JobRun:
         lines = [
             f"# Run {self.run_id}: {self.status}",
             "",
-            f"Started {self.started}; report: {self.report or 'none'}.",
+            f"Started {self.started}, finished {self.finished or '-'} ({self.seconds:.0f} s); "
+            f"report: {self.report or 'none'}.",
+            "",
+            f"Settings from the environment: {self.environment or 'none'}.",
             "",
             "| notebook | status | seconds | key figures |",
             "|---|---|---:|---|",
@@ -188,37 +219,60 @@ def run_notebooks(
     progress: bool = True,
 ) -> JobRun:
     """Execute the notebooks in order into ``runs/<run id>/``; raises JobFailedError at the
-    first failure, naming the notebook and the cell, after writing the summary."""
+    first failure, naming the notebook and the cell, after writing the summary.
+
+    Kernels start in the caller's working directory, and relative ``ROOT`` and ``OUTPUT``
+    parameters are made absolute, so that paths mean what they mean to the caller.
+    """
     notebooks = job_notebooks() if notebooks is None else notebooks
     declared = notebook_parameters(notebooks)
     given = typed_parameters(parameters or {}, declared)
+    for name in ("ROOT", "OUTPUT"):
+        if given.get(name):
+            given[name] = str(Path(given[name]).resolve())
     run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder = Path(runs) / run_id
+    if not RUN_ID.fullmatch(run_id):
+        raise JobParameterError(
+            f"run id {run_id!r} is not a folder name; use letters, digits, '.', '_' and '-'"
+        )
+    folder = Path(runs).resolve() / run_id
     if folder.exists():
         raise JobParameterError(f"run folder {folder} exists; choose another run id")
     folder.mkdir(parents=True)
     automatic = {"RUN_ID": run_id, "OUTPUT": str(folder / "report")}
-    job = JobRun(run_id, folder, given, datetime.now(UTC).isoformat(timespec="seconds"))
-    with (
-        _text_progress_in_kernels(),
-        progress_bars.tqdm(
-            notebooks, desc="notebooks", unit="notebook", disable=not progress
-        ) as bar,
-    ):
-        for path in bar:
-            bar.set_postfix_str(path.stem)
-            own = papermill.inspect_notebook(str(path))
-            values = {name: automatic[name] for name in AUTOMATIC if name in own}
-            values |= {name: value for name, value in given.items() if name in own}
-            job.notebooks.append(_execute(path, folder / path.name, values, job))
-            if job.status == "failed":
-                break
-    if job.status == "running":
-        job.status = "succeeded"
-    job.write_summary()
+    settings = {k: v for k, v in sorted(os.environ.items()) if k.startswith("SALESCAST_")}
+    job = JobRun(run_id, folder, given, _now(), settings)
+    started = time.perf_counter()
+    try:
+        with (
+            _text_progress_in_kernels(),
+            progress_bars.tqdm(
+                notebooks, desc="notebooks", unit="notebook", disable=not progress
+            ) as bar,
+        ):
+            for path in bar:
+                bar.set_postfix_str(path.stem)
+                own = papermill.inspect_notebook(str(path))
+                values = {name: automatic[name] for name in AUTOMATIC if name in own}
+                values |= {name: value for name, value in given.items() if name in own}
+                job.notebooks.append(_execute(path, folder / path.name, values, job))
+                if job.status == "failed":
+                    break
+        if job.status == "running":
+            job.status = "succeeded"
+    except BaseException:  # interrupted (Ctrl-C): the summary says how far it got
+        job.status = "interrupted"
+        raise
+    finally:
+        job.finished, job.seconds = _now(), round(time.perf_counter() - started, 1)
+        job.write_summary()
     if job.status == "failed":
-        raise JobFailedError(job.error)
+        raise JobFailedError(f"{job.error}. Summary: {folder / 'summary.md'}")
     return job
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @contextlib.contextmanager
@@ -256,23 +310,44 @@ def _execute(path: Path, output: Path, values: dict[str, Any], job: JobRun) -> N
             str(output),
             parameters=values,
             progress_bar=False,
-            cwd=str(path.parent),
             kernel_manager_class=_IpcKernelManager,
         )
     except PapermillExecutionError as error:
-        status = "failed"
-        first_line = error.source.strip().splitlines()[0] if error.source.strip() else ""
-        job.status = "failed"
+        status = job.status = "failed"
         job.error = (
-            f"{path.stem} failed in cell [{error.exec_count}] ({first_line!r}): "
+            f"{path.stem} failed in cell [{error.exec_count}] ({_first_line(error.source)!r}): "
             f"{error.ename}: {error.evalue}. The executed notebook, with the traceback: {output}"
         )
-    except Exception as error:  # the kernel died or would not start
-        status = "failed"
-        job.status = "failed"
-        job.error = f"{path.stem} could not run: {type(error).__name__}: {error}"
+    except Exception as error:  # the kernel died, or would not start
+        status = job.status = "failed"
+        where = _running_cell(output)
+        job.error = (
+            f"{path.stem} could not run{where}: {type(error).__name__}: {error}. A kernel that "
+            f"dies has usually run out of memory: try a smaller SALESCAST_SCALE or fewer DAYS. "
+            f"The notebook as far as it got: {output}"
+        )
     seconds = round(time.perf_counter() - started, 1)
     return NotebookRun(path.stem, status, seconds, str(output), recorded_figures(output))
+
+
+def _first_line(source: str) -> str:
+    return source.strip().splitlines()[0] if source.strip() else ""
+
+
+def _running_cell(output: Path) -> str:
+    """Where the kernel went away: " in cell N ('first line')" for the last cell papermill
+    started, if any."""
+    if not output.exists():
+        return ""
+    cells = nbformat.read(output, as_version=4).cells
+    started = [
+        index
+        for index, cell in enumerate(cells)
+        if cell.get("metadata", {}).get("papermill", {}).get("start_time")
+    ]
+    if not started:
+        return ""
+    return f" in cell {started[-1]} ({_first_line(cells[started[-1]].source)!r})"
 
 
 def recorded_figures(path: Path) -> dict[str, Any]:

@@ -22,11 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import plots
-from helpers.config import PROJECT_ROOT
 from helpers.exceptions import SalescastError
 from helpers.forecast import complete_daily_sales, series_from_daily_sales, summarize
 
-REPORTS = PROJECT_ROOT / "reports"
 HISTORY_DAYS = 120
 
 _STYLE = """
@@ -43,7 +41,8 @@ def export_report(
 ) -> dict[str, Path]:
     """Write ``report.html`` and ``forecasts.csv`` for a run (the latest by default).
 
-    Returns the paths of both files, under ``reports/<run_id>/`` unless ``output_dir`` says.
+    Returns the paths of both files, under ``<root>/reports/<run_id>/`` (beside the lake they
+    come from) unless ``output_dir`` says.
     """
     if not run_id:
         try:
@@ -65,7 +64,7 @@ def export_report(
     history = series_from_daily_sales(complete_daily_sales(platform), level, measure)
     freshness = platform.named_query("data_freshness")
 
-    folder = Path(output_dir) if output_dir else REPORTS / run_id
+    folder = Path(output_dir) if output_dir else Path(platform.settings.root) / "reports" / run_id
     folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / "forecasts.csv"
     forecasts.drop(columns=["run_id"]).to_csv(csv_path, index=False)

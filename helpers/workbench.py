@@ -23,6 +23,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ import pandas as pd
 
 import helpers
 from helpers import generate, queries
+from helpers.config import Settings
 from helpers.exceptions import SalescastError
 from helpers.platform import WRITE_CHUNK, Platform
 from helpers.progress import tqdm
@@ -39,6 +41,8 @@ FIGURES_MIME = "application/vnd.salescast.figures+json"
 """The output type that :func:`record` writes and ``salescast run`` reads."""
 SCALE_VARIABLE = "SALESCAST_SCALE"
 MIN_PRODUCTS = 3
+STATE_MARKER = "dynamodb.sqlite"
+"""A file every local root has; RESET refuses to remove a folder without it."""
 LOCAL_SAMPLE_S, AWS_SAMPLE_S = 0.5, 30.0
 """Seconds between stage counts while streaming live, per backend."""
 
@@ -52,13 +56,18 @@ def connect(backend: str = "", root: str = "", reset: bool = False) -> Platform:
     """
     backend, root = backend or None, root or None
     if reset:
-        platform = helpers.connect(backend=backend, root=root, consume=False)
-        if platform.settings.backend != "local":
-            platform.close()
+        settings = Settings.from_env(backend=backend, root=root)
+        if settings.backend != "local":
             raise SalescastError(
                 "RESET only applies to the local backend; remove an aws stack with 99_teardown"
             )
-        platform.teardown()
+        folder = Path(settings.root)
+        if folder.exists() and any(folder.iterdir()) and not (folder / STATE_MARKER).exists():
+            raise SalescastError(
+                f"RESET would remove {folder}, which holds files but no salescast state "
+                f"({STATE_MARKER}); point ROOT at a salescast folder or an empty one"
+            )
+        helpers.connect(backend=backend, root=root, consume=False).teardown()
     return helpers.connect(backend=backend, root=root)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -192,3 +193,43 @@ def test_run_stops_at_the_first_failure_naming_notebook_and_cell(small):
     summary = json.loads((small / "runs" / "fails" / "summary.json").read_text())
     assert summary["status"] == "failed"
     assert [run["notebook"] for run in summary["notebooks"]] == ["04_forecast"]
+
+
+def test_a_dying_kernel_is_named_with_its_cell(small):
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}}
+    )
+    notebook.cells = [
+        nbformat.v4.new_code_cell("import os\nimport signal"),
+        nbformat.v4.new_code_cell("os.kill(os.getpid(), signal.SIGKILL)"),
+        nbformat.v4.new_code_cell("print('never')"),
+    ]
+    path = small / "01_dies.ipynb"
+    nbformat.write(notebook, path)
+    with pytest.raises(JobFailedError) as failure:
+        jobs.run_notebooks({}, run_id="dies", notebooks=[path], runs=small / "runs", progress=False)
+    message = str(failure.value)
+    assert message.startswith(
+        "01_dies could not run in cell 1 ('os.kill(os.getpid(), signal.SIGKILL)')"
+    )
+    assert "smaller SALESCAST_SCALE" in message and "summary.md" in message
+    summary = json.loads((small / "runs" / "dies" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["seconds"] > 0
+
+
+def test_run_paths_are_the_callers_and_run_ids_are_folder_names(small, monkeypatch):
+    monkeypatch.chdir(small)
+    with pytest.raises(JobParameterError, match="is not a folder name"):
+        jobs.run_notebooks({}, run_id="../escape", runs=small / "runs", progress=False)
+    order = [jobs.NOTEBOOKS / "99_teardown.ipynb"]
+    job = jobs.run_notebooks(
+        {"ROOT": "relative-root"},
+        run_id="paths",
+        notebooks=order,
+        runs=Path("runs"),
+        progress=False,
+    )
+    assert job.folder == small / "runs" / "paths"
+    assert job.parameters["ROOT"] == str(small / "relative-root")
+    assert job.environment["SALESCAST_SCALE"] == "0.05"
+    assert json.loads((job.folder / "summary.json").read_text())["status"] == "succeeded"

@@ -103,3 +103,19 @@ def test_no_live_session_writes_nothing(tmp_path, monkeypatch):
         assert platform.orders.count() == 0
     assert session.counts == {"put": 0, "update": 0, "delete": 0}
     assert session.timeline.empty and "elapsed_s" in session.timeline.columns
+
+
+def test_reset_removes_a_salescast_root_and_nothing_else(tmp_path, make_orders):
+    root = tmp_path / "root"
+    with workbench.connect(root=str(root)) as platform:
+        platform.orders.put(make_orders(3))
+    with workbench.connect(root=str(root), reset=True) as platform:
+        assert platform.orders.count() == 0
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("...")
+    with pytest.raises(SalescastError, match="holds files but no salescast state"):
+        workbench.connect(root=str(precious), reset=True)
+    assert (precious / "chapter1.tex").exists()
+    with pytest.raises(SalescastError, match="RESET only applies to the local backend"):
+        workbench.connect(backend="aws", reset=True)
