@@ -2,7 +2,7 @@
 
 ``salescast run`` sets ``SALESCAST_PROGRESS=text`` for the kernels it starts: a widget's state
 is not saved in the executed notebook, so every bar would be stored stuck at its start; a text
-bar leaves its last line. Every module takes its bars from here.
+bar leaves its last line. Every module of helpers takes its bars from here.
 """
 
 from __future__ import annotations
