@@ -1,7 +1,8 @@
 """Firehose transformation Lambda: DynamoDB Streams records in, lake rows with partition keys out.
 
 The same file runs on both backends: the local engine imports ``helpers.transform`` and calls
-:func:`lambda_handler`; for AWS it is zipped alone as ``lambda_function.py``. It therefore uses
+:func:`lambda_handler`; for AWS it is zipped alone, unchanged, as ``transform.py`` (handler
+``transform.lambda_handler``). It therefore uses
 the standard library only and imports nothing from ``helpers``.
 
 What it does
