@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+from matplotlib.dates import AutoDateFormatter, AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 HISTORY_COLOR, FORECAST_COLOR = "#555555", "#1f77b4"
@@ -159,6 +160,10 @@ def _finish(figure: Figure, axes, title: str, ylabel: str) -> Figure:
 
 
 def _label(axes, title: str, ylabel: str) -> None:
+    if isinstance(axes.xaxis.get_major_formatter(), AutoDateFormatter):  # a time axis
+        locator = AutoDateLocator()
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     axes.set_title(title, fontsize=10, loc="left")
     axes.set_ylabel(ylabel)
     axes.legend(loc="upper left", fontsize=8)
