@@ -193,7 +193,9 @@ def forecast_command(
 @app.command()
 def report(
     run_id: Annotated[str | None, typer.Option(help="The run; the latest by default")] = None,
-    output: Annotated[Path | None, typer.Option(help="Folder; default <root>/reports/<run id>")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Folder; default <root>/reports/<run id>")
+    ] = None,
     top: Annotated[int, typer.Option(help="Series to chart")] = 5,
     root: Root = None,
     backend: Backend = None,
