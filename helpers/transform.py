@@ -2,8 +2,8 @@
 
 The same file runs on both backends: the local engine imports ``helpers.transform`` and calls
 :func:`lambda_handler`; for AWS it is zipped alone, unchanged, as ``transform.py`` (handler
-``transform.lambda_handler``). It therefore uses
-the standard library only and imports nothing from ``helpers``.
+``transform.lambda_handler``). It therefore uses the standard library only and imports nothing
+from ``helpers``.
 
 What it does
 ------------
