@@ -97,7 +97,7 @@ def lake(
         objects = platform.lake_objects()
         typer.echo(f"{len(objects)} objects, {objects['size'].sum() if len(objects) else 0} bytes")
         if len(objects):
-            partitions = workbench.lake_partitions(platform)
+            partitions = workbench.lake_partitions(objects)
             typer.echo(f"{len(partitions)} partitions (first and last 5):")
             _show(pd.concat([partitions.head(5), partitions.tail(5)]).drop_duplicates())
         errors = platform.lake_objects(platform.settings.error_prefix)

@@ -252,7 +252,7 @@ def run_notebooks(
         ):
             for path in bar:
                 bar.set_postfix_str(path.stem)
-                own = papermill.inspect_notebook(str(path))
+                own = {name for name, spec in declared.items() if path.stem in spec["notebooks"]}
                 values = {name: automatic[name] for name in AUTOMATIC if name in own}
                 values |= {name: value for name, value in given.items() if name in own}
                 job.notebooks.append(_execute(path, folder / path.name, values, job))

@@ -23,7 +23,6 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,16 +34,15 @@ from helpers.config import Settings
 from helpers.exceptions import SalescastError
 from helpers.platform import WRITE_CHUNK, Platform
 from helpers.progress import tqdm
-from helpers.schema import KEY, ORDER_FIELDS
+from helpers.schema import KEY, ORDER_FIELDS, PARTITION_KEYS
 
 FIGURES_MIME = "application/vnd.salescast.figures+json"
 """The output type that :func:`record` writes and ``salescast run`` reads."""
 SCALE_VARIABLE = "SALESCAST_SCALE"
 MIN_PRODUCTS = 3
-STATE_MARKER = "dynamodb.sqlite"
-"""A file every local root has; RESET refuses to remove a folder without it."""
 LOCAL_SAMPLE_S, AWS_SAMPLE_S = 0.5, 30.0
 """Seconds between stage counts while streaming live, per backend."""
+STAGES = ("table", "stream", "lake", "failed")
 
 
 def connect(backend: str = "", root: str = "", reset: bool = False) -> Platform:
@@ -52,20 +50,14 @@ def connect(backend: str = "", root: str = "", reset: bool = False) -> Platform:
 
     Empty strings mean "not given": ``SALESCAST_BACKEND`` and ``SALESCAST_ROOT``, then the
     defaults (``local`` under ``data/local``), as everywhere else. ``reset`` first removes the
-    local state and lake, to start from nothing; on aws it is refused (see 99_teardown).
+    local state and lake, to start from nothing; on aws it is refused (see 99_teardown). A
+    folder that holds files but no salescast state is never opened, so never removed.
     """
     backend, root = backend or None, root or None
     if reset:
-        settings = Settings.from_env(backend=backend, root=root)
-        if settings.backend != "local":
+        if Settings.from_env(backend=backend).backend != "local":
             raise SalescastError(
                 "RESET only applies to the local backend; remove an aws stack with 99_teardown"
-            )
-        folder = Path(settings.root)
-        if folder.exists() and any(folder.iterdir()) and not (folder / STATE_MARKER).exists():
-            raise SalescastError(
-                f"RESET would remove {folder}, which holds files but no salescast state "
-                f"({STATE_MARKER}); point ROOT at a salescast folder or an empty one"
             )
         helpers.connect(backend=backend, root=root, consume=False).teardown()
     return helpers.connect(backend=backend, root=root)
@@ -193,9 +185,6 @@ def stream_live(
     return LiveSession(counts, timeline, delays, unreached)
 
 
-STAGES = ("table", "stream", "lake", "failed")
-
-
 def stage_counts(status: pd.DataFrame) -> dict[str, int]:
     """Records per stage, and failures, from ``platform.status()``."""
     counts = {row.stage: int(row.records) for row in status.itertuples()}
@@ -243,13 +232,13 @@ def _postfix(samples: list[dict[str, float]]) -> dict[str, Any]:
 # 02_inspect_lake ------------------------------------------------------------------------------
 
 
-def lake_partitions(platform: Platform) -> pd.DataFrame:
-    """The lake's day partitions with their objects and bytes."""
-    objects = platform.lake_objects()
+def lake_partitions(objects: pd.DataFrame) -> pd.DataFrame:
+    """The day partitions of a lake listing (``platform.lake_objects()``), with their objects
+    and bytes."""
     if objects.empty:
-        return pd.DataFrame(columns=["year", "month", "day", "objects", "bytes"])
+        return pd.DataFrame(columns=[*PARTITION_KEYS, "objects", "bytes"])
     return (
-        objects.groupby(["year", "month", "day"])
+        objects.groupby(list(PARTITION_KEYS))
         .agg(objects=("key", "size"), bytes=("size", "sum"))
         .reset_index()
     )
@@ -280,6 +269,11 @@ class LakeCheck:
     def matches(self) -> bool:
         return not (self.missing_from_lake or self.only_in_lake or len(self.different))
 
+    @property
+    def different_orders(self) -> int:
+        """How many orders have at least one field that differs."""
+        return self.different[KEY].nunique() if len(self.different) else 0
+
     def figures(self) -> dict[str, Any]:
         """The counts, for :func:`record`."""
         return {
@@ -287,7 +281,7 @@ class LakeCheck:
             "lake_orders": self.lake_orders,
             "missing_from_lake": len(self.missing_from_lake),
             "only_in_lake": len(self.only_in_lake),
-            "different": self.different[KEY].nunique() if len(self.different) else 0,
+            "different": self.different_orders,
             "lake_matches_table": self.matches,
         }
 
@@ -300,7 +294,7 @@ class LakeCheck:
             ("in the lake, not in the table", len(self.only_in_lake), self.only_in_lake[:3]),
             (
                 "orders that differ",
-                self.different[KEY].nunique() if len(self.different) else 0,
+                self.different_orders,
                 self.different.head(3).to_dict("records"),
             ),
         ]

@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 import helpers
-from helpers.exceptions import InvalidOrderError, OrderNotFoundError, PipelineStuckError
+from helpers.exceptions import (
+    BackendError,
+    InvalidOrderError,
+    OrderNotFoundError,
+    PipelineStuckError,
+)
 from helpers.schema import ORDER_FIELDS
 
 
@@ -201,3 +206,10 @@ def test_apply_writes_each_change_as_it_comes_by_default(platform, make_orders):
     platform.apply(live_changes(), progress=False)
     assert seen == [1]
     assert platform.orders.count() == 2
+
+
+def test_a_folder_of_other_files_is_not_opened_as_a_root(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(BackendError, match="holds files but no salescast state"):
+        helpers.connect(root=tmp_path)
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from helpers import queries
 from helpers.config import Settings
-from helpers.exceptions import PipelineStuckError
+from helpers.exceptions import BackendError, PipelineStuckError
 from helpers.local.athena import Athena
 from helpers.local.awslambda import Function
 from helpers.local.dynamodb import Table
@@ -54,6 +54,8 @@ from helpers.progress import tqdm
 from helpers.schema import PARTITION_KEYS
 
 log = logging.getLogger(__name__)
+STATE_MARKER = "dynamodb.sqlite"
+"""A file every local root has; a non-empty folder without it is not opened as a root."""
 
 TRANSFORM_HANDLER = "helpers.transform.lambda_handler"
 TRANSFORM_LOGGER = "salescast.transform"
@@ -105,6 +107,11 @@ class LocalPlatform(Platform):
     def __init__(self, settings: Settings, consume: bool = True):
         self.settings = s = settings
         root = Path(s.root)
+        if root.exists() and any(root.iterdir()) and not (root / STATE_MARKER).exists():
+            raise BackendError(
+                f"root {root} holds files but no salescast state ({STATE_MARKER}); point it at "
+                f"a salescast folder or an empty one (teardown removes a root whole)"
+            )
         root.mkdir(parents=True, exist_ok=True)
         self.table = Table(root / "dynamodb.sqlite", s.table_name, s.region, s.account_id)
         self.stream = Stream(
