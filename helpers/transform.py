@@ -3,7 +3,10 @@
 The same file runs on both backends: the local engine imports ``helpers.transform`` and calls
 :func:`lambda_handler`; for AWS it is zipped alone, unchanged, as ``transform.py`` (handler
 ``transform.lambda_handler``). It therefore uses the standard library only and imports nothing
-from ``helpers``.
+from ``helpers``. Base64 is the one exception: where ``pybase64`` is installed (the local engine
+depends on it) it decodes and encodes about four times faster, with the same bytes; binascii
+answers whenever pybase64 refuses, so what is accepted is exactly what binascii's strict mode
+accepts.
 
 What it does
 ------------
@@ -132,7 +135,29 @@ _CANONICAL_RECORD = _canonical_record_regex()
 _NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?").fullmatch
 _quote = json.encoder.encode_basestring_ascii  # C-accelerated JSON string literal
 _b64decode = binascii.a2b_base64
-_b64encode = binascii.b2a_base64
+try:  # the SIMD codec, where installed; the deployed zip has only the standard library
+    import pybase64
+except ImportError:
+    pybase64 = None
+
+
+def _strict_b64decode(data):
+    """Base64 text -> bytes, accepting exactly what ``binascii`` accepts in strict mode."""
+    if pybase64 is not None:
+        try:
+            return pybase64.b64decode(data, validate=True)
+        except ValueError:  # pybase64 is stricter about excess padding: binascii decides
+            pass
+    return _b64decode(data, strict_mode=True)
+
+
+def _b64text(raw):
+    """Bytes -> base64 text without a newline."""
+    if pybase64 is not None:
+        return pybase64.b64encode_as_string(raw)
+    return binascii.b2a_base64(raw, newline=False).decode("ascii")
+
+
 _loads = json.loads
 _scan = json.JSONDecoder().scan_once  # C scanner: (value, end) at an index
 _dumps = json.dumps
@@ -222,7 +247,7 @@ def transform_record(record):
     return {
         "recordId": record_id,
         "result": "Ok",
-        "data": _b64encode(line.encode("ascii"), newline=False).decode("ascii"),
+        "data": _b64text(line.encode("ascii")),
         "metadata": metadata,
     }
 
@@ -256,7 +281,7 @@ def _row(data):
     to :func:`_decode` / :func:`_convert`, the reference, which also names the problem.
     """
     try:
-        text = _b64decode(data, strict_mode=True).decode()
+        text = _strict_b64decode(data).decode()
     except Exception:
         return _convert(_decode(data))
     match = _CANONICAL_RECORD(text)

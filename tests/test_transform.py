@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import binascii
 import copy
 import json
 import logging
@@ -436,7 +437,7 @@ def test_large_batch_spanning_days(insert):
 # --- deployable as is ------------------------------------------------------------------------
 
 
-def test_imports_only_the_standard_library():
+def test_imports_only_the_standard_library_but_an_optional_codec():
     tree = ast.parse(TRANSFORM_PY.read_text(encoding="utf-8"))
     modules = []
     for node in ast.walk(tree):
@@ -446,9 +447,69 @@ def test_imports_only_the_standard_library():
             assert node.level == 0, "relative import"
             modules.append(node.module)
     assert modules
-    assert all(name.split(".")[0] in sys.stdlib_module_names for name in modules), modules
+    others = [name for name in modules if name.split(".")[0] not in sys.stdlib_module_names]
+    assert others == ["pybase64"], others
+    (optional,) = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.Try)
+        and any(isinstance(n, ast.Import) and n.names[0].name == "pybase64" for n in node.body)
+    ]
+    assert [ast.unparse(handler.type) for handler in optional.handlers] == ["ImportError"]
     top_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
-    assert len(top_level) == sum(isinstance(n, ast.Import | ast.ImportFrom) for n in ast.walk(tree))
+    assert len(top_level) + 1 == sum(
+        isinstance(n, ast.Import | ast.ImportFrom) for n in ast.walk(tree)
+    )
+
+
+BASE64_EDGES = [
+    "",
+    "=",
+    "QQ==",
+    "QQ=",
+    "QQ",
+    "Q===",
+    "QUJD",
+    "QUJD=",
+    "QUJD====",
+    "QQ==QQ==",
+    "QUJD\n",
+    " QUJD",
+    "QUJD RA==",
+    "QR==",
+    "QUJ=",
+    "AAAA\x00",
+    "\u00e9AAA",
+    "-_AA",
+]
+
+
+def _random_base64ish(rng: random.Random) -> str:
+    return "".join(rng.choice("QUJDRAab09+/=\n -_") for _ in range(rng.randint(0, 13)))
+
+
+def _outcome(decode, text):
+    try:
+        return decode(text)
+    except ValueError:
+        return "refused"
+
+
+@pytest.mark.parametrize("module", ["transform", "firehose"])
+def test_the_fast_base64_codec_accepts_exactly_what_binascii_strict_mode_does(module):
+    """pybase64 speeds up the Lambda and Firehose's side of it; the bytes and what is refused
+    stay binascii's (strict mode), the codec the deployed Lambda uses."""
+    from helpers.local import firehose
+
+    decode = transform._strict_b64decode if module == "transform" else firehose._strict_b64decode
+    rng = random.Random(3)
+    texts = BASE64_EDGES + [_random_base64ish(rng) for _ in range(20_000)]
+    texts += [base64.b64encode(rng.randbytes(rng.randint(0, 40))).decode() for _ in range(500)]
+    for text in texts:
+        reference = _outcome(lambda t: binascii.a2b_base64(t, strict_mode=True), text)
+        assert _outcome(decode, text) == reference, text
+    for raw in (b"", b"a", b"ab", b"abc", rng.randbytes(1000)):
+        assert transform._b64text(raw) == base64.b64encode(raw).decode()
 
 
 def test_runs_alone_as_lambda_function_py(tmp_path):
@@ -458,6 +519,7 @@ def test_runs_alone_as_lambda_function_py(tmp_path):
         "event = json.load(open(sys.argv[1]))\n"
         "out = lambda_function.lambda_handler(event, None)\n"
         "print(json.dumps([r['result'] for r in out['records']]))\n"
+        "assert lambda_function.pybase64 is None  # the standard library's codec, as deployed\n"
     )
     done = subprocess.run(
         [

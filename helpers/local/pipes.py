@@ -5,6 +5,11 @@ that Pipes sends (the stream record itself) into the Kinesis stream with partiti
 ``$.dynamodb.Keys.order_id.S``, and checkpoints its position only after the put succeeded.
 A crash between the put and the checkpoint re-sends the batch: at-least-once, as Pipes is.
 
+The pipe runs where Pipes runs, apart from the table's writers: :class:`PipeRunner` steps it
+in a runtime process of its own (as the delivery stream's data plane runs), so its reads and
+puts use another core than the process that writes orders, and neither waits on the other's
+interpreter lock.
+
 Not emulated: filtering, enrichment, input transformers, the dead-letter queue (a put that
 fails is retried until it succeeds, since the local stream only fails on a full disk), and
 parallelization factor (one batch at a time keeps per-key order), and the 500-record limit
@@ -13,9 +18,13 @@ of PutRecords (a batch goes to the stream in one local call).
 
 from __future__ import annotations
 
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from helpers.local.awslambda import Function
 from helpers.local.dynamodb import Table
 from helpers.local.kinesis import Stream
 from helpers.local.sqlite import Database
@@ -23,6 +32,8 @@ from helpers.local.sqlite import Database
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER);"
 )
+RUN_SECONDS = 0.5
+"""How long one call of the runtime keeps stepping before it reports back."""
 
 
 class Pipe:
@@ -41,7 +52,7 @@ class Pipe:
     ):
         if not 1 <= batch_size <= 10_000:
             raise ValueError(f"batch size {batch_size} is outside 1..10000, Pipes' range")
-        self.name = name
+        self.name, self.region, self.account_id = name, region, account_id
         self.arn = f"arn:aws:pipes:{region}:{account_id}:pipe/{name}"
         self.source, self.target = source, target
         self.batch_size, self.batching_window_s = batch_size, batching_window_s
@@ -80,5 +91,111 @@ class Pipe:
         self._waiting_since, self._flush_requested = None, False
         return len(rows)
 
+    def spec(self) -> PipeSpec:
+        """What another process needs to open this pipe."""
+        return PipeSpec(
+            state_path=self.db.path,
+            name=self.name,
+            source_path=self.source.db.path,
+            source_name=self.source.name,
+            target_path=self.target.db.path,
+            target_name=self.target.name,
+            shard_count=len(self.target.shards),
+            batch_size=self.batch_size,
+            batching_window_s=self.batching_window_s,
+            region=self.region,
+            account_id=self.account_id,
+        )
+
     def close(self) -> None:
         self.db.close()
+
+
+@dataclass(frozen=True)
+class PipeSpec:
+    """A pipe's files and settings; small and picklable."""
+
+    state_path: Path
+    name: str
+    source_path: Path
+    source_name: str
+    target_path: Path
+    target_name: str
+    shard_count: int
+    batch_size: int
+    batching_window_s: float
+    region: str
+    account_id: str
+
+    def open(self) -> Pipe:
+        """The pipe, with its source and target, resuming from its checkpoint."""
+        source = Table(self.source_path, self.source_name, self.region, self.account_id)
+        target = Stream(
+            self.target_path, self.target_name, self.shard_count, self.region, self.account_id
+        )
+        return Pipe(
+            self.state_path,
+            self.name,
+            source,
+            target,
+            self.batch_size,
+            self.batching_window_s,
+            self.region,
+            self.account_id,
+        )
+
+
+class PipeRunner:
+    """Steps a pipe in a runtime process of its own; the caller keeps only this handle.
+
+    Each :meth:`step` has the runtime step the pipe until it is idle (or ``RUN_SECONDS``
+    passed) and returns the records moved. The runtime's pipe keeps its batching window
+    between calls, and checkpoints after every put, as the pipe does in process.
+    """
+
+    def __init__(self, pipe: Pipe, log_dir: Path):
+        self.spec = pipe.spec()
+        self.function = Function(
+            f"{pipe.name}-runtime",
+            f"{__name__}.step_in_runtime",
+            pipe.arn,
+            log_dir,
+            "salescast.pipes",
+            log_name=pipe.name,
+        )
+        self._flush_requested = False
+
+    def request_flush(self) -> None:
+        """Send a partial batch at the next step, without waiting for the batching window."""
+        self._flush_requested = True
+
+    def step(self) -> int:
+        flush, self._flush_requested = self._flush_requested, False
+        return self.function.invoke((self.spec, flush))
+
+    def close(self) -> None:
+        self.function.close()
+
+
+_opened: dict[PipeSpec, tuple[Pipe, int]] = {}
+
+
+def step_in_runtime(event: tuple[PipeSpec, bool], context: Any) -> int:
+    """The runtime's entry point: step the pipe (opened once per process) until it is idle.
+
+    It stops early once the process that started it is gone, so a consumer that was killed
+    leaves no orphan moving records beside its successor for more than one batch.
+    """
+    spec, flush = event
+    if spec not in _opened:
+        _opened[spec] = (spec.open(), os.getppid())
+    pipe, parent = _opened[spec]
+    if flush:
+        pipe.request_flush()
+    moved, deadline = 0, time.monotonic() + RUN_SECONDS
+    while os.getppid() == parent and time.monotonic() < deadline:
+        count = pipe.step()
+        if not count:
+            break
+        moved += count
+    return moved

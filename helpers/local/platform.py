@@ -38,7 +38,7 @@ from helpers.local.glue import (
     glue_type,
 )
 from helpers.local.kinesis import Stream
-from helpers.local.pipes import Pipe
+from helpers.local.pipes import Pipe, PipeRunner
 from helpers.local.s3 import Bucket
 from helpers.platform import (
     CATALOG_COLUMNS,
@@ -164,6 +164,7 @@ class LocalPlatform(Platform):
         self._lock_handle = None
         self._stop = threading.Event()
         self._pollers: list[_Poller] = []
+        self._pipe_runner: PipeRunner | None = None
         self._consume = consume
         if consume:
             self._try_consume()
@@ -192,11 +193,11 @@ class LocalPlatform(Platform):
         self._lock_handle = handle
         self.bucket.clear_staging()
         # resume from the committed checkpoints, whoever consumed before
-        self.pipe.position = self.pipe.checkpoint()
+        self._pipe_runner = PipeRunner(self.pipe, self.function.log_path.parent)
         self.delivery.positions = self.delivery.checkpoints()
         idle = self.settings.poll_interval_s
         self._pollers = [
-            _Poller("pipe", self.pipe.step, idle, self._stop),
+            _Poller("pipe", self._pipe_runner.step, idle, self._stop),
             _Poller("delivery", self.delivery.step, idle, self._stop),
         ]
         if self.settings.crawl_interval_s > 0:  # the crawler's schedule
@@ -227,7 +228,7 @@ class LocalPlatform(Platform):
         self._wait(
             "pipe",
             lambda: target - self.pipe.checkpoint(),
-            self.pipe.request_flush,
+            lambda: self._pipe_runner.request_flush(),
             deadline,
             timeout,
             progress,
@@ -484,6 +485,9 @@ class LocalPlatform(Platform):
         if self._pollers and self.delivery.buffered:
             self.delivery.deliver()  # what was read is written, not left for the next start
         self._pollers = []
+        if self._pipe_runner is not None:
+            self._pipe_runner.close()
+            self._pipe_runner = None
         if self._lock_handle is not None:
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
