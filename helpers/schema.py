@@ -259,13 +259,14 @@ def items_json(table: pa.Table) -> tuple[list[str], np.ndarray]:
     for position, name in enumerate(ORDER_FIELDS):
         opening = ("{" if position == 0 else ",") + f'"{name}":'
         column = table[name]
-        if name in STRING_FIELDS or name == "order_ts":
-            if name == "order_ts":
-                text = pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
-            else:
-                text = _json_escape(column)
-            pieces += [opening + '{"S":"', text, '"}']
-            sizes += pc.binary_length(text if name == "order_ts" else column).to_numpy()
+        if name == "order_ts":  # ISO text of the UTC wall clock; a cast is ~10x strftime
+            text = pc.cast(pc.cast(column, pa.timestamp("ms")), pa.string())
+            text = pc.replace_substring(text, " ", "T", max_replacements=1)
+            pieces += [opening + '{"S":"', text, 'Z"}']
+            sizes += pc.binary_length(text).to_numpy() + 1
+        elif name in STRING_FIELDS:
+            pieces += [opening + '{"S":"', _json_escape(column), '"}']
+            sizes += pc.binary_length(column).to_numpy()
         else:
             text = pc.cast(column, pa.string())
             pieces += [opening + '{"N":"', text, '"}']

@@ -114,6 +114,18 @@ def test_items_json_is_dynamodb_attribute_value_json():
     assert back["product_name"] == tricky and back["unit_price"] == 19.99
 
 
+def test_items_order_ts_is_iso_utc_with_milliseconds():
+    rng = np.random.default_rng(5)
+    millis = [*rng.integers(0, 9_000_000_000_000, 300).tolist(), 0, 951782400000]
+    stamps = [datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms) for ms in millis]
+    table = validated_table([order(order_id=f"o-{n}", order_ts=ts) for n, ts in enumerate(stamps)])
+    texts, _ = items_json(table)
+    expected = [
+        f"{ts:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z" for ts, ms in zip(stamps, millis, strict=True)
+    ]
+    assert [json.loads(text)["order_ts"]["S"] for text in texts] == expected
+
+
 def test_lake_schema_and_glue_columns_agree():
     assert [column["Name"] for column in glue_columns()] == LAKE_SCHEMA.names
     types = {column["Name"]: column["Type"] for column in glue_columns()}
