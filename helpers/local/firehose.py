@@ -121,7 +121,7 @@ class DeliveryStream:
             arn=self.arn,
             region=region,
             source_arn=source.arn,
-            source_path=str(source.db.path),
+            source_path=str(source.path),
             source_name=source.name,
             shard_count=len(source.shards),
             account_id=account_id,

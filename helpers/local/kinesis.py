@@ -1,9 +1,18 @@
-"""The change stream between the pipe and the delivery stream (Kinesis Data Streams), in SQLite.
+"""The change stream between the pipe and the delivery stream (Kinesis Data Streams): shard logs.
 
 A durable log split into shards as Kinesis splits it: the MD5 of the partition key, read as a
 128-bit number, falls in one shard's hash key range, and the ranges divide 0 .. 2**128 - 1
 evenly. Each shard numbers its records with increasing 56-digit sequence numbers, so records of
 one partition key keep their order.
+
+Each shard is an append-only file of frames (length, CRC-32, position, arrival time, partition
+key, data), as a shard is an ordered log, with an index file of each record's end offset, so a
+reader finds any position without a scan. A put appends its frames, syncs them to disk, and
+only then appends their index entries: readers, who find records through the index, see only
+records whose put is durable. The index itself is not synced; whoever opens the stream or puts
+next re-indexes frames past it that pass their CRC and cuts off a torn tail, so a crash of the
+process or the machine loses nothing a put returned for. One writer at a time holds the
+stream's lock file.
 
 Not emulated: resharding, enhanced fan-out, throughput limits and throttling, explicit hash
 keys, aggregation (subsequence numbers are always 0), and the retention period (records are
@@ -13,25 +22,25 @@ kept until the root is removed).
 from __future__ import annotations
 
 import bisect
+import fcntl
 import hashlib
+import json
+import os
+import struct
 import time
-from collections.abc import Sequence
+import zlib
+from array import array
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from helpers.local.sqlite import Database
-
 HASH_SPACE = 2**128
 MAX_RECORD_BYTES = 1024 * 1024
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    shard INTEGER NOT NULL, seq INTEGER NOT NULL, partition_key TEXT NOT NULL,
-    data BLOB NOT NULL, arrival REAL NOT NULL, PRIMARY KEY (shard, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+_FRAME = struct.Struct("<IIqdH")  # length after the CRC, CRC-32 of it, position, arrival, key
+_AFTER_CRC = 4 + 4  # the CRC covers the frame from here on
+_ENTRY = 8  # one index entry: a frame's end offset (int64)
 
 
 @dataclass(frozen=True)
@@ -75,24 +84,45 @@ def _sequence_format(shard: int) -> str:
 
 
 class Stream:
-    """A Kinesis data stream with a fixed number of shards."""
+    """A Kinesis data stream with a fixed number of shards, kept in the folder ``path``."""
 
     def __init__(self, path: Path, name: str, shard_count: int, region: str, account_id: str):
-        self.name = name
+        self.name, self.path = name, Path(path)
         self.arn = f"arn:aws:kinesis:{region}:{account_id}:stream/{name}"
-        self.db = Database(path, _SCHEMA)
-        with self.db.write() as connection:
-            connection.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('shard_count', ?)", (str(shard_count),)
-            )
-        stored = int(self.db.scalar("SELECT value FROM meta WHERE name = 'shard_count'"))
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.path / "write.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        with self._locked():
+            meta = self.path / "meta.json"
+            if not meta.exists():
+                staging = self.path / "meta.json.tmp"
+                staging.write_text(json.dumps({"shard_count": shard_count}))
+                os.replace(staging, meta)
+            stored = json.loads(meta.read_text())["shard_count"]
+            if stored == shard_count:
+                self.shards = even_shards(shard_count)
+                self._logs = [self._open(f"{shard.shard_id}.log") for shard in self.shards]
+                self._indexes = [self._open(f"{shard.shard_id}.idx") for shard in self.shards]
+                for shard in self.shards:
+                    self._repair(shard.index)
         if stored != shard_count:
+            os.close(self._lock_fd)
             raise ValueError(
                 f"stream {name!r} already exists with {stored} shards, not {shard_count}; "
                 "resharding is not emulated: tear down the local root or keep the shard count"
             )
-        self.shards = even_shards(shard_count)
         self._starts = [shard.starting_hash_key for shard in self.shards]
+
+    def _open(self, file_name: str) -> int:
+        return os.open(self.path / file_name, os.O_RDWR | os.O_CREAT, 0o644)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The stream's write lock, across threads and processes."""
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def shard_for(self, partition_key: str) -> int:
         """The shard index whose hash key range holds MD5(partition key)."""
@@ -100,66 +130,144 @@ class Stream:
         return bisect.bisect_right(self._starts, digest) - 1
 
     def put_records(self, records: Sequence[tuple[str, bytes]]) -> list[tuple[str, str]]:
-        """PutRecords: (partition key, data) pairs, committed together.
+        """PutRecords: (partition key, data) pairs, durable when it returns.
 
         Returns each record's (shard id, sequence number), in the order given.
         """
-        shards = []
+        shards, keys = [], []
         for partition_key, data in records:
             if not partition_key or len(partition_key) > 256:
                 raise ValueError("partition key must be 1 to 256 characters")
-            if len(data) + len(partition_key.encode()) > MAX_RECORD_BYTES:
+            key = partition_key.encode()
+            if len(data) + len(key) > MAX_RECORD_BYTES:
                 raise ValueError(f"record of {len(data)} bytes exceeds Kinesis's 1 MiB limit")
             shards.append(self.shard_for(partition_key))
+            keys.append(key)
         now = time.time()
-        with self.db.write() as connection:
-            tops = self._tops(connection)
-            rows = []
-            for shard, (partition_key, data) in zip(shards, records, strict=True):
+        placed = []
+        with self._locked():
+            tops = {shard: self._repair(shard) for shard in set(shards)}
+            ends = {shard: self._end(shard, tops[shard]) for shard in tops}
+            frames = {shard: bytearray() for shard in tops}
+            entries = {shard: array("q") for shard in tops}
+            pack, crc = _FRAME.pack, zlib.crc32
+            for shard, key, (_, data) in zip(shards, keys, records, strict=True):
                 tops[shard] = seq = tops[shard] + 1
-                rows.append((shard, seq, partition_key, data, now))
-            connection.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
+                head = pack(0, 0, seq, now, len(key))[_AFTER_CRC:]
+                body = head + key + data
+                framed = frames[shard]
+                framed += (len(body)).to_bytes(4, "little")
+                framed += crc(data, crc(key, crc(head))).to_bytes(4, "little")
+                framed += body
+                entries[shard].append(ends[shard] + len(framed))
+                placed.append((shard, seq))
+            for shard, framed in frames.items():
+                _write_all(self._logs[shard], framed, ends[shard])
+                os.fdatasync(self._logs[shard])
+            for shard, offsets in entries.items():
+                before = tops[shard] - len(offsets)
+                _write_all(self._indexes[shard], offsets.tobytes(), before * _ENTRY)
         shard_ids = [shard.shard_id for shard in self.shards]
-        formats = [_sequence_format(shard.index) for shard in self.shards]
-        return [(shard_ids[shard], formats[shard] % seq) for shard, seq, *_ in rows]
+        return [(shard_ids[shard], _sequence_format(shard) % seq) for shard, seq in placed]
 
     def get_records(self, shard: int, after: int, limit: int = 10_000) -> list[Record]:
         """GetRecords from a shard, after a position (0 = from the trim horizon)."""
+        start, ends = self._span(shard, after, limit)
+        if not ends:
+            return []
+        blob = os.pread(self._logs[shard], ends[-1] - start, start)
         shard_id, number = self.shards[shard].shard_id, _sequence_format(shard)
-        return [
-            Record(shard_id, seq, number % seq, key, data, arrival)
-            for seq, key, data, arrival in self.db.read(
-                "SELECT seq, partition_key, data, arrival FROM records "
-                "WHERE shard = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (shard, after, limit),
+        unpack, records, offset = _FRAME.unpack_from, [], 0
+        for end in ends:
+            _, _, seq, arrival, key_size = unpack(blob, offset)
+            key_end = offset + _FRAME.size + key_size
+            key = blob[offset + _FRAME.size : key_end].decode()
+            records.append(
+                Record(shard_id, seq, number % seq, key, blob[key_end : end - start], arrival)
             )
-        ]
+            offset = end - start
+        return records
 
     def extent(self, shard: int, after: int, limit: int) -> tuple[int, int, int]:
         """Of the next ``limit`` records after a position: the last position, how many, and
-        their bytes, without reading the data (for buffering decisions)."""
-        row = self.db.connection.execute(
-            "SELECT max(seq), count(*), coalesce(sum(length(data)), 0) FROM "
-            "(SELECT seq, data FROM records WHERE shard = ? AND seq > ? ORDER BY seq LIMIT ?)",
-            (shard, after, limit),
-        ).fetchone()
-        return (row[0] or after), row[1], row[2]
+        their bytes as stored, without reading them (for buffering decisions)."""
+        start, ends = self._span(shard, after, limit)
+        return after + len(ends), len(ends), (ends[-1] - start if ends else 0)
+
+    def _span(self, shard: int, after: int, limit: int) -> tuple[int, array]:
+        """Where the records after a position start, and the end offset of each (at most
+        ``limit``), from the index."""
+        top = os.fstat(self._indexes[shard]).st_size // _ENTRY
+        upto = min(top, after + max(0, limit))
+        if upto <= after:
+            return 0, array("q")
+        first = max(0, after - 1)
+        entries = array(
+            "q", os.pread(self._indexes[shard], (upto - first) * _ENTRY, first * _ENTRY)
+        )
+        start = entries[0] if after else 0
+        return start, entries[1:] if after else entries
+
+    def _end(self, shard: int, top: int) -> int:
+        """The end offset of a shard's last indexed record (0 when empty)."""
+        if not top:
+            return 0
+        return array("q", os.pread(self._indexes[shard], _ENTRY, (top - 1) * _ENTRY))[0]
+
+    def _repair(self, shard: int) -> int:
+        """Make a shard's index cover exactly its durable frames; returns its record count.
+
+        Called with the lock held. Index entries past the log (a tail lost in a machine crash)
+        are dropped; frames past the index that pass their CRC are indexed; a torn frame and
+        anything after it is cut off.
+        """
+        log, index = self._logs[shard], self._indexes[shard]
+        size = os.fstat(log).st_size
+        top = os.fstat(index).st_size // _ENTRY
+        end = self._end(shard, top)
+        while top and (end > size or end <= self._end(shard, top - 1)):
+            top -= 1  # an entry the crash left unwritten (zeros) or pointing past the log
+            end = self._end(shard, top)
+        if os.fstat(index).st_size != top * _ENTRY:
+            os.ftruncate(index, top * _ENTRY)
+        if end == size:
+            return top
+        tail = os.pread(log, size - end, end)
+        offsets, offset = array("q"), 0
+        while offset + _FRAME.size <= len(tail):
+            length, checksum = struct.unpack_from("<II", tail, offset)
+            body = tail[offset + _AFTER_CRC : offset + _AFTER_CRC + length]
+            if len(body) != length or zlib.crc32(body) != checksum:
+                break
+            offset += _AFTER_CRC + length
+            offsets.append(end + offset)
+        if offsets:
+            _write_all(index, offsets.tobytes(), top * _ENTRY)
+        if end + offset != size:
+            os.ftruncate(log, end + offset)
+        os.fsync(log)
+        return top + len(offsets)
 
     def latest_sequences(self) -> dict[int, int]:
         """The newest position of every shard (0 for an empty shard)."""
-        return self._tops(self.db.connection)
-
-    def _tops(self, connection) -> dict[int, int]:
         return {
-            shard.index: connection.execute(
-                "SELECT coalesce(max(seq), 0) FROM records WHERE shard = ?", (shard.index,)
-            ).fetchone()[0]
+            shard.index: os.fstat(self._indexes[shard.index]).st_size // _ENTRY
             for shard in self.shards
         }
 
     def count(self) -> int:
         """Records held in the stream."""
-        return self.db.scalar("SELECT count(*) FROM records")
+        return sum(self.latest_sequences().values())
 
     def close(self) -> None:
-        self.db.close()
+        for descriptor in (*self._logs, *self._indexes, self._lock_fd):
+            os.close(descriptor)
+        self._logs, self._indexes = [], []
+
+
+def _write_all(descriptor: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset``."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(descriptor, view, offset)
+        view, offset = view[written:], offset + written

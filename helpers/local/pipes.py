@@ -98,7 +98,7 @@ class Pipe:
             name=self.name,
             source_path=self.source.db.path,
             source_name=self.source.name,
-            target_path=self.target.db.path,
+            target_path=self.target.path,
             target_name=self.target.name,
             shard_count=len(self.target.shards),
             batch_size=self.batch_size,

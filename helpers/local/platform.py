@@ -112,11 +112,14 @@ class LocalPlatform(Platform):
                 f"root {root} holds files but no salescast state ({STATE_MARKER}); point it at "
                 f"a salescast folder or an empty one (teardown removes a root whole)"
             )
+        if (root / "kinesis.sqlite").exists():  # the stream was a SQLite file before shard logs
+            raise BackendError(
+                f"root {root} was made by an older salescast whose stream format this one does "
+                "not read; flush and tear it down with that version, or use a new root"
+            )
         root.mkdir(parents=True, exist_ok=True)
         self.table = Table(root / "dynamodb.sqlite", s.table_name, s.region, s.account_id)
-        self.stream = Stream(
-            root / "kinesis.sqlite", s.stream_name, s.shard_count, s.region, s.account_id
-        )
+        self.stream = Stream(root / "kinesis", s.stream_name, s.shard_count, s.region, s.account_id)
         self.bucket = Bucket(root / "s3", s.bucket)
         self.function = Function(
             s.function_name,

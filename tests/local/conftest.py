@@ -53,7 +53,7 @@ def table(tmp_path):
 
 @pytest.fixture
 def stream(tmp_path):
-    stream = Stream(tmp_path / "kinesis.sqlite", "changes", 2, REGION, ACCOUNT)
+    stream = Stream(tmp_path / "kinesis", "changes", 2, REGION, ACCOUNT)
     yield stream
     stream.close()
 

@@ -47,7 +47,7 @@ def test_three_shards_match_the_aws_cli_example():
 
 
 def test_shard_for_follows_md5_of_the_partition_key(tmp_path):
-    stream = Stream(tmp_path / "k.sqlite", "s", 5, REGION, ACCOUNT)
+    stream = Stream(tmp_path / "kinesis", "s", 5, REGION, ACCOUNT)
     keys = [f"o-{i:05d}" for i in range(500)] + ["", "ünïcode-ключ", "x" * 256]
     seen = set()
     for key in keys:
@@ -136,7 +136,7 @@ def test_arrival_timestamps_and_binary_data(stream):
 
 
 def test_state_survives_reopen_and_other_shard_count_is_refused(tmp_path):
-    path = tmp_path / "k.sqlite"
+    path = tmp_path / "kinesis"
     first = Stream(path, "changes", 2, REGION, ACCOUNT)
     first.put_records([("a", b"1")])
     first.close()
@@ -162,3 +162,77 @@ def test_invalid_records_are_refused_and_nothing_is_written(stream, record, mess
     with pytest.raises(ValueError, match=message):
         stream.put_records([("good", b"ok"), record])
     assert stream.count() == 0
+
+
+# --- the shard logs after a crash --------------------------------------------------------
+
+
+def _put_then_close(path, rounds: int) -> tuple[Stream, int]:
+    stream = Stream(path, "changes", 2, REGION, ACCOUNT)
+    for round_ in range(rounds):
+        stream.put_records([(f"k-{i}", f"{round_}:{i}".encode() * 20) for i in range(10)])
+    shard = stream.shard_for("k-0")
+    stream.close()
+    return shard
+
+
+def _data(path, shard: int) -> list[bytes]:
+    stream = Stream(path, "changes", 2, REGION, ACCOUNT)
+    try:
+        return [record.data for record in stream.get_records(shard, 0)]
+    finally:
+        stream.close()
+
+
+@pytest.mark.parametrize("tail", [b"\x00" * 5, b"\x40\x00\x00\x00garbage", b"\xff" * 200])
+def test_a_torn_frame_at_the_end_of_a_log_is_cut_off(tmp_path, tail):
+    path = tmp_path / "kinesis"
+    shard = _put_then_close(path, 3)
+    before = _data(path, shard)
+    log = path / f"shardId-{shard:012d}.log"
+    size = log.stat().st_size
+    with open(log, "ab") as handle:  # a put killed while writing its frames
+        handle.write(tail)
+    assert _data(path, shard) == before
+    assert log.stat().st_size == size
+    stream = Stream(path, "changes", 2, REGION, ACCOUNT)
+    stream.put_records([("k-0", b"after")])
+    assert [r.data for r in stream.get_records(shard, 0)] == [*before, b"after"]
+    assert [r.seq for r in stream.get_records(shard, 0)] == list(range(1, len(before) + 2))
+    stream.close()
+
+
+@pytest.mark.parametrize("damage", ["lost", "zeros", "torn entry"])
+def test_durable_frames_missing_from_the_index_are_indexed_again(tmp_path, damage):
+    """The index is not synced: after a machine crash its tail may be gone or zeros."""
+    path = tmp_path / "kinesis"
+    shard = _put_then_close(path, 4)
+    before = _data(path, shard)
+    index = path / f"shardId-{shard:012d}.idx"
+    entries = index.read_bytes()
+    kept = entries[: len(entries) // 2]
+    index.write_bytes(
+        {
+            "lost": kept,
+            "zeros": kept + bytes(len(entries) - len(kept)),
+            "torn entry": kept + b"\x01\x02\x03",
+        }[damage]
+    )
+    assert _data(path, shard) == before
+    assert index.read_bytes() == entries
+
+
+def test_a_second_handle_sees_what_the_first_put(tmp_path):
+    writer = Stream(tmp_path / "kinesis", "changes", 2, REGION, ACCOUNT)
+    reader = Stream(tmp_path / "kinesis", "changes", 2, REGION, ACCOUNT)
+    writer.put_records([("a", b"1"), ("b", b"2")])
+    assert reader.count() == 2
+    assert reader.latest_sequences() == writer.latest_sequences()
+    shard = writer.shard_for("a")
+    assert [r.data for r in reader.get_records(shard, 0) if r.partition_key == "a"] == [b"1"]
+    reader.put_records([("a", b"3")])  # positions continue across handles
+    assert [r.seq for r in writer.get_records(shard, 0)] == list(
+        range(1, writer.latest_sequences()[shard] + 1)
+    )
+    writer.close()
+    reader.close()
