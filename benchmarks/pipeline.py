@@ -37,8 +37,8 @@ def history(orders: int, days: int = 365, seed: int = 42) -> list:
 
 def measure_throughput(root: Path, changes: list) -> dict:
     """Seconds from the first put until flush returns, for pre-generated changes, and the CPU
-    each order cost: in this process (writer, pipe, delivery control) and in the runtime
-    processes (the delivery's data planes, counted once they exit at close)."""
+    each order cost: in this process (writer, delivery control) and in the runtime processes
+    (the pipe and the delivery's data planes, counted once they exit at close)."""
     shutil.rmtree(root, ignore_errors=True)
     puts = sum(len(change.frame) for change in changes if change.action == "put")
     total = sum(len(change.frame) for change in changes)
@@ -118,8 +118,8 @@ def main() -> None:
     )
     cpu = local["cpu_us_per_order"]
     print(
-        f"cpu    : {cpu['total']:.0f} us/order ({cpu['main']:.0f} writer, pipe and control, "
-        f"{cpu['runtimes']:.0f} delivery data planes)"
+        f"cpu    : {cpu['total']:.0f} us/order ({cpu['main']:.0f} writer and control, "
+        f"{cpu['runtimes']:.0f} pipe and delivery runtimes)"
     )
     if args.moto_orders:
         moto_orders = pd.concat(
