@@ -8,7 +8,7 @@ import time
 import pytest
 
 from helpers.local.kinesis import Stream
-from helpers.local.pipes import Pipe
+from helpers.local.pipes import Pipe, PipeRunner
 
 from .conftest import ACCOUNT, REGION, orders
 
@@ -178,3 +178,19 @@ def test_failed_put_does_not_advance(tmp_path, table, stream, monkeypatch):
     monkeypatch.undo()
     assert pipe.step() == 3
     assert stream.count() == 3
+
+
+def test_runner_steps_the_pipe_in_a_runtime_process_with_its_window(tmp_path, table, stream):
+    table.put_items(orders(*range(7)))
+    pipe = make_pipe(tmp_path, table, stream, batch_size=5, window=60)
+    runner = PipeRunner(pipe, tmp_path / "logs")
+    try:
+        assert runner.step() == 5  # the full batch; the partial one waits for the window
+        assert runner.step() == 0
+        runner.request_flush()
+        assert runner.step() == 2
+        assert runner.step() == 0
+        assert pipe.checkpoint() == 7 and stream.count() == 7
+        assert pipe.position == 0  # this process's pipe never stepped: the runtime's did
+    finally:
+        runner.close()
