@@ -103,7 +103,7 @@ class Stream:
                 self._logs = [self._open(f"{shard.shard_id}.log") for shard in self.shards]
                 self._indexes = [self._open(f"{shard.shard_id}.idx") for shard in self.shards]
                 for shard in self.shards:
-                    self._repair(shard.index)
+                    self._repair(shard.index, whole=True)
         if stored != shard_count:
             os.close(self._lock_fd)
             raise ValueError(
@@ -117,7 +117,7 @@ class Stream:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """The stream's write lock, across threads and processes."""
+        """The stream's write lock, across processes and handles (not threads sharing one)."""
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             yield
@@ -214,19 +214,29 @@ class Stream:
             return 0
         return array("q", os.pread(self._indexes[shard], _ENTRY, (top - 1) * _ENTRY))[0]
 
-    def _repair(self, shard: int) -> int:
+    def _repair(self, shard: int, whole: bool = False) -> int:
         """Make a shard's index cover exactly its durable frames; returns its record count.
 
-        Called with the lock held. Index entries past the log (a tail lost in a machine crash)
-        are dropped; frames past the index that pass their CRC are indexed; a torn frame and
-        anything after it is cut off.
+        Called with the lock held. Index entries the crash of a machine left wrong (zeros, or
+        pointing past the log) are dropped: the last one at every put, and every one when the
+        stream is opened (``whole``), since unsynced pages may reach the disk in any order.
+        Frames past the index that pass their checks (CRC, sizes, position) are synced and
+        indexed again; a torn frame and anything after it is cut off.
         """
         log, index = self._logs[shard], self._indexes[shard]
         size = os.fstat(log).st_size
         top = os.fstat(index).st_size // _ENTRY
+        if whole and top:
+            entries = array("q", os.pread(index, top * _ENTRY, 0))
+            previous = 0
+            for position, entry in enumerate(entries):
+                if entry <= previous or entry > size:
+                    top = position
+                    break
+                previous = entry
         end = self._end(shard, top)
         while top and (end > size or end <= self._end(shard, top - 1)):
-            top -= 1  # an entry the crash left unwritten (zeros) or pointing past the log
+            top -= 1
             end = self._end(shard, top)
         if os.fstat(index).st_size != top * _ENTRY:
             os.ftruncate(index, top * _ENTRY)
@@ -235,17 +245,22 @@ class Stream:
         tail = os.pread(log, size - end, end)
         offsets, offset = array("q"), 0
         while offset + _FRAME.size <= len(tail):
-            length, checksum = struct.unpack_from("<II", tail, offset)
+            length, checksum, seq, _, key_size = _FRAME.unpack_from(tail, offset)
             body = tail[offset + _AFTER_CRC : offset + _AFTER_CRC + length]
-            if len(body) != length or zlib.crc32(body) != checksum:
+            if (
+                len(body) != length
+                or not 1 <= key_size <= length - (_FRAME.size - _AFTER_CRC)
+                or seq != top + len(offsets) + 1
+                or zlib.crc32(body) != checksum
+            ):
                 break
             offset += _AFTER_CRC + length
             offsets.append(end + offset)
-        if offsets:
-            _write_all(index, offsets.tobytes(), top * _ENTRY)
         if end + offset != size:
             os.ftruncate(log, end + offset)
-        os.fsync(log)
+        os.fsync(log)  # durable before readers can find them
+        if offsets:
+            _write_all(index, offsets.tobytes(), top * _ENTRY)
         return top + len(offsets)
 
     def latest_sequences(self) -> dict[int, int]:

@@ -184,7 +184,9 @@ def _data(path, shard: int) -> list[bytes]:
         stream.close()
 
 
-@pytest.mark.parametrize("tail", [b"\x00" * 5, b"\x40\x00\x00\x00garbage", b"\xff" * 200])
+@pytest.mark.parametrize(
+    "tail", [b"\x00" * 5, b"\x00" * 64, b"\x40\x00\x00\x00garbage", b"\xff" * 200]
+)
 def test_a_torn_frame_at_the_end_of_a_log_is_cut_off(tmp_path, tail):
     path = tmp_path / "kinesis"
     shard = _put_then_close(path, 3)
@@ -202,7 +204,7 @@ def test_a_torn_frame_at_the_end_of_a_log_is_cut_off(tmp_path, tail):
     stream.close()
 
 
-@pytest.mark.parametrize("damage", ["lost", "zeros", "torn entry"])
+@pytest.mark.parametrize("damage", ["lost", "zeros", "torn entry", "zeros inside"])
 def test_durable_frames_missing_from_the_index_are_indexed_again(tmp_path, damage):
     """The index is not synced: after a machine crash its tail may be gone or zeros."""
     path = tmp_path / "kinesis"
@@ -216,6 +218,8 @@ def test_durable_frames_missing_from_the_index_are_indexed_again(tmp_path, damag
             "lost": kept,
             "zeros": kept + bytes(len(entries) - len(kept)),
             "torn entry": kept + b"\x01\x02\x03",
+            # unsynced pages reach the disk in any order: a hole before entries that did
+            "zeros inside": entries[:8] + bytes(16) + entries[24:],
         }[damage]
     )
     assert _data(path, shard) == before
