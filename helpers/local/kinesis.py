@@ -90,27 +90,39 @@ class Stream:
         self.name, self.path = name, Path(path)
         self.arn = f"arn:aws:kinesis:{region}:{account_id}:stream/{name}"
         self.path.mkdir(parents=True, exist_ok=True)
+        self._logs: list[int] = []
+        self._indexes: list[int] = []
         self._lock_fd = os.open(self.path / "write.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        with self._locked():
-            meta = self.path / "meta.json"
-            if not meta.exists():
-                staging = self.path / "meta.json.tmp"
-                staging.write_text(json.dumps({"shard_count": shard_count}))
-                os.replace(staging, meta)
-            stored = json.loads(meta.read_text())["shard_count"]
-            if stored == shard_count:
+        try:
+            with self._locked():
+                stored = self._stored_shard_count(shard_count)
+                if stored != shard_count:
+                    raise ValueError(
+                        f"stream {name!r} already exists with {stored} shards, not "
+                        f"{shard_count}; resharding is not emulated: tear down the local root "
+                        "or keep the shard count"
+                    )
                 self.shards = even_shards(shard_count)
                 self._logs = [self._open(f"{shard.shard_id}.log") for shard in self.shards]
                 self._indexes = [self._open(f"{shard.shard_id}.idx") for shard in self.shards]
                 for shard in self.shards:
                     self._repair(shard.index, whole=True)
-        if stored != shard_count:
-            os.close(self._lock_fd)
-            raise ValueError(
-                f"stream {name!r} already exists with {stored} shards, not {shard_count}; "
-                "resharding is not emulated: tear down the local root or keep the shard count"
-            )
+        except BaseException:
+            self.close()
+            raise
         self._starts = [shard.starting_hash_key for shard in self.shards]
+
+    def _stored_shard_count(self, shard_count: int) -> int:
+        """The shard count the stream was created with (``shard_count`` if it is new)."""
+        meta = self.path / "meta.json"
+        if not meta.exists():
+            staging = self.path / "meta.json.tmp"
+            with open(staging, "w") as handle:
+                json.dump({"shard_count": shard_count}, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(staging, meta)
+        return json.loads(meta.read_text())["shard_count"]
 
     def _open(self, file_name: str) -> int:
         return os.open(self.path / file_name, os.O_RDWR | os.O_CREAT, 0o644)
@@ -275,9 +287,11 @@ class Stream:
         return sum(self.latest_sequences().values())
 
     def close(self) -> None:
+        """Close the files (again is a no-op)."""
         for descriptor in (*self._logs, *self._indexes, self._lock_fd):
-            os.close(descriptor)
-        self._logs, self._indexes = [], []
+            if descriptor >= 0:
+                os.close(descriptor)
+        self._logs, self._indexes, self._lock_fd = [], [], -1
 
 
 def _write_all(descriptor: int, data: bytes, offset: int) -> None:
