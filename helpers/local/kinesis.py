@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 HASH_SPACE = 2**128
 MAX_RECORD_BYTES = 1024 * 1024
 _FRAME = struct.Struct("<IIqdH")  # length after the CRC, CRC-32 of it, position, arrival, key
@@ -239,13 +241,10 @@ class Stream:
         size = os.fstat(log).st_size
         top = os.fstat(index).st_size // _ENTRY
         if whole and top:
-            entries = array("q", os.pread(index, top * _ENTRY, 0))
-            previous = 0
-            for position, entry in enumerate(entries):
-                if entry <= previous or entry > size:
-                    top = position
-                    break
-                previous = entry
+            entries = np.frombuffer(os.pread(index, top * _ENTRY, 0), dtype="<i8")
+            wrong = (entries > size) | (np.diff(entries, prepend=0) <= 0)
+            if wrong.any():
+                top = int(wrong.argmax())
         end = self._end(shard, top)
         while top and (end > size or end <= self._end(shard, top - 1)):
             top -= 1
