@@ -182,7 +182,8 @@ class Stream:
                 before = tops[shard] - len(offsets)
                 _write_all(self._indexes[shard], offsets.tobytes(), before * _ENTRY)
         shard_ids = [shard.shard_id for shard in self.shards]
-        return [(shard_ids[shard], _sequence_format(shard) % seq) for shard, seq in placed]
+        formats = [_sequence_format(shard.index) for shard in self.shards]
+        return [(shard_ids[shard], formats[shard] % seq) for shard, seq in placed]
 
     def get_records(self, shard: int, after: int, limit: int = 10_000) -> list[Record]:
         """GetRecords from a shard, after a position (0 = from the trim horizon)."""
