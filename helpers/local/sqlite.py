@@ -20,10 +20,15 @@ CACHE_KIB = 65536
 
 
 class Database:
-    """A SQLite file shared by threads, each with its own connection."""
+    """A SQLite file shared by threads, each with its own connection.
 
-    def __init__(self, path: Path, schema: str):
+    ``checkpoint_pages`` is the WAL size, in pages, at which a commit copies the WAL into the
+    database file (SQLite's ``wal_autocheckpoint``, 1000 by default).
+    """
+
+    def __init__(self, path: Path, schema: str, checkpoint_pages: int = 1000):
         self.path = Path(path)
+        self.checkpoint_pages = checkpoint_pages
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -42,6 +47,7 @@ class Database:
             connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
+            connection.execute(f"PRAGMA wal_autocheckpoint={self.checkpoint_pages}")
             self._local.connection = connection
             with self._lock:
                 self._connections.append(connection)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 import time
 
 import pytest
 
 from helpers.exceptions import InvalidOrderError, OrderNotFoundError
-from helpers.local.dynamodb import Table
+from helpers.local.dynamodb import CHECKPOINT_PAGES, Table
 from helpers.schema import items_json, validated_table
 
 from .conftest import ACCOUNT, REGION, order, orders, stream_records
@@ -268,3 +269,18 @@ def test_order_values_round_trip_through_the_item(table):
     record = stream_records(table)[0]
     assert record["dynamodb"]["NewImage"]["product_name"] == {"S": 'back\\slash "quote"\nnewline'}
     assert record["dynamodb"]["NewImage"]["unit_price"] == {"N": str(order(9)["unit_price"])}
+
+
+def test_every_connection_of_the_table_checkpoints_its_wal_less_often_than_sqlite(table):
+    """Large writes dirty most pages of the random-key index; fewer checkpoints copy each
+    page fewer times."""
+
+    def setting() -> int:
+        return table.db.connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+
+    seen = [setting()]
+    other = threading.Thread(target=lambda: seen.append(setting()))  # its own connection
+    other.start()
+    other.join()
+    assert seen == [CHECKPOINT_PAGES, CHECKPOINT_PAGES]
+    assert CHECKPOINT_PAGES > 1000  # SQLite's default
