@@ -213,3 +213,14 @@ def test_a_folder_of_other_files_is_not_opened_as_a_root(tmp_path):
     with pytest.raises(BackendError, match="holds files but no salescast state"):
         helpers.connect(root=tmp_path)
     assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_root_with_the_old_sqlite_stream_is_refused_untouched(tmp_path, make_orders):
+    """Its delivery checkpoints would point past an empty shard log and skip new records."""
+    with helpers.connect(root=tmp_path, consume=False) as platform:
+        platform.orders.put(make_orders(2))
+    (tmp_path / "kinesis.sqlite").write_bytes(b"SQLite format 3\x00")
+    before = sorted(path.name for path in tmp_path.iterdir())
+    with pytest.raises(BackendError, match="older salescast"):
+        helpers.connect(root=tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
