@@ -10,12 +10,24 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helpers.config import Settings
-from helpers.platform import Platform
+
+if TYPE_CHECKING:
+    from helpers.platform import Platform
 
 __all__ = ["Platform", "Settings", "connect"]
+
+
+def __getattr__(name: str) -> Any:
+    """``helpers.Platform`` on first use: the runtime processes import ``helpers`` without
+    pandas."""
+    if name == "Platform":
+        from helpers.platform import Platform
+
+        return Platform
+    raise AttributeError(f"module 'helpers' has no attribute {name!r}")
 
 
 def connect(backend: str | None = None, root: Any = None, **settings: Any) -> Platform:

@@ -19,14 +19,16 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from helpers.exceptions import InvalidOrderError
+
+if TYPE_CHECKING:  # imported where validation needs it: the pipe's and the delivery's
+    import pandas as pd  # runtime processes use this module and start without pandas
 
 KEY = "order_id"
 STRING_FIELDS = ("order_id", "customer_id", "product_id", "product_name", "category", "channel")
@@ -76,6 +78,8 @@ def glue_partition_keys() -> list[dict[str, str]]:
 
 
 def _as_frame(records: Any) -> pd.DataFrame:
+    import pandas as pd
+
     if isinstance(records, pd.DataFrame):
         return records.reset_index(drop=True)
     if isinstance(records, Mapping):
@@ -110,6 +114,8 @@ def _first_bad(frame: pd.DataFrame, bad: np.ndarray, field: str, problem, fix: s
 
 
 def _missing(value: Any) -> bool:
+    import pandas as pd
+
     return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
 
 
@@ -168,6 +174,8 @@ def _strings(frame: pd.DataFrame, name: str) -> pa.Array:
 
 
 def _timestamps(frame: pd.DataFrame) -> pd.Series:
+    import pandas as pd
+
     column = frame["order_ts"]
     fix = "use ISO 8601 UTC, e.g. '2026-01-05T10:00:00Z'"
     if pd.api.types.is_bool_dtype(column):
@@ -212,6 +220,8 @@ def _timestamps(frame: pd.DataFrame) -> pd.Series:
 
 
 def _numbers(frame: pd.DataFrame, name: str, fix: str) -> np.ndarray:
+    import pandas as pd
+
     column = frame[name]
     if pd.api.types.is_bool_dtype(column):
         _first_bad(frame, np.ones(len(column), bool), name, _describe, fix)

@@ -24,7 +24,6 @@ from typing import Any
 import pyarrow as pa
 
 from helpers.local.sqlite import Database
-from helpers.platform import merge_updates
 from helpers.schema import KEY, item_size, items_json
 
 SEQUENCE_BASE = 10**20
@@ -91,6 +90,8 @@ class Table:
 
         Every change is checked (existence and schema) before anything is written.
         """
+        from helpers.platform import merge_updates  # pandas: not needed by the pipe's runtime
+
         current = self._items([change[KEY] for change in changes])
         orders = merge_updates(changes, {key: json.loads(text) for key, text in current.items()})
         self.put_items(orders)
