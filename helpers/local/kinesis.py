@@ -41,7 +41,8 @@ import numpy as np
 HASH_SPACE = 2**128
 MAX_RECORD_BYTES = 1024 * 1024
 _FRAME = struct.Struct("<IIqdH")  # length after the CRC, CRC-32 of it, position, arrival, key
-_AFTER_CRC = 4 + 4  # the CRC covers the frame from here on
+_AFTER_CRC = 4 + 4  # the CRC covers the frame from here on: the head, the key, the data
+_HEAD = struct.Struct("<qdH")  # position, arrival, key length
 _ENTRY = 8  # one index entry: a frame's end offset (int64)
 
 
@@ -160,18 +161,18 @@ class Stream:
         now = time.time()
         placed = []
         with self._locked():
-            tops = {shard: self._repair(shard) for shard in set(shards)}
-            ends = {shard: self._end(shard, tops[shard]) for shard in tops}
+            tops, ends = {}, {}
+            for shard in set(shards):
+                tops[shard], ends[shard] = self._repair(shard)
             frames = {shard: bytearray() for shard in tops}
             entries = {shard: array("q") for shard in tops}
-            pack, crc = _FRAME.pack, zlib.crc32
+            pack, crc = _HEAD.pack, zlib.crc32
             for shard, key, (_, data) in zip(shards, keys, records, strict=True):
                 tops[shard] = seq = tops[shard] + 1
-                head = pack(0, 0, seq, now, len(key))[_AFTER_CRC:]
-                body = head + key + data
+                body = pack(seq, now, len(key)) + key + data
                 framed = frames[shard]
-                framed += (len(body)).to_bytes(4, "little")
-                framed += crc(data, crc(key, crc(head))).to_bytes(4, "little")
+                framed += len(body).to_bytes(4, "little")
+                framed += crc(body).to_bytes(4, "little")
                 framed += body
                 entries[shard].append(ends[shard] + len(framed))
                 placed.append((shard, seq))
@@ -212,8 +213,7 @@ class Stream:
     def _span(self, shard: int, after: int, limit: int) -> tuple[int, array]:
         """Where the records after a position start, and the end offset of each (at most
         ``limit``), from the index."""
-        top = os.fstat(self._indexes[shard]).st_size // _ENTRY
-        upto = min(top, after + max(0, limit))
+        upto = min(self._top(shard), after + max(0, limit))
         if upto <= after:
             return 0, array("q")
         first = max(0, after - 1)
@@ -223,14 +223,19 @@ class Stream:
         start = entries[0] if after else 0
         return start, entries[1:] if after else entries
 
+    def _top(self, shard: int) -> int:
+        """How many records a shard's index holds."""
+        return os.fstat(self._indexes[shard]).st_size // _ENTRY
+
     def _end(self, shard: int, top: int) -> int:
         """The end offset of a shard's last indexed record (0 when empty)."""
         if not top:
             return 0
         return array("q", os.pread(self._indexes[shard], _ENTRY, (top - 1) * _ENTRY))[0]
 
-    def _repair(self, shard: int, whole: bool = False) -> int:
-        """Make a shard's index cover exactly its durable frames; returns its record count.
+    def _repair(self, shard: int, whole: bool = False) -> tuple[int, int]:
+        """Make a shard's index cover exactly its durable frames; returns its record count and
+        where its log ends.
 
         Called with the lock held. Index entries the crash of a machine left wrong (zeros, or
         pointing past the log) are dropped: the last one at every put, and every one when the
@@ -240,7 +245,8 @@ class Stream:
         """
         log, index = self._logs[shard], self._indexes[shard]
         size = os.fstat(log).st_size
-        top = os.fstat(index).st_size // _ENTRY
+        indexed = os.fstat(index).st_size
+        top = indexed // _ENTRY
         if whole and top:
             entries = np.frombuffer(os.pread(index, top * _ENTRY, 0), dtype="<i8")
             wrong = (entries > size) | (np.diff(entries, prepend=0) <= 0)
@@ -250,10 +256,10 @@ class Stream:
         while top and (end > size or end <= self._end(shard, top - 1)):
             top -= 1
             end = self._end(shard, top)
-        if os.fstat(index).st_size != top * _ENTRY:
+        if indexed != top * _ENTRY:  # dropped entries, or a torn one
             os.ftruncate(index, top * _ENTRY)
         if end == size:
-            return top
+            return top, end
         tail = os.pread(log, size - end, end)
         offsets, offset = array("q"), 0
         while offset + _FRAME.size <= len(tail):
@@ -261,7 +267,7 @@ class Stream:
             body = tail[offset + _AFTER_CRC : offset + _AFTER_CRC + length]
             if (
                 len(body) != length
-                or not 1 <= key_size <= length - (_FRAME.size - _AFTER_CRC)
+                or not 1 <= key_size <= length - _HEAD.size
                 or seq != top + len(offsets) + 1
                 or zlib.crc32(body) != checksum
             ):
@@ -273,14 +279,11 @@ class Stream:
         os.fsync(log)  # durable before readers can find them
         if offsets:
             _write_all(index, offsets.tobytes(), top * _ENTRY)
-        return top + len(offsets)
+        return top + len(offsets), end + offset
 
     def latest_sequences(self) -> dict[int, int]:
         """The newest position of every shard (0 for an empty shard)."""
-        return {
-            shard.index: os.fstat(self._indexes[shard.index]).st_size // _ENTRY
-            for shard in self.shards
-        }
+        return {shard.index: self._top(shard.index) for shard in self.shards}
 
     def count(self) -> int:
         """Records held in the stream."""
