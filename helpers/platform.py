@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import base64
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import pandas as pd
@@ -35,11 +36,12 @@ class OrdersTable(Protocol):
     """What a backend's table offers: validated writes and item reads."""
 
     def put_items(self, orders: pa.Table) -> None: ...
-    def update_items(self, changes: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    def update_items(self, changes: list[dict[str, Any]]) -> pa.Table: ...
     def delete_items(self, keys: list[str]) -> int: ...
     def get_item(self, key: str) -> dict | None: ...
     def count(self) -> int: ...
     def scan(self) -> list[dict]: ...
+    def batch(self) -> AbstractContextManager: ...
 
 
 def merge_updates(
@@ -146,8 +148,9 @@ class Orders:
             self._table.put_items(orders.slice(start, WRITE_CHUNK))
         return orders.num_rows
 
-    def update(self, records: Any = None, /, **changes: Any) -> list[dict[str, Any]]:
-        """Change fields of existing orders (UpdateItem); returns the new orders.
+    def update(self, records: Any = None, /, **changes: Any) -> pd.DataFrame:
+        """Change fields of existing orders (UpdateItem); returns the new orders, one row per
+        change.
 
         Either ``update("o-1", quantity=3)`` or ``update(frame_or_dicts)`` whose rows hold
         ``order_id`` and the fields to change. An unknown order raises OrderNotFoundError.
@@ -171,12 +174,18 @@ class Orders:
                     f"use only {', '.join(ORDER_FIELDS)}",
                     f"order {row[KEY]!r}",
                 )
-        return self._table.update_items(rows)
+        return self._table.update_items(rows).to_pandas()
 
     def delete(self, order_ids: str | Iterable[str]) -> int:
         """Delete orders by id (DeleteItem); unknown ids are ignored. Returns how many existed."""
         keys = [order_ids] if isinstance(order_ids, str) else list(order_ids)
         return self._table.delete_items(keys)
+
+    def batch(self) -> AbstractContextManager:
+        """Writes made inside commit together where the backend can: one SQLite transaction
+        locally (all of them or none survive a crash); on aws each write stands alone, as
+        DynamoDB has no transaction across calls."""
+        return self._table.batch()
 
     def get(self, order_id: str) -> dict[str, Any] | None:
         """One order as a dict, or None."""
@@ -305,19 +314,20 @@ class Platform(abc.ABC):
         return counts
 
     def _write_batch(self, batch: dict[str, list[pd.DataFrame]], counts: dict, bar) -> None:
-        for action, frames in batch.items():
-            if not frames:
-                continue
-            frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-            if action == "put":
-                self.orders.put(frame)
-            elif action == "update":
-                self.orders.update(frame)
-            else:
-                self.orders.delete(frame[KEY].tolist())
-            counts[action] += len(frame)
-            bar.update(len(frame))
-            frames.clear()
+        with self.orders.batch():
+            for action, frames in batch.items():
+                if not frames:
+                    continue
+                frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+                if action == "put":
+                    self.orders.put(frame)
+                elif action == "update":
+                    self.orders.update(frame)
+                else:
+                    self.orders.delete(frame[KEY].tolist())
+                counts[action] += len(frame)
+                bar.update(len(frame))
+                frames.clear()
 
     def __enter__(self) -> Platform:
         return self

@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import pyarrow as pa
@@ -61,7 +62,7 @@ class Table:
                 writer.put_item(Item=json.loads(text))
         self._on_write(orders, None)
 
-    def update_items(self, changes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def update_items(self, changes: Sequence[Mapping[str, Any]]) -> pa.Table:
         """UpdateItem on existing orders; returns the new orders, one per change.
 
         Every change is checked (existence and schema) before anything is written.
@@ -73,7 +74,7 @@ class Table:
         with ThreadPoolExecutor(THREADS) as pool:
             list(pool.map(self._update, texts))
         self._on_write(latest, None)
-        return orders.to_pylist()
+        return orders
 
     def _update(self, text: str) -> None:
         item = json.loads(text)
@@ -106,6 +107,10 @@ class Table:
             TableName=self.name, Key={KEY: {"S": key}}, ReturnValues="ALL_OLD"
         )
         return response.get("Attributes")
+
+    def batch(self) -> nullcontext:
+        """DynamoDB has no transaction across calls: writes inside a batch stand alone."""
+        return nullcontext()
 
     def get_item(self, key: str) -> dict | None:
         """GetItem (strongly consistent): the item as AttributeValue JSON, or None."""

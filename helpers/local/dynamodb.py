@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ class Table:
         texts, sizes = items_json(orders)
         self._write(list(zip(orders[KEY].to_pylist(), texts, sizes.tolist(), strict=True)))
 
-    def update_items(self, changes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def update_items(self, changes: Sequence[Mapping[str, Any]]) -> pa.Table:
         """UpdateItem with a condition that the item exists; returns the new orders.
 
         Every change is checked (existence and schema) before anything is written.
@@ -95,7 +96,11 @@ class Table:
         current = self._items([change[KEY] for change in changes])
         orders = merge_updates(changes, {key: json.loads(text) for key, text in current.items()})
         self.put_items(orders)
-        return orders.to_pylist()
+        return orders
+
+    def batch(self) -> AbstractContextManager:
+        """Writes inside share one transaction: a batch of changes is one commit (one sync)."""
+        return self.db.write()
 
     def delete_items(self, keys: Iterable[str]) -> int:
         """DeleteItem for each key; a missing key is a no-op (and no stream record)."""

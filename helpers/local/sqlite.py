@@ -55,8 +55,12 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taken at once (BEGIN IMMEDIATE), committed on success."""
+        """A write transaction taken at once (BEGIN IMMEDIATE), committed on success. Inside
+        another one on the same thread it joins it: the outer one commits or rolls back."""
         connection = self.connection
+        if connection.in_transaction:
+            yield connection
+            return
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield connection

@@ -41,8 +41,9 @@ def test_update_changes_existing_orders_only(platform, make_orders):
             {"order_id": orders.order_id[0], "unit_price": 2.5},
         ]
     )
-    assert [row["quantity"] for row in updated] == [4, 4]
-    assert updated[-1]["unit_price"] == 2.5
+    assert updated.quantity.tolist() == [4, 4]
+    assert updated.unit_price.tolist() == [orders.unit_price[0], 2.5]
+    assert updated.order_ts.tolist() == [orders.order_ts[0]] * 2
     assert platform.orders.get(orders.order_id[0])["quantity"] == 4
     assert platform.orders.get(orders.order_id[0])["unit_price"] == 2.5
     assert platform.orders.get(orders.order_id[0])["customer_id"] == orders.customer_id[0]

@@ -148,7 +148,7 @@ def test_delete_of_missing_key_writes_no_stream_record(table):
 
 def test_update_merges_changes_into_the_existing_order(table):
     table.put_items(orders(1, 2))
-    new = table.update_items([{"order_id": "o-00002", "quantity": 5}])
+    new = table.update_items([{"order_id": "o-00002", "quantity": 5}]).to_pylist()
     assert new[0]["quantity"] == 5 and new[0]["product_name"] == 'Teal "Desk" Lamp ø'
     modify = stream_records(table)[-1]
     assert modify["eventName"] == "MODIFY"
@@ -174,6 +174,24 @@ def test_invalid_update_writes_nothing(table):
             [{"order_id": "o-00001", "quantity": 3}, {"order_id": "o-00002", "quantity": 0}]
         )
     assert (table.scan(), table.latest_sequence()) == before
+
+
+def test_a_batch_commits_its_writes_together_or_not_at_all(table):
+    table.put_items(orders(1))
+    with table.batch():
+        table.put_items(orders(2))
+        assert table.update_items([{"order_id": "o-00002", "quantity": 4}]).num_rows == 1
+        assert table.delete_items(["o-00001"]) == 1
+    names = [r["eventName"] for r in stream_records(table)]
+    assert names == ["INSERT", "INSERT", "MODIFY", "REMOVE"]
+
+    before = (table.scan(), table.latest_sequence())
+    with pytest.raises(OrderNotFoundError, match="o-00404"), table.batch():
+        table.put_items(orders(3))
+        table.delete_items(["o-00002"])
+        table.update_items([{"order_id": "o-00404", "quantity": 1}])
+    assert (table.scan(), table.latest_sequence()) == before
+    assert not table.db.connection.in_transaction
 
 
 def test_item_and_stream_record_commit_together(table):
