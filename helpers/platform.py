@@ -296,21 +296,29 @@ class Platform(abc.ABC):
         """
         counts = {action: 0 for action in _ACTION_RANK}
         batch: dict[str, list[pd.DataFrame]] = {action: [] for action in _ACTION_RANK}
-        ranks: dict[str, int] = {}  # order_id -> latest action rank in the batch
+        keys_in_batch: set[str] = set()
+        # by rank: the batch's keys that have an action written after that rank's
+        later = {rank: set() for rank in _ACTION_RANK.values()}
         with tqdm(total=total, unit="change", disable=not progress, desc="changes") as bar:
+
+            def write_batch() -> None:
+                self._write_batch(batch, counts, bar)
+                keys_in_batch.clear()
+                for held in later.values():
+                    held.clear()
+
             for change in changes:
                 rank = _ACTION_RANK[change.action]
                 keys = change.frame[KEY].tolist()
-                if any(ranks.get(key, -1) > rank for key in keys):
-                    self._write_batch(batch, counts, bar)
-                    ranks.clear()
+                if not later[rank].isdisjoint(keys):
+                    write_batch()
                 batch[change.action].append(change.frame)
-                for key in keys:
-                    ranks[key] = max(ranks.get(key, -1), rank)
-                if len(ranks) >= batch_rows:
-                    self._write_batch(batch, counts, bar)
-                    ranks.clear()
-            self._write_batch(batch, counts, bar)
+                keys_in_batch.update(keys)
+                for lower in range(rank):
+                    later[lower].update(keys)
+                if len(keys_in_batch) >= batch_rows:
+                    write_batch()
+            write_batch()
         return counts
 
     def _write_batch(self, batch: dict[str, list[pd.DataFrame]], counts: dict, bar) -> None:

@@ -289,6 +289,8 @@ def items_json(table: pa.Table) -> tuple[list[str], np.ndarray]:
 
 def _json_escape(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """JSON string contents: backslash and quote escaped; control characters via json."""
+    if not pc.any(pc.match_substring_regex(column, r'[\x00-\x1f\x7f"\\]')).as_py():
+        return column  # the usual case: nothing to escape
     if pc.any(pc.match_substring_regex(column, r"[\x00-\x1f\x7f]")).as_py():
         return pa.chunked_array(
             [pa.array([json.dumps(v, ensure_ascii=False)[1:-1] for v in column.to_pylist()])]

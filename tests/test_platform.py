@@ -181,14 +181,17 @@ def test_apply_batches_changes_but_keeps_each_orders_order(platform, make_orders
         Change("delete", pd.DataFrame({"order_id": [second]})),
         Change("put", orders.iloc[[1]].assign(quantity=7)),  # the same order, put again
         Change("put", make_orders(2, seed=2)),
+        Change("update", pd.DataFrame({"order_id": [first], "quantity": [8]})),
+        Change("put", orders.iloc[[0]].assign(quantity=5)),  # overwrites the update
     ]
     counts = platform.apply(changes, progress=False, batch_rows=100)
-    assert counts == {"put": 7, "update": 1, "delete": 1}
+    assert counts == {"put": 8, "update": 2, "delete": 1}
     platform.flush()
-    assert platform.orders.get(first)["quantity"] == 9
+    assert platform.orders.get(first)["quantity"] == 5
     assert platform.orders.get(second)["quantity"] == 7
-    events = platform.read_lake().query("order_id == @second").sort_values("event_seq")
-    assert events.event_name.tolist() == ["INSERT", "REMOVE", "INSERT"]
+    lake = platform.read_lake().sort_values("event_seq")
+    assert lake.query("order_id == @second").event_name.tolist() == ["INSERT", "REMOVE", "INSERT"]
+    assert lake.query("order_id == @first").quantity.tolist() == [orders.quantity[0], 9, 8, 5]
     assert_lake_matches_table(platform)
 
 
