@@ -43,6 +43,7 @@ MAX_RECORD_BYTES = 1024 * 1024
 _FRAME = struct.Struct("<IIqdH")  # length after the CRC, CRC-32 of it, position, arrival, key
 _AFTER_CRC = 4 + 4  # the CRC covers the frame from here on: the head, the key, the data
 _HEAD = struct.Struct("<qdH")  # position, arrival, key length
+_CHECK = struct.Struct("<II")  # length after the CRC, CRC-32 of it
 _ENTRY = 8  # one index entry: a frame's end offset (int64)
 
 
@@ -113,7 +114,9 @@ class Stream:
         except BaseException:
             self.close()
             raise
-        self._starts = [shard.starting_hash_key for shard in self.shards]
+        # 128-bit big-endian starts: bytes order as the numbers do, so an MD5 digest is
+        # placed without converting it to an int
+        self._starts = [shard.starting_hash_key.to_bytes(16, "big") for shard in self.shards]
 
     def _stored_shard_count(self, shard_count: int) -> int:
         """The shard count the stream was created with (``shard_count`` if it is new)."""
@@ -141,8 +144,7 @@ class Stream:
 
     def shard_for(self, partition_key: str) -> int:
         """The shard index whose hash key range holds MD5(partition key)."""
-        digest = int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big")
-        return bisect.bisect_right(self._starts, digest) - 1
+        return bisect.bisect_right(self._starts, hashlib.md5(partition_key.encode()).digest()) - 1
 
     def put_records(self, records: Sequence[tuple[str, bytes]]) -> list[tuple[str, str]]:
         """PutRecords: (partition key, data) pairs, durable when it returns.
@@ -166,13 +168,12 @@ class Stream:
                 tops[shard], ends[shard] = self._repair(shard)
             frames = {shard: bytearray() for shard in tops}
             entries = {shard: array("q") for shard in tops}
-            pack, crc = _HEAD.pack, zlib.crc32
+            head, check, crc = _HEAD.pack, _CHECK.pack, zlib.crc32
             for shard, key, (_, data) in zip(shards, keys, records, strict=True):
                 tops[shard] = seq = tops[shard] + 1
-                body = pack(seq, now, len(key)) + key + data
+                body = head(seq, now, len(key)) + key + data
                 framed = frames[shard]
-                framed += len(body).to_bytes(4, "little")
-                framed += crc(body).to_bytes(4, "little")
+                framed += check(len(body), crc(body))
                 framed += body
                 entries[shard].append(ends[shard] + len(framed))
                 placed.append((shard, seq))
