@@ -185,10 +185,12 @@ class Table:
         """The position of the newest stream record (0 when empty)."""
         return self.db.scalar("SELECT coalesce(max(seq), 0) FROM stream")
 
-    def read_stream(self, after: int, limit: int) -> list[tuple[int, str, str, float]]:
-        """Stream records after a position: (position, order_id, record JSON, created)."""
+    def read_stream(self, after: int, limit: int) -> list[tuple[int, str, bytes, float]]:
+        """Stream records after a position: (position, order_id, record JSON in UTF-8,
+        created). Bytes, as GetRecords sends them: the pipe passes them on as they are."""
         return self.db.read(
-            "SELECT seq, order_id, record, created FROM stream WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, order_id, CAST(record AS BLOB), created FROM stream "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
             (after, limit),
         )
 

@@ -84,7 +84,7 @@ class Pipe:
             and now - self._waiting_since < self.batching_window_s
         ):
             return 0
-        self.target.put_records([(key, record.encode()) for _, key, record, _ in rows])
+        self.target.put_records([(key, record) for _, key, record, _ in rows])
         self.position = rows[-1][0]
         with self.db.write() as connection:
             connection.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?)", (self.position,))

@@ -490,7 +490,7 @@ def test_processing_failed_raw_data_is_the_original_record(
     ((_, document),) = errors(bucket, "processing-failed")
     assert document["errorCode"] == "Lambda.ProcessingFailedStatus"
     (_, _, original, _) = table.read_stream(0, 1)[0]
-    assert base64.b64decode(document["rawData"]).decode() == original
+    assert base64.b64decode(document["rawData"]) == original
 
 
 def block_lake(bucket) -> None:
