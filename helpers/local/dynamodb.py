@@ -83,19 +83,22 @@ class Table:
     def put_items(self, orders: pa.Table) -> None:
         """PutItem for each validated order (:func:`~helpers.schema.validated_table`), in order:
         a new key is an INSERT, an existing one is overwritten (MODIFY, with the old image)."""
-        texts, sizes = items_json(orders)
-        self._write(list(zip(orders[KEY].to_pylist(), texts, sizes.tolist(), strict=True)))
+        self._put(orders)
 
     def update_items(self, changes: Sequence[Mapping[str, Any]]) -> pa.Table:
         """UpdateItem with a condition that the item exists; returns the new orders.
 
-        Every change is checked (existence and schema) before anything is written.
+        Every change is checked (existence and schema) before anything is written, in the
+        write's own transaction: an order another writer deletes meanwhile waits for it, and
+        is never written back.
         """
         from helpers.platform import merge_updates  # pandas: not needed by the pipe's runtime
 
-        current = self._items([change[KEY] for change in changes])
-        orders = merge_updates(changes, {key: json.loads(text) for key, text in current.items()})
-        self.put_items(orders)
+        with self.db.write() as connection:
+            current = self._items([change[KEY] for change in changes], connection)
+            items = {key: json.loads(text) for key, text in current.items()}
+            orders = merge_updates(changes, items)
+            self._put(orders, current)
         return orders
 
     def batch(self) -> AbstractContextManager:
@@ -106,15 +109,26 @@ class Table:
         """DeleteItem for each key; a missing key is a no-op (and no stream record)."""
         return self._write([(key, None, 0) for key in keys])
 
-    def _write(self, changes: Sequence[tuple[str, str | None, int]]) -> int:
+    def _put(self, orders: pa.Table, current: dict[str, str] | None = None) -> None:
+        """Write validated orders; ``current`` holds their items as this transaction read them."""
+        texts, sizes = items_json(orders)
+        self._write(list(zip(orders[KEY].to_pylist(), texts, sizes.tolist(), strict=True)), current)
+
+    def _write(
+        self, changes: Sequence[tuple[str, str | None, int]], current: dict[str, str] | None = None
+    ) -> int:
         """Apply (key, item JSON or None to delete, item size) changes with their stream
-        records, in one transaction."""
+        records, in one transaction. ``current`` (the changed keys' items, read in the
+        transaction this joins) spares reading them again."""
         if not changes:
             return 0
         now = time.time()
         created = int(now)
         with self.db.write() as connection:
-            old = self._items([key for key, _, _ in changes], connection)
+            if current is None:
+                old = self._items([key for key, _, _ in changes], connection)
+            else:
+                old = dict(current)
             seq = connection.execute("SELECT coalesce(max(seq), 0) FROM stream").fetchone()[0]
             upserts, deletes, records = [], [], []
             event_ids = os.urandom(16 * len(changes)).hex()

@@ -176,6 +176,33 @@ def test_invalid_update_writes_nothing(table):
     assert (table.scan(), table.latest_sequence()) == before
 
 
+def test_an_order_deleted_by_another_writer_during_an_update_is_not_written_back(
+    table, tmp_path, monkeypatch
+):
+    """The existence check and the write share one transaction: a delete from another
+    connection (another process) waits for the update, and the order stays deleted."""
+    import helpers.platform
+
+    table.put_items(orders(1))
+    other = Table(tmp_path / "dynamodb.sqlite", "orders", REGION, ACCOUNT)
+    deleted = threading.Event()
+    merge_updates = helpers.platform.merge_updates
+
+    def merge_while_another_writer_deletes(changes, current):
+        threading.Thread(
+            target=lambda: (other.delete_items(["o-00001"]), deleted.set()), daemon=True
+        ).start()
+        deleted.wait(0.5)  # the delete lands here unless the update holds the write lock
+        return merge_updates(changes, current)
+
+    monkeypatch.setattr(helpers.platform, "merge_updates", merge_while_another_writer_deletes)
+    table.update_items([{"order_id": "o-00001", "quantity": 4}])
+    assert deleted.wait(10)
+    other.close()
+    assert [r["eventName"] for r in stream_records(table)] == ["INSERT", "MODIFY", "REMOVE"]
+    assert table.get_item("o-00001") is None and table.count() == 0
+
+
 def test_a_batch_commits_its_writes_together_or_not_at_all(table):
     table.put_items(orders(1))
     with table.batch():
