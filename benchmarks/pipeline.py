@@ -77,7 +77,8 @@ def measure_freshness(root: Path, rate: float, seconds: float) -> dict:
     """Stream live orders; freshness = when an order's object landed minus its order_ts."""
     shutil.rmtree(root, ignore_errors=True)
     with helpers.connect(root=root) as platform:
-        platform.apply(live(rate, seconds, params=SalesParams(seed=7)), total=int(rate * seconds))
+        # no total: the bar counts changes, amendments and cancellations beside the orders
+        platform.apply(live(rate, seconds, params=SalesParams(seed=7)))
         platform.flush(timeout=600)
         delays = []
         for key, _, _, _, _, delivered in platform.delivery.deliveries("data"):

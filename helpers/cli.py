@@ -10,7 +10,6 @@ $ salescast status                           # records per stage, lag, failures
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -74,9 +73,14 @@ def stream(
             typer.echo(f"  {counts}")
         if rate and duration:
             typer.echo(f"streaming {rate:g} orders/s for {duration:g}s")
-            total = math.floor(rate * duration)
-            counts = platform.apply(generate.live(rate, duration, params=params), total=total)
-            typer.echo(f"  {counts}")
+            session = workbench.stream_live(
+                platform, rate, duration, params, timeout=timeout, scaled=False
+            )
+            freshness = session.freshness
+            typer.echo(
+                f"  {session.counts}; reached the lake in p50 {freshness['p50_s']:g}s, "
+                f"p95 {freshness['p95_s']:g}s"
+            )
         typer.echo("waiting for the lake")
         try:
             platform.flush(timeout=timeout, progress=True)

@@ -292,7 +292,8 @@ class Platform(abc.ABC):
         before updates before deletes, as long as that keeps each order's own changes in the
         order given (an order deleted and then put again starts a new batch). Do not batch a
         live stream: a batch waits for its rows. Returns the counts of orders put, updated
-        and deleted.
+        and deleted. ``total``, when known, is the number of changes (not orders) the bar
+        counts to.
         """
         counts = {action: 0 for action in _ACTION_RANK}
         batch: dict[str, list[pd.DataFrame]] = {action: [] for action in _ACTION_RANK}

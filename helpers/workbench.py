@@ -135,10 +135,11 @@ def stream_live(
     params: generate.SalesParams,
     timeout: float = 120.0,
     sample_s: float | None = None,
+    scaled: bool = True,
 ) -> LiveSession:
     """Stream live orders (``order_ts`` = now) at ``rate`` a second (scaled by
-    ``SALESCAST_SCALE``) for ``seconds``, showing a bar with the changes per stage and the
-    freshness so far.
+    ``SALESCAST_SCALE`` unless ``scaled`` is False) for ``seconds``, showing a bar of the
+    orders put, with the changes per stage and the freshness so far.
 
     Freshness is measured as a user sees it: every ``sample_s`` the count of changes the table
     has accepted is noted, and the sample is fresh once the lake (delivered plus failed) holds
@@ -149,7 +150,7 @@ def stream_live(
     """
     if sample_s is None:
         sample_s = LOCAL_SAMPLE_S if platform.settings.backend == "local" else AWS_SAMPLE_S
-    factor = scale()
+    factor = scale() if scaled else 1
     if factor != 1:
         print(f"{SCALE_VARIABLE}={factor:g}: the live rate scaled by it")
     rate *= factor

@@ -15,7 +15,8 @@ def invoke(*args: str):
     return result.output
 
 
-def test_stream_lake_status_teardown(tmp_path):
+def test_stream_lake_status_teardown(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALESCAST_SCALE", "0.5")  # scales the notebooks, not --rate
     root = str(tmp_path / "root")
     output = invoke(
         "stream",
@@ -33,6 +34,8 @@ def test_stream_lake_status_teardown(tmp_path):
         root,
     )
     assert "waiting for the lake" in output and "lake" in output
+    live = output.split("streaming 50 orders/s for 1s")[1]
+    assert "'put': 50," in live and "reached the lake in p50" in live
     lake = invoke("lake", "--root", root, "--records", "3")
     assert "partitions" in lake and "0 error objects" in lake and "order_id" in lake
     partitions = int(lake.split(" partitions")[0].split()[-1])
