@@ -106,7 +106,7 @@ def _canonical_record_regex():
     other = r'"[^"\\\x00-\x1f]*"'  # a JSON string without escapes
     number = r"(?:0|[1-9][0-9]*)"  # a JSON integer
     values = {
-        "S": r'"([^"\\\x00-\x1f]+)"',  # not empty: its value verbatim
+        "S": r'("[^"\\\x00-\x1f]+")',  # not empty: its JSON literal, quotes included
         "order_ts": f'"({_DAY})T({_CLOCK})Z"',
         "quantity": r'"([0-9]{1,9})"',
         "unit_price": r'"([0-9]+\.?[0-9]*|\.[0-9]+)"',
@@ -292,6 +292,11 @@ def _row(data):
             groups[2:12] if event_name != "REMOVE" else groups[12:22]
         )
         if order_id is not None and _dates.get(day) and quantity.strip("0"):
+            if not text.isascii():  # the literals, as JSON without escapes, need \\u escapes
+                order_id, customer_id, product_id, name, category, channel = (
+                    _quote(literal[1:-1])
+                    for literal in (order_id, customer_id, product_id, name, category, channel)
+                )
             return _line(
                 event_name,
                 order_id,
@@ -350,13 +355,13 @@ def _canonical_row(event_name, values, seq, created):
     order_ts = order_ts[:10] + " " + order_ts[11:23]
     return _line(
         event_name,
-        order_id,
+        _quote(order_id),
         order_ts,
-        customer_id,
-        product_id,
-        name,
-        category,
-        channel,
+        _quote(customer_id),
+        _quote(product_id),
+        _quote(name),
+        _quote(category),
+        _quote(channel),
         quantity,
         price,
         seq,
@@ -378,14 +383,15 @@ def _line(
     seq,
     created,
 ):
-    """(line, order_ts) of canonical values; ``order_ts`` already in the lake's form."""
+    """(line, order_ts) of canonical values: the six strings as ASCII JSON literals, and
+    ``order_ts`` already in the lake's form."""
     event_ts = _seconds.get(created) if type(created) is int else None
     event_ts = _epoch(created) if event_ts is None else event_ts + ".000"
     line = (
-        f'{{"order_id":{_quote(order_id)},"order_ts":"{order_ts}",'
-        f'"customer_id":{_quote(customer_id)},"product_id":{_quote(product_id)},'
-        f'"product_name":{_quote(name)},"category":{_quote(category)},'
-        f'"channel":{_quote(channel)},"quantity":{int(quantity)},"unit_price":{float(price)!r},'
+        f'{{"order_id":{order_id},"order_ts":"{order_ts}",'
+        f'"customer_id":{customer_id},"product_id":{product_id},'
+        f'"product_name":{name},"category":{category},'
+        f'"channel":{channel},"quantity":{int(quantity)},"unit_price":{float(price)!r},'
         f'"event_name":"{event_name}","event_seq":"{seq.zfill(EVENT_SEQ_DIGITS)}",'
         f'"event_ts":"{event_ts}"}}\n'
     )

@@ -62,8 +62,8 @@ _JSON_READ = pj.ReadOptions(use_threads=False)  # the data planes already use ev
 
 @dataclass
 class _Accepted:
-    """The Ok records of a delivery: their base64 and decoded JSON lines, and the positions of
-    each partition's records."""
+    """The Ok records of a delivery: their base64 and decoded JSON lines, the positions of
+    each partition's records, and whether every line starts with ``{`` (see :func:`_read_rows`)."""
 
     records: list[Record] = field(default_factory=list)
     data: list[str] = field(default_factory=list)
@@ -71,12 +71,7 @@ class _Accepted:
     positions: defaultdict[tuple[str, ...], list[int]] = field(
         default_factory=lambda: defaultdict(list)
     )
-
-    def add(self, partition: tuple[str, ...], record: Record, data: str, line: bytes) -> None:
-        self.positions[partition].append(len(self.records))
-        self.records.append(record)
-        self.data.append(data)
-        self.lines.append(line if line.endswith(b"\n") else line + b"\n")
+    objects: bool = True
 
 
 @dataclass
@@ -366,26 +361,29 @@ class DataPlane:
         return batches
 
     def _event(self, batch: Sequence[Record]) -> dict[str, Any]:
-        return {
-            "invocationId": str(uuid.uuid4()),
-            "deliveryStreamArn": self.arn,
-            "sourceKinesisStreamArn": self.source_arn,
-            "region": self.region,
-            "records": [
+        records, encode = [], pybase64.b64encode_as_string
+        for index, (shard_id, _, number, partition_key, data, arrival) in enumerate(batch):
+            arrival = int(arrival * 1000)
+            records.append(
                 {
-                    "recordId": f"{number}{index:08d}",
-                    "approximateArrivalTimestamp": int(arrival * 1000),
-                    "data": pybase64.b64encode_as_string(data),
+                    "recordId": number + "%08d" % index,
+                    "approximateArrivalTimestamp": arrival,
+                    "data": encode(data),
                     "kinesisRecordMetadata": {
                         "sequenceNumber": number,
                         "subsequenceNumber": 0,
                         "partitionKey": partition_key,
                         "shardId": shard_id,
-                        "approximateArrivalTimestamp": int(arrival * 1000),
+                        "approximateArrivalTimestamp": arrival,
                     },
                 }
-                for index, (shard_id, _, number, partition_key, data, arrival) in enumerate(batch)
-            ],
+            )
+        return {
+            "invocationId": str(uuid.uuid4()),
+            "deliveryStreamArn": self.arn,
+            "sourceKinesisStreamArn": self.source_arn,
+            "region": self.region,
+            "records": records,
         }
 
     def _invoke(self, event: dict[str, Any]) -> tuple[Any, FunctionError | None]:
@@ -423,12 +421,16 @@ class DataPlane:
         dropped = 0
         partitions: dict[int, tuple[str, ...]] = {}  # by metadata object, alive for the batch
         returned = _response_entries(response, sent)
+        records, texts, lines, positions = (
+            accepted.records,
+            accepted.data,
+            accepted.lines,
+            accepted.positions,
+        )
+        objects, decode = accepted.objects, pybase64.b64decode
         for record, payload, original in zip(batch, returned, sent, strict=True):
-            if (
-                payload is not None
-                and payload.get("result") == "Ok"
-                and isinstance(payload.get("data"), str)
-            ):
+            data = None if payload is None else payload.get("data")
+            if isinstance(data, str) and payload.get("result") == "Ok":
                 metadata = payload.get("metadata")
                 partition = partitions.get(id(metadata))
                 if partition is None:
@@ -441,7 +443,7 @@ class DataPlane:
                                 "partitioning-failed",
                                 "DynamicPartitioning.MetadataExtractionFailed",
                                 f"partition keys {missing} missing from the Lambda's metadata",
-                                payload["data"],
+                                data,
                             )
                         )
                         continue
@@ -449,13 +451,20 @@ class DataPlane:
                     if metadata is not None:
                         partitions[id(metadata)] = partition
                 try:
-                    line = _strict_b64decode(payload["data"])
-                except (ValueError, binascii.Error) as error:
-                    failures.append(
-                        self._conversion_failure(record, payload["data"], f"not base64: {error}")
-                    )
-                    continue
-                accepted.add(partition, record, payload["data"], line)
+                    line = decode(data, validate=True)
+                except ValueError:
+                    try:
+                        line = _strict_b64decode(data)
+                    except (ValueError, binascii.Error) as error:
+                        failures.append(
+                            self._conversion_failure(record, data, f"not base64: {error}")
+                        )
+                        continue
+                positions[partition].append(len(records))
+                records.append(record)
+                texts.append(data)
+                lines.append(line)
+                objects = objects and line[:1] == b"{"
                 continue
             problem = _response_problem(payload)
             if problem is None:
@@ -467,6 +476,7 @@ class DataPlane:
                     "ProcessingFailed status set for record",
                 )
             failures.append(_Failure(record, "processing-failed", *problem, original["data"]))
+        accepted.objects = objects
         return dropped
 
     # conversion and writing ---------------------------------------------------------------
@@ -476,7 +486,8 @@ class DataPlane:
         as Firehose's record format conversion makes them; a record that does not fit goes to
         the errors."""
         partitions = sorted(accepted.positions.items())
-        whole = _read_rows(accepted.lines)  # one parse for all, when every line is one row
+        # one parse for all, when every line is one row
+        whole = _read_rows(accepted.lines) if accepted.objects and accepted.lines else None
         if whole is not None:  # one take puts the partitions in order; each is then a slice
             whole = whole.take([position for _, positions in partitions for position in positions])
         start = 0
@@ -505,7 +516,7 @@ class DataPlane:
         """The lines of one partition as a table, record by record when they do not parse
         together."""
         try:
-            table = _read_json(b"".join(lines))
+            table = _read_json(b"\n".join(lines))
             if table.num_rows == len(lines):
                 return table, list(records)
         except pa.ArrowInvalid:
@@ -646,18 +657,11 @@ def _response_problem(payload: Any) -> tuple[str, str] | None:
 
 
 def _read_rows(lines: Sequence[bytes]) -> pa.Table | None:
-    """Newline-terminated lines as one table, or None unless each is one JSON object of the
-    lake schema (a line that starts with ``{`` and holds no other newline parses into at least
-    one row or fails, so as many rows as lines means one each)."""
-    joined = b"".join(lines)
-    if not (
-        joined.startswith(b"{")
-        and joined.count(b"\n") == len(lines)
-        and joined.count(b"\n{") == len(lines) - 1
-    ):
-        return None
+    """Lines that each start with ``{`` as one table, or None unless each is one JSON object
+    of the lake schema. Such a line parses into at least one row or fails (a blank line, which
+    parses into none, cannot start with ``{``), so as many rows as lines means one each."""
     try:
-        table = _read_json(joined)
+        table = _read_json(b"\n".join(lines))
     except pa.ArrowInvalid:
         return None
     return table if table.num_rows == len(lines) else None

@@ -152,13 +152,14 @@ class Stream:
         Returns each record's (shard id, sequence number), in the order given.
         """
         shards, keys = [], []
+        starts, md5, place = self._starts, hashlib.md5, bisect.bisect_right  # shard_for, inlined
         for partition_key, data in records:
             if not partition_key or len(partition_key) > 256:
                 raise ValueError("partition key must be 1 to 256 characters")
             key = partition_key.encode()
             if len(data) + len(key) > MAX_RECORD_BYTES:
                 raise ValueError(f"record of {len(data)} bytes exceeds Kinesis's 1 MiB limit")
-            shards.append(self.shard_for(partition_key))
+            shards.append(place(starts, md5(key).digest()) - 1)
             keys.append(key)
         now = time.time()
         placed = []
@@ -194,15 +195,17 @@ class Stream:
             return []
         blob = os.pread(self._logs[shard], ends[-1] - start, start)
         shard_id, number = self.shards[shard].shard_id, _sequence_format(shard)
-        unpack, records, offset = _FRAME.unpack_from, [], 0
+        unpack, head, records, offset = _FRAME.unpack_from, _FRAME.size, [], 0
+        new = tuple.__new__  # a Record without the Python-level __new__ of NamedTuple
         for end in ends:
             _, _, seq, arrival, key_size = unpack(blob, offset)
-            key_end = offset + _FRAME.size + key_size
-            key = blob[offset + _FRAME.size : key_end].decode()
+            key_end = offset + head + key_size
+            key = blob[offset + head : key_end].decode()
+            end -= start
             records.append(
-                Record(shard_id, seq, number % seq, key, blob[key_end : end - start], arrival)
+                new(Record, (shard_id, seq, number % seq, key, blob[key_end:end], arrival))
             )
-            offset = end - start
+            offset = end
         return records
 
     def extent(self, shard: int, after: int, limit: int) -> tuple[int, int, int]:

@@ -75,6 +75,21 @@ def firehose_bad_quantity(event, context):
     return response
 
 
+def firehose_two_rows_and_none(event, context):
+    """Ok records where o-00001's data holds two JSON lines and o-00002's a blank line: as many
+    lines as records in all, but not one each."""
+    from helpers.transform import lambda_handler
+
+    response = lambda_handler(event, context)
+    for record in response["records"]:
+        row = base64.b64decode(record["data"])
+        if b'"order_id":"o-00001"' in row:
+            record["data"] = base64.b64encode(row + row).decode()
+        elif b'"order_id":"o-00002"' in row:
+            record["data"] = base64.b64encode(b" \n").decode()
+    return response
+
+
 def firehose_no_partition_keys(event, context):
     """Ok records without the day partition key for order o-00001."""
     from helpers.transform import lambda_handler

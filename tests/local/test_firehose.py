@@ -461,6 +461,18 @@ def test_ok_json_that_does_not_fit_the_schema_fails_format_conversion(bucket, ta
     assert delivery.counters() == {"received": 4, "ok": 3, "dropped": 0, "failed": 1}
 
 
+def test_ok_data_of_two_rows_or_none_fails_format_conversion(bucket, table, deliver_with):
+    delivery = deliver_with(orders(*range(4)), "firehose_two_rows_and_none")
+    rows, _ = lake(bucket)
+    assert sorted(r["order_id"] for r in rows) == ["o-00000", "o-00003"]
+    expected = [r for r in expected_rows(table) if r["order_id"] in ("o-00000", "o-00003")]
+    assert by_seq(rows) == by_seq(expected)
+    failed = errors(bucket, "format-conversion-failed")
+    raw = sorted(base64.b64decode(document["rawData"]) for _, document in failed)
+    assert raw[0] == b" \n" and raw[1].count(b'"order_id":"o-00001"') == 2
+    assert delivery.counters() == {"received": 4, "ok": 2, "dropped": 0, "failed": 2}
+
+
 def test_missing_partition_keys_go_to_the_error_prefix(bucket, table, deliver_with):
     delivery = deliver_with(orders(*range(4)), "firehose_no_partition_keys")
     rows, _ = lake(bucket)
