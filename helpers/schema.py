@@ -201,6 +201,9 @@ def _timestamps(frame: pd.DataFrame) -> pd.Series:
                     converted = pd.to_datetime(values, utc=True, format="mixed", errors="coerce")
                 parsed[chosen] = converted
     bad = parsed.isna().to_numpy()
+    out_of_range = "use years 1970-2261"  # pandas holds timestamps to 2262-04-11
+    if bad.any() and _beyond_nanoseconds(column.iloc[int(np.flatnonzero(bad)[0])]):
+        _first_bad(frame, bad, "order_ts", lambda v: f"is out of range ({v!r})", out_of_range)
     _first_bad(
         frame,
         bad,
@@ -211,12 +214,27 @@ def _timestamps(frame: pd.DataFrame) -> pd.Series:
     years = parsed.dt.year.to_numpy()
     _first_bad(
         frame,
-        (years < 1970) | (years > 2999),
+        (years < 1970) | (years > 2261),
         "order_ts",
         lambda v: f"is out of range ({v!r})",
-        "use years 1970-2999",
+        out_of_range,
     )
     return parsed.dt.floor("ms").astype("datetime64[ms, UTC]")
+
+
+def _beyond_nanoseconds(value: Any) -> bool:
+    """Whether a value pandas could not read as a timestamp is one all the same, beyond its
+    nanosecond range (ISO text or a datetime in year 2300, epoch seconds of 1e12)."""
+    if isinstance(value, datetime):
+        return True
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return False
+        return True
+    number = isinstance(value, int | float | np.integer | np.floating)
+    return number and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _numbers(frame: pd.DataFrame, name: str, fix: str) -> np.ndarray:
