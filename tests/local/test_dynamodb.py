@@ -137,6 +137,39 @@ def test_same_key_twice_in_one_put_is_insert_then_modify(table):
     assert table.count() == 1
 
 
+def test_one_put_of_new_existing_and_repeated_keys_keeps_each_change_in_order(table):
+    table.put_items(orders(2))
+    before = table.get_item("o-00002")
+    table.put_items(
+        validated_table(
+            [
+                *orders(1).to_pylist(),
+                *orders(2, quantity=4).to_pylist(),
+                *orders(1, quantity=5).to_pylist(),
+                *orders(3).to_pylist(),
+                *orders(1, quantity=2).to_pylist(),
+            ]
+        )
+    )
+    records = stream_records(table)[1:]
+    assert [(r["eventName"], r["dynamodb"]["Keys"]["order_id"]["S"]) for r in records] == [
+        ("INSERT", "o-00001"),
+        ("MODIFY", "o-00002"),
+        ("MODIFY", "o-00001"),
+        ("INSERT", "o-00003"),
+        ("MODIFY", "o-00001"),
+    ]
+    assert records[1]["dynamodb"]["OldImage"] == before
+    assert records[2]["dynamodb"]["OldImage"] == records[0]["dynamodb"]["NewImage"]
+    assert records[4]["dynamodb"]["OldImage"] == records[2]["dynamodb"]["NewImage"]
+    assert [table.get_item(f"o-0000{n}")["quantity"] for n in (1, 2, 3)] == [
+        {"N": "2"},
+        {"N": "4"},
+        records[3]["dynamodb"]["NewImage"]["quantity"],
+    ]
+    assert table.count() == 3
+
+
 def test_delete_of_missing_key_writes_no_stream_record(table):
     table.put_items(orders(1))
     assert table.delete_items(["o-99999"]) == 0
