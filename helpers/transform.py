@@ -292,7 +292,7 @@ def _row(data):
             groups[2:12] if event_name != "REMOVE" else groups[12:22]
         )
         if order_id is not None and _dates.get(day) and quantity.strip("0"):
-            if not text.isascii():  # the literals, as JSON without escapes, need \\u escapes
+            if not text.isascii():  # the lake's JSON is ASCII: escape the literals as json does
                 order_id, customer_id, product_id, name, category, channel = (
                     _quote(literal[1:-1])
                     for literal in (order_id, customer_id, product_id, name, category, channel)
