@@ -427,7 +427,7 @@ class DataPlane:
             accepted.lines,
             accepted.positions,
         )
-        objects, decode = accepted.objects, pybase64.b64decode
+        objects = accepted.objects
         for record, payload, original in zip(batch, returned, sent, strict=True):
             data = None if payload is None else payload.get("data")
             if isinstance(data, str) and payload.get("result") == "Ok":
@@ -451,15 +451,10 @@ class DataPlane:
                     if metadata is not None:
                         partitions[id(metadata)] = partition
                 try:
-                    line = decode(data, validate=True)
-                except ValueError:
-                    try:
-                        line = _strict_b64decode(data)
-                    except (ValueError, binascii.Error) as error:
-                        failures.append(
-                            self._conversion_failure(record, data, f"not base64: {error}")
-                        )
-                        continue
+                    line = _strict_b64decode(data)
+                except (ValueError, binascii.Error) as error:
+                    failures.append(self._conversion_failure(record, data, f"not base64: {error}"))
+                    continue
                 positions[partition].append(len(records))
                 records.append(record)
                 texts.append(data)

@@ -152,14 +152,13 @@ class Stream:
         Returns each record's (shard id, sequence number), in the order given.
         """
         shards, keys = [], []
-        starts, md5, place = self._starts, hashlib.md5, bisect.bisect_right  # shard_for, inlined
         for partition_key, data in records:
             if not partition_key or len(partition_key) > 256:
                 raise ValueError("partition key must be 1 to 256 characters")
             key = partition_key.encode()
             if len(data) + len(key) > MAX_RECORD_BYTES:
                 raise ValueError(f"record of {len(data)} bytes exceeds Kinesis's 1 MiB limit")
-            shards.append(place(starts, md5(key).digest()) - 1)
+            shards.append(self.shard_for(partition_key))
             keys.append(key)
         now = time.time()
         placed = []
