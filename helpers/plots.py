@@ -18,6 +18,8 @@ import pandas as pd
 from matplotlib.dates import AutoDateFormatter, AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
+from helpers.forecast.series import TOTAL
+
 HISTORY_COLOR, FORECAST_COLOR = "#555555", "#1f77b4"
 
 
@@ -57,11 +59,12 @@ def forecast(
     measure: str,
     history_days: int = 120,
 ) -> Figure:
-    """History and forecast of one series, with its interval; ``None`` sums every series.
+    """History and forecast of one series, with its interval; ``None`` for the total.
 
-    ``history`` is long format (``unique_id, ds, y``); ``forecasts`` holds ``yhat`` and, for
-    a single series, ``yhat_lower``/``yhat_upper``. Intervals do not add up over series, so
-    the sum is drawn without one.
+    ``history`` is long format (``unique_id, ds, y``); ``forecasts`` holds ``yhat``,
+    ``yhat_lower``/``yhat_upper`` and ``model``. For ``None`` the history is summed over its
+    series, and the forecast is the ``total`` series' (with its interval) when the run forecast
+    the total, else the sum of the series without an interval (intervals do not add up).
     """
     figure, axes = _figure(height=2.8)
     _draw_forecast(axes, history, forecasts, unique_id, measure, history_days)
@@ -86,10 +89,14 @@ def forecasts_of(
 
 
 def _draw_forecast(axes, history, forecasts, unique_id, measure: str, history_days: int) -> None:
-    if unique_id is None:
+    if unique_id is None and TOTAL not in set(forecasts["unique_id"]):
         past = history.groupby("ds", as_index=False)["y"].sum()
         future = forecasts.groupby("ds", as_index=False)["yhat"].sum()
         title = "all series"
+    elif unique_id is None:
+        past = history.groupby("ds", as_index=False)["y"].sum()
+        future = forecasts[forecasts["unique_id"] == TOTAL]
+        title = f"{TOTAL} ({future['model'].iloc[0]})"
     else:
         past = history[history["unique_id"] == unique_id]
         future = forecasts[forecasts["unique_id"] == unique_id]
@@ -101,7 +108,7 @@ def _draw_forecast(axes, history, forecasts, unique_id, measure: str, history_da
     )
     future_days = pd.to_datetime(future["ds"])
     axes.plot(future_days, future["yhat"], color=FORECAST_COLOR, linewidth=2, label="forecast")
-    if unique_id is not None and "yhat_lower" in future:
+    if "yhat_lower" in future:
         axes.fill_between(
             future_days,
             future["yhat_lower"],

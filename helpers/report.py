@@ -60,7 +60,8 @@ def export_report(
         parameters = platform.query("SELECT * FROM forecast_runs WHERE run_id = ?", params=[run_id])
     except SalescastError:  # a run from before parameters were recorded
         parameters = pd.DataFrame()
-    level, measure = forecasts.level.iloc[0], forecasts.measure.iloc[0]
+    level = parameters.level.iloc[0] if "level" in parameters else forecasts.level.iloc[0]
+    measure = forecasts.measure.iloc[0]
     history = series_from_daily_sales(complete_daily_sales(platform), level, measure)
     freshness = platform.named_query("data_freshness")
 
@@ -72,13 +73,7 @@ def export_report(
     leaders = volumes.index[:top].tolist()
     sections = [
         _section("Data freshness", _freshness(freshness)),
-        _section(
-            f"Total {measure}",
-            _chart(history, forecasts, None, measure)
-            + _note("The sum of every series' forecast; intervals do not add up, so none shown.")
-            if level != "total"
-            else _chart(history, forecasts, "total", measure),
-        ),
+        _section(f"Total {measure}", _chart(history, forecasts, None, measure)),
         _section(
             f"Top {len(leaders)} by {measure}",
             "".join(_chart(history, forecasts, uid, measure) for uid in leaders)
@@ -88,7 +83,11 @@ def export_report(
         _section(
             "Backtest against the baselines (mean over series and folds)",
             _table(summarize(metrics).reset_index().round(3))
-            + _note("MASE below 1 beats the in-sample seasonal naive forecast; lower is better."),
+            + _note(
+                "MASE below 1 beats the in-sample seasonal naive forecast; lower is better. "
+                "'chosen' is the forecast each series took (its model, or a combination of "
+                "them), after the levels were made to add up."
+            ),
         ),
         _section("Run", _table(_run_parameters(parameters, forecasts, csv_path.name))),
     ]

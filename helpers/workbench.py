@@ -392,6 +392,13 @@ def forecast_history(platform: Platform, level: str, measure: str) -> pd.DataFra
     return series_from_daily_sales(complete_daily_sales(platform), level, measure)
 
 
+def choices(run) -> pd.DataFrame:
+    """What each series at the run's level took (a model or a combination) and why, by model."""
+    frame = run.choices[run.choices["level"] == run.level]
+    columns = ["unique_id", "model", "backtest_mase", "runner_up", "runner_up_mase", "reason"]
+    return frame[columns].sort_values(["model", "unique_id"]).set_index("unique_id").round(3)
+
+
 def leaders(history: pd.DataFrame, top: int) -> list[str]:
     """The ``top`` series by volume."""
     return history.groupby("unique_id")["y"].sum().nlargest(top).index.tolist()

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import helpers
 from helpers.cli import app
-from helpers.forecast import run_forecast
+from helpers.forecast import reconcile, run_forecast
 from helpers.generate import SalesParams, backfill
 
 
@@ -34,14 +34,29 @@ def test_forecasts_and_metrics_are_written_back_and_queryable(tmp_path):
             params=[run.run_id],
         )
         expected = run.forecasts.sort_values(["unique_id", "ds"]).reset_index(drop=True)
-        assert len(stored) == len(expected) == 2 * 7
+        assert len(stored) == len(expected) == (1 + 2) * 7  # the total and two categories
+        assert run.series == 2 and run.reconciliation in reconcile.METHODS
+        # the categories add up to the total, by SQL too
+        sums = platform.query(
+            "SELECT ds, sum(CASE WHEN level = 'category' THEN yhat ELSE 0 END) AS categories, "
+            "sum(CASE WHEN level = 'total' THEN yhat ELSE 0 END) AS total FROM forecasts "
+            "WHERE run_id = ? GROUP BY ds",
+            params=[run.run_id],
+        )
+        assert np.allclose(sums.categories, sums.total)
+        chosen = platform.query(
+            "SELECT unique_id, model FROM forecast_choices WHERE run_id = ?", params=[run.run_id]
+        )
+        assert dict(zip(chosen.unique_id, chosen.model, strict=True)) == dict(
+            zip(run.choices.unique_id, run.choices.model, strict=True)
+        )
         assert stored.unique_id.tolist() == expected.unique_id.tolist()
         assert np.allclose(stored.yhat, expected.yhat)
         assert (pd.to_datetime(stored.ds) == pd.to_datetime(expected.ds)).all()
         settings = platform.query("SELECT * FROM forecast_runs ORDER BY run_id")
         assert settings.level.tolist() == ["category", "total"] and settings.horizon.eq(7).all()
         runs = platform.query("SELECT run_id, count(*) AS n FROM forecasts GROUP BY run_id")
-        assert dict(zip(runs.run_id, runs.n, strict=True)) == {run.run_id: 14, "r2": 7}
+        assert dict(zip(runs.run_id, runs.n, strict=True)) == {run.run_id: 21, "r2": 7}
         metrics = platform.query(
             "SELECT model, avg(mase) AS mase FROM forecast_metrics WHERE run_id = 'r2' GROUP BY model"
         ).set_index("model")
@@ -63,8 +78,9 @@ def test_salescast_forecast_command(tmp_path):
         app, ["forecast", "--level", "total", "--horizon", "7", "--folds", "1", "--root", str(root)]
     )
     assert result.exit_code == 0, result.output
-    assert "1 series, 7 days" in result.output and "forecast_metrics: s3://" in result.output
-    assert "seasonal_naive" in result.output and "prophet" in result.output
+    assert "1 series at total level, 7 days" in result.output
+    assert "forecast_metrics: s3://" in result.output and "forecast_choices: s3://" in result.output
+    assert "seasonal_naive" in result.output and "chosen" in result.output
 
 
 def test_report_is_self_contained_and_matches_the_run(tmp_path):
@@ -87,7 +103,7 @@ def test_report_is_self_contained_and_matches_the_run(tmp_path):
     for model in run.metrics.model.unique():
         assert f"<td>{model}</td>" in page
     assert run.run_id in page and "Data freshness" in page
-    for parameter in ("horizon", "folds", "interval_width", "seasonality_mode", "additive"):
+    for parameter in ("horizon", "folds", "interval_width", "reconciliation", run.reconciliation):
         assert f"<td>{parameter}</td>" in page
     exported = pd.read_csv(paths["csv"])
     assert len(exported) == len(run.forecasts)

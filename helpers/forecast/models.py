@@ -1,0 +1,233 @@
+"""The model set: Prophet, statsforecast's AutoETS, AutoARIMA, AutoTheta and MSTL, and baselines.
+
+Every model is fitted to one series (a numpy array of ``y`` on regular dates) and returns its
+point forecast; intervals come later, calibrated on backtests (:mod:`.intervals`), so that every
+model's interval means the same thing. :func:`fit_series` fits the whole set at each backtest
+cutoff and at the end of the history, which is one worker task.
+
+Prophet's settings come from the data (:func:`prophet_settings`): yearly seasonality once a
+series covers a year (Prophet's own ``auto`` waits for two), weekly seasonality and public
+holidays for daily data, and multiplicative seasonality where the seasonal swing grows with the
+level. A model that cannot fit a series (too short, or a numerical failure) is left out of that
+series' candidates, with the reason; the baselines always fit.
+
+Not done: exogenous regressors beyond holidays (promotions), and hyperparameter search.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from helpers.forecast.baselines import repeat_last_season
+from helpers.forecast.series import Frequency
+
+BASELINES = ("seasonal_naive", "naive")
+STATISTICAL = ("auto_ets", "auto_arima", "auto_theta", "mstl")
+MODELS = ("prophet", *STATISTICAL, *BASELINES)
+
+
+@dataclass(frozen=True)
+class SeriesTask:
+    """One series to fit at each cutoff: what a worker process needs, as plain data."""
+
+    unique_id: str
+    y: np.ndarray
+    ds: np.ndarray
+    freq: str
+    horizon: int
+    cutoffs: tuple[int, ...]  # training lengths of the backtest folds
+    models: tuple[str, ...] = MODELS
+    country: str | None = None
+    seasonality_mode: str = "auto"
+
+
+@dataclass
+class SeriesFit:
+    """What a worker returns: per model, the forecast after each cutoff and after the end."""
+
+    unique_id: str
+    backtests: dict[str, np.ndarray] = field(default_factory=dict)  # (folds, horizon)
+    final: dict[str, np.ndarray] = field(default_factory=dict)  # (horizon,)
+    failures: dict[str, str] = field(default_factory=dict)
+    prophet: dict | None = None  # the settings Prophet was given
+
+
+def fit_series(task: SeriesTask) -> SeriesFit:
+    """Forecast with every model of ``task`` after each backtest cutoff and after the end.
+
+    Prophet is fitted at each cutoff. statsforecast's models are fitted once, at the first
+    cutoff, and carried forward over the later data with their parameters fixed (statsforecast's
+    cross-validation without refit), which makes them several times cheaper per fold.
+    """
+    frequency = Frequency.of(task.freq)
+    result = SeriesFit(task.unique_id)
+    if "prophet" in task.models:
+        result.prophet = prophet_settings(task.y, frequency, task.country, task.seasonality_mode)
+    ends = (*task.cutoffs, len(task.y))
+    for name in task.models:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                runs = _runs(name, task, frequency, ends, result.prophet)
+        except Exception as error:  # a model that cannot fit is one candidate less
+            result.failures[name] = f"{type(error).__name__}: {error}"
+            continue
+        if not all(np.isfinite(run).all() for run in runs):
+            result.failures[name] = "non-finite forecast"
+            continue
+        result.backtests[name] = np.array(runs[:-1]).reshape(len(task.cutoffs), task.horizon)
+        result.final[name] = np.asarray(runs[-1], dtype=float)
+    return result
+
+
+def _runs(name: str, task: SeriesTask, frequency: Frequency, ends, prophet: dict | None):
+    """The forecasts of one model after each end (training length) in ``ends``."""
+    y, horizon = task.y, task.horizon
+    if name in BASELINES:
+        season = frequency.season_length if name == "seasonal_naive" else 1
+        return [repeat_last_season(y[:end], horizon, season) for end in ends]
+    if name == "prophet":
+        return [_prophet(y[:end], task.ds[:end], frequency, horizon, prophet) for end in ends]
+    model = _STATISTICAL[name](y[: ends[0]], frequency).fit(y[: ends[0]])
+    first = model.predict(h=horizon)["mean"]
+    return [first, *(model.forward(y=y[:end], h=horizon)["mean"] for end in ends[1:])]
+
+
+def prophet_settings(
+    y: np.ndarray, frequency: Frequency, country: str | None, seasonality_mode: str = "auto"
+) -> dict:
+    """Prophet's seasonalities, holidays and mode for a series of this length and shape.
+
+    Examples
+    --------
+    >>> settings = prophet_settings(np.ones(400), Frequency.of("D"), "US")
+    >>> settings["yearly_seasonality"], settings["weekly_seasonality"], settings["country"]
+    (6, True, 'US')
+    >>> prophet_settings(np.ones(30), Frequency.of("MS"), "US")["yearly_seasonality"]
+    6
+    """
+    years = len(y) / frequency.per_year
+    if frequency.daily:
+        yearly: bool | int = 10 if years >= 2 else (6 if years >= 1 else False)
+    else:  # no more Fourier terms than half the points in a year
+        order = min(10, int(frequency.per_year // 2))
+        yearly = order if years >= 2 else False
+    if seasonality_mode == "auto":
+        seasonality_mode = _seasonality_mode(y, frequency.season_length)
+    return {
+        "yearly_seasonality": yearly,
+        "weekly_seasonality": frequency.daily and len(y) >= 2 * frequency.season_length,
+        "daily_seasonality": False,
+        "seasonality_mode": seasonality_mode,
+        "country": country if frequency.daily else None,
+    }
+
+
+def _seasonality_mode(y: np.ndarray, season_length: int) -> str:
+    """``multiplicative`` where each season's spread grows with its level, else ``additive``.
+
+    Needs positive values over at least four seasons whose levels differ by half or more.
+    """
+    seasons = len(y) // season_length
+    if seasons < 4 or np.min(y) <= 0:
+        return "additive"
+    blocks = np.asarray(y[-seasons * season_length :], dtype=float).reshape(seasons, season_length)
+    levels, spreads = blocks.mean(axis=1), blocks.std(axis=1)
+    if levels.max() < 1.5 * levels.min() or np.ptp(spreads) == 0:
+        return "additive"
+    correlation = pd.Series(levels).corr(pd.Series(spreads), method="spearman")
+    return "multiplicative" if correlation > 0.6 else "additive"
+
+
+def _seasonal(y: np.ndarray, season: int) -> int:
+    """The season length a statistical model can use on ``y``: 1 under two seasons."""
+    return season if len(y) >= 2 * season + 2 else 1
+
+
+def _auto_ets(y, frequency):
+    from statsforecast.models import AutoETS
+
+    # ETS allows seasons of at most 24 points; weekly data goes without
+    season = _seasonal(y, frequency.season_length)
+    return AutoETS(season_length=season if season <= 24 else 1)
+
+
+def _auto_arima(y, frequency):
+    from statsforecast.models import AutoARIMA
+
+    # a small stepwise search: seasonal orders up to 1, ten models at most
+    return AutoARIMA(
+        season_length=_seasonal(y, frequency.season_length),
+        max_p=3,
+        max_q=3,
+        max_P=1,
+        max_Q=1,
+        nmodels=10,
+        approximation=len(y) > 150,
+    )
+
+
+def _auto_theta(y, frequency):
+    from statsforecast.models import AutoTheta
+
+    return AutoTheta(season_length=_seasonal(y, frequency.season_length))
+
+
+def _mstl(y, frequency):
+    from statsforecast.models import MSTL
+
+    season = frequency.season_length
+    if len(y) < 2 * season + 2:
+        raise ValueError(f"MSTL needs two seasons ({2 * season} points), the series has {len(y)}")
+    seasons = [season]
+    if frequency.daily and len(y) >= 2 * frequency.per_year + season:
+        seasons.append(round(frequency.per_year))
+    return MSTL(season_length=seasons)
+
+
+_STATISTICAL = {
+    "auto_ets": _auto_ets,
+    "auto_arima": _auto_arima,
+    "auto_theta": _auto_theta,
+    "mstl": _mstl,
+}
+
+
+def _prophet(
+    y: np.ndarray, ds: np.ndarray, frequency: Frequency, horizon: int, settings: dict
+) -> np.ndarray:
+    from prophet import Prophet
+
+    if len(y) < 2 * frequency.season_length:
+        raise ValueError(f"Prophet needs two seasons, the series has {len(y)} points")
+    options = {key: value for key, value in settings.items() if key != "country"}
+    model = Prophet(uncertainty_samples=0, **options)
+    if settings["country"]:
+        model.add_country_holidays(country_name=settings["country"])
+    model.fit(pd.DataFrame({"ds": ds, "y": y}))
+    future = pd.DataFrame({"ds": frequency.future(pd.Timestamp(ds[-1]), horizon)})
+    return model.predict(future)["yhat"].to_numpy(dtype=float)
+
+
+def silence_fit_logs() -> None:
+    """Keep cmdstanpy's per-fit INFO lines and Prophet's notices out of the output.
+
+    A handler on the cmdstanpy logger stops cmdstanpy from installing its own INFO handler.
+    """
+    for name, level in (
+        ("cmdstanpy", logging.WARNING),
+        ("prophet", logging.WARNING),
+        ("prophet.plot", logging.CRITICAL),
+    ):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(logging.NullHandler())
+        logger.setLevel(level)
+
+
+silence_fit_logs()  # at import: worker processes import this module before any fit

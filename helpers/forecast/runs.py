@@ -1,0 +1,109 @@
+"""Forecasting runs on any backend: ``daily_sales`` by SQL in, tables back in the lake.
+
+A run forecasts every level from the total down to the one asked (so the levels can be made to
+add up) and writes four tables partitioned by ``run_id``: ``forecasts`` (one row per series and
+day, with the series' ``level``), ``forecast_metrics`` (the backtests), ``forecast_choices``
+(the model each series took, and why) and ``forecast_runs`` (the run's parameters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from helpers.exceptions import SalescastError
+from helpers.forecast.selection import backtest_and_forecast
+from helpers.forecast.series import complete_daily_sales, hierarchy_from_daily_sales
+
+
+@dataclass
+class ForecastRun:
+    """One forecasting run: its id, what it forecast, and where its tables were written."""
+
+    run_id: str
+    forecasts: pd.DataFrame
+    metrics: pd.DataFrame
+    choices: pd.DataFrame
+    locations: dict[str, str]
+    level: str = "product"
+    reconciliation: str | None = None
+
+    @property
+    def series(self) -> int:
+        """How many series were forecast at the run's level."""
+        return int(self.forecasts.loc[self.forecasts["level"] == self.level, "unique_id"].nunique())
+
+
+def run_forecast(
+    platform,
+    level: str = "product",
+    measure: str = "units",
+    horizon: int = 28,
+    folds: int = 3,
+    run_id: str | None = None,
+    **forecast_kwargs,
+) -> ForecastRun:
+    """The forecasting step end to end: backtest, choose, reconcile and forecast every level
+    down to ``level``, then write the tables back to the lake, queryable by SQL.
+
+    ``forecast_kwargs`` go to :func:`helpers.forecast.selection.backtest_and_forecast`
+    (``country``, ``level`` as ``interval``, ``n_jobs``, ``progress``, ``models``, ...).
+
+    Examples
+    --------
+    >>> run = run_forecast(platform, level="category", horizon=14, folds=2)  # doctest: +SKIP
+    >>> platform.query("SELECT * FROM forecasts WHERE run_id = ?", params=[run.run_id])  # doctest: +SKIP
+    """
+    run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    platform.crawl()  # the latest partitions, and the views
+    try:
+        daily = complete_daily_sales(platform)
+    except SalescastError as error:
+        raise ValueError(
+            f"no daily sales to forecast ({error}); stream orders first (`salescast stream`)"
+        ) from None
+    if daily.empty:
+        raise ValueError("no complete day of sales to forecast yet; stream orders first")
+    hierarchy = hierarchy_from_daily_sales(daily, level, measure)
+    interval = forecast_kwargs.pop("interval", 0.9)
+    result = backtest_and_forecast(
+        hierarchy.series,
+        horizon,
+        folds=folds,
+        level=interval,
+        hierarchy=hierarchy,
+        **forecast_kwargs,
+    )
+    levels = hierarchy.level_of
+    labels = {"measure": measure}
+    forecasts = result.forecasts.assign(level=result.forecasts["unique_id"].map(levels), **labels)
+    metrics = result.metrics.assign(level=result.metrics["unique_id"].map(levels), **labels)
+    choices = result.choices.assign(level=result.choices["unique_id"].map(levels), **labels)
+    parameters = pd.DataFrame(
+        [
+            {
+                "level": level,
+                **labels,
+                "horizon": horizon,
+                "folds": folds,
+                "freq": forecast_kwargs.get("freq", "D"),
+                "interval_width": interval,
+                "country": forecast_kwargs.get("country", "US") or "",
+                "reconciliation": result.reconciliation or "",
+                "series": len(hierarchy.levels[level]),
+                "created": pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s"),
+            }
+        ]
+    )
+    locations = {
+        table: platform.write_dataset(table, frame, {"run_id": run_id})
+        for table, frame in (
+            ("forecasts", forecasts),
+            ("forecast_metrics", metrics),
+            ("forecast_choices", choices),
+            ("forecast_runs", parameters),
+        )
+    }
+    return ForecastRun(run_id, forecasts, metrics, choices, locations, level, result.reconciliation)
