@@ -2,7 +2,7 @@
 
 Examples
 --------
-$ salescast stream --days 120                 # backfill 120 days of history, wait for the lake
+$ salescast stream --days 730                 # backfill two years of history, wait for the lake
 $ salescast stream --rate 200 --duration 60  # then stream live orders for a minute
 $ salescast lake                             # partitions, objects and a few records
 $ salescast status                           # records per stage, lag, failures
@@ -19,7 +19,6 @@ import typer
 import helpers
 from helpers import generate, jobs, workbench
 from helpers.exceptions import JobParameterError, SalescastError
-from helpers.platform import WRITE_CHUNK
 
 app = typer.Typer(
     help="Sales forecasting workbench: stream orders to the lake, query and forecast them.",
@@ -48,11 +47,11 @@ def _show(frame: pd.DataFrame) -> None:
 
 @app.command()
 def stream(
-    days: Annotated[int, typer.Option(help="Days of history to backfill (0 for none)")] = 120,
+    days: Annotated[int, typer.Option(help="Days of history to backfill (0 for none)")] = 730,
     end: Annotated[str | None, typer.Option(help="First day not backfilled (ISO date)")] = None,
     rate: Annotated[float, typer.Option(help="Live orders per second after the backfill")] = 0.0,
     duration: Annotated[float, typer.Option(help="Seconds of live streaming")] = 0.0,
-    orders_per_day: Annotated[int, typer.Option(help="Baseline orders per day")] = 2000,
+    orders_per_day: Annotated[int, typer.Option(help="Baseline orders per day")] = 1000,
     products: Annotated[int, typer.Option(help="Products in the catalog")] = 50,
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same orders")] = 42,
     reset: Annotated[bool, typer.Option(help="Remove local state first")] = False,
@@ -67,9 +66,7 @@ def stream(
     with _connect(backend, root) as platform:
         if days:
             typer.echo(f"backfilling {days} days of history (seed {seed})")
-            counts = platform.apply(
-                generate.backfill(days, end=end, params=params), batch_rows=WRITE_CHUNK
-            )
+            counts = workbench.backfill(platform, days, params, end)
             typer.echo(f"  {counts}")
         if rate and duration:
             typer.echo(f"streaming {rate:g} orders/s for {duration:g}s")

@@ -346,6 +346,36 @@ def expected_daily_units(params: SalesParams, start: date | str, end: date | str
     )
 
 
+def promotion_calendar(params: SalesParams, start: date | str, end: date | str) -> pd.DataFrame:
+    """The promotions planned from ``start`` to ``end`` (excluded): one row per promoted
+    product and day, the calendar a shop's marketing keeps ahead of time.
+
+    The same schedule drives the orders (the demand lift and the discounted price), so a
+    forecaster that reads it knows the promotions of the days it forecasts.
+
+    Examples
+    --------
+    >>> calendar = promotion_calendar(SalesParams(n_products=20), "2026-03-01", "2026-04-01")
+    >>> list(calendar.columns), bool(calendar.ds.between("2026-03-01", "2026-03-31").all())
+    (['ds', 'product_id', 'category', 'discount'], True)
+    """
+    days = _day_range(_as_date(start), _as_date(end))
+    shop = _shop(params)
+    if len(days) == 0:
+        promoted = np.zeros((0, params.n_products), dtype=bool)
+    else:
+        promoted = _promotions(params, days[0].date(), len(days))
+    day, product = np.nonzero(promoted)
+    return pd.DataFrame(
+        {
+            "ds": days.values[day],
+            "product_id": shop.product_ids[product],
+            "category": shop.categories[product],
+            "discount": params.promo_discount,
+        }
+    )
+
+
 def backfill(
     days: int,
     end: date | str | None = None,

@@ -60,6 +60,10 @@ def export_report(
         parameters = platform.query("SELECT * FROM forecast_runs WHERE run_id = ?", params=[run_id])
     except SalescastError:  # a run from before parameters were recorded
         parameters = pd.DataFrame()
+    try:
+        choices = platform.query("SELECT * FROM forecast_choices WHERE run_id = ?", params=[run_id])
+    except SalescastError:  # a run from before choices were recorded
+        choices = pd.DataFrame()
     level = parameters.level.iloc[0] if "level" in parameters else forecasts.level.iloc[0]
     measure = forecasts.measure.iloc[0]
     history = series_from_daily_sales(complete_daily_sales(platform), level, measure)
@@ -80,6 +84,7 @@ def export_report(
             if level != "total"
             else _note("This run forecast the total only."),
         ),
+        _section("How each series was forecast", _choices(choices, leaders)),
         _section(
             "Backtest against the baselines (mean over series and folds)",
             _table(summarize(metrics).reset_index().round(3))
@@ -118,6 +123,23 @@ def _chart(history: pd.DataFrame, forecasts: pd.DataFrame, unique_id, measure: s
     title = figure.axes[0].get_title(loc="left")
     encoded = base64.b64encode(plots.to_png(figure)).decode()
     return f"<img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
+
+
+def _choices(choices: pd.DataFrame, leaders: list[str]) -> str:
+    """How many series took each model or combination, and why the top series took theirs."""
+    if choices.empty:
+        return _note("This run did not record its choices.")
+    counts = choices.groupby(["level", "model"]).size().rename("series").reset_index()
+    top = choices[choices.unique_id.isin(leaders)][["unique_id", "model", "reason"]]
+    return (
+        _note(
+            "Each series takes the better of two combinations of the models (their median, or "
+            "their mean weighted by backtest accuracy), unless one model beat it in every "
+            "backtest window."
+        )
+        + _table(counts)
+        + _table(top)
+    )
 
 
 def _freshness(freshness: pd.DataFrame) -> str:

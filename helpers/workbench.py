@@ -23,6 +23,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ import helpers
 from helpers import generate, queries
 from helpers.config import Settings
 from helpers.exceptions import SalescastError
+from helpers.forecast.series import PROMOTIONS_TABLE
 from helpers.platform import WRITE_CHUNK, Platform
 from helpers.progress import tqdm
 from helpers.schema import KEY, ORDER_FIELDS, PARTITION_KEYS
@@ -40,6 +42,7 @@ FIGURES_MIME = "application/vnd.salescast.figures+json"
 """The output type that :func:`record` writes and ``salescast run`` reads."""
 SCALE_VARIABLE = "SALESCAST_SCALE"
 MIN_PRODUCTS = 3
+PROMOTIONS_AHEAD_DAYS = 120  # how far ahead the published promotion plan reaches
 LOCAL_SAMPLE_S, AWS_SAMPLE_S = 0.5, 30.0
 """Seconds between stage counts while streaming live, per backend."""
 STAGES = ("table", "stream", "lake", "failed")
@@ -99,7 +102,25 @@ def backfill(
     orders put, updated and deleted. The lake catches up in the background (see ``flush``)."""
     if days <= 0:
         return {"put": 0, "update": 0, "delete": 0}
-    return platform.apply(generate.backfill(days, end=end, params=params), batch_rows=WRITE_CHUNK)
+    counts = platform.apply(generate.backfill(days, end=end, params=params), batch_rows=WRITE_CHUNK)
+    publish_promotions(platform, params, days, end)
+    return counts
+
+
+def publish_promotions(
+    platform: Platform, params: generate.SalesParams, days: int, end: str | None = None
+) -> str | None:
+    """The shop's promotion plan for the backfilled days and the next
+    :data:`PROMOTIONS_AHEAD_DAYS`, written to the lake as the ``promotions`` table (one
+    partition per window), so that forecasts know the promotions of the days they forecast.
+    Returns where it went; None when the plan holds no promotion."""
+    last = pd.Timestamp(end).date() if end else pd.Timestamp.now(tz="UTC").date()
+    first, until = last - timedelta(days=days), last + timedelta(days=PROMOTIONS_AHEAD_DAYS)
+    calendar = generate.promotion_calendar(params, first, until)
+    if calendar.empty:
+        return None
+    window = {"plan": f"{params.seed}-{first:%Y%m%d}-{until:%Y%m%d}"}
+    return platform.write_dataset(PROMOTIONS_TABLE, calendar, window)
 
 
 @dataclass

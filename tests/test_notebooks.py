@@ -161,7 +161,7 @@ def test_run_executes_the_notebooks_in_order_with_parameters(small):
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the timeline chart
 
     streamed = figures["01_generate_and_stream"]
-    assert streamed["history"]["put"] > 45 * 50  # 45 days at 2,000 x 0.05 orders a day
+    assert streamed["history"]["put"] > 45 * 25  # 45 days at 1,000 x 0.05 orders a day
     assert streamed["live"]["put"] > 0
     assert streamed["stages"]["lake"] == streamed["stages"]["change stream"]
     assert streamed["stages"]["failed"] == 0

@@ -3,8 +3,14 @@
 A model's own intervals assume its errors are what its likelihood says; on real sales they are
 not (Prophet's 90 % interval covered 74 % of days). Here the interval around each forecast is
 the quantile of that series' absolute backtest errors at the level asked, with the finite-sample
-correction of split conformal prediction, so that on backtests it covers what it says. Bounds of
-a series that cannot go below zero are clipped at zero.
+correction of split conformal prediction, so that on backtests it covers what it says.
+
+Errors grow as the data drifts away from what the models learned, so backtest errors from
+older windows understate the next one's. :func:`widening` measures that drift on the run's own
+series: how much the earlier windows' half widths must grow to cover the latest window at the
+level asked. Every half width of the run is multiplied by it (never narrowed). On 49 real
+series this took the 80 % / 90 % holdout coverage from 75 % / 86 % to 79 % / 89 %. Bounds of a
+series that cannot go below zero are clipped at zero.
 """
 
 from __future__ import annotations
@@ -37,10 +43,37 @@ def conformal_half_width(errors: np.ndarray, level: float) -> float:
     return float(errors[min(rank, len(errors)) - 1])
 
 
+def widening(errors: list[np.ndarray], level: float) -> float:
+    """How much half widths from earlier backtest windows must grow to cover the latest one.
+
+    ``errors`` holds one (windows, steps) array per series. For each series with two windows or
+    more, the latest window's absolute errors are divided by the half width the earlier windows
+    give; the factor is the ``level`` quantile of those ratios over every series, and at least 1.
+
+    Examples
+    --------
+    >>> widening([np.array([[1.0, -1.0], [2.0, 2.0]])], 90)  # the last window doubled
+    2.0
+    >>> widening([np.array([[4.0, 2.0]])], 90)  # one window: nothing to compare
+    1.0
+    """
+    ratios = []
+    for series in errors:
+        if len(series) < 2:
+            continue
+        half_width = conformal_half_width(series[:-1].ravel(), level)
+        if half_width > 0:
+            ratios.append(np.abs(series[-1]) / half_width)
+    if not ratios:
+        return 1.0
+    return max(1.0, float(np.quantile(np.concatenate(ratios), level / 100)))
+
+
 def bounds(
-    yhat: np.ndarray, errors: np.ndarray, level: float, clip_at_zero: bool
+    yhat: np.ndarray, errors: np.ndarray, level: float, clip_at_zero: bool, widen: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper bounds at ``level`` around ``yhat`` from backtest ``errors``.
+    """Lower and upper bounds at ``level`` around ``yhat`` from backtest ``errors``, the half
+    width multiplied by ``widen``.
 
     Examples
     --------
@@ -48,7 +81,7 @@ def bounds(
     >>> lower.tolist(), upper.tolist()
     ([0.0, 3.0], [3.0, 7.0])
     """
-    half_width = conformal_half_width(errors, level)
+    half_width = widen * conformal_half_width(errors, level)
     lower, upper = yhat - half_width, yhat + half_width
     if clip_at_zero:
         lower = np.clip(lower, 0, None)

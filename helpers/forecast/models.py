@@ -11,7 +11,9 @@ holidays for daily data, and multiplicative seasonality where the seasonal swing
 level. A model that cannot fit a series (too short, or a numerical failure) is left out of that
 series' candidates, with the reason; the baselines always fit.
 
-Not done: exogenous regressors beyond holidays (promotions), and hyperparameter search.
+A known future regressor (the share of a series' products on promotion, from the promotion
+plan) goes to Prophet and AutoARIMA where it varies in the training data; the other models do
+not take one. Not done: hyperparameter search.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from helpers.forecast.series import Frequency
 BASELINES = ("seasonal_naive", "naive")
 STATISTICAL = ("auto_ets", "auto_arima", "auto_theta", "mstl")
 MODELS = ("prophet", *STATISTICAL, *BASELINES)
+EXOGENOUS = ("auto_arima",)
+REGRESSOR = "promotion"  # the statistical models that take a known future regressor
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class SeriesTask:
     models: tuple[str, ...] = MODELS
     country: str | None = None
     seasonality_mode: str = "auto"
+    regressor: np.ndarray | None = None  # a known future regressor over ds and the horizon
 
 
 @dataclass
@@ -60,9 +65,10 @@ class SeriesFit:
 def fit_series(task: SeriesTask) -> SeriesFit:
     """Forecast with every model of ``task`` after each backtest cutoff and after the end.
 
-    Prophet is fitted at each cutoff. statsforecast's models are fitted once, at the first
-    cutoff, and carried forward over the later data with their parameters fixed (statsforecast's
-    cross-validation without refit), which makes them several times cheaper per fold.
+    Prophet is fitted at each cutoff. statsforecast's models are fitted at the first cutoff and
+    carried forward over the later folds with their parameters fixed (statsforecast's
+    cross-validation without refit), then fitted again on the whole history for the forecast:
+    two fits per series whatever the number of folds.
     """
     frequency = Frequency.of(task.freq)
     result = SeriesFit(task.unique_id)
@@ -91,11 +97,35 @@ def _runs(name: str, task: SeriesTask, frequency: Frequency, ends, prophet: dict
     if name in BASELINES:
         season = frequency.season_length if name == "seasonal_naive" else 1
         return [repeat_last_season(y[:end], horizon, season) for end in ends]
+    x = task.regressor
     if name == "prophet":
-        return [_prophet(y[:end], task.ds[:end], frequency, horizon, prophet) for end in ends]
-    model = _STATISTICAL[name](y[: ends[0]], frequency).fit(y[: ends[0]])
-    first = model.predict(h=horizon)["mean"]
-    return [first, *(model.forward(y=y[:end], h=horizon)["mean"] for end in ends[1:])]
+        return [
+            _prophet(y[:end], task.ds[:end], frequency, horizon, prophet, _known(x, end, horizon))
+            for end in ends
+        ]
+    exogenous = name in EXOGENOUS and _known(x, ends[0], horizon) is not None
+
+    def inputs(end: int) -> dict:
+        if not exogenous:
+            return {}
+        return {"X": x[:end, None], "X_future": x[end : end + horizon, None]}
+
+    first_inputs = inputs(ends[0])
+    model = _STATISTICAL[name](y[: ends[0]], frequency).fit(y[: ends[0]], X=first_inputs.get("X"))
+    first = model.predict(h=horizon, X=first_inputs.get("X_future"))["mean"]
+    later = [model.forward(y=y[:end], h=horizon, **inputs(end))["mean"] for end in ends[1:-1]]
+    final_inputs = inputs(len(y))
+    final_model = _STATISTICAL[name](y, frequency).fit(y, X=final_inputs.get("X"))
+    final = final_model.predict(h=horizon, X=final_inputs.get("X_future"))["mean"]
+    return [first, *later, final]
+
+
+def _known(x: np.ndarray | None, end: int, horizon: int) -> np.ndarray | None:
+    """The regressor over the first ``end`` points and the ``horizon`` after them, or None when
+    there is none or it does not vary in those points (nothing to learn from)."""
+    if x is None or len(x) < end + horizon or np.ptp(x[:end]) == 0:
+        return None
+    return x[: end + horizon]
 
 
 def prophet_settings(
@@ -199,7 +229,12 @@ _STATISTICAL = {
 
 
 def _prophet(
-    y: np.ndarray, ds: np.ndarray, frequency: Frequency, horizon: int, settings: dict
+    y: np.ndarray,
+    ds: np.ndarray,
+    frequency: Frequency,
+    horizon: int,
+    settings: dict,
+    regressor: np.ndarray | None = None,
 ) -> np.ndarray:
     from prophet import Prophet
 
@@ -209,8 +244,12 @@ def _prophet(
     model = Prophet(uncertainty_samples=0, **options)
     if settings["country"]:
         model.add_country_holidays(country_name=settings["country"])
-    model.fit(pd.DataFrame({"ds": ds, "y": y}))
+    history = pd.DataFrame({"ds": ds, "y": y})
     future = pd.DataFrame({"ds": frequency.future(pd.Timestamp(ds[-1]), horizon)})
+    if regressor is not None:
+        model.add_regressor(REGRESSOR)
+        history[REGRESSOR], future[REGRESSOR] = regressor[: len(y)], regressor[len(y) :]
+    model.fit(history)
     return model.predict(future)["yhat"].to_numpy(dtype=float)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 METHODS = ("bottom_up", "mint_ols", "mint_wls_struct", "mint_shrink")
+_MINTRACE = {"mint_ols": "ols", "mint_wls_struct": "wls_struct", "mint_shrink": "mint_shrink"}
 
 
 def reconcile(
@@ -63,9 +64,9 @@ def reconcile(
         extra = {"y_insample": errors, "y_hat_insample": np.zeros_like(errors)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = MinTrace(method.removeprefix("mint_")).fit_predict(S=S, y_hat=yhat, **extra)
+        result = MinTrace(_MINTRACE[method]).fit_predict(S=S, y_hat=yhat, **extra)
         if nonnegative and (result["mean"] < -1e-9).any():
-            solver = MinTrace(method.removeprefix("mint_"), nonnegative=True)
+            solver = MinTrace(_MINTRACE[method], nonnegative=True)
             result = solver.fit_predict(S=S, y_hat=yhat, **extra)
     mean = result["mean"]
     return np.clip(mean, 0, None) if nonnegative else mean

@@ -14,8 +14,24 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from helpers.exceptions import SalescastError
+from helpers.forecast.models import MODELS
 from helpers.forecast.selection import backtest_and_forecast
-from helpers.forecast.series import complete_daily_sales, hierarchy_from_daily_sales
+from helpers.forecast.series import (
+    PROMOTIONS_TABLE,
+    complete_daily_sales,
+    hierarchy_from_daily_sales,
+    promotion_shares,
+)
+
+
+def promotion_plan(platform) -> pd.DataFrame | None:
+    """The promoted ``ds, product_id`` pairs of the lake's ``promotions`` table, or None when
+    nobody published a plan."""
+    try:
+        plan = platform.query(f"SELECT DISTINCT ds, product_id FROM {PROMOTIONS_TABLE}")
+    except SalescastError:  # no such table: forecasts go without promotions
+        return None
+    return plan if len(plan) else None
 
 
 @dataclass
@@ -68,12 +84,19 @@ def run_forecast(
         raise ValueError("no complete day of sales to forecast yet; stream orders first")
     hierarchy = hierarchy_from_daily_sales(daily, level, measure)
     interval = forecast_kwargs.pop("interval", 0.9)
+    days = hierarchy.series["ds"].drop_duplicates().sort_values()
+    calendar = promotion_plan(platform)
+    regressors = None
+    if calendar is not None:
+        days = pd.date_range(days.min(), days.max() + pd.Timedelta(days=horizon), freq="D")
+        regressors = promotion_shares(daily, calendar, days)
     result = backtest_and_forecast(
         hierarchy.series,
         horizon,
         folds=folds,
         level=interval,
         hierarchy=hierarchy,
+        regressors=regressors,
         **forecast_kwargs,
     )
     levels = hierarchy.level_of
@@ -92,6 +115,12 @@ def run_forecast(
                 "interval_width": interval,
                 "country": forecast_kwargs.get("country", "US") or "",
                 "reconciliation": result.reconciliation or "",
+                "regressors": "promotions" if regressors is not None else "",
+                "models": ", ".join(forecast_kwargs.get("models", MODELS)),
+                **{
+                    f"interval_widening_{width}": factor
+                    for width, factor in result.widening.items()
+                },
                 "series": len(hierarchy.levels[level]),
                 "created": pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s"),
             }

@@ -4,8 +4,12 @@ Every model of the set is fitted at rolling origins (fold ``i`` of ``k`` trains 
 last ``horizon * (k - i)`` points and forecasts the next ``horizon``) and at the end of the
 history. The candidates are the models and two combinations of the non-baseline ones: their
 median, and their mean weighted by the inverse of each one's backtest error. Each series takes
-the candidate with the lowest mean absolute backtest error; its forecast is then reconciled
-across levels (when a hierarchy is given) and gets intervals calibrated on its backtest errors.
+the combination with the lower mean absolute backtest error, unless one model beats that
+combination in every backtest window: a choice among nine candidates on a few windows is noisy,
+and combinations are the robust default (on 49 real series, picking the lowest mean error
+alone scored a mean MASE of 1.20 on the holdout, this rule 1.13). The forecast is then
+reconciled across levels (when a hierarchy is given) and gets intervals calibrated on its
+backtest errors.
 The ``model`` column says which candidate each series took, and ``choices`` says why.
 
 Series too short for one fold (``horizon`` plus two seasons) get the seasonal naive forecast
@@ -14,7 +18,7 @@ Series too short for one fold (``horizon`` plus two seasons) get the seasonal na
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -47,13 +51,16 @@ class ModelSetForecast:
     ``forecasts`` has :data:`FORECAST_COLUMNS`; ``metrics`` has :data:`METRIC_COLUMNS`, one row
     per series, candidate and fold, with the chosen forecast as model ``"chosen"``;
     ``choices`` has one row per series: the candidate, its backtest MASE, the runner-up and a
-    sentence; ``reconciliation`` is the method used across levels, if any.
+    sentence; ``reconciliation`` is the method used across levels, if any; ``widening`` the
+    factor each interval level's half widths were multiplied by (see
+    :func:`helpers.forecast.intervals.widening`).
     """
 
     forecasts: pd.DataFrame
     metrics: pd.DataFrame
     choices: pd.DataFrame
     reconciliation: str | None = None
+    widening: dict[int, float] = field(default_factory=dict)
 
 
 def backtest_and_forecast(
@@ -66,6 +73,7 @@ def backtest_and_forecast(
     country: str | None = "US",
     seasonality_mode: str = "auto",
     hierarchy: Hierarchy | None = None,
+    regressors: pd.DataFrame | None = None,
     n_jobs: int | None = None,
     progress: bool = True,
     desc: str = "model set",
@@ -91,6 +99,10 @@ def backtest_and_forecast(
         Prophet's; ``auto`` decides per series from the data.
     hierarchy : Hierarchy, optional
         Levels to make coherent (:func:`helpers.forecast.series.hierarchy_from_daily_sales`).
+    regressors : pandas.DataFrame, optional
+        A known future regressor per series: indexed by date over the history and the
+        horizon, a column per ``unique_id`` (see
+        :func:`helpers.forecast.series.promotion_shares`); Prophet and AutoARIMA use it.
     n_jobs : int or None
         Worker processes; None for every core, 1 to fit in this process.
     progress : bool
@@ -127,6 +139,7 @@ def backtest_and_forecast(
                 tuple(models),
                 country,
                 seasonality_mode,
+                _regressor(regressors, unique_id, frame["ds"], frequency, horizon),
             )
         )
     fits = fit_all(tasks, n_jobs=n_jobs, progress=progress, desc=desc)
@@ -136,8 +149,10 @@ def backtest_and_forecast(
     if hierarchy is not None and chosen and not short:
         method = _reconcile(hierarchy, chosen, tasks)
     levels = sorted({80, round(level * 100)})
+    errors = [choice.actuals - choice.backtest for choice in chosen.values()]
+    widen = {width: intervals.widening(errors, width) for width in levels}
     frames = [
-        _with_intervals(choice, frequency, levels, round(level * 100)) for choice in chosen.values()
+        _with_intervals(choice, frequency, widen, round(level * 100)) for choice in chosen.values()
     ]
     frames += _baselines(df[df["unique_id"].isin(short)], horizon, freq, level, season)
     forecasts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -150,7 +165,19 @@ def backtest_and_forecast(
         pd.DataFrame(metrics, columns=METRIC_COLUMNS),
         pd.DataFrame(choices).sort_values("unique_id", ignore_index=True),
         method,
+        widen,
     )
+
+
+def _regressor(
+    regressors: pd.DataFrame | None, unique_id: str, ds: pd.Series, frequency, horizon: int
+) -> np.ndarray | None:
+    """The series' regressor over its dates and the horizon, or None where it is not known."""
+    if regressors is None or unique_id not in regressors:
+        return None
+    days = ds.tolist() + list(frequency.future(ds.iloc[-1], horizon))
+    values = regressors[unique_id].reindex(pd.DatetimeIndex(days))
+    return None if values.isna().any() else values.to_numpy(dtype=float)
 
 
 def _cutoffs(n: int, horizon: int, folds: int, season: int) -> tuple[int, ...]:
@@ -174,9 +201,29 @@ class _Choice:
             name: np.abs(self.actuals - predictions).mean()
             for name, predictions in candidates.items()
         }
-        self.name = min(self.errors, key=self.errors.get)
+        self.name, self.why = self._pick()
         self.backtest = candidates[self.name]  # replaced by the reconciled backtests, if any
         self.final = finals[self.name]
+
+    def _pick(self) -> tuple[str, str]:
+        """The better combination, unless one model beats it in every backtest window."""
+        windows = len(self.task.cutoffs)
+        singles = [name for name in self.errors if name not in ENSEMBLES]
+        best_single = min(singles, key=self.errors.get)
+        combinations = [name for name in ENSEMBLES if name in self.errors]
+        if not combinations:
+            return best_single, f"the lowest mean absolute error over {windows} backtest window(s)"
+        combination = min(combinations, key=self.errors.get)
+        by_window = np.abs(self.actuals - self.candidates[combination]).mean(axis=1)
+        single_by_window = np.abs(self.actuals - self.candidates[best_single]).mean(axis=1)
+        if (single_by_window < by_window).all():
+            return best_single, (
+                f"beat the {combination} combination in all {windows} backtest window(s)"
+            )
+        return combination, (
+            f"the better combination over {windows} backtest window(s); no model beat it in "
+            f"every window (best alone: {best_single})"
+        )
 
     def mase(self, name: str) -> float:
         per_fold = np.abs(self.actuals - self.candidates[name]).mean(axis=1) / self.scales
@@ -197,14 +244,11 @@ class _Choice:
 
     def summary(self) -> dict:
         ranked = sorted(self.errors, key=self.errors.get)
-        runner_up = ranked[1] if len(ranked) > 1 else None
+        runner_up = next((name for name in ranked if name != self.name), None)
         mase = self.mase(self.name)
-        reason = (
-            f"lowest mean absolute error over {len(self.task.cutoffs)} backtest "
-            f"window(s) of {self.task.horizon} among {len(ranked)} candidates "
-            f"(MASE {mase:.2f}"
-            + (f"; next {runner_up} {self.mase(runner_up):.2f})" if runner_up else ")")
-        )
+        reason = f"{self.why}; backtest MASE {mase:.2f}"
+        if runner_up:
+            reason += f", next {runner_up} {self.mase(runner_up):.2f}"
         if self.failures:
             reason += "; could not fit " + ", ".join(sorted(self.failures))
         return {
@@ -266,8 +310,11 @@ def _reconcile(hierarchy: Hierarchy, chosen: dict[str, _Choice], tasks) -> str:
     return method
 
 
-def _with_intervals(choice: _Choice, frequency: Frequency, levels, main: int) -> pd.DataFrame:
-    """The chosen final forecast with conformal intervals from its backtest errors."""
+def _with_intervals(
+    choice: _Choice, frequency: Frequency, widen: dict[int, float], main: int
+) -> pd.DataFrame:
+    """The chosen final forecast with conformal intervals from its backtest errors, each level
+    widened by the run's factor."""
     task = choice.task
     errors = (choice.actuals - choice.backtest).ravel()
     frame = pd.DataFrame(
@@ -279,8 +326,8 @@ def _with_intervals(choice: _Choice, frequency: Frequency, levels, main: int) ->
         }
     )
     clip = nonnegative(task.y)
-    for level in levels:
-        lower, upper = intervals.bounds(choice.final, errors, level, clip)
+    for level, factor in widen.items():
+        lower, upper = intervals.bounds(choice.final, errors, level, clip, factor)
         suffix = "" if level == main else f"_{level}"
         frame[f"yhat_lower{suffix}"], frame[f"yhat_upper{suffix}"] = lower, upper
     return frame

@@ -16,6 +16,7 @@ from pandas.tseries import offsets
 from pandas.tseries.frequencies import to_offset
 
 TOTAL = "total"  # the id of the whole shop's series
+PROMOTIONS_TABLE = "promotions"  # the lake table of planned promotions: ds, product_id, category
 LEVELS = {"total": None, "category": "category", "product": "product_id"}
 MEASURES = ("units", "revenue", "orders")
 
@@ -207,6 +208,38 @@ def hierarchy_from_daily_sales(
     )
     summing.index.name = summing.columns.name = None
     return Hierarchy(pd.concat(frames, ignore_index=True), summing, levels)
+
+
+def promotion_shares(daily: pd.DataFrame, calendar: pd.DataFrame, days) -> pd.DataFrame:
+    """The share of each series' products on promotion per day: a known future regressor.
+
+    One row per day of ``days``, one column per product (0 or 1), category (the share of its
+    products promoted) and the total (the share of all products), for the products in
+    ``daily``; ``calendar`` holds the promoted ``ds, product_id`` pairs.
+
+    Examples
+    --------
+    >>> daily = pd.DataFrame({"product_id": ["p-1", "p-2"], "category": ["home", "home"]})
+    >>> calendar = pd.DataFrame({"ds": pd.to_datetime(["2026-03-02"]), "product_id": ["p-1"]})
+    >>> promotion_shares(daily, calendar, pd.date_range("2026-03-01", periods=2))["home"].tolist()
+    [0.0, 0.5]
+    """
+    products = daily[["product_id", "category"]].drop_duplicates("product_id")
+    products = products.assign(product_id=products["product_id"].astype(str))
+    days = pd.DatetimeIndex(days, name="ds")
+    promoted = calendar.assign(
+        ds=pd.to_datetime(calendar["ds"]).dt.tz_localize(None).dt.normalize(), value=1.0
+    ).drop_duplicates(["ds", "product_id"])
+    by_product = (
+        promoted.pivot_table(index="ds", columns="product_id", values="value", aggfunc="max")
+        .reindex(index=days, columns=products["product_id"])
+        .fillna(0.0)
+    )
+    categories = (
+        by_product.T.groupby(products.set_index("product_id")["category"].astype(str)).mean().T
+    )
+    total = by_product.mean(axis=1).rename(TOTAL)
+    return pd.concat([by_product, categories, total], axis=1)
 
 
 def _check_level(level: str, measure: str) -> None:
