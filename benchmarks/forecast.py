@@ -10,7 +10,8 @@ Two panels, each method fitted on all but the last ``horizon`` points and scored
 
 Methods: the project's default (:func:`helpers.forecast.backtest_and_forecast`: the model set
 chosen per series by backtest, reconciled across levels on the generated panel, conformal
-intervals), Prophet alone as this project ran it before (its own settings and intervals), and
+intervals; on the generated panel it also knows the shop's promotion plan, as ``run_forecast``
+does from the lake, unless ``--no-promotions``), Prophet alone as this project ran it before (its own settings and intervals), and
 statsforecast's AutoETS, AutoARIMA, AutoTheta and MSTL, the seasonal naive and naive
 baselines, and the median of Prophet, AutoETS, AutoARIMA and AutoTheta. Printed per panel:
 mean and median MASE (scaled by the in-sample seasonal naive error), sMAPE, wins against the
@@ -38,7 +39,8 @@ import pandas as pd
 from benchmarks.real_series import real_panels
 from helpers.forecast import backtest_and_forecast, hierarchy_from_daily_sales, season_length_of
 from helpers.forecast.selection import scores
-from helpers.generate import SalesParams, backfill, expected_daily_units
+from helpers.forecast.series import promotion_shares
+from helpers.generate import SalesParams, backfill, expected_daily_units, promotion_calendar
 from helpers.progress import tqdm
 
 END = "2026-01-01"
@@ -79,11 +81,20 @@ def split(series: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.DataFram
     return series[rank > horizon], series[rank <= horizon]
 
 
-def run_default(train, freq, horizon, folds, country, hierarchy=None) -> tuple[pd.DataFrame, float]:
+def run_default(
+    train, freq, horizon, folds, country, hierarchy=None, regressors=None
+) -> tuple[pd.DataFrame, float]:
     """The project's default forecast, renamed to the common columns, and its wall time."""
     started = time.perf_counter()
     result = backtest_and_forecast(
-        train, horizon, freq, folds=folds, country=country, hierarchy=hierarchy, desc="default"
+        train,
+        horizon,
+        freq,
+        folds=folds,
+        country=country,
+        hierarchy=hierarchy,
+        regressors=regressors,
+        desc="default",
     )
     seconds = time.perf_counter() - started
     frame = result.forecasts.rename(
@@ -221,11 +232,12 @@ def compare(
     folds: int,
     country: str | None,
     hierarchy=None,
+    regressors=None,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], dict[str, float]]:
     """Every method's forecasts of ``train``, scored on ``test``, and their wall times."""
     forecasts, seconds = {}, {}
     forecasts[DEFAULT], seconds[DEFAULT] = run_default(
-        train, freq, horizon, folds, country, hierarchy
+        train, freq, horizon, folds, country, hierarchy, regressors
     )
     forecasts["Prophet"], seconds["Prophet"] = run_prophet(train, freq, horizon, country)
     peers, peer_seconds = run_statsforecast(train, freq, horizon)
@@ -264,7 +276,9 @@ def real_benchmark(folds: int) -> dict:
     return {"overall": overall, "panels": per_panel, "series": merged}
 
 
-def generated_benchmark(n_series: int, days: int, folds: int, orders_per_day: float) -> dict:
+def generated_benchmark(
+    n_series: int, days: int, folds: int, orders_per_day: float, promotions: bool = True
+) -> dict:
     """Every method on the generator's products (with categories and total); truth and coherence."""
     horizon = 28
     daily, params = generated_daily_sales(n_series, days + horizon, orders_per_day)
@@ -274,7 +288,12 @@ def generated_benchmark(n_series: int, days: int, folds: int, orders_per_day: fl
     cut = train["ds"].max()
     train_daily = daily[pd.to_datetime(daily["ds"]) <= cut]
     train_tree = hierarchy_from_daily_sales(train_daily, "product", "units")
-    forecasts, results, seconds = compare(train, test, "D", horizon, folds, "US", train_tree)
+    days = pd.date_range(series["ds"].min(), series["ds"].max(), freq="D")
+    plan = promotion_calendar(params, days[0], days[-1] + pd.Timedelta(days=1))
+    regressors = promotion_shares(daily, plan, days) if promotions else None
+    forecasts, results, seconds = compare(
+        train, test, "D", horizon, folds, "US", train_tree, regressors
+    )
     products = set(hierarchy.levels["product"])
     product_results = {
         name: r[r["unique_id"].isin(products)].reset_index(drop=True) for name, r in results.items()
@@ -309,6 +328,9 @@ def main() -> None:
     parser.add_argument("--orders-per-day", type=float, default=2000.0)
     parser.add_argument("--folds", type=int, default=3, help="the default's backtest folds")
     parser.add_argument("--skip", choices=["real", "generated"], help="leave one panel out")
+    parser.add_argument(
+        "--no-promotions", action="store_true", help="the default without the promotion plan"
+    )
     parser.add_argument("--json", type=Path, help="also write the tables here")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; the default backtests {args.folds} folds")
@@ -317,7 +339,7 @@ def main() -> None:
         out["real"] = real_benchmark(args.folds)
     if args.skip != "generated":
         out["generated"] = generated_benchmark(
-            args.series, args.days, args.folds, args.orders_per_day
+            args.series, args.days, args.folds, args.orders_per_day, not args.no_promotions
         )
     if args.json:
         tables = {

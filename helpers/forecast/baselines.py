@@ -11,7 +11,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from helpers.forecast.series import Frequency, split_series
+from helpers.forecast.series import Frequency, nonnegative, split_series
 
 FORECAST_COLUMNS = ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper", "model"]
 
@@ -51,7 +51,8 @@ def seasonal_naive(
 
     The interval is normal around the forecast, with the standard deviation of the in-sample
     seasonal differences ``y[t] - y[t - season_length]`` times ``sqrt(seasons ahead)``. A series
-    no longer than one season gets a zero-width interval. Bounds are clipped at 0.
+    no longer than one season gets a zero-width interval. The lower bound of a series that never
+    went below zero is clipped at 0.
 
     Parameters
     ----------
@@ -91,13 +92,14 @@ def seasonal_naive(
         differences = y[season_length:] - y[:-season_length]
         sigma = differences.std(ddof=1) if len(differences) > 1 else 0.0
         half_width = z * sigma * np.sqrt(steps // season_length + 1)
+        lower = yhat - half_width
         frames.append(
             pd.DataFrame(
                 {
                     "unique_id": unique_id,
                     "ds": Frequency.of(freq).future(series["ds"].iloc[-1], horizon),
                     "yhat": yhat,
-                    "yhat_lower": yhat - half_width,
+                    "yhat_lower": np.clip(lower, 0, None) if nonnegative(y) else lower,
                     "yhat_upper": yhat + half_width,
                 }
             )
@@ -105,15 +107,9 @@ def seasonal_naive(
     return _finish(frames, model="seasonal_naive")
 
 
-def _finish(frames: list[pd.DataFrame], model: str | None = None) -> pd.DataFrame:
-    """Concatenate forecasts, clip them at 0, keep yhat inside its interval, order the rows."""
+def _finish(frames: list[pd.DataFrame], model: str) -> pd.DataFrame:
+    """Concatenate forecasts, name their model, order the rows."""
     if not frames:
         return pd.DataFrame(columns=FORECAST_COLUMNS)
-    result = pd.concat(frames, ignore_index=True)
-    if model is not None:
-        result["model"] = model
-    bounds = ["yhat", "yhat_lower", "yhat_upper"]
-    result[bounds] = result[bounds].clip(lower=0)
-    result["yhat_lower"] = result[["yhat_lower", "yhat"]].min(axis=1)
-    result["yhat_upper"] = result[["yhat_upper", "yhat"]].max(axis=1)
+    result = pd.concat(frames, ignore_index=True).assign(model=model)
     return result[FORECAST_COLUMNS].sort_values(["unique_id", "ds"], ignore_index=True)

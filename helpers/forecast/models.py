@@ -103,7 +103,7 @@ def _runs(name: str, task: SeriesTask, frequency: Frequency, ends, prophet: dict
             _prophet(y[:end], task.ds[:end], frequency, horizon, prophet, _known(x, end, horizon))
             for end in ends
         ]
-    exogenous = name in EXOGENOUS and _known(x, ends[0], horizon) is not None
+    exogenous = name in EXOGENOUS and all(_known(x, end, horizon) is not None for end in ends)
 
     def inputs(end: int) -> dict:
         if not exogenous:
@@ -213,11 +213,11 @@ def _mstl(y, frequency):
 
     season = frequency.season_length
     if len(y) < 2 * season + 2:
-        raise ValueError(f"MSTL needs two seasons ({2 * season} points), the series has {len(y)}")
-    seasons = [season]
-    if frequency.daily and len(y) >= 2 * frequency.per_year + season:
-        seasons.append(round(frequency.per_year))
-    return MSTL(season_length=seasons)
+        raise ValueError(
+            f"MSTL needs two seasons and two points ({2 * season + 2}), the series has {len(y)}"
+        )
+    # one season only: a yearly one costs ten times as much per fit, and Prophet has it
+    return MSTL(season_length=season)
 
 
 _STATISTICAL = {

@@ -94,22 +94,25 @@ def choose(
     for method in METHODS:
         if method == "mint_shrink" and folds < 2:
             continue
-        reconciled[method] = np.stack(
-            [
-                reconcile(
-                    method,
-                    summing,
-                    backtests[fold],
-                    nonnegative,
-                    np.concatenate(
-                        [errors[other] for other in range(folds) if other != fold], axis=1
+        try:
+            reconciled[method] = np.stack(
+                [
+                    reconcile(
+                        method,
+                        summing,
+                        backtests[fold],
+                        nonnegative,
+                        np.concatenate(
+                            [errors[other] for other in range(folds) if other != fold], axis=1
+                        )
+                        if method == "mint_shrink"
+                        else None,
                     )
-                    if method == "mint_shrink"
-                    else None,
-                )
-                for fold in range(folds)
-            ]
-        )
+                    for fold in range(folds)
+                ]
+            )
+        except Exception:  # MinT raises a bare Exception when errors are about zero: skip it
+            continue
 
     def loss(forecasts: np.ndarray) -> float:
         mase = np.abs(actuals - forecasts).mean(axis=(0, 2)) / scales

@@ -150,7 +150,9 @@ def backtest_and_forecast(
         method = _reconcile(hierarchy, chosen, tasks)
     levels = sorted({80, round(level * 100)})
     errors = [choice.actuals - choice.backtest for choice in chosen.values()]
-    widen = {width: intervals.widening(errors, width) for width in levels}
+    widen: dict[int, float] = {}
+    for width in levels:  # a wider level never gets a smaller factor, so intervals nest
+        widen[width] = max([intervals.widening(errors, width), *widen.values()])
     frames = [
         _with_intervals(choice, frequency, widen, round(level * 100)) for choice in chosen.values()
     ]
@@ -328,8 +330,9 @@ def _with_intervals(
     clip = nonnegative(task.y)
     for level, factor in widen.items():
         lower, upper = intervals.bounds(choice.final, errors, level, clip, factor)
-        suffix = "" if level == main else f"_{level}"
-        frame[f"yhat_lower{suffix}"], frame[f"yhat_upper{suffix}"] = lower, upper
+        for suffix in ("" if level == main else None, "_80" if level == 80 else None):
+            if suffix is not None:
+                frame[f"yhat_lower{suffix}"], frame[f"yhat_upper{suffix}"] = lower, upper
     return frame
 
 
