@@ -77,16 +77,17 @@ def choose(
     backtests: np.ndarray,
     actuals: np.ndarray,
     scales: np.ndarray,
-    groups: list[np.ndarray],
     nonnegative: bool,
 ) -> tuple[str, dict[str, np.ndarray]]:
-    """The method whose reconciled backtests have the lowest MASE, each level weighted alike.
+    """The method whose reconciled backtests have the lowest mean MASE over every series.
 
     ``backtests`` and ``actuals`` are (folds, series, steps); ``scales`` divides each series'
-    absolute errors (its in-sample seasonal naive MAE); ``groups`` holds the row numbers of each
-    level. MinT's covariance for a fold comes from the other folds' errors, so a fold is never
-    scored with weights learned from itself. Returns the method and every method's reconciled
-    backtests.
+    absolute errors (its in-sample seasonal naive MAE). Every series counts once, so a run of
+    many products picks what serves the products (weighting each level alike picked MinT-OLS on
+    200 generated products: the total's holdout MASE 0.80 instead of bottom-up's 0.94, but the
+    products' 0.98 instead of 0.95). MinT's covariance for a fold comes from the other folds'
+    errors, so a fold is never scored with weights learned from itself. Returns the method and
+    every method's reconciled backtests.
     """
     folds = len(backtests)
     errors = actuals - backtests
@@ -115,8 +116,7 @@ def choose(
             continue
 
     def loss(forecasts: np.ndarray) -> float:
-        mase = np.abs(actuals - forecasts).mean(axis=(0, 2)) / scales
-        return float(np.mean([np.nanmean(mase[rows]) for rows in groups]))
+        return float(np.nanmean(np.abs(actuals - forecasts).mean(axis=(0, 2)) / scales))
 
     best = min(reconciled, key=lambda method: loss(reconciled[method]))
     return best, reconciled

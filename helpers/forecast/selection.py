@@ -293,10 +293,9 @@ def _reconcile(hierarchy: Hierarchy, chosen: dict[str, _Choice], tasks) -> str:
     actuals = np.stack([c.actuals for c in choices], axis=1)
     scales = np.array([np.nanmean(c.scales) for c in choices])
     scales = np.where(scales > 0, scales, np.nan)
-    groups = [np.array([order.index(uid) for uid in ids]) for ids in hierarchy.levels.values()]
     keep_positive = all(nonnegative(c.task.y) for c in choices)
     method, reconciled = reconcile.choose(
-        hierarchy.summing, backtests, actuals, scales, groups, keep_positive
+        hierarchy.summing, backtests, actuals, scales, keep_positive
     )
     errors = np.concatenate(list(actuals - backtests), axis=1)
     finals = reconcile.reconcile(
