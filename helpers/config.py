@@ -91,6 +91,8 @@ class Settings:
     poll_interval_s: float = 0.05
     crawl_interval_s: float = 0.0
     """Seconds between scheduled crawls while this process consumes; 0 crawls on demand only."""
+    country: str = "US"
+    """The shop's country (a ``holidays`` code): forecasts learn its public holidays."""
 
     @property
     def table_name(self) -> str:

@@ -13,9 +13,9 @@ from helpers.forecast import reconcile, run_forecast
 from helpers.generate import SalesParams, backfill
 
 
-def streamed(root, days: int, params: SalesParams):
+def streamed(root, days: int, params: SalesParams, **settings):
     """A platform on ``root`` whose lake holds ``days`` of generated history, delivered."""
-    platform = helpers.connect(root=root, buffer_interval_s=0.1)
+    platform = helpers.connect(root=root, buffer_interval_s=0.1, **settings)
     platform.apply(backfill(days, end="2026-03-01", params=params), progress=False, batch_rows=9000)
     platform.flush()
     return platform
@@ -23,7 +23,10 @@ def streamed(root, days: int, params: SalesParams):
 
 def test_forecasts_and_metrics_are_written_back_and_queryable(tmp_path):
     with streamed(
-        tmp_path / "root", 60, SalesParams(orders_per_day=80, n_products=4, n_categories=2, seed=5)
+        tmp_path / "root",
+        60,
+        SalesParams(orders_per_day=80, n_products=4, n_categories=2, seed=5),
+        country="GB",
     ) as platform:
         run = run_forecast(platform, level="category", horizon=7, folds=1, n_jobs=1, progress=False)
         second = run_forecast(
@@ -55,6 +58,7 @@ def test_forecasts_and_metrics_are_written_back_and_queryable(tmp_path):
         assert (pd.to_datetime(stored.ds) == pd.to_datetime(expected.ds)).all()
         settings = platform.query("SELECT * FROM forecast_runs ORDER BY run_id")
         assert settings.level.tolist() == ["category", "total"] and settings.horizon.eq(7).all()
+        assert settings.country.tolist() == ["GB", "GB"]  # the platform's country setting
         runs = platform.query("SELECT run_id, count(*) AS n FROM forecasts GROUP BY run_id")
         assert dict(zip(runs.run_id, runs.n, strict=True)) == {run.run_id: 21, "r2": 7}
         metrics = platform.query(
@@ -127,3 +131,36 @@ def test_forecasting_leaves_out_the_day_still_filling_up(tmp_path, make_orders):
         (today - pd.Timedelta(days=1)).date(),
         (today - pd.Timedelta(days=2)).date(),
     }
+
+
+def test_the_promotion_plan_reaches_the_lake_and_the_forecast(tmp_path):
+    """workbench.backfill publishes the plan (history and the days ahead); a run then uses it as
+    a regressor, and a run on a lake without a plan says it had none."""
+    from helpers import workbench
+    from helpers.generate import promotion_calendar
+
+    params = SalesParams(orders_per_day=60, n_products=4, n_categories=2, seed=9, promo_rate=0.2)
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
+        without = run_forecast(
+            streamed_into(platform, params), "total", horizon=7, folds=1, n_jobs=1, progress=False
+        )
+        workbench.backfill(platform, 50, params, end="2026-03-01")
+        platform.flush()
+        published = platform.query("SELECT ds, product_id FROM promotions ORDER BY ds, product_id")
+        plan = promotion_calendar(params, "2026-01-10", "2026-06-29")
+        assert len(published) == len(plan) > 0
+        assert published.product_id.tolist() == plan.product_id.tolist()
+        assert pd.to_datetime(published.ds).max() > pd.Timestamp("2026-03-01")  # days ahead too
+        with_plan = run_forecast(
+            platform, "product", horizon=7, folds=1, n_jobs=1, progress=False, run_id="promo"
+        )
+        runs = platform.query("SELECT run_id, regressors FROM forecast_runs").set_index("run_id")
+    assert runs.regressors.to_dict() == {without.run_id: "", "promo": "promotions"}
+    assert with_plan.series == 4
+
+
+def streamed_into(platform, params: SalesParams):
+    """``platform`` after 40 days of orders written without a promotion plan."""
+    platform.apply(backfill(40, end="2026-01-10", params=params), progress=False)
+    platform.flush()
+    return platform

@@ -65,7 +65,10 @@ def run_forecast(
     down to ``level``, then write the tables back to the lake, queryable by SQL.
 
     ``forecast_kwargs`` go to :func:`helpers.forecast.selection.backtest_and_forecast`
-    (``country``, ``level`` as ``interval``, ``n_jobs``, ``progress``, ``models``, ...).
+    (``country``, by default the platform's ``SALESCAST_COUNTRY`` setting; ``level`` as
+    ``interval``; ``n_jobs``, ``progress``, ``models``, ...). When the lake holds a promotion
+    plan (the ``promotions`` table), the share of each series' products on promotion is a
+    known future regressor.
 
     Examples
     --------
@@ -84,6 +87,7 @@ def run_forecast(
         raise ValueError("no complete day of sales to forecast yet; stream orders first")
     hierarchy = hierarchy_from_daily_sales(daily, level, measure)
     interval = forecast_kwargs.pop("interval", 0.9)
+    forecast_kwargs.setdefault("country", platform.settings.country)
     days = hierarchy.series["ds"].drop_duplicates().sort_values()
     calendar = promotion_plan(platform)
     regressors = None
@@ -113,7 +117,7 @@ def run_forecast(
                 "folds": folds,
                 "freq": forecast_kwargs.get("freq", "D"),
                 "interval_width": interval,
-                "country": forecast_kwargs.get("country", "US") or "",
+                "country": forecast_kwargs["country"] or "",
                 "reconciliation": result.reconciliation or "",
                 "regressors": "promotions" if regressors is not None else "",
                 "models": ", ".join(forecast_kwargs.get("models", MODELS)),
