@@ -221,6 +221,9 @@ def table(results: dict[str, pd.DataFrame], seconds: dict[str, float]) -> pd.Dat
         }
     out = pd.DataFrame(rows).T.sort_values("mean_mase")
     out.attrs["best_peer"] = best_peer
+    for name, value in seconds.items():
+        if name not in out.index:
+            out.loc[name, "seconds"] = value  # a row of its own for peers timed together
     return out
 
 

@@ -32,7 +32,8 @@ BASELINES = ("seasonal_naive", "naive")
 STATISTICAL = ("auto_ets", "auto_arima", "auto_theta", "mstl")
 MODELS = ("prophet", *STATISTICAL, *BASELINES)
 EXOGENOUS = ("auto_arima",)
-REGRESSOR = "promotion"  # the statistical models that take a known future regressor
+REGRESSOR = "promotion"
+REFIT_SHARE = 0.9  # refit for the final forecast unless the first cutoff held this share  # the statistical models that take a known future regressor
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,13 @@ def _runs(name: str, task: SeriesTask, frequency: Frequency, ends, prophet: dict
     first_inputs = inputs(ends[0])
     model = _STATISTICAL[name](y[: ends[0]], frequency).fit(y[: ends[0]], X=first_inputs.get("X"))
     first = model.predict(h=horizon, X=first_inputs.get("X_future"))["mean"]
-    later = [model.forward(y=y[:end], h=horizon, **inputs(end))["mean"] for end in ends[1:-1]]
+    later = [model.forward(y=y[:end], h=horizon, **inputs(end))["mean"] for end in ends[1:]]
+    if ends[0] >= REFIT_SHARE * len(y):  # the fit saw nearly all of it: carry it forward
+        return [first, *later]
     final_inputs = inputs(len(y))
     final_model = _STATISTICAL[name](y, frequency).fit(y, X=final_inputs.get("X"))
     final = final_model.predict(h=horizon, X=final_inputs.get("X_future"))["mean"]
-    return [first, *later, final]
+    return [first, *later[:-1], final]
 
 
 def _known(x: np.ndarray | None, end: int, horizon: int) -> np.ndarray | None:

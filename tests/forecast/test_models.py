@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import spearmanr
-from statsforecast.models import MSTL, AutoETS
+from statsforecast.models import MSTL, AutoETS, AutoTheta
 
 from helpers.forecast import MODELS, Frequency
 from helpers.forecast.models import SeriesTask, fit_series, prophet_settings
@@ -204,7 +204,26 @@ def test_mstl_decomposes_the_weekly_season_only_even_on_two_years_of_days():
 
     expected = MSTL(season_length=7).fit(y[:738]).predict(7)["mean"]
     np.testing.assert_allclose(fit.backtests["mstl"][0], expected)
-    np.testing.assert_allclose(fit.final["mstl"], MSTL(season_length=7).fit(y).predict(7)["mean"])
+    # the cutoff held 99 % of the days: the final forecast carries that fit forward
+    carried = MSTL(season_length=7).fit(y[:738]).forward(y=y, h=7)["mean"]
+    np.testing.assert_allclose(fit.final["mstl"], carried)
+
+
+@pytest.mark.parametrize(("cutoff", "refit"), [(90, False), (89, True)])
+def test_the_final_forecast_refits_unless_the_first_cutoff_held_nine_tenths(cutoff, refit):
+    """Refitting on the whole history costs a fit per model; it is skipped once the first
+    cutoff's fit saw 90 % of the points or more (at 90 of 100 it is carried forward)."""
+    y = weekly(100, seed=8)
+
+    fit = fit_series(task(y, (cutoff,), ("auto_theta",)))
+
+    if refit:
+        expected = AutoTheta(season_length=7).fit(y).predict(7)["mean"]
+    else:
+        expected = AutoTheta(season_length=7).fit(y[:cutoff]).forward(y=y, h=7)["mean"]
+    np.testing.assert_allclose(fit.final["auto_theta"], expected)
+    other = AutoTheta(season_length=7).fit(y[:cutoff]).forward(y=y, h=7)["mean"]
+    assert refit != np.allclose(other, fit.final["auto_theta"])
 
 
 def test_baselines_repeat_the_last_season_or_value_at_each_cutoff():
