@@ -14,7 +14,7 @@ from sqlglot import exp
 import helpers
 from helpers import queries
 from helpers.generate import SalesParams, backfill
-from helpers.local import athena
+from helpers.local import athena_views
 from helpers.local.athena import (
     Athena,
     QueryError,
@@ -262,7 +262,7 @@ def assert_answers_as_written(platform) -> None:
 
 
 def test_latest_rows_are_maintained_exactly(tmp_path, make_orders, monkeypatch):
-    monkeypatch.setattr(athena, "_MAX_BATCHES", 2)  # compact within the test
+    monkeypatch.setattr(athena_views, "_MAX_BATCHES", 2)  # compact within the test
     with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
         orders = make_orders(200)
         orders["order_ts"] = ["2026-05-01T10:00:00Z"] * 100 + ["2026-05-02T10:00:00Z"] * 100

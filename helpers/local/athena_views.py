@@ -1,0 +1,584 @@
+"""The incrementally kept views of the local Athena (see ``helpers.local.athena``).
+
+"Latest row per key" subqueries over an external table (``SELECT *, row_number() OVER
+(PARTITION BY k ORDER BY s) AS n FROM t`` filtered on ``n = 1`` outside, as ``orders_current``
+does) are maintained incrementally, like a materialized view (``_LatestRows``), and so are
+SUM/COUNT ... GROUP BY views over a view of them (``daily_sales``), as partial results added
+and subtracted per merge (``_AggregatePattern``). Both are kept on disk under the engine's
+state, so a new process finds them. The SQL text is unchanged; only how DuckDB runs it
+changes, and the answer is the plain SQL's (sums of doubles may differ in the last digits, as
+they do between runs of a parallel sum).
+
+``MaintainedViews`` is the part of the engine that points queries at this state; the engine
+(``Athena``) gives it the catalog, the lake objects and the translation to DuckDB.
+Not emulated: a maintained state is refreshed by one thread or process at a time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from helpers.local.glue import EntityNotFoundError
+from helpers.queries import sql_literal
+
+_LATEST = "__latest"  # DuckDB schema of the maintained latest-row relations
+_POSITION, _KEY_HASH = "__pos", "__h"
+_HIGH = 0xFFFFFFFF00000000  # a position: the high half of its object path's hash | row number
+_VIRTUAL_COLUMNS = {"filename", "file_row_number"}
+_MAX_BATCHES = 64
+
+
+@dataclass(frozen=True)
+class _Object:
+    database: str
+    name: str
+
+
+class MaintainedViews:
+    """What ``Athena`` does for the maintained views: point latest-row subqueries at their
+    kept state, and aggregate views over them at their kept partial results. Expects of the
+    engine ``catalog``, ``state_root``, ``_local`` (per thread: ``latest``, ``rows``),
+    ``_table_objects``, ``_typed_source`` and ``_translate``."""
+
+    def _use_latest_rows(self, connection, registered, tree, database) -> list[tuple[int, str]]:
+        """Point every latest-row subquery of ``tree`` (see ``_latest_pattern``) at a DuckDB
+        view of its maintained state, refreshed first. Returns the bytes and signature of each.
+        A subquery whose table is not an external table with objects is left as it is."""
+        used = []
+        for pattern in [_latest_pattern(select) for select in tree.find_all(exp.Select)]:
+            if pattern is None:
+                continue
+            try:
+                definition = self.catalog.get_table(
+                    pattern.table.db or database, pattern.table.name
+                )
+            except EntityNotFoundError:
+                continue  # the plain path reports it
+            if definition.get("TableType") == "VIRTUAL_VIEW":
+                continue
+            names = {c["Name"] for c in definition["StorageDescriptor"]["Columns"]} | {
+                key["Name"] for key in definition.get("PartitionKeys", [])
+            }
+            objects = self._table_objects(definition)
+            if not objects or not set(pattern.columns) <= names or names & _VIRTUAL_COLUMNS:
+                continue
+            state = _LatestRows(
+                self.state_root,
+                definition,
+                pattern,
+                lambda paths, by_name=True, d=definition: self._typed_source(
+                    d, paths, position=True, by_name=by_name
+                ),
+            )
+            superseded = state.refresh(connection, {path: stamp for path, _, stamp in objects})
+            if superseded is None:
+                continue
+            body = state.body([path for path, _, _ in objects], superseded)
+            signature = hashlib.sha256(body.encode()).hexdigest()
+            target = _Object(_LATEST, state.directory.name)
+            if registered.get(target) != (signature, False):
+                connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{_LATEST}"')
+                connection.execute(f'CREATE OR REPLACE VIEW "{_LATEST}"."{target.name}" AS {body}')
+                registered[target] = (signature, False)
+            pattern.rewrite(exp.table_(target.name, db=_LATEST, quoted=True))
+            self._local.latest[target.name] = state
+            used.append((sum(size for _, size, _ in objects), signature))
+        return used
+
+    def _maintained_aggregate(self, connection, tree: exp.Select, database: str) -> str | None:
+        """SQL combining the maintained partial results of an aggregate view over a row-wise
+        view of latest rows (see ``_AggregatePattern``), or None if ``tree`` is not one."""
+        pattern = _aggregate_pattern(tree)
+        if pattern is None:
+            return None
+        chain = self._local.rows.get(_Object(pattern.table.db or database, pattern.table.name))
+        if chain is None:
+            return None
+        name, rows_tree = chain
+        delta = exp.table_(f"{name}__delta", db=_LATEST, quoted=True)
+        partial = self._translate(pattern.partial(rows_tree, delta), database)
+        return self._local.latest[name].aggregate(
+            connection, partial, f'"{_LATEST}"."{name}__delta"', pattern
+        )
+
+
+@dataclass
+class _LatestPattern:
+    """``SELECT *, row_number() OVER (PARTITION BY k.. ORDER BY s..) AS n FROM t`` as the only
+    source of a SELECT whose WHERE requires ``n = 1`` (a conjunct): that SELECT only ever sees
+    the latest row of each key, so the subquery may yield just those rows, with ``n`` = 1."""
+
+    inner: exp.Select
+    table: exp.Table
+    keys: list[str]
+    ordering: list[exp.Ordered]
+    window_index: int
+
+    @property
+    def columns(self) -> list[str]:
+        """The key and ordering columns, each once."""
+        names = self.keys + [ordered.this.name for ordered in self.ordering]
+        return list(dict.fromkeys(names))
+
+    def ranking(self) -> str:
+        """The window in DuckDB's SQL, over unqualified columns."""
+        order = []
+        for ordered in self.ordering:
+            ordered = ordered.copy()
+            ordered.set("this", exp.column(ordered.this.name, quoted=True))
+            order.append(ordered.sql(dialect="duckdb"))
+        keys = ", ".join(_quote(key) for key in self.keys)
+        return f"row_number() OVER (PARTITION BY {keys} ORDER BY {', '.join(order)})"
+
+    def rewrite(self, table: exp.Table) -> None:
+        """Read the latest rows from ``table``; the row number becomes 1."""
+        alias = self.inner.expressions[self.window_index].alias
+        self.inner.expressions[self.window_index] = exp.alias_(
+            exp.cast(exp.Literal.number(1), "BIGINT"), alias
+        )
+        self.inner.set("from_", exp.From(this=table))
+
+
+def _latest_pattern(outer: exp.Select) -> _LatestPattern | None:
+    """The latest-row subquery that ``outer`` reads from, if it is one (see _LatestPattern)."""
+    source, where = outer.args.get("from_"), outer.args.get("where")
+    if source is None or where is None or outer.args.get("joins"):
+        return None
+    if not isinstance(source.this, exp.Subquery) or not isinstance(source.this.this, exp.Select):
+        return None
+    inner = source.this.this
+    clauses = ("joins", "where", "group", "having", "qualify", "order", "limit", "offset")
+    if any(inner.args.get(clause) for clause in (*clauses, "distinct", "with_", "laterals")):
+        return None
+    inner_from = inner.args.get("from_")
+    if inner_from is None or not isinstance(inner_from.this, exp.Table):
+        return None
+    table = inner_from.this
+    kinds = [type(e.this if isinstance(e, exp.Alias) else e) for e in inner.expressions]
+    if len(kinds) != 2 or set(kinds) != {exp.Star, exp.Window}:
+        return None
+    index = kinds.index(exp.Window)
+    window = inner.expressions[index].this
+    order = window.args.get("order")
+    partition = window.args.get("partition_by") or []
+    if not isinstance(window.this, exp.RowNumber) or window.args.get("spec") or not partition:
+        return None
+    ordering = list(order.expressions) if order else []
+    columns = partition + [ordered.this for ordered in ordering]
+    if not ordering or not all(
+        isinstance(c, exp.Column) and c.table in ("", table.alias_or_name) for c in columns
+    ):
+        return None
+    alias = inner.expressions[index].alias
+    conditions = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
+    if not any(_is_first(condition, alias) for condition in conditions):
+        return None
+    return _LatestPattern(inner, table, [c.name for c in partition], ordering, index)
+
+
+def _row_wise(tree: exp.Expression) -> bool:
+    """Whether a query maps each row it reads to at most one row (filters, projections)."""
+    clauses = ("joins", "group", "having", "qualify", "limit", "offset", "distinct", "with_")
+    return (
+        isinstance(tree, exp.Select)
+        and not any(tree.args.get(clause) for clause in clauses)
+        and not tree.find(exp.AggFunc, exp.Window)
+    )
+
+
+@dataclass
+class _AggregatePattern:
+    """``SELECT g.., sum(x).., count(..).. FROM v [WHERE ..] GROUP BY g..`` over one view:
+    its result over a union of rows is the combination of its results over the parts
+    (sums and counts add up), and over rows taken away it is subtracted. Every grouping
+    expression is an output; the other outputs are whole SUM or COUNT calls, not DISTINCT."""
+
+    tree: exp.Select
+    table: exp.Table
+    outputs: list[tuple[str, str]]  # (name, "group" | "sum" | "count")
+
+    def partial(self, rows_tree: exp.Select, delta: exp.Table) -> exp.Select:
+        """This aggregate over ``rows_tree`` reading ``delta`` instead of its latest rows,
+        with the counts that combining needs: ``__n<i>`` non-null inputs of the i-th output
+        (a sum), and ``__rows``."""
+        rows = rows_tree.copy()
+        for table in list(rows.find_all(exp.Table)):
+            if table.db == _LATEST:
+                table.replace(delta.copy())
+        tree = self.tree.copy()
+        source = tree.args["from_"].this
+        alias = exp.TableAlias(this=exp.to_identifier(source.alias_or_name))
+        source.replace(exp.Subquery(this=rows, alias=alias))
+        for index, expression in enumerate(list(tree.expressions)):
+            call = expression.unalias()
+            if isinstance(call, exp.Sum):
+                tree.select(exp.alias_(exp.Count(this=call.this.copy()), f"__n{index}"), copy=False)
+        tree.select(exp.alias_(exp.Count(this=exp.Star()), "__rows"), copy=False)
+        return tree
+
+    def combine(self, files: list[str], types: dict[str, str]) -> str:
+        """SQL adding up partial results into the aggregate's result, with its types."""
+        columns = []
+        for index, (name, kind) in enumerate(self.outputs):
+            column = _quote(name)
+            if kind == "sum":
+                column = f"CASE WHEN sum(__n{index}) > 0 THEN sum({column}) END"
+            elif kind == "count":
+                column = f"sum({column})"
+            columns.append(
+                column if kind == "group" else f"CAST({column} AS {types[name]}) AS {_quote(name)}"
+            )
+        groups = ", ".join(_quote(name) for name, kind in self.outputs if kind == "group")
+        return (
+            f"SELECT {', '.join(columns)} FROM {_parquet(files)} GROUP BY {groups} "
+            "HAVING sum(__rows) > 0"
+        )
+
+
+def _aggregate_pattern(tree: exp.Expression) -> _AggregatePattern | None:
+    """``tree`` as an _AggregatePattern, if it is one."""
+    if not isinstance(tree, exp.Select) or tree.find(exp.Window):
+        return None
+    source, group = tree.args.get("from_"), tree.args.get("group")
+    clauses = ("joins", "having", "qualify", "order", "limit", "offset", "distinct", "with_")
+    if source is None or group is None or any(tree.args.get(clause) for clause in clauses):
+        return None
+    if not isinstance(source.this, exp.Table) or not isinstance(source.this.this, exp.Identifier):
+        return None
+    if any(value for key, value in group.args.items() if key != "expressions"):
+        return None  # ALL, ROLLUP, CUBE, GROUPING SETS
+    grouped = {expression.sql() for expression in group.expressions}
+    outputs, seen = [], set()
+    for index, expression in enumerate(tree.expressions):
+        call, name = expression.unalias(), expression.alias_or_name
+        if not isinstance(expression, exp.Alias | exp.Column):
+            name = f"_col{index}"  # Athena's name of an unnamed column (trino.name_columns)
+        plain = call.this is not None and not call.this.find(exp.AggFunc, exp.Distinct)
+        if isinstance(call, exp.Sum | exp.Count) and plain:
+            outputs.append((name, "sum" if isinstance(call, exp.Sum) else "count"))
+        elif call.sql() in grouped and not call.find(exp.AggFunc):
+            outputs.append((name, "group"))
+            seen.add(call.sql())
+        else:
+            return None
+    names = [name for name, _ in outputs]
+    if seen != grouped or len(set(names)) != len(names) or any(n.startswith("__") for n in names):
+        return None
+    return _AggregatePattern(tree, source.this, outputs)
+
+
+def _is_first(condition: exp.Expression, alias: str) -> bool:
+    """Whether ``condition`` is ``alias = 1``."""
+    if not isinstance(condition, exp.EQ):
+        return False
+    sides = [condition.this, condition.expression]
+    return any(
+        isinstance(column, exp.Column)
+        and column.name.lower() == alias.lower()
+        and isinstance(one, exp.Literal)
+        and not one.is_string
+        and one.this == "1"
+        for column, one in (sides, sides[::-1])
+    )
+
+
+class _LatestRows:
+    """The latest row per key of an external table, kept up to date by merging new objects.
+
+    Lake objects are immutable, so the state is what was learnt from each object, in Parquet
+    under ``root``: a hash of the key and the position of every row (``keys-*``), and the
+    positions of the rows that are not their key's latest (``superseded-*``). A position is
+    the high half of the object path's hash with the row number in the low half (positions
+    are only used while the visible objects' high halves differ). New objects are merged by
+    their keys alone: the older rows whose key hash they share, wherever they are, and the
+    new rows are ranked together with the query's own window, and the losers are added to
+    ``superseded``. The latest rows are then the visible objects minus the superseded
+    positions, read straight from the lake. When an object that was merged changes or is no
+    longer visible (its partition left the catalog), the state starts again from nothing.
+
+    Several threads or processes may refresh the same state: a file lock makes them take
+    turns. Files replaced by a compaction or a new start are deleted one round later, so a
+    query reading them at that moment still finds them.
+    """
+
+    def __init__(self, root: Path, definition: dict[str, Any], pattern: _LatestPattern, source):
+        self.keys, self.ranking = pattern.keys, pattern.ranking()
+        self.source = source  # (paths, by_name) -> typed SQL with positions
+        self.manifest: dict = {}  # as the last refresh left it, with its paths and files
+        self.paths: list[str] = []
+        self.superseded: list[str] = []
+        identity = json.dumps(
+            [
+                definition["DatabaseName"],
+                definition["Name"],
+                definition["StorageDescriptor"],
+                definition.get("PartitionKeys", []),
+                self.ranking,
+                duckdb.__version__,  # hash() may change between versions
+            ],
+            sort_keys=True,
+        )
+        self.directory = root / hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+    def refresh(self, connection, objects: dict[str, str]) -> list[str] | None:
+        """Merge the objects not merged yet (``objects``: path -> signature). Returns the
+        superseded files, or None if two objects' positions could meet."""
+        paths = sorted(objects)
+        prefixes = connection.execute(
+            f"SELECT count(DISTINCT hash(p) & {_HIGH}::UBIGINT) FROM unnest(?::VARCHAR[]) t(p)",
+            [paths],
+        ).fetchall()[0][0]
+        if prefixes != len(paths):
+            return None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            manifest = self._manifest()
+            if any(objects.get(path) != stamp for path, stamp in manifest["objects"].items()):
+                manifest = self._replace(manifest, [])
+            new = [path for path in paths if path not in manifest["objects"]]
+            if new:
+                manifest["schemas"].update((path, _schema_fingerprint(path)) for path in new)
+                self._merge(connection, manifest, new)
+                manifest["objects"].update((path, objects[path]) for path in new)
+                if len(manifest["batches"]) > _MAX_BATCHES:
+                    manifest = self._compact(connection, manifest)
+                self._save(manifest)
+        self.manifest, self.paths = manifest, paths
+        self.superseded = self._files(manifest, "superseded")
+        return self.superseded
+
+    def body(self, paths: list[str], superseded: list[str]) -> str:
+        """SQL of the latest rows: the objects' rows but the superseded ones. Objects that
+        share one schema are read without unifying columns by name (binding is cheaper)."""
+        source = self.source(paths, not self._one_schema(self.manifest, paths))
+        source = f"SELECT * EXCLUDE ({_POSITION}) FROM ({source})"
+        if not superseded:
+            return source
+        return f"{source} WHERE {_POSITION} NOT IN (SELECT pos FROM {_parquet(superseded)})"
+
+    def _merge(self, connection, manifest: dict, new: list[str]) -> None:
+        """Merge the objects ``new``: first by key hashes and positions alone (cheap), then
+        the rows whose key hash is not unique are ranked with their key and order columns."""
+        batch = uuid.uuid4().hex[:12]
+        rows, repeated, losers = f"__rows_{batch}", f"__repeated_{batch}", f"__losers_{batch}"
+        keys = ", ".join(_quote(key) for key in self.keys)
+        new_rows = self.source(new, not self._one_schema(manifest, new))
+        connection.execute(
+            f"CREATE TEMP TABLE {rows} AS "
+            f"SELECT {_POSITION}, hash({keys}) AS {_KEY_HASH} FROM ({new_rows})"
+        )
+        try:
+            connection.execute(
+                f"COPY (SELECT {_KEY_HASH} AS h, {_POSITION} AS pos FROM {rows}) "
+                f"TO {sql_literal(str(self.directory / f'keys-{batch}.parquet'))} "
+                "(FORMAT parquet, COMPRESSION uncompressed)"  # hashes and positions do not shrink
+            )
+            older = self._live_rows_sharing_a_key(connection, manifest, rows)
+            positions = [position for position, _ in older]
+            connection.execute(
+                f"INSERT INTO {rows} SELECT unnest(?::UBIGINT[]), unnest(?::UBIGINT[])",
+                [positions, [key for _, key in older]],
+            )
+            connection.execute(
+                f"CREATE TEMP TABLE {repeated} AS SELECT {_POSITION} FROM {rows} WHERE {_KEY_HASH} "
+                f"IN (SELECT {_KEY_HASH} FROM {rows} GROUP BY {_KEY_HASH} HAVING count(*) > 1)"
+            )
+            files = new + self._files_holding(connection, manifest["objects"], positions)
+            ranked = self.source(files, not self._one_schema(manifest, files))
+            connection.execute(
+                f"CREATE TEMP TABLE {losers} AS SELECT {_POSITION} AS pos FROM ({ranked}) "
+                f"WHERE {_POSITION} IN (SELECT {_POSITION} FROM {repeated}) "
+                f"QUALIFY {self.ranking} > 1"
+            )
+            lost = connection.execute(f"SELECT count(*) FROM {losers}").fetchall()[0][0]
+            if lost:
+                target = str(self.directory / f"superseded-{batch}.parquet")
+                connection.execute(f"COPY {losers} TO {sql_literal(target)} (FORMAT parquet)")
+        finally:
+            for table in (rows, repeated, losers):
+                connection.execute(f"DROP TABLE IF EXISTS {table}")
+        manifest["batches"].append({"id": batch, "superseded": bool(lost), "objects": new})
+
+    def _files_holding(self, connection, paths, positions: list[int]) -> list[str]:
+        """Which of ``paths`` hold rows at ``positions``."""
+        prefixes = {position & _HIGH for position in positions}
+        return [
+            path
+            for path, prefix in connection.execute(
+                f"SELECT p, hash(p) & {_HIGH}::UBIGINT FROM unnest(?::VARCHAR[]) t(p)",
+                [list(paths)],
+            ).fetchall()
+            if prefix in prefixes
+        ]
+
+    def aggregate(self, connection, partial: str, delta: str, pattern) -> str:
+        """SQL of an aggregate over all the latest rows (``partial``, reading the view
+        ``delta``), combined from partial results kept under this state and brought up to
+        its last refresh: one for the whole, then for each later merge one for the rows it
+        added and one, negated, for the rows it took away. A compaction or a new start of
+        the state starts the partial results again from the whole."""
+        identity = hashlib.sha256(partial.encode()).hexdigest()[:16]
+        directory = self.directory / "aggregates" / identity
+        directory.mkdir(parents=True, exist_ok=True)
+        groups = {name for name, kind in pattern.outputs if kind == "group"}
+        with open(self.directory / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            path = directory / "manifest.json"
+            before = json.loads(path.read_text()) if path.exists() else {"applied": []}
+            kept = before
+            batches = self.manifest["batches"]
+            ids = [batch["id"] for batch in batches]
+            if not kept["applied"] or ids[: len(kept["applied"])] != kept["applied"]:
+                kept = {"applied": ids, "files": [], "types": {}}
+                leaf = self.body(self.paths, self.superseded)
+                self._partial(connection, directory, kept, partial, delta, leaf, groups, 1)
+            pending = batches[len(kept["applied"]) :]
+            for batch in pending:
+                added, removed = self._changes(connection, batch)
+                self._partial(connection, directory, kept, partial, delta, added, groups, 1)
+                if removed:
+                    self._partial(connection, directory, kept, partial, delta, removed, groups, -1)
+                kept["applied"].append(batch["id"])
+            if kept is not before:
+                referenced = set(kept["files"]) | set(before.get("files", []))
+                for old in directory.glob("partial-*.parquet"):
+                    if old.name not in referenced:
+                        old.unlink(missing_ok=True)
+            if kept is not before or pending:
+                _write_json(path, kept)
+        return pattern.combine([str(directory / name) for name in kept["files"]], kept["types"])
+
+    def _partial(self, connection, directory, kept, partial, delta, leaf, groups, sign) -> None:
+        """Write ``partial`` over the rows of ``leaf`` (negated if ``sign`` < 0) as a file of
+        ``kept``; the first one also records the result's types."""
+        connection.execute(f"CREATE OR REPLACE VIEW {delta} AS {leaf}")
+        relation = connection.sql(partial)
+        types = dict(zip(relation.columns, (str(kind) for kind in relation.types), strict=True))
+        kept["types"] = kept["types"] or types
+        columns = []
+        for name, kind in types.items():
+            value = _quote(name) if name in groups or sign > 0 else f"-{_quote(name)}"
+            if kind == "HUGEINT":  # Parquet has no 128-bit integers
+                value = f"CAST({value} AS DECIMAL(38, 0))"
+            columns.append(f"{value} AS {_quote(name)}")
+        name = f"partial-{uuid.uuid4().hex[:12]}.parquet"
+        connection.execute(
+            f"COPY (SELECT {', '.join(columns)} FROM ({partial})) "
+            f"TO {sql_literal(str(directory / name))} (FORMAT parquet)"
+        )
+        kept["files"].append(name)
+
+    def _changes(self, connection, batch: dict) -> tuple[str, str | None]:
+        """SQL of the latest rows a merge added, and of those it took away (None if none)."""
+        own = []
+        if batch["superseded"]:
+            own = [str(self.directory / f"superseded-{batch['id']}.parquet")]
+        added = self.body(batch["objects"], own)
+        if not own:
+            return added, None
+        positions = [
+            pos for (pos,) in connection.execute(f"SELECT pos FROM {_parquet(own)}").fetchall()
+        ]
+        older = [path for path in self.manifest["objects"] if path not in set(batch["objects"])]
+        files = self._files_holding(connection, older, positions)
+        if not files:
+            return added, None
+        source = self.source(files, not self._one_schema(self.manifest, files))
+        return added, (
+            f"SELECT * EXCLUDE ({_POSITION}) FROM ({source}) "
+            f"WHERE {_POSITION} IN (SELECT pos FROM {_parquet(own)})"
+        )
+
+    def _live_rows_sharing_a_key(self, connection, manifest, rows) -> list[tuple[int, int]]:
+        """Positions and key hashes of merged rows, not superseded, whose key hash a new row
+        has."""
+        known = self._files(manifest, "keys")
+        if not known:
+            return []
+        live = f"SELECT pos, h FROM {_parquet(known)} WHERE h IN (SELECT {_KEY_HASH} FROM {rows})"
+        superseded = self._files(manifest, "superseded")
+        if superseded:
+            live += f" AND pos NOT IN (SELECT pos FROM {_parquet(superseded)})"
+        return connection.execute(live).fetchall()
+
+    def _compact(self, connection, manifest: dict) -> dict:
+        """One file of each kind instead of one per merge."""
+        batch = uuid.uuid4().hex[:12]
+        for kind in ("keys", "superseded"):
+            files = self._files(manifest, kind)
+            if files:
+                target = str(self.directory / f"{kind}-{batch}.parquet")
+                connection.execute(
+                    f"COPY (SELECT * FROM {_parquet(files)}) TO {sql_literal(target)} "
+                    "(FORMAT parquet)"
+                )
+        superseded = bool(self._files(manifest, "superseded"))
+        return self._replace(manifest, [{"id": batch, "superseded": superseded, "objects": []}])
+
+    def _replace(self, manifest: dict, batches: list[dict]) -> dict:
+        """A manifest of ``batches`` (and of the objects if any are kept); deletes the files
+        that the manifest before ``manifest`` left behind."""
+        kept = {
+            f"{kind}-{b['id']}.parquet"
+            for b in manifest["batches"] + batches
+            for kind in ("keys", "superseded")
+        }
+        for path in self.directory.glob("*.parquet"):
+            if path.name not in kept:
+                path.unlink(missing_ok=True)
+        if not batches:
+            return {"objects": {}, "schemas": {}, "batches": []}
+        return {**manifest, "batches": batches}
+
+    @staticmethod
+    def _one_schema(manifest: dict, paths: list[str]) -> bool:
+        return len({manifest["schemas"][path] for path in paths}) == 1
+
+    def _files(self, manifest: dict, kind: str) -> list[str]:
+        return [
+            str(self.directory / f"{kind}-{b['id']}.parquet")
+            for b in manifest["batches"]
+            if kind == "keys" or b["superseded"]
+        ]
+
+    def _manifest(self) -> dict:
+        path = self.directory / "manifest.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        return {"objects": {}, "schemas": {}, "batches": []}
+
+    def _save(self, manifest: dict) -> None:
+        _write_json(self.directory / "manifest.json", manifest)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Replace ``path`` with ``value`` at once (readers see the old file or the new one)."""
+    temporary = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
+    temporary.write_text(json.dumps(value))
+    os.replace(temporary, path)
+
+
+def _schema_fingerprint(path: str) -> str:
+    """The columns and types of a Parquet object, as a short hash."""
+    schema = pq.read_schema(path).remove_metadata().to_string()
+    return hashlib.sha256(schema.encode()).hexdigest()[:16]
+
+
+def _parquet(paths: list[str]) -> str:
+    return f"read_parquet([{', '.join(sql_literal(path) for path in paths)}])"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,558 @@
+"""Trino's meaning over DuckDB: how the local Athena reads Athena SQL and says it to DuckDB.
+
+Athena (engine version 3) is Trino. sqlglot parses the query with its Athena dialect, and
+``to_duckdb`` writes it for DuckDB with this module's dialect (``TrinoOnDuckDB``): sqlglot's
+DuckDB dialect with tree transforms where Trino means something else than the same text means
+to DuckDB, and DuckDB macros (``MACROS``, created in every connection by ``install``) where
+the difference can only be told once DuckDB knows the operands' types.
+
+What is Trino's here: integer ``/`` (truncating, failing on zero; NULL under ``try``) and
+decimal ``/`` (Trino's precision, scale and rounding); unnamed columns as ``_col<i>``;
+``typeof`` in Trino's type names; decimal literals' precision and scale; date arithmetic in
+days or months giving dates; ``slice``, ``sequence`` counting down, ``split`` with a limit,
+``strpos`` with an instance, ``reduce`` with a finishing function; ``substr`` from 0 giving '',
+``split_part`` past the end and ``regexp_extract`` without a match giving NULL;
+``regexp_replace`` reading Java's replacement (``$1``, ``${name}``). Where sqlglot knows DuckDB
+cannot say a construct, the query fails before it runs with ``NOT_SUPPORTED`` naming it.
+
+Not emulated: the rest of Trino's semantics where DuckDB differs
+(``tests/athena/conformance/known_disagreements.txt`` lists the known cases), notably bounded
+``varchar(n)`` in ``typeof``, fixed-offset time zones, and decimal ``/`` where sqlglot does not
+know the operands' types before the query runs (it is DuckDB's, a double). A division whose
+operand holds an aggregate or window and whose types are not known here fails on a zero
+divisor even between doubles (Trino gives Infinity).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import ClassVar
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.errors import ErrorLevel, UnsupportedError
+from sqlglot.optimizer.annotate_types import annotate_types
+
+from helpers.exceptions import QueryError
+
+READ = "athena"  # sqlglot's dialect for reading Athena SQL
+
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT")
+
+MACROS = [
+    # ``a / b``: between integers, Trino divides as integers (truncating toward zero, the
+    # type of the wider operand) and fails on a zero divisor, which DuckDB's ``//`` does
+    # between integers (``TRY`` makes the failure NULL); between anything else it is DuckDB's
+    # ``/``. The overload is chosen by the operands' types once DuckDB binds them.
+    "CREATE OR REPLACE TEMP MACRO __trino_divide"
+    + ", ".join(f"(a {kind}, b {kind}) AS a // b" for kind in _INTEGERS)
+    + ", (a, b) AS a / b",
+    # sequence(a, b) counts down when b < a (DuckDB's is empty), of dates by days
+    "CREATE OR REPLACE TEMP MACRO __trino_sequence(a BIGINT, b BIGINT) AS"
+    " generate_series(a, b, CASE WHEN a <= b THEN 1 ELSE -1 END),"
+    " (a DATE, b DATE) AS list_transform(generate_series(a::TIMESTAMP, b::TIMESTAMP,"
+    " CASE WHEN a <= b THEN INTERVAL 1 DAY ELSE INTERVAL '-1' DAY END), lambda t: t::DATE),"
+    " (a, b) AS generate_series(a, b)",
+    # date arithmetic in whole days or months stays a date in Trino (DuckDB's is a timestamp)
+    "CREATE OR REPLACE TEMP MACRO __trino_keep_date(a DATE, r) AS CAST(r AS DATE), (a, r) AS r",
+    # strpos(s, t, n): the n-th match of t (overlapping ones too), from the end if n < 0
+    "CREATE OR REPLACE TEMP MACRO __trino_strpos(s, t, n) AS CASE WHEN n = 0 THEN"
+    " error('INVALID_FUNCTION_ARGUMENT: instance must not be zero') WHEN t = '' THEN 1"
+    " ELSE coalesce(list_filter(range(1, length(s) + 1),"
+    " lambda i: substring(s, i, length(t)) = t)[n], 0) END",
+    # the quotient of unscaled decimals, rounded half away from zero (see _decimal_divide)
+    "CREATE OR REPLACE TEMP MACRO __trino_decimal_divide(n, d) AS"
+    " n // d + CASE WHEN 2 * abs(n % d) >= abs(d) THEN sign(n) * sign(d) ELSE 0 END",
+    # split(s, d, n): at most n parts, the last one the rest of the string
+    "CREATE OR REPLACE TEMP MACRO __trino_split(s, d, n) AS CASE WHEN n <= 0 THEN"
+    " error('INVALID_FUNCTION_ARGUMENT: Limit must be positive')"
+    " WHEN len(str_split(s, d)) <= n THEN str_split(s, d)"
+    " ELSE list_concat(str_split(s, d)[1:n - 1], [array_to_string(str_split(s, d)[n:], d)]) END",
+]
+"""DuckDB macros that the SQL of ``to_duckdb`` calls (``install`` creates them)."""
+
+# Trino's names of DuckDB's types, for typeof (the rest are sqlglot's Trino spelling)
+_TYPE_NAMES = {
+    exp.DataType.Type.TINYINT: "tinyint",
+    exp.DataType.Type.SMALLINT: "smallint",
+    exp.DataType.Type.INT: "integer",
+    exp.DataType.Type.BIGINT: "bigint",
+    exp.DataType.Type.UBIGINT: "bigint",  # DuckDB's counts (json_array_length, histogram)
+    exp.DataType.Type.INT128: "bigint",  # DuckDB's sums of integers; Athena's are bigint
+    exp.DataType.Type.FLOAT: "real",
+    exp.DataType.Type.DOUBLE: "double",
+    exp.DataType.Type.BOOLEAN: "boolean",
+    exp.DataType.Type.VARCHAR: "varchar",
+    exp.DataType.Type.TEXT: "varchar",
+    exp.DataType.Type.DATE: "date",
+    exp.DataType.Type.TIMESTAMP: "timestamp(3)",  # Athena's timestamp columns
+    exp.DataType.Type.TIMESTAMPNTZ: "timestamp(3)",  # DuckDB's TIMESTAMP, as sqlglot reads it
+    exp.DataType.Type.TIMESTAMP_S: "timestamp(0)",
+    exp.DataType.Type.TIMESTAMP_MS: "timestamp(3)",
+    exp.DataType.Type.TIMESTAMP_NS: "timestamp(9)",
+    exp.DataType.Type.TIMESTAMPTZ: "timestamp(3) with time zone",
+    exp.DataType.Type.TIME: "time(3)",
+    exp.DataType.Type.BLOB: "varbinary",
+    exp.DataType.Type.VARBINARY: "varbinary",
+    exp.DataType.Type.INTERVAL: "interval day to second",
+    exp.DataType.Type.JSON: "json",
+    exp.DataType.Type.UUID: "uuid",
+}
+
+
+@lru_cache(maxsize=1024)
+def trino_type_name(duckdb_type: str) -> str:
+    """The name Trino's ``typeof`` gives the DuckDB type named ``duckdb_type``:
+    ``INTEGER[]`` -> ``array(integer)``, ``STRUCT(a INTEGER)`` -> ``row(a integer)``."""
+    if duckdb_type == "NULL":
+        return "unknown"
+    try:
+        kind = exp.DataType.build(duckdb_type, dialect="duckdb")
+    except (sqlglot.errors.ParseError, ValueError):
+        return duckdb_type.lower()
+    return _type_name(kind)
+
+
+def _type_name(kind: exp.DataType) -> str:
+    inner = [
+        _type_name(e) if isinstance(e, exp.DataType) else e
+        for e in kind.expressions
+        if isinstance(e, exp.DataType | exp.ColumnDef)
+    ]
+    if kind.this == exp.DataType.Type.ARRAY and inner:
+        return f"array({inner[0]})"
+    if kind.this == exp.DataType.Type.MAP and len(inner) == 2:
+        return f"map({inner[0]}, {inner[1]})"
+    if kind.this == exp.DataType.Type.STRUCT:
+        fields = [
+            f"{field.name} {_type_name(field.args['kind'])}"
+            if isinstance(field, exp.ColumnDef)
+            else field
+            for field in inner
+        ]
+        return f"row({', '.join(fields)})"
+    if kind.this == exp.DataType.Type.DECIMAL:
+        params = [param.name for param in kind.expressions]
+        return f"decimal({','.join(params or ['18', '3'])})"
+    return _TYPE_NAMES.get(kind.this) or kind.sql(dialect="trino").lower()
+
+
+def _divide(generator: DuckDB.Generator, expression: exp.Div) -> str:
+    """Trino's ``/``: between integers, integer division (see ``MACROS``). Where sqlglot
+    knows both operands' types, the operator is chosen here; else ``__trino_divide`` chooses
+    once DuckDB knows them, but DuckDB binds a macro before the aggregates and windows of its
+    arguments (it would choose blindly), so an operand holding one gets ``//``, which is the
+    same as ``/`` between non-integers but fails (``DIVISION_BY_ZERO``) on a zero divisor
+    where Trino gives Infinity or NaN: an error, never another answer."""
+    left, right = expression.this, expression.expression
+    known = [_known(side) for side in (left, right)]
+    decimal = _decimal_divide(generator, left, right, known)
+    if decimal is not None:
+        return decimal
+    kinds = [None if kind is None else kind.this for kind in known]
+    if all(kind in exp.DataType.INTEGER_TYPES for kind in kinds):
+        return generator.binary(expression, "//")
+    if any(kind is not None and kind not in exp.DataType.INTEGER_TYPES for kind in kinds):
+        return generator.binary(expression, "/")
+    if expression.find(exp.AggFunc, exp.Window):
+        return generator.binary(expression, "//")
+    return generator.func("__trino_divide", left, right)
+
+
+def _known(expression: exp.Expression) -> exp.DataType | None:
+    """The type sqlglot gives ``expression`` without a schema (literals, casts, some
+    functions), or None where it does not know it."""
+    kind = annotate_types(expression, dialect=READ).type  # sets types on our own copy
+    if kind is None or kind.this in (exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL):
+        return None
+    return kind
+
+
+def _decimal_digits(kind: exp.DataType | None) -> tuple[int, int] | None:
+    """(precision, scale) of a decimal type with both known, or of an integer type as
+    Trino coerces it to a decimal."""
+    if kind is None:
+        return None
+    if kind.this == exp.DataType.Type.DECIMAL and len(kind.expressions) == 2:
+        precision, scale = (int(param.name) for param in kind.expressions)
+        return precision, scale
+    return _INTEGER_DIGITS.get(kind.this)
+
+
+_INTEGER_DIGITS = {
+    exp.DataType.Type.TINYINT: (3, 0),
+    exp.DataType.Type.SMALLINT: (5, 0),
+    exp.DataType.Type.INT: (10, 0),
+    exp.DataType.Type.BIGINT: (19, 0),
+}
+
+
+def _decimal_divide(generator: DuckDB.Generator, left, right, kinds: list) -> str | None:
+    """Trino's division of decimals (where sqlglot knows both types and one is a decimal):
+    a ``decimal(min(38, p1 + s2 + max(0, s2 - s1)), max(s1, s2))``, rounded half away
+    from zero, failing on a zero divisor. DuckDB's ``/`` gives a double. Computed exactly
+    on the unscaled values (HUGEINT) by ``__trino_decimal_divide``."""
+    digits = [_decimal_digits(kind) for kind in kinds]
+    if None in digits or not any(k.this == exp.DataType.Type.DECIMAL for k in kinds):
+        return None
+    (p1, s1), (_, s2) = digits
+    scale = max(s1, s2)
+    precision = min(38, p1 + s2 + max(0, s2 - s1))
+    numerator = f"CAST(({generator.sql(left)}) * {10**s1} AS HUGEINT) * {10 ** (scale - s1 + s2)}"
+    denominator = f"CAST(({generator.sql(right)}) * {10**s2} AS HUGEINT)"
+    unscaled = f"CAST(__trino_decimal_divide({numerator}, {denominator}) AS DECIMAL(38, 0))"
+    if scale:
+        unscaled = f"{unscaled} * CAST('{10**-scale:.{scale}f}' AS DECIMAL({scale + 1}, {scale}))"
+    return f"CAST({unscaled} AS DECIMAL({precision}, {scale}))"
+
+
+def _default(generator: DuckDB.Generator, expression: exp.Expression) -> str:
+    """What sqlglot's DuckDB dialect writes for ``expression``."""
+    original = DuckDB.Generator.TRANSFORMS.get(type(expression))
+    if original is not None:
+        return original(generator, expression)
+    return getattr(DuckDB.Generator, f"{expression.key}_sql")(generator, expression)
+
+
+def _split(generator: DuckDB.Generator, expression: exp.Split) -> str:
+    limit = expression.args.get("limit")
+    if limit is None:
+        return _default(generator, expression)
+    return generator.func("__trino_split", expression.this, expression.expression, limit)
+
+
+def _reduce(generator: DuckDB.Generator, expression: exp.Reduce) -> str:
+    """reduce(array, initial, merge, finish): DuckDB's list_reduce has no finishing lambda,
+    so it is applied to the one-element list of the reduced state."""
+    finish = expression.args.get("finish")
+    bare = expression.copy()
+    bare.set("finish", None)
+    reduced = _default(generator, bare)
+    if finish is None:
+        return reduced
+    return f"list_transform([{reduced}], {generator.sql(finish)})[1]"
+
+
+def _sequence(generator: DuckDB.Generator, expression: exp.GenerateSeries) -> str:
+    start, end = expression.args.get("start"), expression.args.get("end")
+    if expression.args.get("step") is not None or expression.find(exp.AggFunc, exp.Window):
+        return _default(generator, expression)  # (see _divide on macros over aggregates)
+    return generator.func("__trino_sequence", start, end)
+
+
+def _substring(generator: DuckDB.Generator, expression: exp.Substring) -> str:
+    """substr(s, start[, length]): Trino gives '' from position 0 and from before the
+    start of the string, where DuckDB gives the string from its first character."""
+    text, start = generator.sql(expression, "this"), generator.sql(expression, "start")
+    return (
+        f"CASE WHEN {start} = 0 OR {start} < -length({text}) THEN ''"
+        f" ELSE {_default(generator, expression)} END"
+    )
+
+
+def _split_part(generator: DuckDB.Generator, expression: exp.SplitPart) -> str:
+    """split_part past the last field is NULL in Trino ('' in DuckDB)."""
+    text, delimiter = generator.sql(expression, "this"), generator.sql(expression, "delimiter")
+    index = generator.sql(expression, "part_index")
+    return (
+        f"CASE WHEN {index} > len(string_split({text}, {delimiter})) THEN NULL"
+        f" ELSE {_default(generator, expression)} END"
+    )
+
+
+def _regexp_extract(generator: DuckDB.Generator, expression: exp.RegexpExtract) -> str:
+    """regexp_extract without a match is NULL in Trino ('' in DuckDB)."""
+    text, pattern = generator.sql(expression, "this"), generator.sql(expression, "expression")
+    return f"CASE WHEN regexp_matches({text}, {pattern}) THEN {_default(generator, expression)} END"
+
+
+_DATE_UNITS = {"DAY", "DAYS", "WEEK", "WEEKS", "MONTH", "MONTHS", "QUARTER", "YEAR", "YEARS"}
+
+
+def _unit(expression: exp.Expression | None) -> str:
+    unit = expression.args.get("unit") if expression is not None else None
+    return unit.name.upper() if unit is not None else ""
+
+
+def _keep_date(generator: DuckDB.Generator, operand: exp.Expression, sql: str) -> str:
+    """``sql`` (date arithmetic over ``operand``) as a date where ``operand`` is a date;
+    not over aggregates or windows (see ``_divide`` on macros over them)."""
+    if operand.find(exp.AggFunc, exp.Window):
+        return sql
+    return f"__trino_keep_date({generator.sql(operand)}, {sql})"
+
+
+def _date_plus(generator: DuckDB.Generator, expression: exp.Add | exp.Sub) -> str:
+    """``date ± INTERVAL n DAY`` (or weeks, months, years) is a date in Trino."""
+    left, right = expression.this, expression.expression
+    sql = _default(generator, expression)
+    if isinstance(right, exp.Interval) and _unit(right) in _DATE_UNITS:
+        return _keep_date(generator, left, sql)
+    if (
+        isinstance(expression, exp.Add)
+        and isinstance(left, exp.Interval)
+        and (_unit(left) in _DATE_UNITS)
+    ):
+        return _keep_date(generator, right, sql)
+    return sql
+
+
+def _date_add(generator: DuckDB.Generator, expression: exp.DateAdd) -> str:
+    """date_add(unit, n, date) in days or more is a date in Trino."""
+    sql = _default(generator, expression)
+    return _keep_date(generator, expression.this, sql) if _unit(expression) in _DATE_UNITS else sql
+
+
+def _date_trunc(generator: DuckDB.Generator, expression: exp.DateTrunc) -> str:
+    """date_trunc(unit, date) is a date in Trino."""
+    return _keep_date(generator, expression.this, _default(generator, expression))
+
+
+def _strpos(generator: DuckDB.Generator, expression: exp.StrPosition) -> str:
+    occurrence = expression.args.get("occurrence")
+    if occurrence is None:
+        return _default(generator, expression)
+    return generator.func("__trino_strpos", expression.this, expression.args["substr"], occurrence)
+
+
+def _array_sort(generator: DuckDB.Generator, expression: exp.ArraySort) -> str:
+    if expression.expression is not None:
+        raise QueryError("NOT_SUPPORTED", "array_sort with a comparator function")
+    return _default(generator, expression)
+
+
+def _typeof(generator: DuckDB.Generator, expression: exp.Typeof) -> str:
+    return generator.func("__trino_typeof", generator.func("typeof", expression.this))
+
+
+class TrinoOnDuckDB(DuckDB):
+    """sqlglot's DuckDB dialect, writing Trino's meaning (see the module docstring)."""
+
+    class Generator(DuckDB.Generator):
+        TRANSFORMS: ClassVar[dict] = {
+            **DuckDB.Generator.TRANSFORMS,
+            exp.Div: _divide,
+            exp.Typeof: _typeof,
+            exp.Split: _split,
+            exp.Reduce: _reduce,
+            exp.ArraySort: _array_sort,
+            exp.GenerateSeries: _sequence,
+            exp.Substring: _substring,
+            exp.SplitPart: _split_part,
+            exp.RegexpExtract: _regexp_extract,
+            exp.Add: _date_plus,
+            exp.Sub: _date_plus,
+            exp.DateAdd: _date_add,
+            exp.DateTrunc: _date_trunc,
+            exp.StrPosition: _strpos,
+        }
+
+
+def install(connection: duckdb.DuckDBPyConnection) -> None:
+    """Create in ``connection`` the macros and functions that ``to_duckdb``'s SQL calls."""
+    for macro in MACROS:
+        connection.execute(macro)
+    connection.create_function(
+        "__trino_typeof",
+        trino_type_name,
+        ["VARCHAR"],
+        "VARCHAR",
+        side_effects=False,
+    )
+
+
+def to_duckdb(tree: exp.Expression, copy: bool = True) -> str:
+    """The query ``tree`` (as ``parse`` gives it) in DuckDB's SQL, with Trino's meaning;
+    without ``copy``, ``tree`` is the caller's own copy and is changed."""
+    tree = tree.copy() if copy else tree
+    found = _Found(tree)
+    for transform in TREE_TRANSFORMS:
+        transform(found)
+    try:
+        return tree.sql(dialect=TrinoOnDuckDB, unsupported_level=ErrorLevel.RAISE, copy=False)
+    except UnsupportedError as error:  # sqlglot knows DuckDB cannot say it
+        raise QueryError("NOT_SUPPORTED", str(error).split("\n")[0]) from None
+
+
+class _Found:
+    """The nodes of a tree by type, from one walk (each transform asks for its own)."""
+
+    def __init__(self, tree: exp.Expression):
+        self.by_type: dict[type, list] = {}
+        for node in tree.walk():
+            self.by_type.setdefault(type(node), []).append(node)
+
+    def __call__(self, *types: type) -> list:
+        return [node for kind in types for node in self.by_type.get(kind, ())]
+
+
+def name_columns(found: _Found) -> None:
+    """Trino's names of unnamed result columns: ``_col<i>`` for the i-th output that is
+    neither a column nor aliased (``SELECT 1 + 2`` gives ``_col0``), and for the columns of
+    VALUES without names. After a ``*`` the position is not known, so the rest keep DuckDB's
+    names."""
+    for select in found(exp.Select):
+        for index, projection in enumerate(list(select.expressions)):
+            if isinstance(projection, exp.Star) or (
+                isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
+            ):
+                break
+            if isinstance(projection, exp.Alias | exp.Column | exp.Dot):
+                continue
+            alias = exp.Alias(alias=exp.to_identifier(f"_col{index}"))
+            projection.replace(alias)
+            alias.set("this", projection)  # the node itself, which other transforms hold
+    for number, values in enumerate(found(exp.Values)):
+        alias = values.args.get("alias")
+        if alias is not None and alias.columns:
+            continue
+        first = values.expressions[0] if values.expressions else None
+        width = len(first.expressions) if isinstance(first, exp.Tuple) else 1
+        columns = [exp.to_identifier(f"_col{index}") for index in range(width)]
+        name = (
+            alias.this
+            if alias is not None and alias.this
+            else exp.to_identifier(f"_values{number}")
+        )
+        values.set("alias", exp.TableAlias(this=name, columns=columns))
+
+
+def slice_by_length(found: _Found) -> None:
+    """Trino's ``slice(array, start, length)`` takes a length, not an end (sqlglot's Athena
+    reader leaves ``is_length`` unset; its DuckDB writer then does the rest)."""
+    for node in found(exp.ArraySlice):
+        node.set("is_length", True)
+
+
+def type_decimal_literals(found: _Found) -> None:
+    """``DECIMAL '12.50'`` is a ``decimal(4,2)`` in Trino: its precision and scale are the
+    digits the literal writes (sqlglot reads it as a cast to DECIMAL without either, which
+    DuckDB takes as ``DECIMAL(18,3)``)."""
+    for cast in found(exp.Cast):
+        kind, literal = cast.to, cast.this
+        if kind.this != exp.DataType.Type.DECIMAL or kind.expressions:
+            continue
+        if not isinstance(literal, exp.Literal) or not literal.is_string:
+            continue
+        text = literal.this.strip().lstrip("+-")
+        whole, _, fraction = text.partition(".")
+        if not (whole + fraction).isdigit() or len(whole + fraction) > 38:
+            continue  # not a decimal literal: DuckDB's cast reports it
+        precision, scale = max(1, len(whole + fraction)), len(fraction)
+        cast.set("to", exp.DataType.build(f"DECIMAL({precision}, {scale})"))
+
+
+def java_replacements(found: _Found) -> None:
+    """regexp_replace's replacement is Java's (``$1``, ``${name}``, ``\\$``), DuckDB's is
+    RE2's (``\\1``): a literal replacement is rewritten, group names becoming numbers. One
+    that Java refuses fails as Trino does; a group above 9 (RE2 has no such reference) or a
+    replacement that is not a literal, where it refers to groups, is not supported."""
+    for node in found(exp.RegexpReplace):
+        pattern, replacement = node.expression, node.args.get("replacement")
+        if replacement is None:
+            continue
+        if not (isinstance(replacement, exp.Literal) and replacement.is_string):
+            continue  # DuckDB reads a computed replacement as RE2's; Trino as Java's
+        if not any(char in replacement.this for char in "$\\"):
+            continue
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            raise QueryError(
+                "NOT_SUPPORTED", "regexp_replace with group references and a computed pattern"
+            )
+        try:
+            compiled = re.compile(_NAMED_GROUP.sub("(?P<", pattern.this))
+        except re.error:
+            raise QueryError(
+                "NOT_SUPPORTED", f"regexp_replace over the pattern {pattern.this!r}"
+            ) from None
+        replacement.set("this", _re2_replacement(replacement.this, compiled))
+
+
+def _re2_replacement(text: str, compiled: re.Pattern) -> str:
+    """A Java replacement string as RE2's (see ``java_replacements``)."""
+    out, index = [], 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            if index + 1 >= len(text):
+                raise QueryError("INVALID_FUNCTION_ARGUMENT", "character to be escaped is missing")
+            out.append("\\\\" if text[index + 1] == "\\" else text[index + 1])
+            index += 2
+            continue
+        if char != "$":
+            out.append(char)
+            index += 1
+            continue
+        index += 1
+        if index < len(text) and text[index] == "{":
+            end = text.find("}", index)
+            name = text[index + 1 : end] if end > 0 else ""
+            if name not in compiled.groupindex:
+                raise QueryError("INVALID_FUNCTION_ARGUMENT", f"No group with name {{{name}}}")
+            group, index = compiled.groupindex[name], end + 1
+        elif index < len(text) and text[index].isdigit():
+            group = int(text[index])
+            if group > compiled.groups:
+                raise QueryError("INVALID_FUNCTION_ARGUMENT", f"No group {group}")
+            index += 1
+            while index < len(text) and text[index].isdigit():
+                longer = group * 10 + int(text[index])
+                if longer > compiled.groups:
+                    break
+                group, index = longer, index + 1
+        else:
+            raise QueryError("INVALID_FUNCTION_ARGUMENT", "Illegal group reference")
+        if group > 9:
+            raise QueryError("NOT_SUPPORTED", f"regexp_replace with a reference to group {group}")
+        out.append(f"\\{group}")
+    return "".join(out)
+
+
+_NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z])")  # Java's (?<name>, not (?<= or (?<!
+
+
+def python_named_groups(found: _Found) -> None:
+    """Java's named groups ``(?<name>...)`` in a literal pattern of a regexp function are
+    RE2's ``(?P<name>...)`` (the pattern text is a string value, rewritten as such)."""
+    for node in found(exp.RegexpReplace, exp.RegexpExtract, exp.RegexpExtractAll, exp.RegexpLike):
+        pattern = node.expression
+        if isinstance(pattern, exp.Literal) and pattern.is_string:
+            pattern.set("this", _NAMED_GROUP.sub("(?P<", pattern.this))
+
+
+TREE_TRANSFORMS = [
+    slice_by_length,
+    type_decimal_literals,
+    java_replacements,
+    python_named_groups,
+    name_columns,
+]
+"""Tree transforms ``to_duckdb`` applies before writing (each changes the nodes it asks
+``_Found`` for)."""
+
+
+def parse(sql: str) -> exp.Expression:
+    try:
+        statements = sqlglot.parse(sql, read=READ)
+    except sqlglot.errors.ParseError as error:
+        detail = error.errors[0] if error.errors else {}
+        raise QueryError(
+            "SYNTAX_ERROR",
+            detail.get("description", str(error)).split("\n")[0],
+            detail.get("line"),
+            detail.get("col"),
+        ) from None
+    statements = [statement for statement in statements if statement is not None]
+    if len(statements) != 1:
+        raise QueryError("SYNTAX_ERROR", "give exactly one statement per query")
+    statement = statements[0]
+    if not isinstance(statement, exp.Query):
+        raise QueryError(
+            "NOT_SUPPORTED",
+            f"only queries run locally, not {statement.key.upper()}; "
+            "the crawler keeps tables and partitions",
+        )
+    return statement
