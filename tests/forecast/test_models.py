@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import spearmanr
-from statsforecast.models import MSTL, AutoETS, AutoTheta
+from statsforecast.models import ARIMA, MSTL, AutoARIMA, AutoETS, AutoTheta
 
 from helpers.forecast import MODELS, Frequency
 from helpers.forecast.models import SeriesTask, fit_series, prophet_settings
@@ -212,18 +212,71 @@ def test_mstl_decomposes_the_weekly_season_only_even_on_two_years_of_days():
 @pytest.mark.parametrize(("cutoff", "refit"), [(90, False), (89, True)])
 def test_the_final_forecast_refits_unless_the_first_cutoff_held_nine_tenths(cutoff, refit):
     """Refitting on the whole history costs a fit per model; it is skipped once the first
-    cutoff's fit saw 90 % of the points or more (at 90 of 100 it is carried forward)."""
+    cutoff's fit saw 90 % of the points or more (at 90 of 100 it is carried forward). A refit
+    keeps the variant the first cutoff's search chose and estimates it again."""
     y = weekly(100, seed=8)
 
     fit = fit_series(task(y, (cutoff,), ("auto_theta",)))
 
+    first = AutoTheta(season_length=7).fit(y[:cutoff])
     if refit:
-        expected = AutoTheta(season_length=7).fit(y).predict(7)["mean"]
+        found = first.model_
+        same = AutoTheta(7, found["decomposition_type"], found["modeltype"])
+        expected = same.fit(y).predict(7)["mean"]
+        # a new search on the whole history picks another variant here: it was not searched
+        searched = AutoTheta(season_length=7).fit(y)
+        assert searched.model_["modeltype"] != found["modeltype"]
+        assert not np.allclose(fit.final["auto_theta"], searched.predict(7)["mean"])
     else:
-        expected = AutoTheta(season_length=7).fit(y[:cutoff]).forward(y=y, h=7)["mean"]
+        expected = first.forward(y=y, h=7)["mean"]
     np.testing.assert_allclose(fit.final["auto_theta"], expected)
-    other = AutoTheta(season_length=7).fit(y[:cutoff]).forward(y=y, h=7)["mean"]
+    other = first.forward(y=y, h=7)["mean"]
     assert refit != np.allclose(other, fit.final["auto_theta"])
+
+
+def test_the_refit_keeps_the_ets_components_and_arima_orders_found_at_the_first_cutoff():
+    """The whole history refits the ETS components (with damping) and the ARIMA orders and
+    constant that the first cutoff's search chose, with new parameters."""
+    rng = np.random.default_rng(4)
+    t = np.arange(120)
+    y = 40 + 0.3 * t + WEEK[t % 7] + rng.normal(0, 2, len(t))
+
+    fit = fit_series(task(y, (80,), ("auto_ets", "auto_arima")))
+
+    components = AutoETS(season_length=7).fit(y[:80]).model_["components"]
+    ets = AutoETS(season_length=7, model=components[:3], damped=components[3] == "D")
+    np.testing.assert_allclose(fit.final["auto_ets"], ets.fit(y).predict(7)["mean"])
+    searched = AutoARIMA(
+        season_length=7, max_p=3, max_q=3, max_P=1, max_Q=1, nmodels=10, approximation=False
+    ).fit(y[:80])
+    p, q, sp, sq, season, d, sd = searched.model_["arma"][:7]
+    coef = searched.model_["coef"]
+    arima = ARIMA(
+        order=(p, d, q),
+        season_length=season,
+        seasonal_order=(sp, sd, sq),
+        include_mean="intercept" in coef,
+        include_drift="drift" in coef,
+    )
+    np.testing.assert_allclose(fit.final["auto_arima"], arima.fit(y).predict(7)["mean"])
+    carried = searched.forward(y=y, h=7)["mean"]
+    assert not np.allclose(fit.final["auto_arima"], carried)  # new parameters, same orders
+
+
+def test_prophet_holidays_are_the_country_holidays_prophet_would_add():
+    """The holiday frame made once per worker gives Prophet's own ``add_country_holidays``
+    forecast, to the digit."""
+    from prophet import Prophet
+
+    y = weekly(400, noise=0.5, seed=5)
+    fit = fit_series(task(y, (372,), ("prophet",), country="US"))
+
+    settings = {key: value for key, value in fit.prophet.items() if key != "country"}
+    model = Prophet(uncertainty_samples=0, **settings).add_country_holidays("US")
+    ds = pd.date_range("2024-01-01", periods=len(y), freq="D")
+    model.fit(pd.DataFrame({"ds": ds, "y": y}))
+    future = pd.DataFrame({"ds": pd.date_range(ds[-1], periods=8, freq="D")[1:]})
+    np.testing.assert_allclose(fit.final["prophet"], model.predict(future)["yhat"], rtol=1e-9)
 
 
 def test_baselines_repeat_the_last_season_or_value_at_each_cutoff():
