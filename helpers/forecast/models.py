@@ -249,7 +249,8 @@ def _same_form(name: str, fitted, y: np.ndarray, frequency: Frequency):
     if name == "auto_theta":
         return AutoTheta(
             season_length=found["m"],
-            decomposition_type=found["decomposition_type"],
+            # only a seasonal (decomposed) fit records it; the others take Theta's default
+            decomposition_type=found.get("decomposition_type", "multiplicative"),
             model=found["modeltype"],
         )
     return _STATISTICAL[name](y, frequency)

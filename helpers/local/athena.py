@@ -539,10 +539,28 @@ def _query_error(error: duckdb.Error, sql: str) -> QueryError:
             return QueryError(code, template.format(name), line, column)
     if "Division by zero" in message:  # of integers or decimals; doubles give Infinity
         return QueryError("DIVISION_BY_ZERO", "Division by zero")
-    raised = re.search(r"Error: (INVALID_FUNCTION_ARGUMENT): (.*)", message)
-    if raised:  # raised by a macro of helpers.local.trino
+    raised = re.search(
+        r"Error: (INVALID_FUNCTION_ARGUMENT|INVALID_CAST_ARGUMENT|NOT_SUPPORTED|FUNCTION_NOT_FOUND)"
+        r": (.*)",
+        message,
+    )
+    if raised:  # raised by a macro or function of helpers.local.trino(_functions)
         return QueryError(raised.group(1), raised.group(2))
+    for pattern, code in _ERROR_CLASSES:
+        if re.search(pattern, message):
+            return QueryError(code, message.split("Error: ", 1)[-1])
     return QueryError("GENERIC_USER_ERROR", message.replace("Error: ", ": ", 1))
+
+
+# DuckDB's classes of error that Trino names otherwise (Trino's StandardErrorCode)
+_ERROR_CLASSES = (
+    (r"^Out of Range Error: Overflow", "NUMERIC_VALUE_OUT_OF_RANGE"),
+    (r"^Conversion Error: ", "INVALID_CAST_ARGUMENT"),
+    (
+        r"^Invalid Input Error: (Malformed JSON|Failed to parse format specifier)",
+        "INVALID_FUNCTION_ARGUMENT",
+    ),
+)
 
 
 def _position(sql: str, name: str) -> tuple[int | None, int | None]:

@@ -37,6 +37,7 @@ from sqlglot.errors import ErrorLevel, UnsupportedError
 from sqlglot.optimizer.annotate_types import annotate_types
 
 from helpers.exceptions import QueryError
+from helpers.local import trino_functions, trino_types
 
 READ = "athena"  # sqlglot's dialect for reading Athena SQL
 
@@ -58,6 +59,10 @@ MACROS = [
     " (a, b) AS generate_series(a, b)",
     # date arithmetic in whole days or months stays a date in Trino (DuckDB's is a timestamp)
     "CREATE OR REPLACE TEMP MACRO __trino_keep_date(a DATE, r) AS CAST(r AS DATE), (a, r) AS r",
+    # a date plus or minus hours, minutes or seconds: Trino refuses it (DuckDB: a timestamp)
+    "CREATE OR REPLACE TEMP MACRO __trino_time_on_date(a DATE, r) AS"
+    " error('INVALID_FUNCTION_ARGUMENT: Cannot add hour, minutes or seconds to a date'),"
+    " (a, r) AS r",
     # strpos(s, t, n): the n-th match of t (overlapping ones too), from the end if n < 0
     "CREATE OR REPLACE TEMP MACRO __trino_strpos(s, t, n) AS CASE WHEN n = 0 THEN"
     " error('INVALID_FUNCTION_ARGUMENT: instance must not be zero') WHEN t = '' THEN 1"
@@ -66,6 +71,28 @@ MACROS = [
     # the quotient of unscaled decimals, rounded half away from zero (see _decimal_divide)
     "CREATE OR REPLACE TEMP MACRO __trino_decimal_divide(n, d) AS"
     " n // d + CASE WHEN 2 * abs(n % d) >= abs(d) THEN sign(n) * sign(d) ELSE 0 END",
+    # casts (see _cast): integers from varchar only from digits; varchar from doubles in
+    # scientific form, from JSON as the scalar's text; varchar(n) too short for the text
+    "CREATE OR REPLACE TEMP MACRO __trino_integer_text(x) AS CASE"
+    " WHEN typeof(x) <> 'VARCHAR' OR regexp_full_match(TRY_CAST(x AS VARCHAR), '[+-]?[0-9]+')"
+    " THEN x ELSE error('INVALID_CAST_ARGUMENT: Cannot cast ''' ||"
+    " TRY_CAST(x AS VARCHAR) || ''' to an integer type') END",
+    "CREATE OR REPLACE TEMP MACRO __trino_integer_text_or_null(x) AS CASE"
+    " WHEN typeof(x) <> 'VARCHAR' OR regexp_full_match(TRY_CAST(x AS VARCHAR), '[+-]?[0-9]+')"
+    " THEN x END",
+    "CREATE OR REPLACE TEMP MACRO __trino_varchar(x) AS CASE"
+    " WHEN typeof(x) = 'DOUBLE' THEN __trino_double_text(TRY_CAST(x AS DOUBLE))"
+    " WHEN typeof(x) <> 'JSON' THEN CAST(x AS VARCHAR)"
+    " WHEN json_type(TRY_CAST(x AS JSON)) IN ('ARRAY', 'OBJECT')"
+    " THEN error('INVALID_CAST_ARGUMENT: Cannot cast a JSON array or object to varchar')"
+    " WHEN json_type(TRY_CAST(x AS JSON)) = 'NULL' THEN NULL"
+    " ELSE json_extract_string(TRY_CAST(x AS JSON), '$') END",
+    "CREATE OR REPLACE TEMP MACRO __trino_varchar_n(x, text, n) AS CASE"
+    " WHEN typeof(x) = 'VARCHAR' THEN left(text, n) WHEN length(text) <= n THEN text"
+    " ELSE error('INVALID_CAST_ARGUMENT: Value ' || text || ' cannot be represented as"
+    " varchar(' || n || ')') END",
+    "CREATE OR REPLACE TEMP MACRO __trino_to_json(x) AS CASE"
+    " WHEN typeof(x) = 'VARCHAR' THEN to_json(TRY_CAST(x AS VARCHAR)) ELSE CAST(x AS JSON) END",
     # split(s, d, n): at most n parts, the last one the rest of the string
     "CREATE OR REPLACE TEMP MACRO __trino_split(s, d, n) AS CASE WHEN n <= 0 THEN"
     " error('INVALID_FUNCTION_ARGUMENT: Limit must be positive')"
@@ -258,7 +285,9 @@ def _split_part(generator: DuckDB.Generator, expression: exp.SplitPart) -> str:
     text, delimiter = generator.sql(expression, "this"), generator.sql(expression, "delimiter")
     index = generator.sql(expression, "part_index")
     return (
-        f"CASE WHEN {index} > len(string_split({text}, {delimiter})) THEN NULL"
+        f"CASE WHEN {index} < 1 THEN"
+        " error('INVALID_FUNCTION_ARGUMENT: Index must be greater than zero')"
+        f" WHEN {index} > len(string_split({text}, {delimiter})) THEN NULL"
         f" ELSE {_default(generator, expression)} END"
     )
 
@@ -270,6 +299,9 @@ def _regexp_extract(generator: DuckDB.Generator, expression: exp.RegexpExtract) 
 
 
 _DATE_UNITS = {"DAY", "DAYS", "WEEK", "WEEKS", "MONTH", "MONTHS", "QUARTER", "YEAR", "YEARS"}
+
+
+_TIME_UNITS = {"HOUR", "HOURS", "MINUTE", "MINUTES", "SECOND", "SECONDS", "MILLISECOND"}
 
 
 def _unit(expression: exp.Expression | None) -> str:
@@ -291,6 +323,10 @@ def _date_plus(generator: DuckDB.Generator, expression: exp.Add | exp.Sub) -> st
     sql = _default(generator, expression)
     if isinstance(right, exp.Interval) and _unit(right) in _DATE_UNITS:
         return _keep_date(generator, left, sql)
+    if isinstance(right, exp.Interval) and _unit(right) in _TIME_UNITS:
+        if left.find(exp.AggFunc, exp.Window):
+            return sql
+        return f"__trino_time_on_date({generator.sql(left)}, {sql})"
     if (
         isinstance(expression, exp.Add)
         and isinstance(left, exp.Interval)
@@ -324,7 +360,60 @@ def _array_sort(generator: DuckDB.Generator, expression: exp.ArraySort) -> str:
     return _default(generator, expression)
 
 
+_CAST_INTEGERS = {
+    exp.DataType.Type.TINYINT,
+    exp.DataType.Type.SMALLINT,
+    exp.DataType.Type.INT,
+    exp.DataType.Type.BIGINT,
+}
+_TEXT = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT}
+
+
+def _cast(generator: DuckDB.Generator, expression: exp.Cast) -> str:
+    """Trino's casts where DuckDB's differ: varchar to an integer only from digits (DuckDB
+    rounds '12.5' and trims ' 12'), a double to varchar in scientific form ('3.77E1'), JSON
+    to varchar as the scalar's text (NULL for null), to ``varchar(n)`` failing when a
+    non-varchar value's text is longer, and varchar to JSON as a JSON string. The choice is
+    made by the operand's type once DuckDB binds it (not over aggregates: see ``_divide``)."""
+    operand, target = expression.this, expression.to
+    # DuckDB's TRY refuses error() inside it, so there a failure is NULL from the start
+    safe = isinstance(expression, exp.TryCast) or expression.find_ancestor(exp.Try) is not None
+    if operand.find(exp.AggFunc, exp.Window):
+        return _default(generator, expression)
+    if target.this in _CAST_INTEGERS:
+        checked = expression.copy()
+        check = "__trino_integer_text_or_null" if safe else "__trino_integer_text"
+        checked.set("this", exp.func(check, operand.copy()))
+        return _default(generator, checked)
+    value = generator.sql(operand)
+    if target.this in _TEXT and not safe:
+        text = f"__trino_varchar({value})"
+        if not target.expressions:
+            return text
+        return f"__trino_varchar_n({value}, {text}, {generator.sql(target.expressions[0])})"
+    if target.this == exp.DataType.Type.JSON and not safe:
+        return f"__trino_to_json({value})"
+    return _default(generator, expression)
+
+
+def _pad(generator: DuckDB.Generator, expression: exp.Pad) -> str:
+    """lpad and rpad refuse an empty padding string in Trino, whatever the length."""
+    fill = expression.args.get("fill_pattern")
+    if fill is None:
+        return _default(generator, expression)
+    return (
+        f"CASE WHEN {generator.sql(fill)} = '' THEN"
+        " error('INVALID_FUNCTION_ARGUMENT: Padding string must not be empty')"
+        f" ELSE {_default(generator, expression)} END"
+    )
+
+
 def _typeof(generator: DuckDB.Generator, expression: exp.Typeof) -> str:
+    """Trino's type name: from the query text where it bounds a varchar
+    (:mod:`helpers.local.trino_types`), else DuckDB's type in Trino's words."""
+    static = trino_types.static_type(expression.this)
+    if static is not None:
+        return generator.sql(exp.Literal.string(static))
     return generator.func("__trino_typeof", generator.func("typeof", expression.this))
 
 
@@ -348,11 +437,15 @@ class TrinoOnDuckDB(DuckDB):
             exp.DateAdd: _date_add,
             exp.DateTrunc: _date_trunc,
             exp.StrPosition: _strpos,
+            exp.Cast: _cast,
+            exp.TryCast: _cast,
+            exp.Pad: _pad,
         }
 
 
 def install(connection: duckdb.DuckDBPyConnection) -> None:
     """Create in ``connection`` the macros and functions that ``to_duckdb``'s SQL calls."""
+    trino_functions.install(connection)
     for macro in MACROS:
         connection.execute(macro)
     connection.create_function(
@@ -524,6 +617,7 @@ def python_named_groups(found: _Found) -> None:
 
 
 TREE_TRANSFORMS = [
+    trino_functions.rename_functions,
     slice_by_length,
     type_decimal_literals,
     java_replacements,

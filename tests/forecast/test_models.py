@@ -234,6 +234,16 @@ def test_the_final_forecast_refits_unless_the_first_cutoff_held_nine_tenths(cuto
     assert refit != np.allclose(other, fit.final["auto_theta"])
 
 
+def test_a_theta_without_a_season_at_the_first_cutoff_refits_too():
+    """Noise has no season to decompose: the refit takes the variant without one."""
+    y = np.random.default_rng(0).poisson(5, 60).astype(float)
+
+    fit = fit_series(task(y, (40,), ("auto_theta",)))
+
+    assert "decomposition_type" not in AutoTheta(season_length=7).fit(y[:40]).model_
+    assert fit.failures == {} and np.isfinite(fit.final["auto_theta"]).all()
+
+
 def test_the_refit_keeps_the_ets_components_and_arima_orders_found_at_the_first_cutoff():
     """The whole history refits the ETS components (with damping) and the ARIMA orders and
     constant that the first cutoff's search chose, with new parameters."""

@@ -169,3 +169,97 @@ def test_strpos_finds_the_nth_match_from_either_end(platform):
 def test_a_maintained_aggregate_knows_athenas_names_of_its_unnamed_columns():
     pattern = _aggregate_pattern(_parse("SELECT ds, sum(units), count(*) AS n FROM v GROUP BY ds"))
     assert pattern.outputs == [("ds", "group"), ("_col1", "sum"), ("n", "count")]
+
+
+TEXTS = "(VALUES ('12', 1.5E0), ('-3', 37.7E0), ('+4', 0.0E0)) t(s, d)"
+
+
+def test_varchar_columns_cast_to_integers_from_digits_only(platform):
+    frame = platform.query(f"SELECT CAST(s AS integer) AS i, CAST(s AS bigint) AS b FROM {TEXTS}")
+    assert sorted(frame.i.tolist()) == [-3, 4, 12] and sorted(frame.b.tolist()) == [-3, 4, 12]
+
+
+@pytest.mark.parametrize("text", ["12.5", " 12", "12 ", "", "1e3", "--1"])
+def test_a_varchar_that_is_not_digits_fails_to_cast_and_is_null_under_try(platform, text):
+    rows = f"(VALUES ('{text}'), ('7')) t(s)"
+    with pytest.raises(QueryError) as error:
+        platform.query(f"SELECT CAST(s AS integer) FROM {rows}")
+    assert error.value.code == "INVALID_CAST_ARGUMENT"
+    for safe in ("TRY_CAST(s AS integer)", "try(CAST(s AS integer))"):
+        frame = platform.query(f"SELECT {safe} AS i FROM {rows}")
+        assert frame.i.isna().tolist() == [True, False] and frame.i.iloc[1] == 7
+
+
+def test_double_columns_cast_to_varchar_in_trino_scientific_form(platform):
+    frame = platform.query(f"SELECT CAST(d AS varchar) AS v FROM {TEXTS} ORDER BY d")
+    assert frame.v.tolist() == ["0.0E0", "1.5E0", "3.77E1"]
+
+
+@pytest.mark.parametrize(("size", "fits"), [(5, True), (4, False)])
+def test_a_number_cast_to_a_varchar_too_short_for_its_text_fails(platform, size, fits):
+    sql = f"SELECT CAST(n AS varchar({size})) AS v FROM (VALUES (12345)) t(n)"
+    if fits:
+        assert platform.query(sql).v.tolist() == ["12345"]
+    else:
+        with pytest.raises(QueryError, match="INVALID_CAST_ARGUMENT"):
+            platform.query(sql)
+
+
+def test_a_varchar_cast_to_a_shorter_varchar_is_truncated(platform):
+    frame = platform.query("SELECT CAST(s AS varchar(3)) AS v FROM (VALUES ('abcd'), ('ab')) t(s)")
+    assert frame.v.tolist() == ["abc", "ab"]
+
+
+def test_json_casts_to_and_from_varchar(platform):
+    frame = platform.query(
+        "SELECT CAST(json_parse(j) AS varchar) AS v, CAST(j AS JSON) AS s"
+        """ FROM (VALUES ('"abc"'), ('12'), ('null')) t(j)"""
+    )
+    assert frame.v.tolist()[:2] == ["abc", "12"] and frame.v.isna().tolist()[2]
+    assert frame.s.tolist() == ['"\\"abc\\""', '"12"', '"null"']  # varchar -> a JSON string
+    with pytest.raises(QueryError, match="INVALID_CAST_ARGUMENT"):
+        platform.query("SELECT CAST(json_parse('[1]') AS varchar)")
+
+
+def test_hours_added_to_a_date_column_fail_and_to_a_timestamp_do_not(platform):
+    with pytest.raises(QueryError, match="INVALID_FUNCTION_ARGUMENT"):
+        platform.query("SELECT d + INTERVAL '3' hour FROM (VALUES (DATE '2024-01-01')) t(d)")
+    frame = platform.query(
+        "SELECT t + INTERVAL '3' hour AS t3, d + INTERVAL '3' day AS d3"
+        " FROM (VALUES (TIMESTAMP '2024-01-01 00:00:00', DATE '2024-01-01')) v(t, d)"
+    )
+    assert str(frame.t3.iloc[0]) == "2024-01-01 03:00:00" and str(frame.d3.iloc[0]) == "2024-01-04"
+
+
+@pytest.mark.parametrize(("index", "value"), [(1, "a"), (2, "b"), (3, None)])
+def test_split_part_counts_from_one_and_is_null_past_the_end(platform, index, value):
+    got = platform.query(f"SELECT split_part(s, '-', {index}) AS v FROM (VALUES ('a-b')) t(s)")
+    assert (None if got.v.isna().iloc[0] else got.v.iloc[0]) == value
+
+
+def test_split_part_refuses_index_zero_and_pads_refuse_an_empty_fill(platform):
+    with pytest.raises(QueryError, match="INVALID_FUNCTION_ARGUMENT"):
+        platform.query("SELECT split_part(s, '-', 0) FROM (VALUES ('a-b')) t(s)")
+    for pad in ("lpad", "rpad"):
+        with pytest.raises(QueryError, match="INVALID_FUNCTION_ARGUMENT"):
+            platform.query(f"SELECT {pad}(s, 5, '') FROM (VALUES ('ab')) t(s)")
+        assert platform.query(f"SELECT {pad}('ab', 4, '*') AS v").v.iloc[0].count("*") == 2
+
+
+@pytest.mark.parametrize(("count", "length"), [(0, 0), (10000, 10000)])
+def test_repeat_makes_an_array_up_to_ten_thousand(platform, count, length):
+    assert len(platform.query(f"SELECT repeat('a', {count}) AS v").v.iloc[0]) == length
+
+
+@pytest.mark.parametrize("count", [-1, 10001])
+def test_repeat_refuses_a_count_outside_zero_to_ten_thousand(platform, count):
+    with pytest.raises(QueryError, match="INVALID_FUNCTION_ARGUMENT"):
+        platform.query(f"SELECT repeat('a', {count})")
+
+
+def test_array_position_is_a_bigint_zero_when_missing_and_null_for_null(platform):
+    frame = platform.query(
+        "SELECT array_position(a, 2) AS p, array_position(a, NULL) AS n"
+        " FROM (VALUES (ARRAY[1, 2]), (ARRAY[3])) t(a) ORDER BY cardinality(a) DESC"
+    )
+    assert frame.p.tolist() == [2, 0] and frame.n.isna().all()

@@ -1,0 +1,508 @@
+"""Trino's functions that DuckDB lacks, under their Trino names, for the local Athena.
+
+Three kinds, all installed in every connection by :func:`install` and reached through
+:func:`rename_functions` (a tree transform of :mod:`helpers.local.trino`):
+
+- SQL macros over DuckDB's built-ins (``MACROS``), where DuckDB has the pieces: ``nan()``,
+  ``width_bucket``, ``arrays_overlap``, ``any_match`` and the other lambda matchers,
+  ``json_size``, ``map_agg``...
+- Python functions (``PYTHON``) where the rule is easier said in Python than in SQL, and
+  exact: ``format_number``, ``parse_duration``, ``human_readable_seconds``, ``luhn_check``,
+  ``regexp_position``, ``from_base``, ``json_array_contains`` (Trino's type-strict match).
+- Lambda rewrites (``LAMBDA_REWRITES``) where a Trino function calls its lambda with more
+  than one argument, which a DuckDB macro cannot do: ``zip_with``, ``transform_keys``,
+  ``transform_values``, ``map_filter``, ``map_zip_with`` become DuckDB list functions with
+  the lambda's parameters bound to list or map elements.
+
+Every macro and function is named ``__trino_<name>``, so DuckDB's own functions of the same
+name (``to_milliseconds`` makes an interval in DuckDB) keep their meaning inside macros. An
+invalid argument fails with Trino's error name (``INVALID_FUNCTION_ARGUMENT``), as Trino does.
+The behaviour of each follows Trino's documentation; the conformance cases in
+``tests/athena/conformance`` name the page or test each fact comes from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
+
+import duckdb
+from sqlglot import exp
+
+PREFIX = "__trino_"
+ARGUMENT = "INVALID_FUNCTION_ARGUMENT"
+
+
+def _fail(message: str) -> str:
+    return f"error('{ARGUMENT}: {message}')"
+
+
+_ELEMENT = "'$[' || CASE WHEN i < 0 THEN '#' ELSE '' END || i || ']'"  # of json_array_get
+
+MACROS = {
+    "nan": "() AS CAST('NaN' AS DOUBLE)",
+    "infinity": "() AS CAST('Infinity' AS DOUBLE)",
+    "e": "() AS exp(1)",
+    "is_finite": "(x) AS isfinite(CAST(x AS DOUBLE))",
+    "is_infinite": "(x) AS isinf(CAST(x AS DOUBLE))",
+    # width_bucket(x, bound1, bound2, n): the bucket of x among n equal ones, 0 below and n + 1
+    # above (bounds may descend); width_bucket(x, bins): how many bins are <= x
+    "width_bucket": (
+        "(x, bins) AS CAST(len(list_filter(bins, lambda b: b <= x)) AS BIGINT),"
+        " (x, lo, hi, n) AS CASE"
+        f" WHEN n <= 0 THEN {_fail('bucketCount must be greater than 0')}"
+        f" WHEN lo = hi THEN {_fail('bounds cannot equal each other')}"
+        f" WHEN isnan(CAST(x AS DOUBLE)) THEN {_fail('operand must not be NaN')}"
+        " WHEN lo < hi AND x < lo THEN 0 WHEN lo < hi AND x >= hi THEN n + 1"
+        " WHEN lo > hi AND x > lo THEN 0 WHEN lo > hi AND x <= hi THEN n + 1"
+        " ELSE CAST(floor((x - lo) / (hi - lo) * n) + 1 AS BIGINT) END"
+    ),
+    "codepoint": (  # Trino takes varchar(1) only
+        "(c) AS CASE WHEN length(c) <> 1 THEN error('FUNCTION_NOT_FOUND: Unexpected parameters"
+        " for function codepoint: it takes one character (varchar(1))')"
+        " ELSE CAST(unicode(c) AS INTEGER) END"
+    ),
+    "hamming_distance": (
+        f"(a, b) AS CASE WHEN length(a) <> length(b) THEN {_fail('The input strings to hamming_distance function must have the same length')}"
+        " ELSE CAST(hamming(a, b) AS BIGINT) END"
+    ),
+    "to_iso8601": (
+        "(d DATE) AS strftime(d, '%Y-%m-%d'),"
+        " (t TIMESTAMP) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%g'),"
+        " (t TIMESTAMPTZ) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%gZ')"
+    ),
+    "to_milliseconds": "(i) AS CAST(epoch_ms(TIMESTAMP '1970-01-01' + i) AS BIGINT)",
+    "current_timezone": "() AS 'UTC'",
+    # lambda matchers: NULL where no element decides and one gives NULL, as in Trino
+    "any_match": (
+        "(a, f) AS CASE WHEN a IS NULL THEN NULL WHEN len(a) = 0 THEN false"
+        " WHEN list_bool_or(list_transform(a, f)) THEN true"
+        " WHEN list_count(list_transform(a, f)) < len(a) THEN NULL ELSE false END"
+    ),
+    "all_match": (
+        "(a, f) AS CASE WHEN a IS NULL THEN NULL WHEN len(a) = 0 THEN true"
+        " WHEN NOT list_bool_and(list_transform(a, f)) THEN false"
+        " WHEN list_count(list_transform(a, f)) < len(a) THEN NULL ELSE true END"
+    ),
+    "none_match": f"(a, f) AS NOT {PREFIX}any_match(a, f)",
+    "arrays_overlap": (
+        "(a, b) AS CASE WHEN a IS NULL OR b IS NULL THEN NULL"
+        " WHEN len(list_intersect(a, b)) > 0 THEN true"
+        " WHEN list_count(a) < len(a) OR list_count(b) < len(b) THEN NULL ELSE false END"
+    ),
+    "trim_array": (
+        f"(a, n) AS CASE WHEN n < 0 OR n > len(a) THEN {_fail('size to trim must be between 0 and the array length')}"
+        " ELSE a[1:len(a) - n] END"
+    ),
+    "array_histogram": "(a) AS list_aggregate(a, 'histogram')",
+    "array_position": (
+        "(a, x) AS CASE WHEN x IS NULL THEN NULL"
+        " ELSE CAST(coalesce(list_position(a, x), 0) AS BIGINT) END"
+    ),
+    "repeat": (
+        f"(x, n) AS CASE WHEN n < 0 THEN {_fail('count argument of repeat function must be greater than or equal to 0')}"
+        f" WHEN n > 10000 THEN {_fail('count argument of repeat function must be less than or equal to 10000')}"
+        " ELSE list_transform(range(n), lambda i: x) END"
+    ),
+    "millisecond": "(t) AS CAST(millisecond(t) % 1000 AS BIGINT)",
+    "cosine_similarity": (
+        "(a, b) AS list_cosine_similarity(CAST(a AS DOUBLE[]), CAST(b AS DOUBLE[]))"
+    ),
+    "zip": "(a, b) AS list_zip(a, b)",
+    # entries (key, value) grouped by key into arrays, in the keys' first order
+    "multimap": (
+        "(entries) AS map_from_entries(list_transform(list_distinct(list_transform(entries,"
+        " lambda e: e.key)), lambda k: {'key': k, 'value': list_transform(list_filter(entries,"
+        " lambda e: e.key IS NOT DISTINCT FROM k), lambda e: e.value)}))"
+    ),
+    "multimap_from_entries": (
+        f"(a) AS {PREFIX}multimap(list_transform(a, lambda r: {{'key': r[1], 'value': r[2]}}))"
+    ),
+    # one value per key (Trino keeps one of a key's values), NULL keys left out
+    "map_agg": (
+        f"(k, v) AS map_from_entries(list_transform(map_entries({PREFIX}multimap("
+        "list({'key': k, 'value': v}) FILTER (WHERE k IS NOT NULL))),"
+        " lambda e: {'key': e.key, 'value': e.value[1]}))"
+    ),
+    "multimap_agg": f"(k, v) AS {PREFIX}multimap(list({{'key': k, 'value': v}}))",
+    "every": "(b) AS bool_and(b)",
+    "split_to_map": (
+        f"(s, entry, kv) AS map_from_entries(list_transform(string_split(s, entry), lambda p:"
+        f" CASE WHEN strpos(p, kv) = 0 THEN {_fail('Key-value delimiter must appear exactly once in each entry')}"
+        " ELSE {'key': p[1:strpos(p, kv) - 1], 'value': p[strpos(p, kv) + length(kv):]} END))"
+    ),
+    "split_to_multimap": (
+        f"(s, entry, kv) AS {PREFIX}multimap(list_transform(string_split(s, entry), lambda p:"
+        " {'key': p[1:strpos(p, kv) - 1], 'value': p[strpos(p, kv) + length(kv):]}))"
+    ),
+    # JSON: invalid documents give NULL where Trino's do
+    "json_size": (
+        "(j, path) AS CASE WHEN NOT json_valid(j) THEN NULL"
+        f" WHEN NOT starts_with(path, '$') THEN {_fail('Invalid JSON path')}"
+        " WHEN json_type(j, path) = 'ARRAY' THEN CAST(json_array_length(j, path) AS BIGINT)"
+        " WHEN json_type(j, path) = 'OBJECT' THEN CAST(len(json_keys(j, path)) AS BIGINT)"
+        " WHEN json_type(j, path) IS NULL THEN NULL ELSE CAST(0 AS BIGINT) END"
+    ),
+    "json_array_get": (
+        "(j, i) AS CASE WHEN NOT json_valid(j) OR json_type(j) <> 'ARRAY' THEN NULL"
+        " WHEN i >= json_array_length(j) OR -i > json_array_length(j) THEN NULL"
+        " WHEN json_type(j, " + _ELEMENT + ") = 'VARCHAR' THEN error('NOT_SUPPORTED: json_array_get"
+        " of a string element (Trino gives it unquoted, which is not JSON);"
+        " use json_extract_scalar(j, ''$[i]'')')"
+        " ELSE nullif(json_extract(j, " + _ELEMENT + "), 'null'::JSON) END"
+    ),
+    "is_json_scalar": (
+        f"(j) AS CASE WHEN NOT json_valid(j) THEN {_fail('Invalid JSON value')}"
+        " ELSE json_type(j) NOT IN ('ARRAY', 'OBJECT') END"
+    ),
+    "json_array_contains": (
+        f"(j, v) AS {PREFIX}json_contains_value(j, to_json(v)::VARCHAR, typeof(v))"
+    ),
+}
+"""Trino name -> the parameters and body of its ``__trino_`` DuckDB macro."""
+
+
+def _format_number(x: float) -> str:
+    """Trino's ``format_number``: three significant digits and a unit symbol (K, M, B, T)."""
+    value = Decimal(repr(x)) if isinstance(x, float) else Decimal(x)
+    suffix = ""
+    for unit, symbol in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if abs(value) >= unit:
+            value, suffix = value / unit, symbol
+            break
+    whole = len(str(int(abs(value)))) if abs(value) >= 1 else 1
+    places = max(0, 3 - whole)
+    rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    text = f"{rounded:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return ("0" if text in ("-0", "") else text) + suffix
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
+_DURATION_UNITS = {
+    "ns": Decimal("1e-6"),
+    "us": Decimal("1e-3"),
+    "ms": Decimal(1),
+    "s": Decimal(1000),
+    "m": Decimal(60_000),
+    "h": Decimal(3_600_000),
+    "d": Decimal(86_400_000),
+}
+
+
+def _parse_duration(text: str):
+    """Trino's ``parse_duration``: ``'3.81 d'`` as a day-to-second interval, to the millisecond."""
+    from datetime import timedelta
+
+    match = _DURATION.match(text)
+    if not match or match.group(2) not in _DURATION_UNITS:
+        raise ValueError(f"{ARGUMENT}: duration is not a valid data duration string: {text}")
+    millis = Decimal(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    return timedelta(milliseconds=int(millis.quantize(Decimal(1), rounding=ROUND_HALF_UP)))
+
+
+def _human_readable_seconds(seconds: float) -> str:
+    """Trino's ``human_readable_seconds``: ``96`` -> ``'1 minute, 36 seconds'``."""
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise ValueError(f"{ARGUMENT}: Invalid argument found: {seconds}")
+    left = int(Decimal(repr(seconds)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    parts = []
+    for size, name in ((604_800, "week"), (86_400, "day"), (3_600, "hour"), (60, "minute")):
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
+    if left or not parts:
+        parts.append(f"{left} second{'s' if left != 1 else ''}")
+    return ", ".join(parts)
+
+
+def _luhn_check(digits: str) -> bool:
+    """Trino's ``luhn_check``: whether a string of digits passes the Luhn checksum."""
+    if not digits or not digits.isdigit():
+        raise ValueError(f"{ARGUMENT}: Input contains non-digit character")
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        digit = int(char) * (2 if position % 2 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return total % 10 == 0
+
+
+def _regexp_position(text: str, pattern: str, start: int, occurrence: int) -> int:
+    """Trino's ``regexp_position``: the 1-based position of the ``occurrence``-th match of
+    ``pattern`` from ``start``, or -1."""
+    if start < 1:
+        raise ValueError(f"{ARGUMENT}: start position cannot be smaller than 1")
+    if occurrence < 1:
+        raise ValueError(f"{ARGUMENT}: occurrence cannot be smaller than 1")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"{ARGUMENT}: {error}") from None
+    for count, match in enumerate(compiled.finditer(text, start - 1), start=1):
+        if count == occurrence:
+            return match.start() + 1
+    return -1
+
+
+def _from_base(text: str, radix: int) -> int:
+    """Trino's ``from_base``: the BIGINT a string of digits in ``radix`` stands for."""
+    if not 2 <= radix <= 36:
+        raise ValueError(f"{ARGUMENT}: Radix must be between 2 and 36")
+    try:
+        value = int(text, radix)
+    except ValueError:
+        raise ValueError(f"{ARGUMENT}: Not a valid base-{radix} number: {text}") from None
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{ARGUMENT}: Not a valid base-{radix} number: {text}")
+    return value
+
+
+_JSON_KINDS = {  # DuckDB's typeof of the value looked for -> the Python types that match it
+    "BOOLEAN": (bool,),
+    "TINYINT": (int,),
+    "SMALLINT": (int,),
+    "INTEGER": (int,),
+    "BIGINT": (int,),
+    "DOUBLE": (float,),
+    "VARCHAR": (str,),
+}
+
+
+def _json_contains_value(document: str, value: str, kind: str) -> bool | None:
+    """Trino's ``json_array_contains``: whether the array holds the value as the same JSON
+    kind (``1`` is not ``1.0``, nor ``'1'``); NULL for a document that is not JSON."""
+    if document is None or value is None:
+        return None
+    try:
+        elements = json.loads(document)
+    except ValueError:
+        return None
+    if not isinstance(elements, list):
+        return None
+    kinds = _JSON_KINDS.get(kind.split("(")[0])
+    if kinds is None:
+        raise ValueError(f"{ARGUMENT}: json_array_contains does not take a {kind}")
+    wanted = json.loads(value)
+    return any(
+        type(element) in kinds and element == wanted  # type(True) is bool, not int
+        for element in elements
+    )
+
+
+def _double_text(x: float) -> str:
+    """A double as Trino casts it to varchar: scientific, shortest digits (``3.77E1``)."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0:
+        return "-0.0E0" if math.copysign(1, x) < 0 else "0.0E0"
+    sign, digits, exponent = Decimal(repr(x)).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    mantissa = f"{text[0]}.{text[1:] or '0'}"
+    return f"{'-' if sign else ''}{mantissa}E{exponent + len(text) - 1}"
+
+
+PYTHON: dict[str, tuple[Callable, list[str], str]] = {
+    "double_text": (_double_text, ["DOUBLE"], "VARCHAR"),
+    "format_number": (_format_number, ["DOUBLE"], "VARCHAR"),
+    "parse_duration": (_parse_duration, ["VARCHAR"], "INTERVAL"),
+    "human_readable_seconds": (_human_readable_seconds, ["DOUBLE"], "VARCHAR"),
+    "luhn_check": (_luhn_check, ["VARCHAR"], "BOOLEAN"),
+    "regexp_position4": (_regexp_position, ["VARCHAR", "VARCHAR", "BIGINT", "BIGINT"], "INTEGER"),
+    "from_base": (_from_base, ["VARCHAR", "BIGINT"], "BIGINT"),
+    "json_contains_value": (_json_contains_value, ["VARCHAR", "VARCHAR", "VARCHAR"], "BOOLEAN"),
+}
+"""Trino name -> (the Python function, DuckDB argument types, result type) of a
+``__trino_`` function."""
+
+MACROS["regexp_position"] = (
+    f"(s, p) AS {PREFIX}regexp_position4(s, p, 1, 1),"
+    f" (s, p, start) AS {PREFIX}regexp_position4(s, p, start, 1),"
+    f" (s, p, start, n) AS {PREFIX}regexp_position4(s, p, start, n)"
+)
+
+_MAY_ANSWER_NULL = {"json_contains_value"}
+_INTERNAL = {
+    "multimap",
+    "regexp_position4",
+    "json_contains_value",
+    "double_text",
+}  # what macros call
+TRINO_NAMES = (set(MACROS) | set(PYTHON)) - _INTERNAL
+
+# sqlglot's own nodes for some of them
+_NODES = {
+    exp.WidthBucket: "width_bucket",
+    exp.FromBase: "from_base",
+    exp.StrToMap: "split_to_map",
+    exp.JSONArrayContains: "json_array_contains",
+    exp.CurrentTimezone: "current_timezone",
+    exp.ArrayPosition: "array_position",
+    exp.Repeat: "repeat",
+}
+
+
+def install(connection: duckdb.DuckDBPyConnection) -> None:
+    """Create the ``__trino_`` functions in ``connection``: Python ones first, as macros call
+    them."""
+    for name, (function, arguments, result) in PYTHON.items():
+        connection.create_function(
+            PREFIX + name,
+            function,
+            arguments,
+            result,
+            side_effects=False,
+            # NULL in gives NULL out, but for the one function that can answer NULL itself
+            null_handling="special" if name in _MAY_ANSWER_NULL else "default",
+        )
+    for name, body in MACROS.items():
+        connection.execute(f"CREATE OR REPLACE TEMP MACRO {PREFIX}{name}{body}")
+
+
+def _lambda_parts(node: exp.Expression) -> tuple[list[str], exp.Expression]:
+    """The parameter names and body of a lambda argument."""
+    if not isinstance(node, exp.Lambda):
+        raise TypeError("not a lambda")
+    return [parameter.name for parameter in node.expressions], node.this
+
+
+_NAMING = (exp.Column, exp.Dot, exp.Alias, exp.PropertyEQ, exp.Lambda, exp.Table)
+
+
+def _bind(body: exp.Expression, values: dict[str, exp.Expression]) -> exp.Expression:
+    """``body`` with each column named like a lambda parameter replaced by its value."""
+
+    def replace(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table and node.name in values:
+            return values[node.name].copy()
+        bare = isinstance(node, exp.Identifier) and not isinstance(node.parent, _NAMING)
+        if bare and node.name in values:  # sqlglot reads a lambda's parameters as identifiers
+            return values[node.name].copy()
+        return node
+
+    return body.copy().transform(replace)
+
+
+def _call(name: str, *args: exp.Expression) -> exp.Anonymous:
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+def _element(source: exp.Expression, index: str) -> exp.Expression:
+    return exp.Bracket(this=source.copy(), expressions=[exp.column(index)])
+
+
+def _lambda(names: list[str], body: exp.Expression) -> exp.Lambda:
+    return exp.Lambda(this=body, expressions=[exp.to_identifier(name) for name in names])
+
+
+def _field(name: str, field: str) -> exp.Expression:
+    return exp.Dot(this=exp.column(name), expression=exp.to_identifier(field))
+
+
+def _zip_with(args: list[exp.Expression]) -> exp.Expression:
+    """``zip_with(a, b, (x, y) -> f)``: f over the pairs by position, NULL past the shorter."""
+    a, b, function = args
+    (x, y), body = _lambda_parts(function)
+    size = exp.func("greatest", exp.func("len", a.copy()), exp.func("len", b.copy()))
+    index = "__trino_i"
+    bound = _bind(body, {x: _element(a, index), y: _element(b, index)})
+    positions = _call(
+        "range", exp.Literal.number(1), exp.Add(this=size, expression=exp.Literal.number(1))
+    )
+    return _call("list_transform", positions, _lambda([index], bound))
+
+
+def _map_entries_transform(args: list[exp.Expression], target: str) -> exp.Expression:
+    """``transform_keys``/``transform_values``: the function of each entry as the new key or
+    value."""
+    source, function = args
+    (k, v), body = _lambda_parts(function)
+    entry = "__trino_e"
+    bound = _bind(body, {k: _field(entry, "key"), v: _field(entry, "value")})
+    pair = {"key": _field(entry, "key"), "value": _field(entry, "value"), target: bound}
+    struct = exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier(key), expression=value)
+            for key, value in pair.items()
+        ]
+    )
+    entries = _call("map_entries", source.copy())
+    return _call("map_from_entries", _call("list_transform", entries, _lambda([entry], struct)))
+
+
+def _map_filter(args: list[exp.Expression]) -> exp.Expression:
+    """``map_filter(m, (k, v) -> p)``: the entries for which p is true."""
+    source, function = args
+    (k, v), body = _lambda_parts(function)
+    entry = "__trino_e"
+    bound = _bind(body, {k: _field(entry, "key"), v: _field(entry, "value")})
+    entries = _call("map_entries", source.copy())
+    return _call("map_from_entries", _call("list_filter", entries, _lambda([entry], bound)))
+
+
+def _map_zip_with(args: list[exp.Expression]) -> exp.Expression:
+    """``map_zip_with(m1, m2, (k, v1, v2) -> f)``: f over every key of either map, with NULL
+    for the value a map lacks."""
+    first, second, function = args
+    (k, v1, v2), body = _lambda_parts(function)
+    key = "__trino_k"
+    bound = _bind(
+        body,
+        {
+            k: exp.column(key),
+            v1: _element(first, key),
+            v2: _element(second, key),
+        },
+    )
+    keys = _call(
+        "list_distinct",
+        _call("list_concat", _call("map_keys", first.copy()), _call("map_keys", second.copy())),
+    )
+    struct = exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier("key"), expression=exp.column(key)),
+            exp.PropertyEQ(this=exp.to_identifier("value"), expression=bound),
+        ]
+    )
+    return _call("map_from_entries", _call("list_transform", keys, _lambda([key], struct)))
+
+
+def _reduce_agg(args: list[exp.Expression]) -> exp.Expression:
+    """``reduce_agg(x, initial, input, combine)``: the input function folded over the group's
+    values from the initial state (one partial state, so ``combine`` is not needed)."""
+    value, initial, function, _combine = args
+    collected = exp.func("list", value.copy())
+    return _call("list_reduce", collected, function.copy(), initial.copy())
+
+
+LAMBDA_REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
+    "zip_with": _zip_with,
+    "transform_keys": lambda args: _map_entries_transform(args, "key"),
+    "transform_values": lambda args: _map_entries_transform(args, "value"),
+    "map_filter": _map_filter,
+    "map_zip_with": _map_zip_with,
+    "reduce_agg": _reduce_agg,
+}
+
+
+def rename_functions(found) -> None:
+    """Calls of Trino functions DuckDB lacks, to their ``__trino_`` equivalents (or, for
+    the lambda functions, to the DuckDB list functions that mean the same)."""
+    for node in found(exp.Anonymous):
+        name = node.name.lower()
+        if name in LAMBDA_REWRITES:
+            try:
+                node.replace(LAMBDA_REWRITES[name](list(node.expressions)))
+            except (TypeError, ValueError):  # not the shape Trino takes: DuckDB will say so
+                continue
+        elif name in TRINO_NAMES:
+            node.set("this", PREFIX + name)
+    for kind, name in _NODES.items():
+        for node in found(kind):
+            args = [node.args[key] for key in node.arg_types if node.args.get(key) is not None]
+            node.replace(_call(PREFIX + name, *args))

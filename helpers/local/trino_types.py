@@ -1,0 +1,192 @@
+"""Trino's bounded ``varchar(n)`` types, where the query text alone says them.
+
+Trino types a string literal ``'cat'`` as ``varchar(3)``, and carries the bound through the
+functions that keep or derive it (``lower``, ``substr``, ``split``, ``replace``, ``CASE``...),
+where DuckDB has one unbounded ``VARCHAR``. The bound only shows in ``typeof`` (Athena's
+result metadata says ``varchar`` either way), so :func:`static_type` works it out from the
+syntax tree for ``typeof`` to answer. Columns of the catalog's tables are unbounded
+``varchar`` in Trino too: an expression over them has no static type here, and ``typeof``
+asks DuckDB, which then agrees. Not followed: columns of inline ``VALUES`` (Trino bounds them
+by their longest literal).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+_INT32 = 2**31 - 1
+_MAX = 2_147_483_647  # Trino's bound for an unbounded result
+
+# functions whose result has the bound of their first argument (Trino's signatures:
+# varchar(x) -> varchar(x))
+_SAME_AS_FIRST = (
+    exp.Lower,
+    exp.Upper,
+    exp.Trim,
+    exp.Substring,
+    exp.SplitPart,
+    exp.RegexpExtract,
+    exp.Reverse,
+)
+_SAME_AS_FIRST_NAMES = {"ltrim", "rtrim", "substr", "substring"}
+
+
+def _varchar(size: int) -> str:
+    return f"varchar({min(size, _MAX)})"
+
+
+def _varchar_size(kind: str | None) -> int | None:
+    if kind and kind.startswith("varchar(") and kind.endswith(")"):
+        return int(kind[len("varchar(") : -1])
+    return None
+
+
+def static_type(node: exp.Expression) -> str | None:
+    """Trino's type of ``node`` where it is a bounded varchar (or an array or map of them)
+    that the query text fixes; None where it is not, or depends on data."""
+    if isinstance(node, exp.Paren):
+        return static_type(node.this)
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return _varchar(len(node.this))
+        if node.is_int:
+            return "integer" if abs(int(node.this)) <= _INT32 else "bigint"
+        return None
+    if isinstance(node, exp.Chr):
+        return "varchar(1)"
+    if isinstance(node, _SAME_AS_FIRST) or (
+        isinstance(node, exp.Anonymous) and node.name.lower() in _SAME_AS_FIRST_NAMES
+    ):
+        first = node.this if not isinstance(node, exp.Anonymous) else node.expressions[0]
+        kind = static_type(first) if first is not None else None
+        return kind if _varchar_size(kind) is not None else None
+    if isinstance(node, exp.Replace):
+        return _replace(node)
+    if isinstance(node, exp.Split):
+        size = _varchar_size(static_type(node.this))
+        return f"array({_varchar(size)})" if size is not None else None
+    if isinstance(node, exp.Array):
+        return _array(node.expressions)
+    if isinstance(node, exp.Bracket) and len(node.expressions) == 1:
+        container = static_type(node.this)
+        if container and container.startswith("array(") and _varchar_size(container[6:-1]):
+            return container[6:-1]
+        return None
+    if isinstance(node, exp.Map):
+        return _map(node)
+    if isinstance(node, exp.If):
+        return _widest([node.args.get("true"), node.args.get("false")])
+    if isinstance(node, exp.Case):
+        branches = [branch.args.get("true") for branch in node.args.get("ifs", [])]
+        return _widest([*branches, node.args.get("default")])
+    if isinstance(node, exp.Column):
+        sources = _sources(node)
+        if len(sources) == 1:  # a projection of a subquery
+            return static_type(sources[0]) if sources[0] is not None else None
+        return _widest(sources)  # a column of VALUES: its longest row
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "histogram" and node.expressions:
+        key = static_type(node.expressions[0])
+        return f"map({key}, bigint)" if _varchar_size(key) is not None else None
+    return None
+
+
+def _sources(column: exp.Column) -> list[exp.Expression | None]:
+    """The expressions a column of an inline VALUES (directly, or through subqueries that
+    select it or ``*``) takes its values from; ``[None]`` where it comes from anything else."""
+    select = column.find_ancestor(exp.Select)
+    if select is None or _from(select) is None or select.args.get("joins"):
+        return [None]
+    source = _from(select).this
+    if column.table and column.table != source.alias_or_name:
+        return [None]
+    return _output(source, column.name)
+
+
+def _from(select: exp.Select) -> exp.From | None:
+    return select.args.get("from_")  # sqlglot's key for a SELECT's FROM clause
+
+
+def _output(source: exp.Expression, name: str) -> list[exp.Expression | None]:
+    """What the output column ``name`` of ``source`` (VALUES or a subquery) is made of."""
+    alias = source.args.get("alias")
+    names = [identifier.name for identifier in alias.columns] if alias else []
+    body = source.this if isinstance(source, exp.Subquery) else source
+    if isinstance(body, exp.Values):
+        if name not in names:
+            return [None]
+        index = names.index(name)
+        rows = [
+            row.expressions if isinstance(row, exp.Tuple) else [row] for row in body.expressions
+        ]
+        return [row[index] if index < len(row) else None for row in rows]
+    if not isinstance(body, exp.Select):
+        return [None]
+    projections = body.expressions
+    if names:  # renamed by position
+        if name not in names:
+            return [None]
+        index = names.index(name)
+        if len(projections) == 1 and isinstance(projections[0], exp.Star):
+            inner = _from(body)
+            if inner is None or body.args.get("joins"):
+                return [None]
+            inner_alias = inner.this.args.get("alias")
+            inner_names = [i.name for i in inner_alias.columns] if inner_alias else []
+            return _output(inner.this, inner_names[index]) if index < len(inner_names) else [None]
+        if index >= len(projections):
+            return [None]
+        return [projections[index].unalias()]
+    for projection in projections:
+        if projection.alias_or_name == name:
+            return [projection.unalias()]
+    return [None]
+
+
+def _replace(node: exp.Replace) -> str | None:
+    """replace(varchar(x), varchar(y)) is varchar(x); with a replacement varchar(z) it is
+    varchar(x + z * (x + 1)), the longest it can grow (Trino's constraint)."""
+    size = _varchar_size(static_type(node.this))
+    if size is None:
+        return None
+    replacement = node.args.get("replacement")
+    if replacement is None:
+        return _varchar(size)
+    grown = _varchar_size(static_type(replacement))
+    return _varchar(size + grown * (size + 1)) if grown is not None else None
+
+
+def _array(elements: list[exp.Expression]) -> str | None:
+    kinds = [static_type(element) for element in elements]
+    sizes = [_varchar_size(kind) for kind in kinds]
+    if not sizes or any(size is None for size in sizes):
+        return None
+    return f"array({_varchar(max(sizes))})"
+
+
+def _map(node: exp.Map) -> str | None:
+    """MAP(ARRAY[keys], ARRAY[values]) with literal keys and values."""
+    keys, values = node.args.get("keys"), node.args.get("values")
+    if not isinstance(keys, exp.Array) or not isinstance(values, exp.Array):
+        return None
+    key_type = _array(keys.expressions)
+    value_kinds = {static_type(value) for value in values.expressions}
+    if key_type is None or len(value_kinds) != 1 or None in value_kinds:
+        return None
+    value_kind = value_kinds.pop()
+    if _varchar_size(value_kind) is not None:
+        value_kind = _array(values.expressions)[6:-1]
+    return f"map({key_type[6:-1]}, {value_kind})"
+
+
+def _widest(branches: list[exp.Expression | None]) -> str | None:
+    """The varchar bound of a CASE or IF: its longest branch (NULL and missing branches
+    count for nothing); None unless every branch has a static bound."""
+    sizes = []
+    for branch in branches:
+        if branch is None or isinstance(branch, exp.Null):
+            continue
+        size = _varchar_size(static_type(branch))
+        if size is None:
+            return None
+        sizes.append(size)
+    return _varchar(max(sizes)) if sizes else None
