@@ -555,7 +555,7 @@ def _query_error(error: duckdb.Error, sql: str) -> QueryError:
 # DuckDB's classes of error that Trino names otherwise (Trino's StandardErrorCode)
 _ERROR_CLASSES = (
     (r"^Out of Range Error: Overflow", "NUMERIC_VALUE_OUT_OF_RANGE"),
-    (r"^Conversion Error: ", "INVALID_CAST_ARGUMENT"),
+    (r"^Conversion Error: .*(convert|cast|date field|time field)", "INVALID_CAST_ARGUMENT"),
     (
         r"^Invalid Input Error: (Malformed JSON|Failed to parse format specifier)",
         "INVALID_FUNCTION_ARGUMENT",

@@ -192,6 +192,12 @@ def _divide(generator: DuckDB.Generator, expression: exp.Div) -> str:
 def _known(expression: exp.Expression) -> exp.DataType | None:
     """The type sqlglot gives ``expression`` without a schema (literals, casts, some
     functions), or None where it does not know it."""
+    if isinstance(expression, exp.Column):  # of inline VALUES: the type its rows agree on
+        sources = trino_types.sources(expression)
+        if None in sources:
+            return None
+        kinds = {_known(source) for source in sources if not isinstance(source, exp.Null)}
+        return kinds.pop() if len(kinds) == 1 else None
     kind = annotate_types(expression, dialect=READ).type  # sets types on our own copy
     if kind is None or kind.this in (exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL):
         return None
@@ -236,12 +242,92 @@ def _decimal_divide(generator: DuckDB.Generator, left, right, kinds: list) -> st
     return f"CAST({unscaled} AS DECIMAL({precision}, {scale}))"
 
 
+def _result_type(expression: exp.Expression) -> str | None:
+    """Trino's result type of a rounding function, ``mod``, ``sign`` or ``avg`` where
+    sqlglot knows its operands' types and Trino's differs from DuckDB's: ``ceil``, ``floor``
+    and ``round`` of a ``decimal(p, s)`` are ``decimal(p - s + min(s, 1), 0)``, ``round`` and
+    ``truncate`` to digits keep the scale, ``mod`` takes the narrower integer part, ``sign``
+    of a decimal is ``decimal(1, 0)``, ``avg`` of a decimal keeps its type, and each of these
+    keeps an integer operand's type (DuckDB's ``ceil(-123)`` is a double, ``sign`` a tinyint).
+    """
+    kind = _known(expression.this)
+    if kind is None:
+        return None
+    digits = _decimal_digits(kind) if kind.this == exp.DataType.Type.DECIMAL else None
+    if kind.this in exp.DataType.INTEGER_TYPES and not isinstance(expression, (exp.Avg, exp.Mod)):
+        return kind.sql(dialect="duckdb")
+    if digits is None:
+        return None
+    precision, scale = digits
+    with_digits = expression.args.get("decimals") is not None
+    if isinstance(expression, exp.Sign):
+        return "DECIMAL(1, 0)"
+    if isinstance(expression, exp.Avg):
+        return f"DECIMAL({precision}, {scale})"
+    if isinstance(expression, exp.Mod):
+        other = _decimal_digits(_known(expression.expression))
+        if other is None:
+            return None
+        widest = max(scale, other[1])
+        return f"DECIMAL({min(other[0] - other[1], precision - scale) + widest}, {widest})"
+    if with_digits:
+        grown = precision + 1 if isinstance(expression, exp.Round) else precision
+        return f"DECIMAL({min(38, grown)}, {scale})"
+    if isinstance(expression, exp.Trunc):
+        return f"DECIMAL({max(1, precision - scale)}, 0)"
+    return f"DECIMAL({max(1, precision - scale + min(scale, 1))}, 0)"
+
+
+def _typed_result(generator: DuckDB.Generator, expression: exp.Expression) -> str:
+    """The function with Trino's result type (see ``_result_type``); ``avg`` of a decimal
+    rounded half away from zero to its scale, as Trino's (DuckDB's is a double)."""
+    sql = _default(generator, expression)
+    kind = _result_type(expression)
+    if kind is None:
+        if isinstance(expression, exp.Sign) and _known_kind(expression.this) in _FLOATS:
+            value = generator.sql(expression.this)  # sign(NaN) is NaN, and a double
+            return f"CASE WHEN isnan({value}) THEN {value} ELSE CAST({sql} AS DOUBLE) END"
+        return sql
+    if isinstance(expression, exp.Avg):
+        scale = int(kind.split(",")[1].strip(" )"))
+        if isinstance(expression.parent, exp.Window):  # typed around the window: _window
+            return sql
+        value = generator.sql(expression.this)
+        total = f"CAST(sum({value}) * {10**scale} AS HUGEINT)"
+        sql = f"CAST(__trino_decimal_divide({total}, count({value})) AS DECIMAL(38, 0))"
+        if scale:
+            sql = f"{sql} * CAST('{10**-scale:.{scale}f}' AS DECIMAL({scale + 1}, {scale}))"
+    return f"CAST({sql} AS {kind})"
+
+
+def _window(generator: DuckDB.Generator, expression: exp.Window) -> str:
+    """A window's ``avg`` of a decimal keeps its type (rounded from DuckDB's double)."""
+    sql = _default(generator, expression)
+    inner = expression.this
+    kind = _result_type(inner) if isinstance(inner, exp.Avg) else None
+    if kind is None:
+        return sql
+    scale = int(kind.split(",")[1].strip(" )"))
+    return f"CAST(round({sql}, {scale}) AS {kind})"
+
+
+_FLOATS = {exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT}
+
+
+def _known_kind(expression: exp.Expression):
+    kind = _known(expression)
+    return None if kind is None else kind.this
+
+
 def _default(generator: DuckDB.Generator, expression: exp.Expression) -> str:
     """What sqlglot's DuckDB dialect writes for ``expression``."""
     original = DuckDB.Generator.TRANSFORMS.get(type(expression))
     if original is not None:
         return original(generator, expression)
-    return getattr(DuckDB.Generator, f"{expression.key}_sql")(generator, expression)
+    method = getattr(DuckDB.Generator, f"{expression.key}_sql", None)
+    if method is None:  # a plain function call
+        return generator.function_fallback_sql(expression)
+    return method(generator, expression)
 
 
 def _split(generator: DuckDB.Generator, expression: exp.Split) -> str:
@@ -439,6 +525,14 @@ class TrinoOnDuckDB(DuckDB):
             exp.StrPosition: _strpos,
             exp.Cast: _cast,
             exp.TryCast: _cast,
+            exp.Ceil: _typed_result,
+            exp.Floor: _typed_result,
+            exp.Round: _typed_result,
+            exp.Trunc: _typed_result,
+            exp.Mod: _typed_result,
+            exp.Sign: _typed_result,
+            exp.Avg: _typed_result,
+            exp.Window: _window,
             exp.Pad: _pad,
         }
 
@@ -607,6 +701,67 @@ def _re2_replacement(text: str, compiled: re.Pattern) -> str:
 _NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z])")  # Java's (?<name>, not (?<= or (?<!
 
 
+_UTC = {"UTC", "Z", "GMT", "UT", "ETC/UTC", "ETC/GMT", "+00:00", "-00:00", "+00", "ZULU"}
+# a timestamp literal's zone: a name or an offset after the date and time
+_LITERAL_ZONE = re.compile(
+    r"^[+-]?\d+-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{1,2}(?::\d{1,2}(?:\.\d+)?)?)?"
+    r"\s*(?P<zone>\S+)?$"
+)
+
+
+def _zone_of(node: exp.Expression | None) -> str | None:
+    """The zone a timestamp literal's text names ('UTC' when none), or None where it is not
+    a literal."""
+    if not isinstance(node, exp.Literal) or not node.is_string:
+        return None
+    match = _LITERAL_ZONE.match(node.this.strip())
+    if not match:  # not a timestamp's text: DuckDB will say so
+        return "UTC"
+    return match.group("zone") or "UTC"  # none: the session's zone, UTC
+
+
+def _zone_named(node: exp.Expression | None) -> str | None:
+    """The zone a zone argument names, or None where it is not a literal."""
+    return node.this.strip() if isinstance(node, exp.Literal) and node.is_string else None
+
+
+def _refuse_zone(zone: str | None, construct: str) -> None:
+    if zone is not None and zone.upper() in _UTC:
+        return
+    where = f" in {zone!r}" if zone else " given by the data"
+    raise QueryError(
+        "NOT_SUPPORTED",
+        f"{construct}: a timestamp with time zone{where} (the local engine keeps timestamps"
+        " with time zone in UTC only, and would answer with UTC's wall clock); use UTC"
+        " locally, or run the query on the aws backend",
+    )
+
+
+def refuse_other_zones(found: _Found) -> None:
+    """Time zones other than UTC fail by name: DuckDB's TIMESTAMPTZ has no zone of its own,
+    so a value in another zone would come back with UTC's wall clock (hour 2 where Athena
+    says 10), a different answer without an error."""
+    for node in found(exp.AtTimeZone):
+        _refuse_zone(_zone_named(node.args.get("zone")), "AT TIME ZONE")
+    for node in found(exp.UnixToTime):
+        zone, hours, minutes = (node.args.get(key) for key in ("zone", "hours", "minutes"))
+        if zone is not None:
+            _refuse_zone(_zone_named(zone), "from_unixtime")
+        for offset in (hours, minutes):
+            if offset is not None and not (isinstance(offset, exp.Literal) and offset.this == "0"):
+                _refuse_zone(None, "from_unixtime with an offset")
+    for node in found(exp.Cast):
+        if node.to.this == exp.DataType.Type.TIMESTAMPTZ:
+            zone = _zone_of(node.this)
+            if zone is not None or not isinstance(node.this, exp.Literal):
+                _refuse_zone(zone, "timestamp with time zone")
+    for node in found(exp.FromISO8601Timestamp):
+        text = node.this.this if isinstance(node.this, exp.Literal) else ""
+        offset = re.search(r"T[\d:.]*([+-]\d\d(?::?\d\d)?)$", text)  # after the time
+        if offset and offset.group(1) not in ("+00:00", "-00:00", "+00", "+0000"):
+            _refuse_zone(offset.group(1), "from_iso8601_timestamp")
+
+
 def python_named_groups(found: _Found) -> None:
     """Java's named groups ``(?<name>...)`` in a literal pattern of a regexp function are
     RE2's ``(?P<name>...)`` (the pattern text is a string value, rewritten as such)."""
@@ -617,11 +772,12 @@ def python_named_groups(found: _Found) -> None:
 
 
 TREE_TRANSFORMS = [
-    trino_functions.rename_functions,
+    refuse_other_zones,
     slice_by_length,
     type_decimal_literals,
     java_replacements,
     python_named_groups,
+    trino_functions.rename_functions,  # after the others: it copies what they changed
     name_columns,
 ]
 """Tree transforms ``to_duckdb`` applies before writing (each changes the nodes it asks

@@ -158,6 +158,7 @@ MACROS = {
         f"(j) AS CASE WHEN NOT json_valid(j) THEN {_fail('Invalid JSON value')}"
         " ELSE json_type(j) NOT IN ('ARRAY', 'OBJECT') END"
     ),
+    "json_text": "(x) AS CAST(to_json(x) AS VARCHAR)",  # what format passes to Python
     "json_array_contains": (
         f"(j, v) AS {PREFIX}json_contains_value(j, to_json(v)::VARCHAR, typeof(v))"
     ),
@@ -307,7 +308,127 @@ def _double_text(x: float) -> str:
     return f"{'-' if sign else ''}{mantissa}E{exponent + len(text) - 1}"
 
 
+_SPECIFIER = re.compile(
+    r"%(?:(?P<index>\d+)\$)?(?P<flags>[-#+ 0,(]*)(?P<width>\d+)?(?:\.(?P<precision>\d+))?"
+    r"(?P<time>[tT])?(?P<conversion>[a-zA-Z%])"
+)
+_JAVA_TIME = {  # Java's date/time conversions (after %t) as strftime, where they match
+    "A": "%A", "a": "%a", "B": "%B", "b": "%b", "h": "%b", "d": "%d", "m": "%m", "Y": "%Y",
+    "y": "%y", "H": "%H", "M": "%M", "S": "%S", "p": "%p", "F": "%Y-%m-%d", "D": "%m/%d/%y",
+    "T": "%H:%M:%S", "R": "%H:%M", "j": "%j", "I": "%I",
+}  # fmt: skip
+
+
+def _format_value(text: str | None, kind: str):
+    """A ``format`` argument (its JSON text and DuckDB type) as the Java value Trino gives."""
+    from datetime import date, datetime
+
+    if text is None:
+        return None
+    if kind.endswith("]") or kind.startswith(("STRUCT", "MAP", "UNION")):
+        raise ValueError(f"NOT_SUPPORTED: format does not take a {kind}")
+    if kind == "JSON":  # a JSON value formats as its text
+        return text
+    value = json.loads(text, parse_float=Decimal)
+    if kind in ("DOUBLE", "FLOAT"):
+        return float(value)
+    if kind == "DATE":
+        return date.fromisoformat(value)
+    if kind.startswith("TIMESTAMP"):
+        return datetime.fromisoformat(value.replace(" ", "T")[:26])
+    return value
+
+
+def _java_text(value) -> str:
+    """``String.valueOf`` of a Trino value in Java: ``true``, ``null``, ``1.0E10``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e7:
+            return f"{value:.1f}"
+        return repr(value) if 1e-3 <= abs(value) < 1e7 else _double_text(value)
+    return str(value)
+
+
+def _format_one(match: re.Match, value) -> str:
+    conversion, flags = match.group("conversion"), match.group("flags")
+    precision = match.group("precision")
+    if match.group("time"):
+        if conversion == "e":
+            text = str(value.day)
+        elif conversion == "L":
+            text = f"{value.microsecond // 1000:03d}"
+        else:
+            text = value.strftime(_JAVA_TIME[conversion])
+        text = text.upper() if match.group("time") == "T" else text
+    elif conversion in "sS":
+        text = _java_text(value)
+        text = text[: int(precision)] if precision is not None else text
+        text = text.upper() if conversion == "S" else text
+    elif conversion in "bB":
+        text = "false" if value is None or value is False else "true"
+    elif conversion in "dxXo":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{ARGUMENT}: %{conversion} needs an integer, got {value!r}")
+        spec = {"d": "d", "x": "x", "X": "X", "o": "o"}[conversion]
+        text = format(value, ("," if "," in flags else "") + spec)
+        text = ("+" + text) if "+" in flags and value >= 0 else text
+    elif conversion in "fe":
+        if not isinstance(value, (int, float, Decimal)) or isinstance(value, bool):
+            raise ValueError(f"{ARGUMENT}: %{conversion} needs a number, got {value!r}")
+        places = int(precision) if precision is not None else 6
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        if conversion == "f":
+            rounded = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+            text = format(rounded, ("," if "," in flags else "") + f".{places}f")
+        else:
+            text = format(number, f".{places}e")
+        text = ("+" + text) if "+" in flags and number >= 0 else text
+    elif conversion == "c":
+        text = chr(value) if isinstance(value, int) else str(value)[:1]
+    else:
+        raise ValueError(f"{ARGUMENT}: format conversion %{conversion} is not known")
+    width = int(match.group("width") or 0)
+    if len(text) >= width:
+        return text
+    if "-" in flags:
+        return text.ljust(width)
+    if "0" in flags and conversion in "dxXofe":
+        sign = text[0] if text[0] in "+-" else ""
+        return sign + text[len(sign) :].rjust(width - len(sign), "0")
+    return text.rjust(width)
+
+
+def _format(pattern: str, texts: list, kinds: list) -> str | None:
+    """Trino's ``format``: Java's ``String.format`` over the arguments (``%s``, ``%d``,
+    ``%,.2f``, ``%-7s``, ``%2$s``, ``%1$tA``...)."""
+    if pattern is None:
+        return None
+    values = [_format_value(text, kind) for text, kind in zip(texts, kinds, strict=True)]
+    position = 0
+
+    def replace(match: re.Match) -> str:
+        nonlocal position
+        conversion = match.group("conversion")
+        if conversion == "%":
+            return "%"
+        if conversion == "n":
+            return "\n"
+        if match.group("index"):
+            index = int(match.group("index")) - 1
+        else:
+            index, position = position, position + 1
+        if not 0 <= index < len(values):
+            raise ValueError(f"{ARGUMENT}: format needs argument {index + 1}, has {len(values)}")
+        return _format_one(match, values[index])
+
+    return _SPECIFIER.sub(replace, pattern)
+
+
 PYTHON: dict[str, tuple[Callable, list[str], str]] = {
+    "format": (_format, ["VARCHAR", "VARCHAR[]", "VARCHAR[]"], "VARCHAR"),
     "double_text": (_double_text, ["DOUBLE"], "VARCHAR"),
     "format_number": (_format_number, ["DOUBLE"], "VARCHAR"),
     "parse_duration": (_parse_duration, ["VARCHAR"], "INTERVAL"),
@@ -326,7 +447,7 @@ MACROS["regexp_position"] = (
     f" (s, p, start, n) AS {PREFIX}regexp_position4(s, p, start, n)"
 )
 
-_MAY_ANSWER_NULL = {"json_contains_value"}
+_MAY_ANSWER_NULL = {"json_contains_value", "format"}  # and take NULL arguments
 _INTERNAL = {
     "multimap",
     "regexp_position4",
@@ -502,6 +623,18 @@ def rename_functions(found) -> None:
                 continue
         elif name in TRINO_NAMES:
             node.set("this", PREFIX + name)
+    for node in found(exp.Format):
+        args = list(node.expressions)
+        texts = [_call(PREFIX + "json_text", arg.copy()) for arg in args]
+        kinds = [_call("typeof", arg.copy()) for arg in args]  # DuckDB's own names
+        node.replace(
+            _call(
+                PREFIX + "format",
+                node.this.copy(),
+                exp.Array(expressions=texts) if texts else exp.cast(exp.Array(), "VARCHAR[]"),
+                exp.Array(expressions=kinds) if kinds else exp.cast(exp.Array(), "VARCHAR[]"),
+            )
+        )
     for kind, name in _NODES.items():
         for node in found(kind):
             args = [node.args[key] for key in node.arg_types if node.args.get(key) is not None]

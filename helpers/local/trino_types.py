@@ -80,17 +80,17 @@ def static_type(node: exp.Expression) -> str | None:
         branches = [branch.args.get("true") for branch in node.args.get("ifs", [])]
         return _widest([*branches, node.args.get("default")])
     if isinstance(node, exp.Column):
-        sources = _sources(node)
-        if len(sources) == 1:  # a projection of a subquery
-            return static_type(sources[0]) if sources[0] is not None else None
-        return _widest(sources)  # a column of VALUES: its longest row
+        found = sources(node)
+        if len(found) == 1:  # a projection of a subquery
+            return static_type(found[0]) if found[0] is not None else None
+        return _widest(found)  # a column of VALUES: its longest row
     if isinstance(node, exp.Anonymous) and node.name.lower() == "histogram" and node.expressions:
         key = static_type(node.expressions[0])
         return f"map({key}, bigint)" if _varchar_size(key) is not None else None
     return None
 
 
-def _sources(column: exp.Column) -> list[exp.Expression | None]:
+def sources(column: exp.Column) -> list[exp.Expression | None]:
     """The expressions a column of an inline VALUES (directly, or through subqueries that
     select it or ``*``) takes its values from; ``[None]`` where it comes from anything else."""
     select = column.find_ancestor(exp.Select)
@@ -169,12 +169,16 @@ def _map(node: exp.Map) -> str | None:
     if not isinstance(keys, exp.Array) or not isinstance(values, exp.Array):
         return None
     key_type = _array(keys.expressions)
+    value_type = _array(values.expressions)  # varchar values: the longest
     value_kinds = {static_type(value) for value in values.expressions}
-    if key_type is None or len(value_kinds) != 1 or None in value_kinds:
+    if value_type is not None:
+        value_kind = value_type[6:-1]
+    elif len(value_kinds) == 1 and None not in value_kinds:
+        value_kind = value_kinds.pop()
+    else:
         return None
-    value_kind = value_kinds.pop()
-    if _varchar_size(value_kind) is not None:
-        value_kind = _array(values.expressions)[6:-1]
+    if key_type is None:
+        return None
     return f"map({key_type[6:-1]}, {value_kind})"
 
 

@@ -263,3 +263,107 @@ def test_array_position_is_a_bigint_zero_when_missing_and_null_for_null(platform
         " FROM (VALUES (ARRAY[1, 2]), (ARRAY[3])) t(a) ORDER BY cardinality(a) DESC"
     )
     assert frame.p.tolist() == [2, 0] and frame.n.isna().all()
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "from_unixtime(7200) AT TIME ZONE 'UTC'",
+        "from_unixtime(7200, 'UTC')",
+        "from_unixtime(7200, 0, 0)",
+        "from_iso8601_timestamp('2020-05-11T11:15:05.055Z')",
+        "from_iso8601_timestamp('2020-05-11')",
+        "TIMESTAMP '2020-05-11 11:15:05 UTC'",
+        "CAST('2020-05-11 11:15:05' AS timestamp with time zone)",
+    ],
+)
+def test_timestamps_with_time_zone_in_utc_run(platform, expression):
+    assert len(platform.query(f"SELECT {expression} AS t")) == 1
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "from_unixtime(7200) AT TIME ZONE 'Asia/Tokyo'",
+        "from_unixtime(7200, 'Asia/Tokyo')",
+        "from_unixtime(7200, 1, 0)",
+        "from_unixtime(7200, 0, 30)",
+        "from_iso8601_timestamp('2020-05-11T11:15:05.055+01:00')",
+        "TIMESTAMP '2020-05-11 11:15:05 Europe/Berlin'",
+        "TIMESTAMP '2020-05-11 11:15:05 +07:09'",
+        "from_unixtime(7200, z) FROM (VALUES ('UTC')) t(z)",  # the data decides: refused
+        "CAST(s AS timestamp with time zone) FROM (VALUES ('2020-05-11 11:15:05')) t(s)",
+    ],
+)
+def test_timestamps_with_another_time_zone_are_refused_by_name(platform, expression):
+    with pytest.raises(QueryError) as error:
+        platform.query(f"SELECT {expression}")
+    assert error.value.code == "NOT_SUPPORTED" and "UTC" in str(error.value)
+
+
+DECIMALS = "(VALUES (DECIMAL '1.25', 7), (DECIMAL '-2.50', -3), (DECIMAL '0.01', 0)) t(x, i)"
+
+
+def test_rounding_functions_of_decimal_columns_have_trino_types(platform):
+    """ceil/floor/round of a decimal(3,2) are decimal(2,0); to digits they keep the scale
+    (round grows one digit); truncate drops the fraction; sign is decimal(1,0)."""
+    frame = platform.query(
+        "SELECT typeof(ceil(x)) AS c, typeof(floor(x)) AS f, typeof(round(x)) AS r,"
+        " typeof(round(x, 1)) AS r1, typeof(truncate(x)) AS t, typeof(truncate(x, 1)) AS t1,"
+        f" typeof(sign(x)) AS s, typeof(ceil(i)) AS ci, typeof(sign(i)) AS si FROM {DECIMALS}"
+    )
+    assert frame.iloc[0].tolist() == [
+        "decimal(2,0)",
+        "decimal(2,0)",
+        "decimal(2,0)",
+        "decimal(4,2)",
+        "decimal(1,0)",
+        "decimal(3,2)",
+        "decimal(1,0)",
+        "integer",
+        "integer",
+    ]
+
+
+def test_rounding_values_of_decimal_columns(platform):
+    frame = platform.query(
+        "SELECT CAST(round(x, 1) AS varchar) AS r1, CAST(ceil(x) AS varchar) AS c,"
+        f" CAST(mod(x, DECIMAL '1.0') AS varchar) AS m FROM {DECIMALS} ORDER BY i"
+    )
+    assert frame.r1.tolist() == ["-2.50", "0.00", "1.30"]  # half away from zero, scale kept
+    assert frame.c.tolist() == ["-2", "1", "2"]
+    assert frame.m.tolist() == ["-0.50", "0.01", "0.25"]
+
+
+@pytest.mark.parametrize(
+    ("values", "average"),
+    [
+        ("(DECIMAL '1.0'), (DECIMAL '2.0')", "1.5"),
+        ("(CAST(2 AS DECIMAL(38,0))), (CAST(1 AS DECIMAL(38,0)))", "2"),  # 1.5: half up
+        ("(CAST(-2 AS DECIMAL(38,0))), (CAST(-1 AS DECIMAL(38,0)))", "-2"),  # away from zero
+        ("(CAST(1 AS DECIMAL(38,0))), (CAST(0 AS DECIMAL(38,0))), (NULL)", "1"),  # 0.5
+        ("(DECIMAL '0.02'), (DECIMAL '0.01')", "0.02"),
+    ],
+)
+def test_avg_of_a_decimal_column_keeps_its_type_rounding_half_away(platform, values, average):
+    frame = platform.query(f"SELECT CAST(avg(x) AS varchar) AS a FROM (VALUES {values}) t(x)")
+    assert frame.a.iloc[0] == average
+
+
+def test_avg_of_decimals_over_a_window_and_of_integers_over_groups(platform):
+    frame = platform.query(
+        "SELECT g, CAST(avg(x) OVER (PARTITION BY g) AS varchar) AS w"
+        " FROM (VALUES (1, DECIMAL '1.0'), (1, DECIMAL '2.0'), (2, DECIMAL '4.0')) t(g, x)"
+        " ORDER BY g"
+    )
+    assert frame.w.tolist() == ["1.5", "1.5", "4.0"]
+    ints = platform.query(f"SELECT avg(i) AS a, typeof(avg(i)) AS t FROM {DECIMALS}")
+    assert ints.a.iloc[0] == pytest.approx(4 / 3) and ints.t.iloc[0] == "double"
+
+
+def test_sign_of_a_double_column_is_a_double_and_nan_stays_nan(platform):
+    frame = platform.query(
+        "SELECT CAST(sign(d) AS varchar) AS s FROM (VALUES (DOUBLE 'NaN'), (DOUBLE '-Infinity'),"
+        " (0E0), (NULL)) t(d)"
+    )
+    assert frame.s.tolist()[:3] == ["NaN", "-1.0E0", "0.0E0"] and frame.s.isna().tolist()[3]

@@ -216,3 +216,44 @@ def test_json_array_contains_is_null_for_a_document_that_is_not_json(platform):
     )
     assert frame.c.isna().tolist() == [False, True, False]
     assert bool(frame.c.iloc[0]) and not bool(frame.c.iloc[2])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "arguments", "text"),
+    [
+        ("%5s|", "'abcde'", "abcde|"),  # as wide as asked: no padding
+        ("%6s|", "'abcde'", " abcde|"),
+        ("%-6s|", "'abcde'", "abcde |"),
+        ("%05d", "-42", "-0042"),
+        ("%+d", "7", "+7"),
+        ("%.2s", "'abc'", "ab"),
+        ("%s", "1.0E0", "1.0"),
+        ("%s", "1.0E7", "1.0E7"),
+        ("%s %s", "'a', NULL", "a null"),
+        ("%b %b", "NULL, 'x'", "false true"),
+        ("%.1f", "DECIMAL '0.25'", "0.3"),  # half up, as Java
+        ("%1$s-%1$s-%s", "'a', 'b'", "a-a-a"),  # an indexed one does not move the position
+        ("100%%%n", "1", "100%\n"),
+    ],
+)
+def test_format_follows_java_formatter(platform, pattern, arguments, text):
+    assert one(platform, f"format('{pattern}', {arguments})") == text
+
+
+@pytest.mark.parametrize(
+    ("pattern", "arguments", "code"),
+    [
+        ("%s %s", "'a'", "INVALID_FUNCTION_ARGUMENT"),  # one argument short
+        ("%d", "'a'", "INVALID_FUNCTION_ARGUMENT"),
+        ("%f", "true", "INVALID_FUNCTION_ARGUMENT"),
+        ("%q", "1", "INVALID_FUNCTION_ARGUMENT"),
+        ("%s", "MAP(ARRAY[1], ARRAY[2])", "NOT_SUPPORTED"),
+    ],
+)
+def test_format_refuses_what_java_would_not_format(platform, pattern, arguments, code):
+    fails(platform, f"format('{pattern}', {arguments})", code)
+
+
+def test_format_of_a_null_pattern_is_null_row_by_row(platform):
+    frame = platform.query("SELECT format(p, 3) AS v FROM (VALUES ('%03d'), (NULL)) t(p)")
+    assert frame.v.iloc[0] == "003" and frame.v.isna().tolist() == [False, True]
