@@ -59,6 +59,17 @@ MACROS = [
     " (a, b) AS generate_series(a, b)",
     # date arithmetic in whole days or months stays a date in Trino (DuckDB's is a timestamp)
     "CREATE OR REPLACE TEMP MACRO __trino_keep_date(a DATE, r) AS CAST(r AS DATE), (a, r) AS r",
+    # subscripts (see _subscript): out of range fails; element_at is NULL past the end
+    "CREATE OR REPLACE TEMP MACRO __trino_subscript(a, i) AS CASE"
+    " WHEN i < 1 THEN error('INVALID_FUNCTION_ARGUMENT: SQL array indices start at 1')"
+    " WHEN i > len(a) THEN error('INVALID_FUNCTION_ARGUMENT: Array subscript must be less"
+    " than or equal to array length: ' || i || ' > ' || len(a)) ELSE a[i] END",
+    "CREATE OR REPLACE TEMP MACRO __trino_element_at(a, i) AS CASE"
+    " WHEN i = 0 THEN error('INVALID_FUNCTION_ARGUMENT: SQL array indices start at 1')"
+    " WHEN abs(i) > len(a) THEN NULL ELSE a[i] END",
+    "CREATE OR REPLACE TEMP MACRO __trino_map_subscript(m, k) AS CASE"
+    " WHEN NOT list_contains(map_keys(m), k)"
+    " THEN error('INVALID_FUNCTION_ARGUMENT: Key not present in map: ' || k) ELSE m[k] END",
     # a date plus or minus hours, minutes or seconds: Trino refuses it (DuckDB: a timestamp)
     "CREATE OR REPLACE TEMP MACRO __trino_time_on_date(a DATE, r) AS"
     " error('INVALID_FUNCTION_ARGUMENT: Cannot add hour, minutes or seconds to a date'),"
@@ -311,6 +322,111 @@ def _window(generator: DuckDB.Generator, expression: exp.Window) -> str:
     return f"CAST(round({sql}, {scale}) AS {kind})"
 
 
+def _subscript(generator: DuckDB.Generator, expression: exp.Bracket) -> str:
+    """An array subscript out of range and a map subscript of a missing key fail in Trino
+    (DuckDB gives NULL); ``element_at`` is NULL past the end but fails on index 0. Where
+    sqlglot knows the container is an array or a map; under ``try`` the NULL is Trino's."""
+    sql = _default(generator, expression)
+    if len(expression.expressions) != 1:
+        return sql
+    kind = _known_kind(expression.this)
+    if kind not in (exp.DataType.Type.ARRAY, exp.DataType.Type.MAP):
+        return sql
+    (index,) = generator.bracket_offset_expressions(expression)
+    container, at = generator.sql(expression.this), generator.sql(index)
+    safe = bool(expression.args.get("safe"))
+    if expression.find_ancestor(exp.Try) is not None:  # DuckDB's TRY takes no error()
+        if kind == exp.DataType.Type.MAP:
+            return sql  # a missing key: NULL, as under Trino's try
+        outside = f"{at} = 0 OR abs({at})" if safe else f"{at} < 1 OR {at}"
+        return f"CASE WHEN {outside} > len({container}) THEN NULL ELSE {sql} END"
+    if kind == exp.DataType.Type.MAP:
+        return sql if safe else f"__trino_map_subscript({container}, {at})"
+    macro = "__trino_element_at" if safe else "__trino_subscript"
+    return f"{macro}({container}, {at})"
+
+
+def _replace(generator: DuckDB.Generator, expression: exp.Replace) -> str:
+    """replace(s, '', r) puts r around every character in Trino (DuckDB leaves s)."""
+    sql = _default(generator, expression)
+    search = expression.expression
+    replacement = expression.args.get("replacement")
+    if replacement is None or (isinstance(search, exp.Literal) and search.this != ""):
+        return sql
+    text, by = generator.sql(expression.this), generator.sql(replacement)
+    return (
+        f"CASE WHEN {generator.sql(search)} <> '' THEN {sql} WHEN {text} = '' THEN {by}"
+        f" ELSE {by} || array_to_string(string_split({text}, ''), {by}) || {by} END"
+    )
+
+
+def _json_scalar(generator: DuckDB.Generator, expression: exp.JSONExtractScalar) -> str:
+    """json_extract_scalar of an object or array is NULL in Trino (DuckDB gives its text)."""
+    sql = _default(generator, expression)
+    document, path = generator.sql(expression.this), generator.sql(expression.expression)
+    return (
+        f"CASE WHEN json_type({document}, {path}) IN ('OBJECT', 'ARRAY') THEN NULL ELSE {sql} END"
+    )
+
+
+_INTERVAL_FIELDS = {"DAY": 86_400, "HOUR": 3_600, "MINUTE": 60, "SECOND": 1}
+_FIELD_SPAN = {"DAY": None, "HOUR": 24, "MINUTE": 60, "SECOND": 60}
+
+
+def _interval_field(generator: DuckDB.Generator, expression: exp.Expression) -> str:
+    """The day, hour, minute or second field of a day-to-second interval, from its total
+    (``INTERVAL '27' HOUR`` is 1 day 3 hours in Trino; DuckDB keeps 27 hours)."""
+    sql = _default(generator, expression)
+    if isinstance(expression, exp.Extract):
+        field, operand = expression.this.name.upper(), expression.expression
+    else:
+        field, operand = expression.key.upper(), expression.this
+    if field not in _INTERVAL_FIELDS or _known_kind(operand) != exp.DataType.Type.INTERVAL:
+        return sql
+    seconds = f"trunc(epoch({generator.sql(operand)}))"
+    whole = f"CAST(trunc({seconds} / {_INTERVAL_FIELDS[field]}) AS BIGINT)"
+    span = _FIELD_SPAN[field]
+    return whole if span is None else f"({whole} % {span})"
+
+
+def _date_diff(generator: DuckDB.Generator, expression: exp.DateDiff) -> str:
+    """date_diff counts whole units in Trino, which is DuckDB's ``date_sub`` (its
+    ``date_diff`` counts boundaries crossed, and is one off before 1970 with fractions)."""
+    unit = _unit(expression) or "DAY"
+    start, end = generator.sql(expression.expression), generator.sql(expression.this)
+    return f"date_sub('{unit.lower()}', {start}, {end})"
+
+
+def _equal(generator: DuckDB.Generator, expression: exp.EQ | exp.NEQ) -> str:
+    """NaN equals nothing in Trino, itself included (DuckDB's NaN = NaN is true); where
+    sqlglot knows both sides are doubles."""
+    sql = _default(generator, expression)
+    kinds = {_known_kind(side) for side in (expression.this, expression.expression)}
+    if not kinds <= _FLOATS:
+        return sql
+    left = generator.sql(expression.this)
+    if isinstance(expression, exp.EQ):
+        return f"({sql} AND NOT isnan({left}))"
+    return f"({sql} OR isnan({left}))"
+
+
+def _regexp_group(generator: DuckDB.Generator, expression: exp.RegexpExtract) -> str:
+    """regexp_extract of a group the pattern does not have fails in Trino; then as
+    ``_regexp_extract``."""
+    pattern, group = expression.expression, expression.args.get("group")
+    if isinstance(pattern, exp.Literal) and isinstance(group, exp.Literal) and group.is_int:
+        try:
+            groups = re.compile(pattern.this).groups
+        except re.error:
+            groups = None
+        if groups is not None and int(group.this) > groups:
+            raise QueryError(
+                "INVALID_FUNCTION_ARGUMENT",
+                f"Pattern has {groups} groups. Cannot access group {group.this}",
+            )
+    return _regexp_extract(generator, expression)
+
+
 _FLOATS = {exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT}
 
 
@@ -517,7 +633,10 @@ class TrinoOnDuckDB(DuckDB):
             exp.GenerateSeries: _sequence,
             exp.Substring: _substring,
             exp.SplitPart: _split_part,
-            exp.RegexpExtract: _regexp_extract,
+            exp.RegexpExtract: _regexp_group,
+            exp.DateDiff: _date_diff,
+            exp.EQ: _equal,
+            exp.NEQ: _equal,
             exp.Add: _date_plus,
             exp.Sub: _date_plus,
             exp.DateAdd: _date_add,
@@ -533,6 +652,14 @@ class TrinoOnDuckDB(DuckDB):
             exp.Sign: _typed_result,
             exp.Avg: _typed_result,
             exp.Window: _window,
+            exp.Bracket: _subscript,
+            exp.Replace: _replace,
+            exp.JSONExtractScalar: _json_scalar,
+            exp.Extract: _interval_field,
+            exp.Day: _interval_field,
+            exp.Hour: _interval_field,
+            exp.Minute: _interval_field,
+            exp.Second: _interval_field,
             exp.Pad: _pad,
         }
 
@@ -762,6 +889,29 @@ def refuse_other_zones(found: _Found) -> None:
             _refuse_zone(offset.group(1), "from_iso8601_timestamp")
 
 
+_NUMBERS = {
+    *exp.DataType.INTEGER_TYPES,
+    exp.DataType.Type.DOUBLE,
+    exp.DataType.Type.FLOAT,
+    exp.DataType.Type.DECIMAL,
+}
+_COMPARED = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.Add, exp.Sub, exp.Mul, exp.Mod)
+
+
+def refuse_mixed_types(found: _Found) -> None:
+    """A number compared with or added to a varchar fails in Trino (``'10' = 10``:
+    TYPE_MISMATCH), where DuckDB casts one of them; refused where sqlglot knows both."""
+    for node in found(*_COMPARED, exp.Div):
+        kinds = [_known_kind(side) for side in (node.this, node.expression)]
+        if _TEXT & set(kinds) and _NUMBERS & set(kinds):
+            names = " and ".join(trino_type_name(kind.value) for kind in kinds)
+            raise QueryError(
+                "TYPE_MISMATCH",
+                f"Cannot apply operator {node.key.upper()} to {names}: Trino does not convert"
+                " between varchar and numbers; CAST one side",
+            )
+
+
 def python_named_groups(found: _Found) -> None:
     """Java's named groups ``(?<name>...)`` in a literal pattern of a regexp function are
     RE2's ``(?P<name>...)`` (the pattern text is a string value, rewritten as such)."""
@@ -773,6 +923,7 @@ def python_named_groups(found: _Found) -> None:
 
 TREE_TRANSFORMS = [
     refuse_other_zones,
+    refuse_mixed_types,
     slice_by_length,
     type_decimal_literals,
     java_replacements,

@@ -514,7 +514,8 @@ def _call(name: str, *args: exp.Expression) -> exp.Anonymous:
 
 
 def _element(source: exp.Expression, index: str) -> exp.Expression:
-    return exp.Bracket(this=source.copy(), expressions=[exp.column(index)])
+    """``source[index]``, NULL past the end or for a missing key (as ``element_at``)."""
+    return exp.Bracket(this=source.copy(), expressions=[exp.column(index)], safe=True)
 
 
 def _lambda(names: list[str], body: exp.Expression) -> exp.Lambda:

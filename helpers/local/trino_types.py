@@ -54,6 +54,8 @@ def static_type(node: exp.Expression) -> str | None:
         return None
     if isinstance(node, exp.Chr):
         return "varchar(1)"
+    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.TIMESTAMP:
+        return _timestamp(node)
     if isinstance(node, _SAME_AS_FIRST) or (
         isinstance(node, exp.Anonymous) and node.name.lower() in _SAME_AS_FIRST_NAMES
     ):
@@ -140,6 +142,19 @@ def _output(source: exp.Expression, name: str) -> list[exp.Expression | None]:
         if projection.alias_or_name == name:
             return [projection.unalias()]
     return [None]
+
+
+def _timestamp(node: exp.Cast) -> str | None:
+    """``TIMESTAMP '2020-06-10 15:55:23.383345'`` is a ``timestamp(6)``: as many fractional
+    digits as the literal writes (a cast to ``timestamp(p)`` says its own)."""
+    if node.to.expressions:
+        return f"timestamp({node.to.expressions[0].name})"
+    if not isinstance(node.this, exp.Literal) or not node.this.is_string:
+        return None
+    time = node.this.this.strip().partition(" ")[2]
+    fraction = time.partition(".")[2] if time else ""
+    digits = len(fraction) if fraction.isdigit() else 0
+    return f"timestamp({digits})" if time and digits <= 12 else None
 
 
 def _replace(node: exp.Replace) -> str | None:

@@ -367,3 +367,114 @@ def test_sign_of_a_double_column_is_a_double_and_nan_stays_nan(platform):
         " (0E0), (NULL)) t(d)"
     )
     assert frame.s.tolist()[:3] == ["NaN", "-1.0E0", "0.0E0"] and frame.s.isna().tolist()[3]
+
+
+@pytest.mark.parametrize(("index", "value"), [(1, 10), (3, 30)])
+def test_array_subscripts_at_both_ends_of_the_array(platform, index, value):
+    assert platform.query(f"SELECT split('10,20,30', ',')[{index}] AS v").v.iloc[0] == str(value)
+    assert platform.query(f"SELECT ARRAY[10, 20, 30][{index}] AS v").v.iloc[0] == value
+
+
+@pytest.mark.parametrize("index", [0, 4, -1])
+def test_array_subscripts_outside_the_array_fail_and_are_null_under_try(platform, index):
+    with pytest.raises(QueryError, match="INVALID_FUNCTION_ARGUMENT"):
+        platform.query(f"SELECT ARRAY[10, 20, 30][{index}]")
+    assert platform.query(f"SELECT try(ARRAY[10, 20, 30][{index}]) AS v").v.isna().all()
+
+
+@pytest.mark.parametrize(("index", "value"), [(-1, 30), (-3, 10), (3, 30), (4, None), (-4, None)])
+def test_element_at_counts_from_the_end_and_is_null_past_it(platform, index, value):
+    got = platform.query(f"SELECT element_at(ARRAY[10, 20, 30], {index}) AS v").v
+    assert (None if got.isna().iloc[0] else got.iloc[0]) == value
+
+
+def test_element_at_zero_and_a_missing_map_key_fail_but_element_at_a_map_is_null(platform):
+    for sql in ("element_at(ARRAY[1], 0)", "MAP(ARRAY[1], ARRAY[2])[3]"):
+        with pytest.raises(QueryError, match="INVALID_FUNCTION_ARGUMENT"):
+            platform.query(f"SELECT {sql}")
+    frame = platform.query(
+        "SELECT element_at(MAP(ARRAY[1], ARRAY[2]), 3) AS m, MAP(ARRAY[1], ARRAY[2])[1] AS k"
+    )
+    assert frame.m.isna().all() and frame.k.iloc[0] == 2
+
+
+@pytest.mark.parametrize(("text", "result"), [("abc", "xxaxxbxxcxx"), ("", "xx"), ("a", "xxaxx")])
+def test_replace_of_an_empty_search_surrounds_every_character(platform, text, result):
+    frame = platform.query(f"SELECT replace(s, '', 'xx') AS v FROM (VALUES ('{text}')) t(s)")
+    assert frame.v.iloc[0] == result
+
+
+def test_replace_with_a_search_from_the_data_chooses_per_row(platform):
+    frame = platform.query(
+        "SELECT replace('abc', s, '-') AS v FROM (VALUES ('b'), ('')) t(s) ORDER BY s DESC"
+    )
+    assert frame.v.tolist() == ["a-c", "-a-b-c-"]
+
+
+def test_json_extract_scalar_of_an_object_or_array_is_null(platform):
+    frame = platform.query(
+        "SELECT json_extract_scalar(j, '$.a') AS v FROM (VALUES"
+        """ ('{"a": {"b": 1}}'), ('{"a": [1]}'), ('{"a": 2}'), ('{"a": "x"}')) t(j)"""
+    )
+    assert frame.v.isna().tolist() == [True, True, False, False]
+    assert frame.v.tolist()[2:] == ["2", "x"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        ("extract(hour FROM INTERVAL '27' HOUR)", 3),
+        ("extract(day FROM INTERVAL '55' HOUR)", 2),
+        ("day(INTERVAL '47' HOUR)", 1),
+        ("minute(INTERVAL '3601' SECOND)", 0),
+        ("second(INTERVAL '3601' SECOND)", 1),
+        ("hour(INTERVAL '-25' HOUR)", -1),
+    ],
+)
+def test_fields_of_day_to_second_intervals_are_normalised(platform, expression, value):
+    assert platform.query(f"SELECT {expression} AS v").v.iloc[0] == value
+
+
+@pytest.mark.parametrize(
+    ("unit", "start", "end", "count"),
+    [
+        ("day", "2020-01-01 23:00:00", "2020-01-02 01:00:00", 0),
+        ("day", "2020-01-01 01:00:00", "2020-01-02 01:00:00", 1),
+        ("hour", "2020-01-01 01:00:00.001", "2020-01-01 02:00:00", 0),
+        ("second", "1960-05-03 07:02:09.678", "1960-05-03 07:02:10.677", 0),
+        ("second", "1960-05-03 07:02:09.678", "1960-05-03 07:02:10.678", 1),
+        ("month", "2020-01-31 00:00:00", "2020-02-29 00:00:00", 1),
+        ("day", "2020-01-02 01:00:00", "2020-01-01 01:00:00", -1),
+    ],
+)
+def test_date_diff_counts_whole_units(platform, unit, start, end, count):
+    sql = f"SELECT date_diff('{unit}', TIMESTAMP '{start}', TIMESTAMP '{end}') AS v"
+    assert platform.query(sql).v.iloc[0] == count
+
+
+def test_nan_equals_nothing_when_both_sides_are_doubles(platform):
+    frame = platform.query(
+        "SELECT d = d AS same, d <> d AS differ FROM (VALUES (DOUBLE 'NaN'), (1E0)) t(d)"
+    )
+    assert frame.same.tolist() == [False, True] and frame.differ.tolist() == [True, False]
+
+
+@pytest.mark.parametrize(("group", "fails"), [(1, False), (2, True)])
+def test_regexp_extract_of_a_group_the_pattern_lacks_fails(platform, group, fails):
+    sql = f"SELECT regexp_extract('Hello world', '([a-z]+) ', {group}) AS v"
+    if fails:
+        with pytest.raises(QueryError, match="INVALID_FUNCTION_ARGUMENT"):
+            platform.query(sql)
+    else:
+        assert platform.query(sql).v.iloc[0] == "ello"
+
+
+@pytest.mark.parametrize("sql", ["'10' = 10", "8 + 'x'", "1.5E0 < 'a'", "DECIMAL '1.0' * '2'"])
+def test_numbers_and_varchars_do_not_mix(platform, sql):
+    with pytest.raises(QueryError) as error:
+        platform.query(f"SELECT {sql}")
+    assert error.value.code == "TYPE_MISMATCH" and "CAST" in str(error.value)
+
+
+def test_numbers_and_varchars_mix_once_cast(platform):
+    assert platform.query("SELECT CAST('10' AS integer) = 10 AS v").v.iloc[0]
