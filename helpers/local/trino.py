@@ -369,6 +369,14 @@ def _json_scalar(generator: DuckDB.Generator, expression: exp.JSONExtractScalar)
     )
 
 
+_EXTRACT_NAMES = {
+    "DAY_OF_WEEK": "ISODOW",
+    "DOW": "ISODOW",
+    "DAY_OF_MONTH": "DAY",
+    "DAY_OF_YEAR": "DOY",
+    "YEAR_OF_WEEK": "ISOYEAR",
+    "YOW": "ISOYEAR",
+}
 _INTERVAL_FIELDS = {"DAY": 86_400, "HOUR": 3_600, "MINUTE": 60, "SECOND": 1}
 _FIELD_SPAN = {"DAY": None, "HOUR": 24, "MINUTE": 60, "SECOND": 60}
 
@@ -376,6 +384,10 @@ _FIELD_SPAN = {"DAY": None, "HOUR": 24, "MINUTE": 60, "SECOND": 60}
 def _interval_field(generator: DuckDB.Generator, expression: exp.Expression) -> str:
     """The day, hour, minute or second field of a day-to-second interval, from its total
     (``INTERVAL '27' HOUR`` is 1 day 3 hours in Trino; DuckDB keeps 27 hours)."""
+    if isinstance(expression, exp.Extract) and expression.this.name.upper() in _EXTRACT_NAMES:
+        renamed = expression.copy()  # Trino's field names that DuckDB spells otherwise
+        renamed.set("this", exp.var(_EXTRACT_NAMES[expression.this.name.upper()]))
+        return _default(generator, renamed)
     sql = _default(generator, expression)
     if isinstance(expression, exp.Extract):
         field, operand = expression.this.name.upper(), expression.expression
@@ -425,6 +437,26 @@ def _regexp_group(generator: DuckDB.Generator, expression: exp.RegexpExtract) ->
                 f"Pattern has {groups} groups. Cannot access group {group.this}",
             )
     return _regexp_extract(generator, expression)
+
+
+def _collection(generator: DuckDB.Generator, expression: exp.Expression) -> str:
+    """reverse of an array, cardinality of a map, and an array || an element, where sqlglot
+    knows the operands are arrays or maps (DuckDB's spell these otherwise)."""
+    sql = _default(generator, expression)
+    if isinstance(expression, exp.Reverse):
+        if _known_kind(expression.this) == exp.DataType.Type.ARRAY:
+            return generator.func("list_reverse", expression.this)
+    elif isinstance(expression, exp.ArraySize):
+        if _known_kind(expression.this) == exp.DataType.Type.MAP:
+            return generator.func("cardinality", expression.this)
+    else:
+        kinds = [_known_kind(side) for side in (expression.this, expression.expression)]
+        array = exp.DataType.Type.ARRAY
+        if kinds[0] == array and kinds[1] not in (array, None):
+            return generator.func("list_append", expression.this, expression.expression)
+        if kinds[1] == array and kinds[0] not in (array, None):
+            return generator.func("list_prepend", expression.this, expression.expression)
+    return sql
 
 
 _FLOATS = {exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT}
@@ -653,6 +685,9 @@ class TrinoOnDuckDB(DuckDB):
             exp.Avg: _typed_result,
             exp.Window: _window,
             exp.Bracket: _subscript,
+            exp.Reverse: _collection,
+            exp.ArraySize: _collection,
+            exp.DPipe: _collection,
             exp.Replace: _replace,
             exp.JSONExtractScalar: _json_scalar,
             exp.Extract: _interval_field,
@@ -682,6 +717,7 @@ def to_duckdb(tree: exp.Expression, copy: bool = True) -> str:
     """The query ``tree`` (as ``parse`` gives it) in DuckDB's SQL, with Trino's meaning;
     without ``copy``, ``tree`` is the caller's own copy and is changed."""
     tree = tree.copy() if copy else tree
+    unnest_rows(tree)  # changes the tree's shape: before the nodes are found
     found = _Found(tree)
     for transform in TREE_TRANSFORMS:
         transform(found)
@@ -910,6 +946,67 @@ def refuse_mixed_types(found: _Found) -> None:
                 f"Cannot apply operator {node.key.upper()} to {names}: Trino does not convert"
                 " between varchar and numbers; CAST one side",
             )
+
+
+_MAP_MAKERS = (exp.Map, exp.VarMap, exp.MapFromEntries, exp.StrToMap)
+
+
+def unnest_rows(tree: exp.Expression) -> None:
+    """``UNNEST`` as Trino reads it, where DuckDB's differs: several arrays side by side
+    (the shorter padded with NULLs), ``WITH ORDINALITY`` (a 1-based position), and a map
+    (a key and a value column). Each becomes a subquery over the positions, correlated
+    with the tables before it as Trino's UNNEST is. A single array keeps DuckDB's own."""
+    for node in list(tree.find_all(exp.Unnest)):
+        if not isinstance(node.parent, (exp.From, exp.Join)):
+            continue
+        arrays = list(node.expressions)
+        alias = node.args.get("alias")
+        names = [column.name for column in alias.columns] if alias else []
+        ordinality = node.args.get("offset")
+        is_map = len(arrays) == 1 and (
+            isinstance(arrays[0], _MAP_MAKERS) or _known_kind(arrays[0]) == exp.DataType.Type.MAP
+        )
+        if len(arrays) == 1 and not ordinality and not is_map:
+            continue
+        if is_map:
+            (source,) = arrays
+            arrays = [exp.func("map_keys", source.copy()), exp.func("map_values", source.copy())]
+        if len(names) != len(arrays):
+            if names:
+                raise QueryError(
+                    "NOT_SUPPORTED",
+                    f"UNNEST of {len(arrays)} columns named {len(names)} ways (rows expanded"
+                    " into fields are not supported locally)",
+                )
+            names = [f"_col{index}" for index in range(len(arrays))]
+        position = "__trino_position"
+        columns = [
+            exp.alias_(
+                exp.Bracket(this=array.copy(), expressions=[exp.column(position)], safe=True),
+                name,
+            )
+            for array, name in zip(arrays, names, strict=True)
+        ]
+        if ordinality:
+            columns.append(exp.alias_(exp.column(position), ordinality.name))
+        size = exp.func("greatest", *[exp.func("len", array.copy()) for array in arrays])
+        positions = exp.Table(
+            this=exp.Anonymous(
+                this="range",
+                expressions=[
+                    exp.Literal.number(1),
+                    exp.Add(this=size, expression=exp.Literal.number(1)),
+                ],
+            ),
+            alias=exp.TableAlias(
+                this=exp.to_identifier("__trino_positions"), columns=[exp.to_identifier(position)]
+            ),
+        )
+        query = exp.select(*columns).from_(positions).order_by(exp.column(position))
+        table_alias = alias.this.name if alias and alias.this else "__trino_unnest"
+        node.replace(
+            exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(table_alias)))
+        )
 
 
 def python_named_groups(found: _Found) -> None:

@@ -32,6 +32,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import duckdb
 from sqlglot import exp
 
+from helpers.exceptions import QueryError
+
 PREFIX = "__trino_"
 ARGUMENT = "INVALID_FUNCTION_ARGUMENT"
 
@@ -602,6 +604,51 @@ def _reduce_agg(args: list[exp.Expression]) -> exp.Expression:
     return _call("list_reduce", collected, function.copy(), initial.copy())
 
 
+_JODA = re.compile(r"'[^']*'|([a-zA-Z])\1*")
+_JODA_FIELDS = {  # Joda-Time's letters (by count) as DuckDB's strftime/strptime specifiers
+    ("y", 4): "%Y", ("Y", 4): "%Y", ("y", 2): "%y", ("Y", 2): "%y", ("x", 4): "%G",
+    ("M", 1): "%-m", ("M", 2): "%m", ("M", 3): "%b", ("M", 4): "%B",
+    ("d", 1): "%-d", ("d", 2): "%d", ("D", 3): "%j",
+    ("H", 1): "%-H", ("H", 2): "%H", ("h", 1): "%-I", ("h", 2): "%I",
+    ("m", 1): "%-M", ("m", 2): "%M", ("s", 1): "%-S", ("s", 2): "%S",
+    ("S", 3): "%g", ("S", 6): "%f", ("a", 1): "%p", ("E", 3): "%a", ("E", 4): "%A",
+}  # fmt: skip
+
+
+def joda_to_strftime(pattern: str) -> str:
+    """A Joda-Time pattern (``format_datetime``, ``parse_datetime``) as DuckDB's format;
+    a field DuckDB cannot say (zones, eras, week years) fails by name."""
+    parts, end = [], 0
+    for match in _JODA.finditer(pattern):
+        parts.append(pattern[end : match.start()].replace("%", "%%"))
+        token, end = match.group(0), match.end()
+        if token.startswith("'"):  # quoted text; '' is a quote
+            parts.append(token[1:-1].replace("%", "%%") or "'")
+            continue
+        field = _JODA_FIELDS.get((token[0], len(token))) or _JODA_FIELDS.get((token[0], 4))
+        if field is None or (token[0] in "yYx" and len(token) not in (2, 4)):
+            raise QueryError(
+                "NOT_SUPPORTED",
+                f"the date-time pattern letter {token!r} (in {pattern!r}) is not supported"
+                " locally: zones, eras and week years are not",
+            )
+        parts.append(field)
+    parts.append(pattern[end:].replace("%", "%%"))
+    return "".join(parts)
+
+
+def _datetime_pattern(name: str, args: list[exp.Expression]) -> exp.Expression:
+    """format_datetime(ts, pattern) and parse_datetime(text, pattern) with a literal pattern:
+    DuckDB's strftime and strptime (the latter as a timestamp with time zone, in UTC)."""
+    value, pattern = args
+    if not isinstance(pattern, exp.Literal) or not pattern.is_string:
+        raise QueryError("NOT_SUPPORTED", f"{name} with a pattern that is not a literal")
+    converted = exp.Literal.string(joda_to_strftime(pattern.this))
+    if name == "format_datetime":
+        return _call("strftime", value.copy(), converted)
+    return exp.cast(_call("strptime", value.copy(), converted), "TIMESTAMPTZ")
+
+
 LAMBDA_REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
     "zip_with": _zip_with,
     "transform_keys": lambda args: _map_entries_transform(args, "key"),
@@ -609,6 +656,8 @@ LAMBDA_REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
     "map_filter": _map_filter,
     "map_zip_with": _map_zip_with,
     "reduce_agg": _reduce_agg,
+    "format_datetime": lambda args: _datetime_pattern("format_datetime", args),
+    "parse_datetime": lambda args: _datetime_pattern("parse_datetime", args),
 }
 
 
@@ -636,6 +685,8 @@ def rename_functions(found) -> None:
                 exp.Array(expressions=kinds) if kinds else exp.cast(exp.Array(), "VARCHAR[]"),
             )
         )
+    for node in found(exp.ParseDatetime):  # sqlglot's node keeps Joda's pattern as it is
+        node.replace(_datetime_pattern("parse_datetime", [node.this, node.args["format"]]))
     for kind, name in _NODES.items():
         for node in found(kind):
             args = [node.args[key] for key in node.arg_types if node.args.get(key) is not None]

@@ -478,3 +478,83 @@ def test_numbers_and_varchars_do_not_mix(platform, sql):
 
 def test_numbers_and_varchars_mix_once_cast(platform):
     assert platform.query("SELECT CAST('10' AS integer) = 10 AS v").v.iloc[0]
+
+
+def test_unnest_of_several_arrays_pads_the_shorter_and_follows_each_row(platform):
+    frame = platform.query(
+        "SELECT k, n, a, i FROM (VALUES (1, ARRAY[2, 5], ARRAY['dog', 'cat', 'bird']),"
+        " (2, ARRAY[7], ARRAY['cow'])) AS x(k, numbers, animals)"
+        " CROSS JOIN UNNEST(numbers, animals) WITH ORDINALITY AS t(n, a, i) ORDER BY k, i"
+    )
+    rows = [[None if value != value else value for value in row] for row in frame.values.tolist()]
+    assert rows == [[1, 2, "dog", 1], [1, 5, "cat", 2], [1, None, "bird", 3], [2, 7, "cow", 1]]
+
+
+def test_unnest_of_a_map_gives_keys_and_values(platform):
+    frame = platform.query(
+        "SELECT * FROM UNNEST(map_from_entries(ARRAY[('SQL', 1974), ('Java', 1995)]))"
+        " AS t(language, year) ORDER BY year"
+    )
+    assert frame.columns.tolist() == ["language", "year"]
+    assert frame.values.tolist() == [["SQL", 1974], ["Java", 1995]]
+
+
+def test_unnest_of_one_array_with_ordinality_and_of_rows_into_fields(platform):
+    frame = platform.query("SELECT * FROM UNNEST(ARRAY['a', 'b']) WITH ORDINALITY AS t(v, i)")
+    assert frame.values.tolist() == [["a", 1], ["b", 2]]
+    with pytest.raises(QueryError, match="NOT_SUPPORTED"):
+        platform.query("SELECT * FROM UNNEST(ARRAY[ROW(1, 2)], ARRAY[3]) AS t(a, b, c)")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("day_of_week", 3), ("dow", 3), ("day_of_month", 22), ("day_of_year", 234)],
+)
+def test_extract_takes_trinos_field_names(platform, field, value):
+    sql = f"SELECT extract({field} FROM DATE '2001-08-22') AS v"  # a Wednesday
+    assert platform.query(sql).v.iloc[0] == value
+
+
+def test_extract_year_of_week_is_the_iso_year(platform):
+    sql = "SELECT extract(year_of_week FROM DATE '2005-01-01') AS v"  # in the 53rd week of 2004
+    assert platform.query(sql).v.iloc[0] == 2004
+
+
+def test_arrays_reverse_append_prepend_and_maps_count(platform):
+    frame = platform.query(
+        "SELECT reverse(ARRAY[1, 2]) AS r, ARRAY[1] || 2 AS ap, 0 || ARRAY[1] AS pre,"
+        " ARRAY[1] || ARRAY[2] AS joined, cardinality(MAP(ARRAY['a', 'b'], ARRAY[1, 2])) AS c,"
+        " reverse('ab') AS s"
+    )
+    row = frame.iloc[0]
+    assert list(row.r) == [2, 1] and list(row.ap) == [1, 2] and list(row.pre) == [0, 1]
+    assert list(row.joined) == [1, 2] and row.c == 2 and row.s == "ba"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [
+        ("yyyy-MM-dd HH:mm:ss.SSS", "2001-08-02 03:04:05.321"),
+        ("d/M/yy h:m a", "2/8/01 3:4 AM"),
+        ("EEEE, MMMM d 'at' HH", "Thursday, August 2 at 03"),
+        ("yyyy'%'MM", "2001%08"),
+    ],
+)
+def test_format_datetime_reads_joda_patterns(platform, pattern, text):
+    quoted = pattern.replace("'", "''")
+    sql = f"SELECT format_datetime(TIMESTAMP '2001-08-02 03:04:05.321', '{quoted}') AS v"
+    assert platform.query(sql).v.iloc[0] == text
+
+
+def test_parse_datetime_reads_joda_patterns_in_utc_and_refuses_zones(platform):
+    frame = platform.query(
+        "SELECT CAST(parse_datetime('1960/01/22 03:04', 'yyyy/MM/dd HH:mm') AS varchar) AS v"
+    )
+    assert frame.v.iloc[0].startswith("1960-01-22 03:04:00")
+    for pattern in ("yyyy Z", "yyyy z", "G yyyy", "yyy"):
+        with pytest.raises(QueryError, match="NOT_SUPPORTED"):
+            platform.query(f"SELECT parse_datetime('2001', '{pattern}')")
+    with pytest.raises(QueryError, match="NOT_SUPPORTED"):
+        platform.query(
+            "SELECT format_datetime(t, p) FROM (VALUES (TIMESTAMP '2001-01-01', 'yyyy')) x(t, p)"
+        )
