@@ -7,20 +7,28 @@ to DuckDB, and DuckDB macros (``MACROS``, created in every connection by ``insta
 the difference can only be told once DuckDB knows the operands' types.
 
 What is Trino's here: integer ``/`` (truncating, failing on zero; NULL under ``try``) and
-decimal ``/`` (Trino's precision, scale and rounding); unnamed columns as ``_col<i>``;
-``typeof`` in Trino's type names; decimal literals' precision and scale; date arithmetic in
-days or months giving dates; ``slice``, ``sequence`` counting down, ``split`` with a limit,
-``strpos`` with an instance, ``reduce`` with a finishing function; ``substr`` from 0 giving '',
-``split_part`` past the end and ``regexp_extract`` without a match giving NULL;
-``regexp_replace`` reading Java's replacement (``$1``, ``${name}``). Where sqlglot knows DuckDB
-cannot say a construct, the query fails before it runs with ``NOT_SUPPORTED`` naming it.
+decimal ``/``, ``round``, ``floor``, ``mod``, ``avg`` (Trino's precision, scale and rounding);
+casts (varchar to integers from digits only, doubles to varchar as ``3.77E1``, JSON to and
+from varchar, ``varchar(n)``, ``char(n)``, timestamp precisions); a number and a varchar
+refused together (``TYPE_MISMATCH``); unnamed columns as ``_col<i>``; ``typeof`` in Trino's
+type names (bounded varchars from :mod:`helpers.local.trino_types`); decimal literals'
+precision and scale; date arithmetic in days or months giving dates (hours on a date
+refused); ``date_diff`` in whole units; interval fields; array subscripts out of range and
+missing map keys failing; ``UNNEST`` of several arrays, of maps, ``WITH ORDINALITY``;
+``slice``, ``sequence`` counting down, ``split`` with a limit, ``strpos`` with an instance,
+``reduce`` with a finishing function; ``substr`` from 0 giving '', ``split_part`` past the end
+and ``regexp_extract`` without a match giving NULL; ``regexp_replace`` reading Java's
+replacement (``$1``, ``${name}``); the functions DuckDB lacks
+(:mod:`helpers.local.trino_functions`). Time zones other than UTC fail with ``NOT_SUPPORTED``
+(DuckDB's timestamps with time zone carry none), as does whatever sqlglot knows DuckDB cannot
+say.
 
-Not emulated: the rest of Trino's semantics where DuckDB differs
-(``tests/athena/conformance/known_disagreements.txt`` lists the known cases), notably bounded
-``varchar(n)`` in ``typeof``, fixed-offset time zones, and decimal ``/`` where sqlglot does not
-know the operands' types before the query runs (it is DuckDB's, a double). A division whose
-operand holds an aggregate or window and whose types are not known here fails on a zero
-divisor even between doubles (Trino gives Infinity).
+Many of these need the operands' types before the query runs: sqlglot knows them for
+literals, casts, many functions and columns of inline VALUES, not for the catalog's columns
+(there DuckDB's meaning stays: a decimal column's ``avg`` is a double).
+``tests/athena/conformance/known_disagreements.txt`` lists the known disagreements. A
+division whose operand holds an aggregate or window and whose types are not known here fails
+on a zero divisor even between doubles (Trino gives Infinity).
 """
 
 from __future__ import annotations
@@ -627,6 +635,18 @@ def _cast(generator: DuckDB.Generator, expression: exp.Cast) -> str:
         return f"__trino_varchar_n({value}, {text}, {generator.sql(target.expressions[0])})"
     if target.this == exp.DataType.Type.JSON and not safe:
         return f"__trino_to_json({value})"
+    if target.this == exp.DataType.Type.CHAR and target.expressions and not safe:
+        size = generator.sql(target.expressions[0])  # blank-padded (or cut) to n characters
+        return f"rpad(left(__trino_varchar({value}), {size}), {size}, ' ')"
+    if target.this == exp.DataType.Type.TIMESTAMP and target.expressions:
+        digits = int(target.expressions[0].name)
+        fraction = operand.this.partition(".")[2] if isinstance(operand, exp.Literal) else None
+        if digits < 6 and (fraction is None or len(fraction.strip()) > digits):
+            step = 10 ** (6 - digits)  # Trino rounds to the precision (DuckDB keeps micros)
+            return (
+                f"make_timestamp(CAST(round(epoch_us(CAST({value} AS TIMESTAMP)) / {step})"
+                f" * {step} AS BIGINT))"
+            )
     return _default(generator, expression)
 
 

@@ -56,6 +56,15 @@ def static_type(node: exp.Expression) -> str | None:
         return "varchar(1)"
     if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.TIMESTAMP:
         return _timestamp(node)
+    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.CHAR:
+        return f"char({node.to.expressions[0].name})" if node.to.expressions else None
+    if isinstance(node, exp.Interval):
+        unit = node.args.get("unit")
+        name = unit.name.upper() if unit is not None else ""
+        return "interval year to month" if name.startswith(("YEAR", "MONTH")) else None
+    if isinstance(node, (exp.Add, exp.Sub)):  # of two year-to-month intervals
+        kinds = {static_type(node.this), static_type(node.expression)}
+        return "interval year to month" if kinds == {"interval year to month"} else None
     if isinstance(node, _SAME_AS_FIRST) or (
         isinstance(node, exp.Anonymous) and node.name.lower() in _SAME_AS_FIRST_NAMES
     ):

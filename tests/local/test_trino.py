@@ -558,3 +558,31 @@ def test_parse_datetime_reads_joda_patterns_in_utc_and_refuses_zones(platform):
         platform.query(
             "SELECT format_datetime(t, p) FROM (VALUES (TIMESTAMP '2001-01-01', 'yyyy')) x(t, p)"
         )
+
+
+@pytest.mark.parametrize(
+    ("precision", "text"),
+    [(0, "2020-06-10 15:55:23"), (1, "2020-06-10 15:55:23.4"), (3, "2020-06-10 15:55:23.384")],
+)
+def test_a_cast_to_a_timestamp_precision_rounds_to_it(platform, precision, text):
+    frame = platform.query(
+        f"SELECT CAST(CAST(t AS timestamp({precision})) AS varchar) AS v"
+        " FROM (VALUES (TIMESTAMP '2020-06-10 15:55:23.383545')) x(t)"
+    )
+    assert frame.v.iloc[0].startswith(text) and (precision == 0 or "." in frame.v.iloc[0])
+
+
+def test_char_casts_pad_or_cut_to_their_length(platform):
+    frame = platform.query(
+        "SELECT length(CAST(s AS char(5))) AS n, CAST(s AS char(2)) AS cut,"
+        " typeof(CAST('ab' AS char(4))) AS t FROM (VALUES ('abc')) x(s)"
+    )
+    assert frame.iloc[0].tolist() == [5, "ab", "char(4)"]
+
+
+def test_year_to_month_intervals_are_typed_apart(platform):
+    frame = platform.query(
+        "SELECT typeof(INTERVAL '3' YEAR + INTERVAL '5' MONTH) AS ym,"
+        " typeof(INTERVAL '3' DAY) AS ds"
+    )
+    assert frame.iloc[0].tolist() == ["interval year to month", "interval day to second"]
