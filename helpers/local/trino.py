@@ -34,7 +34,6 @@ on a zero divisor even between doubles (Trino gives Infinity).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import ClassVar
 
 import duckdb
@@ -42,12 +41,18 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ErrorLevel, UnsupportedError
-from sqlglot.optimizer.annotate_types import annotate_types
 
 from helpers.exceptions import QueryError
 from helpers.local import trino_functions, trino_types
-
-READ = "athena"  # sqlglot's dialect for reading Athena SQL
+from helpers.local.trino_rewrites import TREE_TRANSFORMS, _Found, unnest_rows
+from helpers.local.trino_types import (
+    READ,
+    TEXT_TYPES,
+    decimal_digits,
+    known_kind,
+    known_type,
+    trino_type_name,
+)
 
 _INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT")
 
@@ -120,71 +125,6 @@ MACROS = [
 ]
 """DuckDB macros that the SQL of ``to_duckdb`` calls (``install`` creates them)."""
 
-# Trino's names of DuckDB's types, for typeof (the rest are sqlglot's Trino spelling)
-_TYPE_NAMES = {
-    exp.DataType.Type.TINYINT: "tinyint",
-    exp.DataType.Type.SMALLINT: "smallint",
-    exp.DataType.Type.INT: "integer",
-    exp.DataType.Type.BIGINT: "bigint",
-    exp.DataType.Type.UBIGINT: "bigint",  # DuckDB's counts (json_array_length, histogram)
-    exp.DataType.Type.INT128: "bigint",  # DuckDB's sums of integers; Athena's are bigint
-    exp.DataType.Type.FLOAT: "real",
-    exp.DataType.Type.DOUBLE: "double",
-    exp.DataType.Type.BOOLEAN: "boolean",
-    exp.DataType.Type.VARCHAR: "varchar",
-    exp.DataType.Type.TEXT: "varchar",
-    exp.DataType.Type.DATE: "date",
-    exp.DataType.Type.TIMESTAMP: "timestamp(3)",  # Athena's timestamp columns
-    exp.DataType.Type.TIMESTAMPNTZ: "timestamp(3)",  # DuckDB's TIMESTAMP, as sqlglot reads it
-    exp.DataType.Type.TIMESTAMP_S: "timestamp(0)",
-    exp.DataType.Type.TIMESTAMP_MS: "timestamp(3)",
-    exp.DataType.Type.TIMESTAMP_NS: "timestamp(9)",
-    exp.DataType.Type.TIMESTAMPTZ: "timestamp(3) with time zone",
-    exp.DataType.Type.TIME: "time(3)",
-    exp.DataType.Type.BLOB: "varbinary",
-    exp.DataType.Type.VARBINARY: "varbinary",
-    exp.DataType.Type.INTERVAL: "interval day to second",
-    exp.DataType.Type.JSON: "json",
-    exp.DataType.Type.UUID: "uuid",
-}
-
-
-@lru_cache(maxsize=1024)
-def trino_type_name(duckdb_type: str) -> str:
-    """The name Trino's ``typeof`` gives the DuckDB type named ``duckdb_type``:
-    ``INTEGER[]`` -> ``array(integer)``, ``STRUCT(a INTEGER)`` -> ``row(a integer)``."""
-    if duckdb_type == "NULL":
-        return "unknown"
-    try:
-        kind = exp.DataType.build(duckdb_type, dialect="duckdb")
-    except (sqlglot.errors.ParseError, ValueError):
-        return duckdb_type.lower()
-    return _type_name(kind)
-
-
-def _type_name(kind: exp.DataType) -> str:
-    inner = [
-        _type_name(e) if isinstance(e, exp.DataType) else e
-        for e in kind.expressions
-        if isinstance(e, exp.DataType | exp.ColumnDef)
-    ]
-    if kind.this == exp.DataType.Type.ARRAY and inner:
-        return f"array({inner[0]})"
-    if kind.this == exp.DataType.Type.MAP and len(inner) == 2:
-        return f"map({inner[0]}, {inner[1]})"
-    if kind.this == exp.DataType.Type.STRUCT:
-        fields = [
-            f"{field.name} {_type_name(field.args['kind'])}"
-            if isinstance(field, exp.ColumnDef)
-            else field
-            for field in inner
-        ]
-        return f"row({', '.join(fields)})"
-    if kind.this == exp.DataType.Type.DECIMAL:
-        params = [param.name for param in kind.expressions]
-        return f"decimal({','.join(params or ['18', '3'])})"
-    return _TYPE_NAMES.get(kind.this) or kind.sql(dialect="trino").lower()
-
 
 def _divide(generator: DuckDB.Generator, expression: exp.Div) -> str:
     """Trino's ``/``: between integers, integer division (see ``MACROS``). Where sqlglot
@@ -194,7 +134,7 @@ def _divide(generator: DuckDB.Generator, expression: exp.Div) -> str:
     same as ``/`` between non-integers but fails (``DIVISION_BY_ZERO``) on a zero divisor
     where Trino gives Infinity or NaN: an error, never another answer."""
     left, right = expression.this, expression.expression
-    known = [_known(side) for side in (left, right)]
+    known = [known_type(side) for side in (left, right)]
     decimal = _decimal_divide(generator, left, right, known)
     if decimal is not None:
         return decimal
@@ -208,46 +148,12 @@ def _divide(generator: DuckDB.Generator, expression: exp.Div) -> str:
     return generator.func("__trino_divide", left, right)
 
 
-def _known(expression: exp.Expression) -> exp.DataType | None:
-    """The type sqlglot gives ``expression`` without a schema (literals, casts, some
-    functions), or None where it does not know it."""
-    if isinstance(expression, exp.Column):  # of inline VALUES: the type its rows agree on
-        sources = trino_types.sources(expression)
-        if None in sources:
-            return None
-        kinds = {_known(source) for source in sources if not isinstance(source, exp.Null)}
-        return kinds.pop() if len(kinds) == 1 else None
-    kind = annotate_types(expression, dialect=READ).type  # sets types on our own copy
-    if kind is None or kind.this in (exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL):
-        return None
-    return kind
-
-
-def _decimal_digits(kind: exp.DataType | None) -> tuple[int, int] | None:
-    """(precision, scale) of a decimal type with both known, or of an integer type as
-    Trino coerces it to a decimal."""
-    if kind is None:
-        return None
-    if kind.this == exp.DataType.Type.DECIMAL and len(kind.expressions) == 2:
-        precision, scale = (int(param.name) for param in kind.expressions)
-        return precision, scale
-    return _INTEGER_DIGITS.get(kind.this)
-
-
-_INTEGER_DIGITS = {
-    exp.DataType.Type.TINYINT: (3, 0),
-    exp.DataType.Type.SMALLINT: (5, 0),
-    exp.DataType.Type.INT: (10, 0),
-    exp.DataType.Type.BIGINT: (19, 0),
-}
-
-
 def _decimal_divide(generator: DuckDB.Generator, left, right, kinds: list) -> str | None:
     """Trino's division of decimals (where sqlglot knows both types and one is a decimal):
     a ``decimal(min(38, p1 + s2 + max(0, s2 - s1)), max(s1, s2))``, rounded half away
     from zero, failing on a zero divisor. DuckDB's ``/`` gives a double. Computed exactly
     on the unscaled values (HUGEINT) by ``__trino_decimal_divide``."""
-    digits = [_decimal_digits(kind) for kind in kinds]
+    digits = [decimal_digits(kind) for kind in kinds]
     if None in digits or not any(k.this == exp.DataType.Type.DECIMAL for k in kinds):
         return None
     (p1, s1), (_, s2) = digits
@@ -269,10 +175,10 @@ def _result_type(expression: exp.Expression) -> str | None:
     of a decimal is ``decimal(1, 0)``, ``avg`` of a decimal keeps its type, and each of these
     keeps an integer operand's type (DuckDB's ``ceil(-123)`` is a double, ``sign`` a tinyint).
     """
-    kind = _known(expression.this)
+    kind = known_type(expression.this)
     if kind is None:
         return None
-    digits = _decimal_digits(kind) if kind.this == exp.DataType.Type.DECIMAL else None
+    digits = decimal_digits(kind) if kind.this == exp.DataType.Type.DECIMAL else None
     if kind.this in exp.DataType.INTEGER_TYPES and not isinstance(expression, (exp.Avg, exp.Mod)):
         return kind.sql(dialect="duckdb")
     if digits is None:
@@ -284,7 +190,7 @@ def _result_type(expression: exp.Expression) -> str | None:
     if isinstance(expression, exp.Avg):
         return f"DECIMAL({precision}, {scale})"
     if isinstance(expression, exp.Mod):
-        other = _decimal_digits(_known(expression.expression))
+        other = decimal_digits(known_type(expression.expression))
         if other is None:
             return None
         widest = max(scale, other[1])
@@ -303,7 +209,7 @@ def _typed_result(generator: DuckDB.Generator, expression: exp.Expression) -> st
     sql = _default(generator, expression)
     kind = _result_type(expression)
     if kind is None:
-        if isinstance(expression, exp.Sign) and _known_kind(expression.this) in _FLOATS:
+        if isinstance(expression, exp.Sign) and known_kind(expression.this) in _FLOATS:
             value = generator.sql(expression.this)  # sign(NaN) is NaN, and a double
             return f"CASE WHEN isnan({value}) THEN {value} ELSE CAST({sql} AS DOUBLE) END"
         return sql
@@ -337,7 +243,7 @@ def _subscript(generator: DuckDB.Generator, expression: exp.Bracket) -> str:
     sql = _default(generator, expression)
     if len(expression.expressions) != 1:
         return sql
-    kind = _known_kind(expression.this)
+    kind = known_kind(expression.this)
     if kind not in (exp.DataType.Type.ARRAY, exp.DataType.Type.MAP):
         return sql
     (index,) = generator.bracket_offset_expressions(expression)
@@ -401,7 +307,7 @@ def _interval_field(generator: DuckDB.Generator, expression: exp.Expression) -> 
         field, operand = expression.this.name.upper(), expression.expression
     else:
         field, operand = expression.key.upper(), expression.this
-    if field not in _INTERVAL_FIELDS or _known_kind(operand) != exp.DataType.Type.INTERVAL:
+    if field not in _INTERVAL_FIELDS or known_kind(operand) != exp.DataType.Type.INTERVAL:
         return sql
     seconds = f"trunc(epoch({generator.sql(operand)}))"
     whole = f"CAST(trunc({seconds} / {_INTERVAL_FIELDS[field]}) AS BIGINT)"
@@ -421,7 +327,7 @@ def _equal(generator: DuckDB.Generator, expression: exp.EQ | exp.NEQ) -> str:
     """NaN equals nothing in Trino, itself included (DuckDB's NaN = NaN is true); where
     sqlglot knows both sides are doubles."""
     sql = _default(generator, expression)
-    kinds = {_known_kind(side) for side in (expression.this, expression.expression)}
+    kinds = {known_kind(side) for side in (expression.this, expression.expression)}
     if not kinds <= _FLOATS:
         return sql
     left = generator.sql(expression.this)
@@ -452,13 +358,13 @@ def _collection(generator: DuckDB.Generator, expression: exp.Expression) -> str:
     knows the operands are arrays or maps (DuckDB's spell these otherwise)."""
     sql = _default(generator, expression)
     if isinstance(expression, exp.Reverse):
-        if _known_kind(expression.this) == exp.DataType.Type.ARRAY:
+        if known_kind(expression.this) == exp.DataType.Type.ARRAY:
             return generator.func("list_reverse", expression.this)
     elif isinstance(expression, exp.ArraySize):
-        if _known_kind(expression.this) == exp.DataType.Type.MAP:
+        if known_kind(expression.this) == exp.DataType.Type.MAP:
             return generator.func("cardinality", expression.this)
     else:
-        kinds = [_known_kind(side) for side in (expression.this, expression.expression)]
+        kinds = [known_kind(side) for side in (expression.this, expression.expression)]
         array = exp.DataType.Type.ARRAY
         if kinds[0] == array and kinds[1] not in (array, None):
             return generator.func("list_append", expression.this, expression.expression)
@@ -468,11 +374,6 @@ def _collection(generator: DuckDB.Generator, expression: exp.Expression) -> str:
 
 
 _FLOATS = {exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT}
-
-
-def _known_kind(expression: exp.Expression):
-    kind = _known(expression)
-    return None if kind is None else kind.this
 
 
 def _default(generator: DuckDB.Generator, expression: exp.Expression) -> str:
@@ -608,7 +509,6 @@ _CAST_INTEGERS = {
     exp.DataType.Type.INT,
     exp.DataType.Type.BIGINT,
 }
-_TEXT = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT}
 
 
 def _cast(generator: DuckDB.Generator, expression: exp.Cast) -> str:
@@ -628,7 +528,7 @@ def _cast(generator: DuckDB.Generator, expression: exp.Cast) -> str:
         checked.set("this", exp.func(check, operand.copy()))
         return _default(generator, checked)
     value = generator.sql(operand)
-    if target.this in _TEXT and not safe:
+    if target.this in TEXT_TYPES and not safe:
         text = f"__trino_varchar({value})"
         if not target.expressions:
             return text
@@ -745,311 +645,6 @@ def to_duckdb(tree: exp.Expression, copy: bool = True) -> str:
         return tree.sql(dialect=TrinoOnDuckDB, unsupported_level=ErrorLevel.RAISE, copy=False)
     except UnsupportedError as error:  # sqlglot knows DuckDB cannot say it
         raise QueryError("NOT_SUPPORTED", str(error).split("\n")[0]) from None
-
-
-class _Found:
-    """The nodes of a tree by type, from one walk (each transform asks for its own)."""
-
-    def __init__(self, tree: exp.Expression):
-        self.by_type: dict[type, list] = {}
-        for node in tree.walk():
-            self.by_type.setdefault(type(node), []).append(node)
-
-    def __call__(self, *types: type) -> list:
-        return [node for kind in types for node in self.by_type.get(kind, ())]
-
-
-def name_columns(found: _Found) -> None:
-    """Trino's names of unnamed result columns: ``_col<i>`` for the i-th output that is
-    neither a column nor aliased (``SELECT 1 + 2`` gives ``_col0``), and for the columns of
-    VALUES without names. After a ``*`` the position is not known, so the rest keep DuckDB's
-    names."""
-    for select in found(exp.Select):
-        for index, projection in enumerate(list(select.expressions)):
-            if isinstance(projection, exp.Star) or (
-                isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
-            ):
-                break
-            if isinstance(projection, exp.Alias | exp.Column | exp.Dot):
-                continue
-            alias = exp.Alias(alias=exp.to_identifier(f"_col{index}"))
-            projection.replace(alias)
-            alias.set("this", projection)  # the node itself, which other transforms hold
-    for number, values in enumerate(found(exp.Values)):
-        alias = values.args.get("alias")
-        if alias is not None and alias.columns:
-            continue
-        first = values.expressions[0] if values.expressions else None
-        width = len(first.expressions) if isinstance(first, exp.Tuple) else 1
-        columns = [exp.to_identifier(f"_col{index}") for index in range(width)]
-        name = (
-            alias.this
-            if alias is not None and alias.this
-            else exp.to_identifier(f"_values{number}")
-        )
-        values.set("alias", exp.TableAlias(this=name, columns=columns))
-
-
-def slice_by_length(found: _Found) -> None:
-    """Trino's ``slice(array, start, length)`` takes a length, not an end (sqlglot's Athena
-    reader leaves ``is_length`` unset; its DuckDB writer then does the rest)."""
-    for node in found(exp.ArraySlice):
-        node.set("is_length", True)
-
-
-def type_decimal_literals(found: _Found) -> None:
-    """``DECIMAL '12.50'`` is a ``decimal(4,2)`` in Trino: its precision and scale are the
-    digits the literal writes (sqlglot reads it as a cast to DECIMAL without either, which
-    DuckDB takes as ``DECIMAL(18,3)``)."""
-    for cast in found(exp.Cast):
-        kind, literal = cast.to, cast.this
-        if kind.this != exp.DataType.Type.DECIMAL or kind.expressions:
-            continue
-        if not isinstance(literal, exp.Literal) or not literal.is_string:
-            continue
-        text = literal.this.strip().lstrip("+-")
-        whole, _, fraction = text.partition(".")
-        if not (whole + fraction).isdigit() or len(whole + fraction) > 38:
-            continue  # not a decimal literal: DuckDB's cast reports it
-        precision, scale = max(1, len(whole + fraction)), len(fraction)
-        cast.set("to", exp.DataType.build(f"DECIMAL({precision}, {scale})"))
-
-
-def java_replacements(found: _Found) -> None:
-    """regexp_replace's replacement is Java's (``$1``, ``${name}``, ``\\$``), DuckDB's is
-    RE2's (``\\1``): a literal replacement is rewritten, group names becoming numbers. One
-    that Java refuses fails as Trino does; a group above 9 (RE2 has no such reference) or a
-    replacement that is not a literal, where it refers to groups, is not supported."""
-    for node in found(exp.RegexpReplace):
-        pattern, replacement = node.expression, node.args.get("replacement")
-        if replacement is None:
-            continue
-        if not (isinstance(replacement, exp.Literal) and replacement.is_string):
-            continue  # DuckDB reads a computed replacement as RE2's; Trino as Java's
-        if not any(char in replacement.this for char in "$\\"):
-            continue
-        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
-            raise QueryError(
-                "NOT_SUPPORTED", "regexp_replace with group references and a computed pattern"
-            )
-        try:
-            compiled = re.compile(_NAMED_GROUP.sub("(?P<", pattern.this))
-        except re.error:
-            raise QueryError(
-                "NOT_SUPPORTED", f"regexp_replace over the pattern {pattern.this!r}"
-            ) from None
-        replacement.set("this", _re2_replacement(replacement.this, compiled))
-
-
-def _re2_replacement(text: str, compiled: re.Pattern) -> str:
-    """A Java replacement string as RE2's (see ``java_replacements``)."""
-    out, index = [], 0
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
-            if index + 1 >= len(text):
-                raise QueryError("INVALID_FUNCTION_ARGUMENT", "character to be escaped is missing")
-            out.append("\\\\" if text[index + 1] == "\\" else text[index + 1])
-            index += 2
-            continue
-        if char != "$":
-            out.append(char)
-            index += 1
-            continue
-        index += 1
-        if index < len(text) and text[index] == "{":
-            end = text.find("}", index)
-            name = text[index + 1 : end] if end > 0 else ""
-            if name not in compiled.groupindex:
-                raise QueryError("INVALID_FUNCTION_ARGUMENT", f"No group with name {{{name}}}")
-            group, index = compiled.groupindex[name], end + 1
-        elif index < len(text) and text[index].isdigit():
-            group = int(text[index])
-            if group > compiled.groups:
-                raise QueryError("INVALID_FUNCTION_ARGUMENT", f"No group {group}")
-            index += 1
-            while index < len(text) and text[index].isdigit():
-                longer = group * 10 + int(text[index])
-                if longer > compiled.groups:
-                    break
-                group, index = longer, index + 1
-        else:
-            raise QueryError("INVALID_FUNCTION_ARGUMENT", "Illegal group reference")
-        if group > 9:
-            raise QueryError("NOT_SUPPORTED", f"regexp_replace with a reference to group {group}")
-        out.append(f"\\{group}")
-    return "".join(out)
-
-
-_NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z])")  # Java's (?<name>, not (?<= or (?<!
-
-
-_UTC = {"UTC", "Z", "GMT", "UT", "ETC/UTC", "ETC/GMT", "+00:00", "-00:00", "+00", "ZULU"}
-# a timestamp literal's zone: a name or an offset after the date and time
-_LITERAL_ZONE = re.compile(
-    r"^[+-]?\d+-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{1,2}(?::\d{1,2}(?:\.\d+)?)?)?"
-    r"\s*(?P<zone>\S+)?$"
-)
-
-
-def _zone_of(node: exp.Expression | None) -> str | None:
-    """The zone a timestamp literal's text names ('UTC' when none), or None where it is not
-    a literal."""
-    if not isinstance(node, exp.Literal) or not node.is_string:
-        return None
-    match = _LITERAL_ZONE.match(node.this.strip())
-    if not match:  # not a timestamp's text: DuckDB will say so
-        return "UTC"
-    return match.group("zone") or "UTC"  # none: the session's zone, UTC
-
-
-def _zone_named(node: exp.Expression | None) -> str | None:
-    """The zone a zone argument names, or None where it is not a literal."""
-    return node.this.strip() if isinstance(node, exp.Literal) and node.is_string else None
-
-
-def _refuse_zone(zone: str | None, construct: str) -> None:
-    if zone is not None and zone.upper() in _UTC:
-        return
-    where = f" in {zone!r}" if zone else " given by the data"
-    raise QueryError(
-        "NOT_SUPPORTED",
-        f"{construct}: a timestamp with time zone{where} (the local engine keeps timestamps"
-        " with time zone in UTC only, and would answer with UTC's wall clock); use UTC"
-        " locally, or run the query on the aws backend",
-    )
-
-
-def refuse_other_zones(found: _Found) -> None:
-    """Time zones other than UTC fail by name: DuckDB's TIMESTAMPTZ has no zone of its own,
-    so a value in another zone would come back with UTC's wall clock (hour 2 where Athena
-    says 10), a different answer without an error."""
-    for node in found(exp.AtTimeZone):
-        _refuse_zone(_zone_named(node.args.get("zone")), "AT TIME ZONE")
-    for node in found(exp.UnixToTime):
-        zone, hours, minutes = (node.args.get(key) for key in ("zone", "hours", "minutes"))
-        if zone is not None:
-            _refuse_zone(_zone_named(zone), "from_unixtime")
-        for offset in (hours, minutes):
-            if offset is not None and not (isinstance(offset, exp.Literal) and offset.this == "0"):
-                _refuse_zone(None, "from_unixtime with an offset")
-    for node in found(exp.Cast):
-        if node.to.this == exp.DataType.Type.TIMESTAMPTZ:
-            zone = _zone_of(node.this)
-            if zone is not None or not isinstance(node.this, exp.Literal):
-                _refuse_zone(zone, "timestamp with time zone")
-    for node in found(exp.FromISO8601Timestamp):
-        text = node.this.this if isinstance(node.this, exp.Literal) else ""
-        offset = re.search(r"T[\d:.]*([+-]\d\d(?::?\d\d)?)$", text)  # after the time
-        if offset and offset.group(1) not in ("+00:00", "-00:00", "+00", "+0000"):
-            _refuse_zone(offset.group(1), "from_iso8601_timestamp")
-
-
-_NUMBERS = {
-    *exp.DataType.INTEGER_TYPES,
-    exp.DataType.Type.DOUBLE,
-    exp.DataType.Type.FLOAT,
-    exp.DataType.Type.DECIMAL,
-}
-_COMPARED = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.Add, exp.Sub, exp.Mul, exp.Mod)
-
-
-def refuse_mixed_types(found: _Found) -> None:
-    """A number compared with or added to a varchar fails in Trino (``'10' = 10``:
-    TYPE_MISMATCH), where DuckDB casts one of them; refused where sqlglot knows both."""
-    for node in found(*_COMPARED, exp.Div):
-        kinds = [_known_kind(side) for side in (node.this, node.expression)]
-        if _TEXT & set(kinds) and _NUMBERS & set(kinds):
-            names = " and ".join(trino_type_name(kind.value) for kind in kinds)
-            raise QueryError(
-                "TYPE_MISMATCH",
-                f"Cannot apply operator {node.key.upper()} to {names}: Trino does not convert"
-                " between varchar and numbers; CAST one side",
-            )
-
-
-_MAP_MAKERS = (exp.Map, exp.VarMap, exp.MapFromEntries, exp.StrToMap)
-
-
-def unnest_rows(tree: exp.Expression) -> None:
-    """``UNNEST`` as Trino reads it, where DuckDB's differs: several arrays side by side
-    (the shorter padded with NULLs), ``WITH ORDINALITY`` (a 1-based position), and a map
-    (a key and a value column). Each becomes a subquery over the positions, correlated
-    with the tables before it as Trino's UNNEST is. A single array keeps DuckDB's own."""
-    for node in list(tree.find_all(exp.Unnest)):
-        if not isinstance(node.parent, (exp.From, exp.Join)):
-            continue
-        arrays = list(node.expressions)
-        alias = node.args.get("alias")
-        names = [column.name for column in alias.columns] if alias else []
-        ordinality = node.args.get("offset")
-        is_map = len(arrays) == 1 and (
-            isinstance(arrays[0], _MAP_MAKERS) or _known_kind(arrays[0]) == exp.DataType.Type.MAP
-        )
-        if len(arrays) == 1 and not ordinality and not is_map:
-            continue
-        if is_map:
-            (source,) = arrays
-            arrays = [exp.func("map_keys", source.copy()), exp.func("map_values", source.copy())]
-        if len(names) != len(arrays):
-            if names:
-                raise QueryError(
-                    "NOT_SUPPORTED",
-                    f"UNNEST of {len(arrays)} columns named {len(names)} ways (rows expanded"
-                    " into fields are not supported locally)",
-                )
-            names = [f"_col{index}" for index in range(len(arrays))]
-        position = "__trino_position"
-        columns = [
-            exp.alias_(
-                exp.Bracket(this=array.copy(), expressions=[exp.column(position)], safe=True),
-                name,
-            )
-            for array, name in zip(arrays, names, strict=True)
-        ]
-        if ordinality:
-            columns.append(exp.alias_(exp.column(position), ordinality.name))
-        size = exp.func("greatest", *[exp.func("len", array.copy()) for array in arrays])
-        positions = exp.Table(
-            this=exp.Anonymous(
-                this="range",
-                expressions=[
-                    exp.Literal.number(1),
-                    exp.Add(this=size, expression=exp.Literal.number(1)),
-                ],
-            ),
-            alias=exp.TableAlias(
-                this=exp.to_identifier("__trino_positions"), columns=[exp.to_identifier(position)]
-            ),
-        )
-        query = exp.select(*columns).from_(positions).order_by(exp.column(position))
-        table_alias = alias.this.name if alias and alias.this else "__trino_unnest"
-        node.replace(
-            exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(table_alias)))
-        )
-
-
-def python_named_groups(found: _Found) -> None:
-    """Java's named groups ``(?<name>...)`` in a literal pattern of a regexp function are
-    RE2's ``(?P<name>...)`` (the pattern text is a string value, rewritten as such)."""
-    for node in found(exp.RegexpReplace, exp.RegexpExtract, exp.RegexpExtractAll, exp.RegexpLike):
-        pattern = node.expression
-        if isinstance(pattern, exp.Literal) and pattern.is_string:
-            pattern.set("this", _NAMED_GROUP.sub("(?P<", pattern.this))
-
-
-TREE_TRANSFORMS = [
-    refuse_other_zones,
-    refuse_mixed_types,
-    slice_by_length,
-    type_decimal_literals,
-    java_replacements,
-    python_named_groups,
-    trino_functions.rename_functions,  # after the others: it copies what they changed
-    name_columns,
-]
-"""Tree transforms ``to_duckdb`` applies before writing (each changes the nodes it asks
-``_Found`` for)."""
 
 
 def parse(sql: str) -> exp.Expression:

@@ -1,4 +1,8 @@
-"""Trino's bounded ``varchar(n)`` types, where the query text alone says them.
+"""Trino's types where the query text says them: bounded varchars, type names, known types.
+
+What sqlglot knows of an expression's type before the query runs (:func:`known_type`: for
+literals, casts, many functions and columns of inline VALUES, without the catalog), and
+Trino's name of a DuckDB type (:func:`trino_type_name`) are here, beside the bounds below.
 
 Trino types a string literal ``'cat'`` as ``varchar(3)``, and carries the bound through the
 functions that keep or derive it (``lower``, ``substr``, ``split``, ``replace``, ``CASE``...),
@@ -6,13 +10,20 @@ where DuckDB has one unbounded ``VARCHAR``. The bound only shows in ``typeof`` (
 result metadata says ``varchar`` either way), so :func:`static_type` works it out from the
 syntax tree for ``typeof`` to answer. Columns of the catalog's tables are unbounded
 ``varchar`` in Trino too: an expression over them has no static type here, and ``typeof``
-asks DuckDB, which then agrees. Not followed: columns of inline ``VALUES`` (Trino bounds them
-by their longest literal).
+asks DuckDB, which then agrees. Columns of inline ``VALUES`` (bounded by their longest
+literal) are followed, directly and through subqueries.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import sqlglot
 from sqlglot import exp
+from sqlglot.optimizer.annotate_types import annotate_types
+
+READ = "athena"  # sqlglot's dialect for reading Athena SQL
+TEXT_TYPES = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT}
 
 _INT32 = 2**31 - 1
 _MAX = 2_147_483_647  # Trino's bound for an unbounded result
@@ -218,3 +229,109 @@ def _widest(branches: list[exp.Expression | None]) -> str | None:
             return None
         sizes.append(size)
     return _varchar(max(sizes)) if sizes else None
+
+
+# Trino's names of DuckDB's types, for typeof (the rest are sqlglot's Trino spelling)
+_TYPE_NAMES = {
+    exp.DataType.Type.TINYINT: "tinyint",
+    exp.DataType.Type.SMALLINT: "smallint",
+    exp.DataType.Type.INT: "integer",
+    exp.DataType.Type.BIGINT: "bigint",
+    exp.DataType.Type.UBIGINT: "bigint",  # DuckDB's counts (json_array_length, histogram)
+    exp.DataType.Type.INT128: "bigint",  # DuckDB's sums of integers; Athena's are bigint
+    exp.DataType.Type.FLOAT: "real",
+    exp.DataType.Type.DOUBLE: "double",
+    exp.DataType.Type.BOOLEAN: "boolean",
+    exp.DataType.Type.VARCHAR: "varchar",
+    exp.DataType.Type.TEXT: "varchar",
+    exp.DataType.Type.DATE: "date",
+    exp.DataType.Type.TIMESTAMP: "timestamp(3)",  # Athena's timestamp columns
+    exp.DataType.Type.TIMESTAMPNTZ: "timestamp(3)",  # DuckDB's TIMESTAMP, as sqlglot reads it
+    exp.DataType.Type.TIMESTAMP_S: "timestamp(0)",
+    exp.DataType.Type.TIMESTAMP_MS: "timestamp(3)",
+    exp.DataType.Type.TIMESTAMP_NS: "timestamp(9)",
+    exp.DataType.Type.TIMESTAMPTZ: "timestamp(3) with time zone",
+    exp.DataType.Type.TIME: "time(3)",
+    exp.DataType.Type.BLOB: "varbinary",
+    exp.DataType.Type.VARBINARY: "varbinary",
+    exp.DataType.Type.INTERVAL: "interval day to second",
+    exp.DataType.Type.JSON: "json",
+    exp.DataType.Type.UUID: "uuid",
+}
+
+
+@lru_cache(maxsize=1024)
+def trino_type_name(duckdb_type: str) -> str:
+    """The name Trino's ``typeof`` gives the DuckDB type named ``duckdb_type``:
+    ``INTEGER[]`` -> ``array(integer)``, ``STRUCT(a INTEGER)`` -> ``row(a integer)``."""
+    if duckdb_type == "NULL":
+        return "unknown"
+    try:
+        kind = exp.DataType.build(duckdb_type, dialect="duckdb")
+    except (sqlglot.errors.ParseError, ValueError):
+        return duckdb_type.lower()
+    return _type_name(kind)
+
+
+def _type_name(kind: exp.DataType) -> str:
+    inner = [
+        _type_name(e) if isinstance(e, exp.DataType) else e
+        for e in kind.expressions
+        if isinstance(e, exp.DataType | exp.ColumnDef)
+    ]
+    if kind.this == exp.DataType.Type.ARRAY and inner:
+        return f"array({inner[0]})"
+    if kind.this == exp.DataType.Type.MAP and len(inner) == 2:
+        return f"map({inner[0]}, {inner[1]})"
+    if kind.this == exp.DataType.Type.STRUCT:
+        fields = [
+            f"{field.name} {_type_name(field.args['kind'])}"
+            if isinstance(field, exp.ColumnDef)
+            else field
+            for field in inner
+        ]
+        return f"row({', '.join(fields)})"
+    if kind.this == exp.DataType.Type.DECIMAL:
+        params = [param.name for param in kind.expressions]
+        return f"decimal({','.join(params or ['18', '3'])})"
+    return _TYPE_NAMES.get(kind.this) or kind.sql(dialect="trino").lower()
+
+
+def known_type(expression: exp.Expression) -> exp.DataType | None:
+    """The type sqlglot gives ``expression`` without a schema (literals, casts, some
+    functions), or None where it does not know it."""
+    if isinstance(expression, exp.Column):  # of inline VALUES: the type its rows agree on
+        found = sources(expression)
+        if None in found:
+            return None
+        kinds = {known_type(source) for source in found if not isinstance(source, exp.Null)}
+        return kinds.pop() if len(kinds) == 1 else None
+    kind = annotate_types(expression, dialect=READ).type  # sets types on our own copy
+    if kind is None or kind.this in (exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL):
+        return None
+    return kind
+
+
+def decimal_digits(kind: exp.DataType | None) -> tuple[int, int] | None:
+    """(precision, scale) of a decimal type with both known, or of an integer type as
+    Trino coerces it to a decimal."""
+    if kind is None:
+        return None
+    if kind.this == exp.DataType.Type.DECIMAL and len(kind.expressions) == 2:
+        precision, scale = (int(param.name) for param in kind.expressions)
+        return precision, scale
+    return _INTEGER_DIGITS.get(kind.this)
+
+
+_INTEGER_DIGITS = {
+    exp.DataType.Type.TINYINT: (3, 0),
+    exp.DataType.Type.SMALLINT: (5, 0),
+    exp.DataType.Type.INT: (10, 0),
+    exp.DataType.Type.BIGINT: (19, 0),
+}
+
+
+def known_kind(expression: exp.Expression) -> exp.DataType.Type | None:
+    """The kind of type (``ARRAY``, ``DOUBLE``...) sqlglot knows ``expression`` has."""
+    kind = known_type(expression)
+    return None if kind is None else kind.this

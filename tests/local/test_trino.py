@@ -8,7 +8,7 @@ import pytest
 import helpers
 from helpers.exceptions import QueryError
 from helpers.local.athena import _aggregate_pattern, _parse
-from helpers.local.trino import trino_type_name
+from helpers.local.trino_types import trino_type_name
 
 
 @pytest.fixture(scope="module")

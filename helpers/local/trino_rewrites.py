@@ -1,0 +1,324 @@
+"""Rewrites of a parsed Athena query before it is written for DuckDB (``trino.to_duckdb``).
+
+Where Trino's meaning is a matter of the query's shape rather than of one expression: what
+Trino refuses (time zones other than UTC, which DuckDB's timestamps cannot carry; a number
+against a varchar), ``UNNEST`` of several arrays, of maps and ``WITH ORDINALITY``, Trino's
+names of unnamed columns, decimal literals' types, ``slice`` by length, Java's regular
+expression replacements and named groups, and the calls of Trino's functions that DuckDB
+lacks (:mod:`helpers.local.trino_functions`). Each rewrite changes the parsed tree in place.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+
+from helpers.exceptions import QueryError
+from helpers.local import trino_functions
+from helpers.local.trino_types import TEXT_TYPES, known_kind, trino_type_name
+
+
+class _Found:
+    """The nodes of a tree by type, from one walk (each transform asks for its own)."""
+
+    def __init__(self, tree: exp.Expression):
+        self.by_type: dict[type, list] = {}
+        for node in tree.walk():
+            self.by_type.setdefault(type(node), []).append(node)
+
+    def __call__(self, *types: type) -> list:
+        return [node for kind in types for node in self.by_type.get(kind, ())]
+
+
+def name_columns(found: _Found) -> None:
+    """Trino's names of unnamed result columns: ``_col<i>`` for the i-th output that is
+    neither a column nor aliased (``SELECT 1 + 2`` gives ``_col0``), and for the columns of
+    VALUES without names. After a ``*`` the position is not known, so the rest keep DuckDB's
+    names."""
+    for select in found(exp.Select):
+        for index, projection in enumerate(list(select.expressions)):
+            if isinstance(projection, exp.Star) or (
+                isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
+            ):
+                break
+            if isinstance(projection, exp.Alias | exp.Column | exp.Dot):
+                continue
+            alias = exp.Alias(alias=exp.to_identifier(f"_col{index}"))
+            projection.replace(alias)
+            alias.set("this", projection)  # the node itself, which other transforms hold
+    for number, values in enumerate(found(exp.Values)):
+        alias = values.args.get("alias")
+        if alias is not None and alias.columns:
+            continue
+        first = values.expressions[0] if values.expressions else None
+        width = len(first.expressions) if isinstance(first, exp.Tuple) else 1
+        columns = [exp.to_identifier(f"_col{index}") for index in range(width)]
+        name = (
+            alias.this
+            if alias is not None and alias.this
+            else exp.to_identifier(f"_values{number}")
+        )
+        values.set("alias", exp.TableAlias(this=name, columns=columns))
+
+
+def slice_by_length(found: _Found) -> None:
+    """Trino's ``slice(array, start, length)`` takes a length, not an end (sqlglot's Athena
+    reader leaves ``is_length`` unset; its DuckDB writer then does the rest)."""
+    for node in found(exp.ArraySlice):
+        node.set("is_length", True)
+
+
+def type_decimal_literals(found: _Found) -> None:
+    """``DECIMAL '12.50'`` is a ``decimal(4,2)`` in Trino: its precision and scale are the
+    digits the literal writes (sqlglot reads it as a cast to DECIMAL without either, which
+    DuckDB takes as ``DECIMAL(18,3)``)."""
+    for cast in found(exp.Cast):
+        kind, literal = cast.to, cast.this
+        if kind.this != exp.DataType.Type.DECIMAL or kind.expressions:
+            continue
+        if not isinstance(literal, exp.Literal) or not literal.is_string:
+            continue
+        text = literal.this.strip().lstrip("+-")
+        whole, _, fraction = text.partition(".")
+        if not (whole + fraction).isdigit() or len(whole + fraction) > 38:
+            continue  # not a decimal literal: DuckDB's cast reports it
+        precision, scale = max(1, len(whole + fraction)), len(fraction)
+        cast.set("to", exp.DataType.build(f"DECIMAL({precision}, {scale})"))
+
+
+def java_replacements(found: _Found) -> None:
+    """regexp_replace's replacement is Java's (``$1``, ``${name}``, ``\\$``), DuckDB's is
+    RE2's (``\\1``): a literal replacement is rewritten, group names becoming numbers. One
+    that Java refuses fails as Trino does; a group above 9 (RE2 has no such reference) or a
+    replacement that is not a literal, where it refers to groups, is not supported."""
+    for node in found(exp.RegexpReplace):
+        pattern, replacement = node.expression, node.args.get("replacement")
+        if replacement is None:
+            continue
+        if not (isinstance(replacement, exp.Literal) and replacement.is_string):
+            continue  # DuckDB reads a computed replacement as RE2's; Trino as Java's
+        if not any(char in replacement.this for char in "$\\"):
+            continue
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            raise QueryError(
+                "NOT_SUPPORTED", "regexp_replace with group references and a computed pattern"
+            )
+        try:
+            compiled = re.compile(_NAMED_GROUP.sub("(?P<", pattern.this))
+        except re.error:
+            raise QueryError(
+                "NOT_SUPPORTED", f"regexp_replace over the pattern {pattern.this!r}"
+            ) from None
+        replacement.set("this", _re2_replacement(replacement.this, compiled))
+
+
+def _re2_replacement(text: str, compiled: re.Pattern) -> str:
+    """A Java replacement string as RE2's (see ``java_replacements``)."""
+    out, index = [], 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            if index + 1 >= len(text):
+                raise QueryError("INVALID_FUNCTION_ARGUMENT", "character to be escaped is missing")
+            out.append("\\\\" if text[index + 1] == "\\" else text[index + 1])
+            index += 2
+            continue
+        if char != "$":
+            out.append(char)
+            index += 1
+            continue
+        index += 1
+        if index < len(text) and text[index] == "{":
+            end = text.find("}", index)
+            name = text[index + 1 : end] if end > 0 else ""
+            if name not in compiled.groupindex:
+                raise QueryError("INVALID_FUNCTION_ARGUMENT", f"No group with name {{{name}}}")
+            group, index = compiled.groupindex[name], end + 1
+        elif index < len(text) and text[index].isdigit():
+            group = int(text[index])
+            if group > compiled.groups:
+                raise QueryError("INVALID_FUNCTION_ARGUMENT", f"No group {group}")
+            index += 1
+            while index < len(text) and text[index].isdigit():
+                longer = group * 10 + int(text[index])
+                if longer > compiled.groups:
+                    break
+                group, index = longer, index + 1
+        else:
+            raise QueryError("INVALID_FUNCTION_ARGUMENT", "Illegal group reference")
+        if group > 9:
+            raise QueryError("NOT_SUPPORTED", f"regexp_replace with a reference to group {group}")
+        out.append(f"\\{group}")
+    return "".join(out)
+
+
+_NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z])")  # Java's (?<name>, not (?<= or (?<!
+
+
+_UTC = {"UTC", "Z", "GMT", "UT", "ETC/UTC", "ETC/GMT", "+00:00", "-00:00", "+00", "ZULU"}
+# a timestamp literal's zone: a name or an offset after the date and time
+_LITERAL_ZONE = re.compile(
+    r"^[+-]?\d+-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{1,2}(?::\d{1,2}(?:\.\d+)?)?)?"
+    r"\s*(?P<zone>\S+)?$"
+)
+
+
+def _zone_of(node: exp.Expression | None) -> str | None:
+    """The zone a timestamp literal's text names ('UTC' when none), or None where it is not
+    a literal."""
+    if not isinstance(node, exp.Literal) or not node.is_string:
+        return None
+    match = _LITERAL_ZONE.match(node.this.strip())
+    if not match:  # not a timestamp's text: DuckDB will say so
+        return "UTC"
+    return match.group("zone") or "UTC"  # none: the session's zone, UTC
+
+
+def _zone_named(node: exp.Expression | None) -> str | None:
+    """The zone a zone argument names, or None where it is not a literal."""
+    return node.this.strip() if isinstance(node, exp.Literal) and node.is_string else None
+
+
+def _refuse_zone(zone: str | None, construct: str) -> None:
+    if zone is not None and zone.upper() in _UTC:
+        return
+    where = f" in {zone!r}" if zone else " given by the data"
+    raise QueryError(
+        "NOT_SUPPORTED",
+        f"{construct}: a timestamp with time zone{where} (the local engine keeps timestamps"
+        " with time zone in UTC only, and would answer with UTC's wall clock); use UTC"
+        " locally, or run the query on the aws backend",
+    )
+
+
+def refuse_other_zones(found: _Found) -> None:
+    """Time zones other than UTC fail by name: DuckDB's TIMESTAMPTZ has no zone of its own,
+    so a value in another zone would come back with UTC's wall clock (hour 2 where Athena
+    says 10), a different answer without an error."""
+    for node in found(exp.AtTimeZone):
+        _refuse_zone(_zone_named(node.args.get("zone")), "AT TIME ZONE")
+    for node in found(exp.UnixToTime):
+        zone, hours, minutes = (node.args.get(key) for key in ("zone", "hours", "minutes"))
+        if zone is not None:
+            _refuse_zone(_zone_named(zone), "from_unixtime")
+        for offset in (hours, minutes):
+            if offset is not None and not (isinstance(offset, exp.Literal) and offset.this == "0"):
+                _refuse_zone(None, "from_unixtime with an offset")
+    for node in found(exp.Cast):
+        if node.to.this == exp.DataType.Type.TIMESTAMPTZ:
+            zone = _zone_of(node.this)
+            if zone is not None or not isinstance(node.this, exp.Literal):
+                _refuse_zone(zone, "timestamp with time zone")
+    for node in found(exp.FromISO8601Timestamp):
+        text = node.this.this if isinstance(node.this, exp.Literal) else ""
+        offset = re.search(r"T[\d:.]*([+-]\d\d(?::?\d\d)?)$", text)  # after the time
+        if offset and offset.group(1) not in ("+00:00", "-00:00", "+00", "+0000"):
+            _refuse_zone(offset.group(1), "from_iso8601_timestamp")
+
+
+_NUMBERS = {
+    *exp.DataType.INTEGER_TYPES,
+    exp.DataType.Type.DOUBLE,
+    exp.DataType.Type.FLOAT,
+    exp.DataType.Type.DECIMAL,
+}
+_COMPARED = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.Add, exp.Sub, exp.Mul, exp.Mod)
+
+
+def refuse_mixed_types(found: _Found) -> None:
+    """A number compared with or added to a varchar fails in Trino (``'10' = 10``:
+    TYPE_MISMATCH), where DuckDB casts one of them; refused where sqlglot knows both."""
+    for node in found(*_COMPARED, exp.Div):
+        kinds = [known_kind(side) for side in (node.this, node.expression)]
+        if TEXT_TYPES & set(kinds) and _NUMBERS & set(kinds):
+            names = " and ".join(trino_type_name(kind.value) for kind in kinds)
+            raise QueryError(
+                "TYPE_MISMATCH",
+                f"Cannot apply operator {node.key.upper()} to {names}: Trino does not convert"
+                " between varchar and numbers; CAST one side",
+            )
+
+
+_MAP_MAKERS = (exp.Map, exp.VarMap, exp.MapFromEntries, exp.StrToMap)
+
+
+def unnest_rows(tree: exp.Expression) -> None:
+    """``UNNEST`` as Trino reads it, where DuckDB's differs: several arrays side by side
+    (the shorter padded with NULLs), ``WITH ORDINALITY`` (a 1-based position), and a map
+    (a key and a value column). Each becomes a subquery over the positions, correlated
+    with the tables before it as Trino's UNNEST is. A single array keeps DuckDB's own."""
+    for node in list(tree.find_all(exp.Unnest)):
+        if not isinstance(node.parent, (exp.From, exp.Join)):
+            continue
+        arrays = list(node.expressions)
+        alias = node.args.get("alias")
+        names = [column.name for column in alias.columns] if alias else []
+        ordinality = node.args.get("offset")
+        is_map = len(arrays) == 1 and (
+            isinstance(arrays[0], _MAP_MAKERS) or known_kind(arrays[0]) == exp.DataType.Type.MAP
+        )
+        if len(arrays) == 1 and not ordinality and not is_map:
+            continue
+        if is_map:
+            (source,) = arrays
+            arrays = [exp.func("map_keys", source.copy()), exp.func("map_values", source.copy())]
+        if len(names) != len(arrays):
+            if names:
+                raise QueryError(
+                    "NOT_SUPPORTED",
+                    f"UNNEST of {len(arrays)} columns named {len(names)} ways (rows expanded"
+                    " into fields are not supported locally)",
+                )
+            names = [f"_col{index}" for index in range(len(arrays))]
+        position = "__trino_position"
+        columns = [
+            exp.alias_(
+                exp.Bracket(this=array.copy(), expressions=[exp.column(position)], safe=True),
+                name,
+            )
+            for array, name in zip(arrays, names, strict=True)
+        ]
+        if ordinality:
+            columns.append(exp.alias_(exp.column(position), ordinality.name))
+        size = exp.func("greatest", *[exp.func("len", array.copy()) for array in arrays])
+        positions = exp.Table(
+            this=exp.Anonymous(
+                this="range",
+                expressions=[
+                    exp.Literal.number(1),
+                    exp.Add(this=size, expression=exp.Literal.number(1)),
+                ],
+            ),
+            alias=exp.TableAlias(
+                this=exp.to_identifier("__trino_positions"), columns=[exp.to_identifier(position)]
+            ),
+        )
+        query = exp.select(*columns).from_(positions).order_by(exp.column(position))
+        table_alias = alias.this.name if alias and alias.this else "__trino_unnest"
+        node.replace(
+            exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(table_alias)))
+        )
+
+
+def python_named_groups(found: _Found) -> None:
+    """Java's named groups ``(?<name>...)`` in a literal pattern of a regexp function are
+    RE2's ``(?P<name>...)`` (the pattern text is a string value, rewritten as such)."""
+    for node in found(exp.RegexpReplace, exp.RegexpExtract, exp.RegexpExtractAll, exp.RegexpLike):
+        pattern = node.expression
+        if isinstance(pattern, exp.Literal) and pattern.is_string:
+            pattern.set("this", _NAMED_GROUP.sub("(?P<", pattern.this))
+
+
+TREE_TRANSFORMS = [
+    refuse_other_zones,
+    refuse_mixed_types,
+    slice_by_length,
+    type_decimal_literals,
+    java_replacements,
+    python_named_groups,
+    trino_functions.rename_functions,  # after the others: it copies what they changed
+    name_columns,
+]
+"""Tree transforms ``to_duckdb`` applies before writing (each changes the nodes it asks
+``_Found`` for)."""
