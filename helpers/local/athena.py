@@ -43,6 +43,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import sqlglot
 from sqlglot import exp
 
 from helpers.exceptions import QueryError
@@ -144,6 +145,13 @@ class Athena(MaintainedViews):
                 config={"threads": self.threads, "enable_object_cache": True}
             )
             trino.install(connection)
+            # the sandbox: DuckDB reads the bucket and writes the views' state, nothing else
+            # (no other file, no environment variables, no extensions), as Athena can read
+            # only the catalog's tables
+            self.state_root.mkdir(parents=True, exist_ok=True)
+            allowed = [str(self.bucket.path.resolve()), str(self.state_root.resolve())]
+            connection.execute("SET allowed_directories = ?", [allowed])
+            connection.execute("SET enable_external_access = false")
             self._local.connection = connection
             self._local.registered = {}
             self._local.latest = {}  # __latest view name -> its _LatestRows
@@ -183,7 +191,8 @@ class Athena(MaintainedViews):
         except QueryError as error:
             self._set_state(execution_id, "FAILED", reason=str(error))
             raise
-        self.bucket.put_object(f"{self.output_prefix}{execution_id}.csv", csv_text)
+        # results may hold anything the tables do: readable by their owner only
+        self.bucket.put_object(f"{self.output_prefix}{execution_id}.csv", csv_text, private=True)
         self._set_state(execution_id, "SUCCEEDED", rows=len(frame), scanned=scanned)
         return execution_id, frame
 
@@ -232,8 +241,9 @@ class Athena(MaintainedViews):
 
     def _execute(self, sql: str, database: str, params) -> tuple[pd.DataFrame, int, bytes]:
         """The result as a frame, the bytes scanned, and the result as Athena's CSV."""
-        sql = _bind_named(sql, params) if isinstance(params, dict) else sql
         tree = _parse(sql)
+        if isinstance(params, dict):
+            _bind_named(tree, params)
         connection, registered = self._connection()
         scanned, _ = self._register(connection, registered, tree, database, sql, {})
         try:
@@ -574,16 +584,16 @@ def _offset_position(sql: str, meta: dict) -> tuple[int | None, int | None]:
     return before.count("\n") + 1, meta["start"] - (before.rfind("\n") + 1) + 1
 
 
-def _bind_named(sql: str, params: dict[str, Any]) -> str:
-    """awswrangler's named parameters: ``:name`` becomes the value as an SQL literal."""
-
-    def literal(match: re.Match) -> str:
-        name = match.group(1)
+def _bind_named(tree: exp.Expression, params: dict[str, Any]) -> None:
+    """awswrangler's named parameters: each ``:name`` of the parsed query becomes the value as
+    an SQL literal (never text inside a string literal or a comment)."""
+    for placeholder in list(tree.find_all(exp.Placeholder)):
+        name = placeholder.name
+        if not name:
+            continue  # a ``?``, bound by DuckDB from a list
         if name not in params:
             raise QueryError("INVALID_PARAMETER", f"no value given for parameter :{name}")
-        return sql_literal(params[name])
-
-    return re.sub(r"(?<!:):(\w+)", literal, sql)
+        placeholder.replace(sqlglot.parse_one(sql_literal(params[name]), read=trino.READ))
 
 
 def _duckdb_type(glue: str) -> str:

@@ -51,8 +51,8 @@ class Bucket:
         """Where the object lies on disk (for DuckDB and pyarrow to read it in place)."""
         return self.path / key
 
-    def put_object(self, key: str, body: bytes) -> None:
-        """Write an object atomically and durably."""
+    def put_object(self, key: str, body: bytes, private: bool = False) -> None:
+        """Write an object atomically and durably; ``private``, readable by its owner only."""
         parts = key.split("/")
         if not key or any(part in ("", ".", "..") for part in parts):
             raise ValueError(
@@ -72,7 +72,8 @@ class Bucket:
                 "both a key and keys below it"
             )
         staging = self._staging / uuid.uuid4().hex
-        with open(staging, "wb") as handle:
+        opener = (lambda path, flags: os.open(path, flags, 0o600)) if private else None
+        with open(staging, "wb", opener=opener) as handle:
             handle.write(body)
             handle.flush()
             os.fsync(handle.fileno())

@@ -668,4 +668,12 @@ def parse(sql: str) -> exp.Expression:
             f"only queries run locally, not {statement.key.upper()}; "
             "the crawler keeps tables and partitions",
         )
+    for table in statement.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):  # read_csv(...), TABLE(...), glob(...)
+            name = table.this.sql(dialect=READ).split("(")[0]
+            raise QueryError(
+                "NOT_SUPPORTED",
+                f"table function {name}: queries read the catalog's tables only (as on"
+                " Athena), and UNNEST",
+            )
     return statement

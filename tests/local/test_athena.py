@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import duckdb
 import pytest
 from sqlglot import exp
 
@@ -200,6 +201,18 @@ def test_parameters_qmark_and_named(platform):
     assert by_qmark.u.iloc[0] == by_name.u.iloc[0] > 0
     with pytest.raises(QueryError, match="no value given for parameter :other"):
         platform.query("SELECT :other AS x", params={"product": product})
+
+
+def test_named_parameters_are_bound_in_the_query_not_in_its_text(platform):
+    """A ``:name`` inside a string literal or a comment is text: an injected value cannot
+    widen a LIKE, and a time literal beside a parameter stays a literal."""
+    sql = (
+        "SELECT count(*) AS n FROM daily_sales WHERE product_id LIKE '%:term%'"
+        " AND product_id <> :term -- :term"
+    )
+    assert platform.query(sql, params={"term": "OR 1=1 --"}).n.iloc[0] == 0
+    frame = platform.query("SELECT '10:00:00' AS t, :v AS v", params={"v": "it's"})
+    assert frame.iloc[0].tolist() == ["10:00:00", "it's"]
 
 
 def test_the_crawler_runs_on_a_schedule_while_consuming(tmp_path, make_orders):
@@ -411,3 +424,36 @@ def test_maintained_views_over_any_latest_row_table(tmp_path):
         assert len(same("SELECT * FROM latest")) == 3
         assert list(platform.athena.state_root.rglob("partial-*.parquet"))
         plain.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_text('/proc/self/environ')",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM orders_current, read_parquet('/tmp/x.parquet')",
+        "SELECT * FROM TABLE(sequence(1, 2))",
+    ],
+)
+def test_table_functions_are_refused_before_they_run(platform, sql):
+    """Athena reads only the catalog's tables: no file of the machine through SQL."""
+    with pytest.raises(QueryError) as caught:
+        platform.query(sql)
+    assert caught.value.code == "NOT_SUPPORTED" and "catalog" in str(caught.value)
+
+
+def test_the_engine_cannot_reach_files_outside_the_lake_even_when_asked_directly(platform):
+    """Behind the refusal, DuckDB itself is sandboxed to the bucket and the views' state."""
+    connection, _ = platform.athena._connection()
+    with pytest.raises(duckdb.PermissionException):
+        connection.sql("SELECT * FROM read_text('/proc/self/environ')").fetchall()
+    with pytest.raises(duckdb.Error):
+        connection.sql("SELECT getenv('HOME')").fetchall()
+
+
+def test_query_results_are_readable_by_their_owner_only(platform, make_orders):
+    platform.orders.put(make_orders(3))
+    platform.flush()
+    platform.query("SELECT count(*) AS n FROM orders_current")
+    results = list((platform.bucket.path / "athena-results").glob("*.csv"))
+    assert results and all(path.stat().st_mode & 0o777 == 0o600 for path in results)
