@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import duckdb
 import pytest
 from sqlglot import exp
 
