@@ -33,10 +33,13 @@ class OrderNotFoundError(SalescastError, KeyError):
 
 
 class PipelineStuckError(SalescastError, TimeoutError):
-    """flush() timed out; names the stage that did not catch up."""
+    """flush() timed out, or a stage gave up on changes; names the stage."""
 
-    def __init__(self, stage: str, pending: int, timeout: float, hint: str):
+    def __init__(self, stage: str, pending: int, timeout: float | None, hint: str):
         self.stage, self.pending = stage, pending
+        if timeout is None:  # the stage went on without them
+            super().__init__(f"{stage}: {pending} change(s) will not reach the lake. {hint}")
+            return
         super().__init__(
             f"{stage} did not catch up within {timeout:g}s: {pending} change(s) still pending. {hint}"
         )

@@ -31,6 +31,11 @@ if TYPE_CHECKING:  # imported where validation needs it: the pipe's and the deli
     import pandas as pd  # runtime processes use this module and start without pandas
 
 KEY = "order_id"
+MAX_KEY_CHARACTERS = 256
+"""The longest ``order_id``: the pipe keys the Kinesis stream by it, and Kinesis partition keys
+hold 256 characters (DynamoDB's own limit, 2048 bytes, is looser)."""
+MAX_ITEM_BYTES = 400 * 1024
+"""DynamoDB's item size limit: attribute names and values together, UTF-8."""
 STRING_FIELDS = ("order_id", "customer_id", "product_id", "product_name", "category", "channel")
 ORDER_FIELDS: dict[str, str] = {
     "order_id": "string",
@@ -152,10 +157,31 @@ def validated_table(records: Any) -> pa.Table:
     if frame.empty:
         return ORDER_SCHEMA.empty_table()
     arrays = [_strings(frame, name) for name in STRING_FIELDS]
+    long_keys = pc.greater(pc.utf8_length(arrays[0]), MAX_KEY_CHARACTERS)
+    _first_bad(
+        frame,
+        long_keys.to_numpy(zero_copy_only=False),
+        KEY,
+        lambda v: f"has {len(v)} characters",
+        f"use at most {MAX_KEY_CHARACTERS}: the pipe keys the Kinesis stream by it, and"
+        f" Kinesis partition keys hold {MAX_KEY_CHARACTERS}",
+    )
     arrays.insert(1, pa.array(_timestamps(frame), ORDER_SCHEMA.field("order_ts").type))
     arrays.append(pa.array(_quantities(frame), pa.int64()))
     arrays.append(pa.array(_prices(frame), pa.float64()))
-    return pa.Table.from_arrays(arrays, schema=ORDER_SCHEMA)
+    table = pa.Table.from_arrays(arrays, schema=ORDER_SCHEMA)
+    sizes = item_sizes(table)
+    if (sizes > MAX_ITEM_BYTES).any():
+        row = int(np.flatnonzero(sizes > MAX_ITEM_BYTES)[0])
+        longest = max(STRING_FIELDS, key=lambda name: len(str(table[name][row]).encode()))
+        raise InvalidOrderError(
+            longest,
+            f"makes the item {int(sizes[row]):,} bytes",
+            f"shorten it: DynamoDB items hold at most {MAX_ITEM_BYTES:,} bytes, names and"
+            " values together",
+            _where(frame, row),
+        )
+    return table
 
 
 def _strings(frame: pd.DataFrame, name: str) -> pa.Array:
@@ -283,26 +309,41 @@ def items_json(table: pa.Table) -> tuple[list[str], np.ndarray]:
     Built column-wise with Arrow compute, so writing a million orders costs seconds, not minutes.
     """
     pieces: list[Any] = []
-    sizes = np.zeros(table.num_rows, dtype=np.int64)
     for position, name in enumerate(ORDER_FIELDS):
         opening = ("{" if position == 0 else ",") + f'"{name}":'
         column = table[name]
-        if name == "order_ts":  # ISO text of the UTC wall clock; a cast is ~10x strftime
-            text = pc.cast(pc.cast(column, pa.timestamp("ms")), pa.string())
-            text = pc.replace_substring(text, " ", "T", max_replacements=1)
-            pieces += [opening + '{"S":"', text, 'Z"}']
-            sizes += pc.binary_length(text).to_numpy() + 1
+        if name == "order_ts":
+            pieces += [opening + '{"S":"', _iso_text(column), 'Z"}']
         elif name in STRING_FIELDS:
             pieces += [opening + '{"S":"', _json_escape(column), '"}']
+        else:
+            pieces += [opening + '{"N":"', pc.cast(column, pa.string()), '"}']
+    pieces.append("}")
+    joined = pc.binary_join_element_wise(*pieces, "")
+    return joined.to_pylist(), item_sizes(table)
+
+
+def item_sizes(table: pa.Table) -> np.ndarray:
+    """DynamoDB's size of each order's item (:func:`item_size`, column-wise): names plus
+    values, strings in UTF-8 bytes, numbers by their digits."""
+    sizes = np.zeros(table.num_rows, dtype=np.int64)
+    for name in ORDER_FIELDS:
+        column = table[name]
+        if name == "order_ts":
+            sizes += pc.binary_length(_iso_text(column)).to_numpy() + 1  # and the 'Z'
+        elif name in STRING_FIELDS:
             sizes += pc.binary_length(column).to_numpy()
         else:
             text = pc.cast(column, pa.string())
-            pieces += [opening + '{"N":"', text, '"}']
             sizes += (pc.utf8_length(text).to_numpy() + 1) // 2 + 1
         sizes += len(name)
-    pieces.append("}")
-    joined = pc.binary_join_element_wise(*pieces, "")
-    return joined.to_pylist(), sizes
+    return sizes
+
+
+def _iso_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """ISO text of the UTC wall clock, without the 'Z' (a cast is ~10x strftime)."""
+    text = pc.cast(pc.cast(column, pa.timestamp("ms")), pa.string())
+    return pc.replace_substring(text, " ", "T", max_replacements=1)
 
 
 def _json_escape(column: pa.ChunkedArray) -> pa.ChunkedArray:

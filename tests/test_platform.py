@@ -227,3 +227,27 @@ def test_a_root_with_the_old_sqlite_stream_is_refused_untouched(tmp_path, make_o
     with pytest.raises(BackendError, match="older salescast"):
         helpers.connect(root=tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == before
+
+
+def test_a_change_the_stream_refuses_is_dead_lettered_named_by_flush_and_counted(
+    platform, make_orders
+):
+    """An order of 300 KB of quotes is accepted (DynamoDB holds 400 KB), but its update
+    carries both images: 1.2 MB of JSON, more than a Kinesis record holds. The pipe letters
+    it and goes on; flush says so; status counts it; the next changes still arrive."""
+    big = make_orders(1, seed=7).assign(product_name='"' * 300_000)
+    platform.orders.put(big)
+    platform.flush()
+    platform.orders.update(big.assign(quantity=9)[["order_id", "quantity"]])
+    with pytest.raises(PipelineStuckError) as error:
+        platform.flush()
+    assert "dead-letter queue" in str(error.value) and "1 MiB" in str(error.value)
+    letters = platform.dead_letters()
+    assert len(letters) == 1 and "1 MiB" in letters.reason.iloc[0]
+    stream_row = platform.status().set_index("stage").loc["change stream"]
+    assert stream_row.failed == 1 and stream_row.pending == 0
+
+    platform.orders.put(make_orders(3, seed=8))
+    platform.flush()  # the pipe went on
+    platform.crawl()
+    assert platform.query("SELECT count(*) AS n FROM orders_current").n.iloc[0] == 4

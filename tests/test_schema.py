@@ -11,10 +11,14 @@ import pytest
 
 from helpers.exceptions import InvalidOrderError
 from helpers.schema import (
+    KEY,
     LAKE_SCHEMA,
+    MAX_ITEM_BYTES,
+    MAX_KEY_CHARACTERS,
     ORDER_FIELDS,
     glue_columns,
     item_size,
+    item_sizes,
     item_to_order,
     items_json,
     validate_orders,
@@ -134,3 +138,43 @@ def test_lake_schema_and_glue_columns_agree():
     types = {column["Name"]: column["Type"] for column in glue_columns()}
     assert types["order_ts"] == "timestamp" and types["quantity"] == "int"
     assert types["event_seq"] == "string" and types["unit_price"] == "double"
+
+
+@pytest.mark.parametrize(
+    ("length", "accepted"), [(MAX_KEY_CHARACTERS, True), (MAX_KEY_CHARACTERS + 1, False)]
+)
+def test_order_ids_hold_as_many_characters_as_a_kinesis_partition_key(length, accepted):
+    key = "é" * length  # characters, not bytes: 256 of them are 512 bytes
+    if accepted:
+        assert validated_table([order(order_id=key)])[KEY][0].as_py() == key
+        return
+    with pytest.raises(InvalidOrderError) as error:
+        validated_table([order(order_id="o-ok"), order(order_id=key)])
+    message = str(error.value)
+    assert "order_id" in message and f"{length} characters" in message and "256" in message
+    assert "record 1" in message or "order" in message
+
+
+def size_of(name_length: int) -> int:
+    return int(item_sizes(validated_table([order(product_name="x" * name_length)]))[0])
+
+
+@pytest.mark.parametrize(("extra", "accepted"), [(0, True), (1, False)])
+def test_items_hold_what_dynamodb_holds_400_kb_names_and_values(extra, accepted):
+    base = size_of(1)
+    length = 1 + MAX_ITEM_BYTES - base + extra  # the item at the limit, or one byte over
+    if accepted:
+        assert size_of(length) == MAX_ITEM_BYTES
+        return
+    with pytest.raises(InvalidOrderError) as error:
+        validated_table([order(product_name="x" * length)])
+    message = str(error.value)
+    assert "product_name" in message and f"{MAX_ITEM_BYTES + 1:,} bytes" in message
+    assert f"{MAX_ITEM_BYTES:,}" in message and "Nothing in this call was written" in message
+
+
+def test_item_sizes_are_dynamodbs_for_each_item():
+    """The column-wise sizes agree with the per-item rule on the item JSON the table writes."""
+    table = validated_table([order(product_name="é" * 10, quantity=123), order(unit_price=0.5)])
+    texts, sizes = items_json(table)
+    assert sizes.tolist() == [item_size(json.loads(text)) for text in texts]

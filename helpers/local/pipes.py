@@ -10,17 +10,30 @@ in a runtime process of its own (as the delivery stream's data plane runs), so i
 puts use another core than the process that writes orders, and neither waits on the other's
 interpreter lock.
 
-Not emulated: filtering, enrichment, input transformers, the dead-letter queue (a put that
-fails is retried until it succeeds, since the local stream only fails on a full disk), and
+A record the stream refuses (a partition key over 256 characters, a record over 1 MiB) is
+handled as the template configures the pipe: ``OnPartialBatchItemFailure: AUTOMATIC_BISECT``
+halves the batch until the refused record stands alone (the others are put, in order), it is
+retried ``MaximumRetryAttempts`` (10) times, then recorded in the dead-letter queue and the
+pipe goes on. The queue is durable (a table beside the checkpoint, written in the same
+transaction), :meth:`Pipe.dead_letters` reads it and ``status`` counts it. Its messages have
+the shape of Lambda's on-failure records for DynamoDB streams (``DDBStreamBatchInfo`` with the
+sequence numbers to replay from; Pipes' guide does not spell its own out), plus the reason.
+Anything else that fails a put (a full disk) is retried until it succeeds, as Pipes retries
+its internal errors.
+
+Not emulated: filtering, enrichment, input transformers, ``MaximumRecordAgeInSeconds``,
 parallelization factor (one batch at a time keeps per-key order), and the 500-record limit
 of PutRecords (a batch goes to the stream in one local call).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +44,10 @@ from helpers.local.sqlite import Database
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER);"
+    "CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, sent REAL, body TEXT);"
 )
+MAX_RETRY_ATTEMPTS = 10
+"""The template's ``MaximumRetryAttempts``: retries of a refused record before its dead letter."""
 RUN_SECONDS = 0.5
 """How long one call of the runtime keeps stepping before it reports back."""
 
@@ -84,12 +100,71 @@ class Pipe:
             and now - self._waiting_since < self.batching_window_s
         ):
             return 0
-        self.target.put_records([(key, record) for _, key, record, _ in rows])
+        refused = self._put(rows)
         self.position = rows[-1][0]
-        with self.db.write() as connection:
+        with self.db.write() as connection:  # the dead letters and the checkpoint together
+            for row, reason, attempts in refused:
+                body = json.dumps(self._dead_letter(row, reason, attempts))
+                connection.execute(
+                    "INSERT INTO dead_letters (sent, body) VALUES (?, ?)", (time.time(), body)
+                )
             connection.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?)", (self.position,))
         self._waiting_since, self._flush_requested = None, False
         return len(rows)
+
+    def _put(self, rows: list) -> list[tuple[Any, str, int]]:
+        """Put the rows' records; the ones the stream refuses, with the reason and the
+        attempts made, after bisecting and retrying them (the others are put, in order)."""
+        try:
+            self.target.put_records([(key, record) for _, key, record, _ in rows])
+            return []
+        except ValueError as error:  # the stream refused a record; nothing was written
+            if len(rows) > 1:
+                half = len(rows) // 2
+                return self._put(rows[:half]) + self._put(rows[half:])
+            reason = str(error)
+        attempts = 1
+        for attempt in range(2, MAX_RETRY_ATTEMPTS + 2):
+            try:
+                self.target.put_records([(key, record) for _, key, record, _ in rows])
+                return []
+            except ValueError as error:
+                reason, attempts = str(error), attempt
+        return [(rows[0], reason, attempts)]
+
+    def _dead_letter(self, row, reason: str, attempts: int) -> dict[str, Any]:
+        """The dead-letter message of a refused stream record."""
+        _, _, record, created = row
+        sequence = json.loads(record)["dynamodb"]["SequenceNumber"]
+        arrival = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        return {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "pipeArn": self.arn,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "responseContext": {"errorMessage": reason},
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "DDBStreamBatchInfo": {
+                "shardId": f"shardId-{self.source.stream_arn.rsplit('/', 1)[-1]}",
+                "startSequenceNumber": sequence,
+                "endSequenceNumber": sequence,
+                "approximateArrivalOfFirstRecord": arrival,
+                "approximateArrivalOfLastRecord": arrival,
+                "batchSize": 1,
+                "streamArn": self.source.stream_arn,
+            },
+        }
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """The dead-letter queue's messages, oldest first."""
+        rows = self.db.read("SELECT body FROM dead_letters ORDER BY id")
+        return [json.loads(body) for (body,) in rows]
+
+    def dead_letter_count(self) -> int:
+        return self.db.scalar("SELECT count(*) FROM dead_letters") or 0
 
     def spec(self) -> PipeSpec:
         """What another process needs to open this pipe."""

@@ -228,6 +228,7 @@ class LocalPlatform(Platform):
     def flush(self, timeout: float = 60.0, progress: bool = False) -> None:
         deadline = time.monotonic() + timeout
         target = self.table.latest_sequence()
+        dead_before = self.pipe.dead_letter_count()
         self._wait(
             "pipe",
             lambda: target - self.pipe.checkpoint(),
@@ -236,6 +237,16 @@ class LocalPlatform(Platform):
             timeout,
             progress,
         )
+        dead = self.pipe.dead_letter_count() - dead_before
+        if dead:  # the pipe went on without them: say so, as flush does on aws
+            raise PipelineStuckError(
+                "pipe",
+                dead,
+                None,
+                f"The stream refused {dead} change(s) and the pipe put them in its dead-letter"
+                f" queue ({self.pipe.dead_letters()[-1]['responseContext']['errorMessage']});"
+                " they are not in the lake. platform.dead_letters() lists them.",
+            )
         targets = self.stream.latest_sequences()
         self._wait(
             "delivery stream",
@@ -289,6 +300,7 @@ class LocalPlatform(Platform):
         now = time.time()
         table_seq = self.table.latest_sequence()
         pipe_seq = self.pipe.checkpoint()
+        dead_letters = self.pipe.dead_letter_count()
         stream_tops = self.stream.latest_sequences()
         delivered = self.delivery.checkpoints()
         counters = self.delivery.counters()
@@ -297,7 +309,14 @@ class LocalPlatform(Platform):
         errors_by_poller = {p.stage: p.error for p in self._pollers if p.error}
         rows = [
             ("table", self.table.count(), 0, 0, None, "items"),
-            ("change stream", table_seq, table_seq - pipe_seq, 0, None, "stream records"),
+            (
+                "change stream",
+                table_seq,
+                table_seq - pipe_seq,
+                dead_letters,
+                None,
+                "stream records; failed = in the pipe's dead-letter queue (dead_letters())",
+            ),
             (
                 "kinesis stream",
                 sum(stream_tops.values()),
@@ -322,6 +341,23 @@ class LocalPlatform(Platform):
         frame.attrs["consuming"] = self.consuming
         frame.attrs["errors"] = errors_by_poller
         return frame
+
+    def dead_letters(self) -> pd.DataFrame:
+        """The pipe's dead-letter queue: one row per message, oldest first (what the stream
+        refused, with the sequence numbers to replay it from and the reason)."""
+        rows = [
+            {
+                "sent": message["timestamp"],
+                "sequence_number": message["DDBStreamBatchInfo"]["startSequenceNumber"],
+                "attempts": message["requestContext"]["approximateInvokeCount"],
+                "reason": message["responseContext"]["errorMessage"],
+                "message": message,
+            }
+            for message in self.pipe.dead_letters()
+        ]
+        return pd.DataFrame(
+            rows, columns=["sent", "sequence_number", "attempts", "reason", "message"]
+        )
 
     def lake_objects(self, prefix: str | None = None) -> pd.DataFrame:
         objects = self.bucket.list_objects(self.settings.lake_prefix if prefix is None else prefix)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from helpers.local.kinesis import Stream
-from helpers.local.pipes import Pipe, PipeRunner
+from helpers.local.pipes import MAX_RETRY_ATTEMPTS, Pipe, PipeRunner
 
 from .conftest import ACCOUNT, REGION, orders
 
@@ -193,3 +193,101 @@ def test_runner_steps_the_pipe_in_a_runtime_process_with_its_window(tmp_path, ta
         assert pipe.position == 0  # this process's pipe never stepped: the runtime's did
     finally:
         runner.close()
+
+
+def other_writer_put(table, key: str, number: int = 99) -> None:
+    """A change written past the put door (another producer): DynamoDB takes a 2048-byte key."""
+    item = json.loads(
+        json.dumps({"order_id": {"S": key}, "quantity": {"N": str(number)}}, separators=(",", ":"))
+    )
+    table._write([(key, json.dumps(item, separators=(",", ":")), 30)])
+
+
+def test_a_record_the_stream_refuses_goes_to_the_dead_letter_queue_and_the_pipe_goes_on(
+    tmp_path, table, stream
+):
+    table.put_items(orders(*range(3)))
+    other_writer_put(table, "k" * 300)  # Kinesis partition keys hold 256 characters
+    table.put_items(orders(*range(3, 6)))
+    pipe = make_pipe(tmp_path, table, stream)
+
+    assert pipe.step() == 7
+    assert pipe.checkpoint() == table.latest_sequence() == 7  # past the refused record
+    moved = [
+        json.loads(r.data)["dynamodb"]["Keys"]["order_id"]["S"] for r in kinesis_records(stream)
+    ]
+    assert sorted(moved) == [f"o-{n:05d}" for n in range(6)]  # every other record, once
+    (letter,) = pipe.dead_letters()
+    refused = json.loads(table.read_stream(3, 1)[0][2])
+    info = letter["DDBStreamBatchInfo"]
+    assert (
+        info["startSequenceNumber"]
+        == info["endSequenceNumber"]
+        == refused["dynamodb"]["SequenceNumber"]
+    )
+    assert info["batchSize"] == 1 and info["streamArn"] == table.stream_arn
+    assert letter["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert letter["requestContext"]["approximateInvokeCount"] == MAX_RETRY_ATTEMPTS + 1
+    assert "256" in letter["responseContext"]["errorMessage"]
+    pipe.close()
+    assert make_pipe(tmp_path, table, stream).dead_letter_count() == 1  # durable
+
+
+def test_an_update_whose_two_images_outgrow_a_kinesis_record_is_dead_lettered(
+    tmp_path, table, stream
+):
+    """A 300 KB item of quotes is 600 KB of JSON: its INSERT fits in 1 MiB, an update with
+    both images does not."""
+    table.put_items(orders(1, product_name='"' * 300_000))
+    table.put_items(orders(1, product_name='"' * 300_000, quantity=2))
+    pipe = make_pipe(tmp_path, table, stream)
+
+    assert pipe.step() == 2
+    assert [json.loads(r.data)["eventName"] for r in kinesis_records(stream)] == ["INSERT"]
+    assert "1 MiB" in pipe.dead_letters()[0]["responseContext"]["errorMessage"]
+
+
+@pytest.mark.parametrize(
+    ("failures", "dead"), [(MAX_RETRY_ATTEMPTS, 0), (MAX_RETRY_ATTEMPTS + 1, 1)]
+)
+def test_a_refused_record_is_retried_as_configured_before_its_dead_letter(
+    tmp_path, table, stream, monkeypatch, failures, dead
+):
+    table.put_items(orders(1))
+    pipe = make_pipe(tmp_path, table, stream)
+    real_put, calls = stream.put_records, []
+
+    def refuse_then_take(records):
+        calls.append(len(records))
+        if len(calls) <= failures:
+            raise ValueError("refused for now")
+        return real_put(records)
+
+    monkeypatch.setattr(stream, "put_records", refuse_then_take)
+    assert pipe.step() == 1
+    assert pipe.dead_letter_count() == dead and stream.count() == 1 - dead
+    assert len(calls) == min(failures + 1, MAX_RETRY_ATTEMPTS + 1)
+
+
+def test_a_crash_before_the_dead_letter_is_written_resends_and_letters_once(
+    tmp_path, table, stream, monkeypatch
+):
+    table.put_items(orders(1))
+    other_writer_put(table, "k" * 257)
+    pipe = make_pipe(tmp_path, table, stream)
+
+    def crash():
+        raise OSError("killed before the checkpoint")
+
+    monkeypatch.setattr(pipe.db, "write", crash)
+    with pytest.raises(OSError, match="killed"):
+        pipe.step()
+    assert pipe.dead_letter_count() == 0 and pipe.checkpoint() == 0
+    monkeypatch.undo()
+    pipe.close()
+
+    restarted = make_pipe(tmp_path, table, stream)
+    assert restarted.step() == 2
+    assert restarted.dead_letter_count() == 1  # once, not once per attempt
+    assert stream.count() == 2  # the good record, sent twice (at least once)
+    restarted.close()
