@@ -144,7 +144,7 @@ class Athena(MaintainedViews):
             connection = duckdb.connect(
                 config={"threads": self.threads, "enable_object_cache": True}
             )
-            trino.install(connection)
+            self._local.functions = set()  # the Trino functions created in it (trino.install)
             # the sandbox: DuckDB reads the bucket and writes the views' state, nothing else
             # (no other file, no environment variables, no extensions), as Athena can read
             # only the catalog's tables
@@ -270,7 +270,10 @@ class Athena(MaintainedViews):
                 continue
             if isinstance(table.this, exp.Identifier) and not table.db:
                 table.set("db", exp.to_identifier(database))
-        return trino.to_duckdb(tree, copy=False)  # copied above
+        sql = trino.to_duckdb(tree, copy=False)  # copied above
+        connection, _ = self._connection()
+        trino.install(connection, sql, self._local.functions)
+        return sql
 
     def _register(
         self, connection, registered, tree, database, sql, done, materialize=True

@@ -34,6 +34,8 @@ on a zero divisor even between doubles (Trino gives Infinity).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import lru_cache
 from typing import ClassVar
 
 import duckdb
@@ -511,6 +513,10 @@ _CAST_INTEGERS = {
 }
 
 
+# the operands whose cast to an unbounded varchar differs (None: not known before it runs)
+_TO_TEXT_DIFFERS = {None, exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT, exp.DataType.Type.JSON}
+
+
 def _cast(generator: DuckDB.Generator, expression: exp.Cast) -> str:
     """Trino's casts where DuckDB's differ: varchar to an integer only from digits (DuckDB
     rounds '12.5' and trims ' 12'), a double to varchar in scientific form ('3.77E1'), JSON
@@ -521,6 +527,13 @@ def _cast(generator: DuckDB.Generator, expression: exp.Cast) -> str:
     # DuckDB's TRY refuses error() inside it, so there a failure is NULL from the start
     safe = isinstance(expression, exp.TryCast) or expression.find_ancestor(exp.Try) is not None
     if operand.find(exp.AggFunc, exp.Window):
+        return _default(generator, expression)
+    kind = known_kind(operand)  # where sqlglot knows it, the casts that cannot differ stay
+    if target.this in _CAST_INTEGERS and kind is not None and kind not in TEXT_TYPES:
+        return _default(generator, expression)
+    if target.this in TEXT_TYPES and not target.expressions and kind not in _TO_TEXT_DIFFERS:
+        return _default(generator, expression)
+    if target.this == exp.DataType.Type.JSON and kind is not None and kind not in TEXT_TYPES:
         return _default(generator, expression)
     if target.this in _CAST_INTEGERS:
         checked = expression.copy()
@@ -619,18 +632,48 @@ class TrinoOnDuckDB(DuckDB):
         }
 
 
-def install(connection: duckdb.DuckDBPyConnection) -> None:
-    """Create in ``connection`` the macros and functions that ``to_duckdb``'s SQL calls."""
-    trino_functions.install(connection)
-    for macro in MACROS:
-        connection.execute(macro)
-    connection.create_function(
-        "__trino_typeof",
-        trino_type_name,
-        ["VARCHAR"],
-        "VARCHAR",
-        side_effects=False,
+_CALLED = re.compile(r"__trino_\w+", re.IGNORECASE)  # sqlglot may write names in capitals
+
+
+@lru_cache(maxsize=1)
+def _definitions() -> dict[str, tuple[Callable, set[str]]]:
+    """Every ``__trino_`` function: how to create it, and the others it calls."""
+    made = {
+        name: (create, {call.lower() for call in _CALLED.findall(text)} - {name})
+        for name, (create, text) in trino_functions.definitions().items()
+    }
+    for statement in MACROS:
+        name = re.search(r"TEMP MACRO (\w+)", statement).group(1)
+        made[name] = (
+            lambda connection, sql=statement: connection.execute(sql),
+            {call.lower() for call in _CALLED.findall(statement)} - {name},
+        )
+    made["__trino_typeof"] = (
+        lambda connection: connection.create_function(
+            "__trino_typeof", trino_type_name, ["VARCHAR"], "VARCHAR", side_effects=False
+        ),
+        set(),
     )
+    return made
+
+
+def install(connection: duckdb.DuckDBPyConnection, sql: str, installed: set[str]) -> None:
+    """Create in ``connection`` the macros and functions ``sql`` (from ``to_duckdb``) calls,
+    and those they call first, unless ``installed`` (this connection's record) has them:
+    each costs about a millisecond to create, and most queries call few."""
+    definitions = _definitions()
+
+    def create(name: str) -> None:
+        if name in installed or name not in definitions:
+            return
+        make, calls = definitions[name]
+        installed.add(name)  # before its callees: a cycle ends here
+        for call in sorted(calls):
+            create(call)
+        make(connection)
+
+    for name in sorted({call.lower() for call in _CALLED.findall(sql)}):
+        create(name)
 
 
 def to_duckdb(tree: exp.Expression, copy: bool = True) -> str:

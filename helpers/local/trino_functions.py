@@ -29,7 +29,6 @@ import re
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
-import duckdb
 from sqlglot import exp
 
 from helpers.exceptions import QueryError
@@ -470,21 +469,28 @@ _NODES = {
 }
 
 
-def install(connection: duckdb.DuckDBPyConnection) -> None:
-    """Create the ``__trino_`` functions in ``connection``: Python ones first, as macros call
-    them."""
+def definitions() -> dict[str, tuple[Callable, str]]:
+    """Each ``__trino_`` function of this module: how to create it in a connection, and the
+    text it is made of (where the functions it calls are named)."""
+    made: dict[str, tuple[Callable, str]] = {}
     for name, (function, arguments, result) in PYTHON.items():
-        connection.create_function(
-            PREFIX + name,
-            function,
-            arguments,
-            result,
-            side_effects=False,
-            # NULL in gives NULL out, but for the one function that can answer NULL itself
-            null_handling="special" if name in _MAY_ANSWER_NULL else "default",
-        )
+
+        def create(connection, name=name, function=function, arguments=arguments, result=result):
+            connection.create_function(
+                PREFIX + name,
+                function,
+                arguments,
+                result,
+                side_effects=False,
+                # NULL in gives NULL out, but for the functions that answer NULL themselves
+                null_handling="special" if name in _MAY_ANSWER_NULL else "default",
+            )
+
+        made[PREFIX + name] = (create, "")
     for name, body in MACROS.items():
-        connection.execute(f"CREATE OR REPLACE TEMP MACRO {PREFIX}{name}{body}")
+        statement = f"CREATE OR REPLACE TEMP MACRO {PREFIX}{name}{body}"
+        made[PREFIX + name] = (lambda connection, sql=statement: connection.execute(sql), body)
+    return made
 
 
 def _lambda_parts(node: exp.Expression) -> tuple[list[str], exp.Expression]:

@@ -586,3 +586,27 @@ def test_year_to_month_intervals_are_typed_apart(platform):
         " typeof(INTERVAL '3' DAY) AS ds"
     )
     assert frame.iloc[0].tolist() == ["interval year to month", "interval day to second"]
+
+
+def test_a_connection_gets_only_the_trino_functions_its_queries_call(tmp_path):
+    """Creating every macro costs ~70 ms per connection: each is made when a query first
+    calls it, with what it calls (a varchar cast of a double calls the Python formatter)."""
+    with helpers.connect(root=tmp_path / "root", consume=False) as fresh:
+        fresh.query("SELECT 1 + 1 AS v")
+        connection, _ = fresh.athena._connection()
+        made = {
+            name
+            for (name,) in connection.sql(
+                "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE '__trino%'"
+            ).fetchall()
+        }
+        assert made == set()
+        frame = fresh.query("SELECT CAST(d AS varchar) AS v FROM (VALUES (37.7E0)) t(d)")
+        assert frame.v.iloc[0] == "3.77E1"
+        made = {
+            name
+            for (name,) in connection.sql(
+                "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE '__trino%'"
+            ).fetchall()
+        }
+        assert made == {"__trino_varchar", "__trino_double_text"}
