@@ -178,7 +178,7 @@ class Orders:
 
     def delete(self, order_ids: str | Iterable[str]) -> int:
         """Delete orders by id (DeleteItem); unknown ids are ignored. Returns how many existed."""
-        keys = [order_ids] if isinstance(order_ids, str) else list(order_ids)
+        keys = [order_ids] if isinstance(order_ids, str) else _order_ids(order_ids)
         return self._table.delete_items(keys)
 
     def batch(self) -> AbstractContextManager:
@@ -189,7 +189,8 @@ class Orders:
 
     def get(self, order_id: str) -> dict[str, Any] | None:
         """One order as a dict, or None."""
-        item = self._table.get_item(order_id)
+        (key,) = _order_ids([order_id])
+        item = self._table.get_item(key)
         return None if item is None else item_to_order(item)
 
     def scan(self) -> pd.DataFrame:
@@ -201,6 +202,21 @@ class Orders:
     def count(self) -> int:
         """Number of orders in the table."""
         return self._table.count()
+
+
+def _order_ids(order_ids: Any) -> list[str]:
+    """Order ids as given to ``delete`` or ``get``: non-empty strings, checked before any
+    is used."""
+    if order_ids is None or isinstance(order_ids, bytes | int | float):
+        order_ids = [order_ids]
+    keys = list(order_ids)
+    for position, key in enumerate(keys):
+        if not isinstance(key, str) or not key:
+            problem = "is empty" if key == "" else f"is {key!r} ({type(key).__name__})"
+            raise InvalidOrderError(
+                KEY, problem, "give order ids as non-empty strings", f"order id {position}"
+            )
+    return keys
 
 
 class Platform(abc.ABC):

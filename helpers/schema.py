@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Mapping
@@ -125,6 +126,8 @@ def _missing(value: Any) -> bool:
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, float | np.floating) and math.isnan(value):
+        return "is missing or NaN (no number)"  # pandas reads a missing number as NaN
     if _missing(value):
         return "is missing"
     return f"has type {type(value).__name__} ({value!r})"
@@ -358,13 +361,36 @@ def _json_escape(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.replace_substring(escaped, '"', '\\"')
 
 
-def item_to_order(item: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
-    """A DynamoDB item (AttributeValue JSON) back to an order dict."""
-    order: dict[str, Any] = {name: item[name]["S"] for name in STRING_FIELDS}
-    order["order_ts"] = datetime.fromisoformat(item["order_ts"]["S"].replace("Z", "+00:00"))
-    order["quantity"] = int(item["quantity"]["N"])
-    order["unit_price"] = float(item["unit_price"]["N"])
-    return {name: order[name] for name in ORDER_FIELDS}
+def item_to_order(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A DynamoDB item (AttributeValue JSON) back to an order dict.
+
+    An item another writer put in another shape (DynamoDB is schemaless) comes back as it
+    is: a field it lacks is None, a value of another type is its plain value, and attributes
+    beyond the order's fields follow them.
+    """
+    plain = {name: _plain(value) for name, value in item.items()}
+    order: dict[str, Any] = {name: plain.pop(name, None) for name in ORDER_FIELDS}
+    kinds = {name: next(iter(item[name])) for name in ORDER_FIELDS if name in item}
+    if kinds.get("order_ts") == "S":
+        with contextlib.suppress(ValueError):  # not a timestamp's text: the text, as it is
+            order["order_ts"] = datetime.fromisoformat(order["order_ts"].replace("Z", "+00:00"))
+    for name, number in (("quantity", int), ("unit_price", float)):
+        if kinds.get(name) == "N":
+            value = float(order[name])
+            order[name] = int(value) if number is int and value.is_integer() else value
+    return {**order, **plain}
+
+
+def _plain(value: Mapping[str, Any]) -> Any:
+    """An AttributeValue as a plain value: numbers as text for the caller to read."""
+    (kind, inner), *_ = value.items()
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [_plain(element) for element in inner]
+    if kind == "M":
+        return {name: _plain(element) for name, element in inner.items()}
+    return inner
 
 
 def item_size(item: Mapping[str, Mapping[str, str]]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -251,3 +252,30 @@ def test_a_change_the_stream_refuses_is_dead_lettered_named_by_flush_and_counted
     platform.flush()  # the pipe went on
     platform.crawl()
     assert platform.query("SELECT count(*) AS n FROM orders_current").n.iloc[0] == 4
+
+
+def test_an_item_another_writer_shaped_otherwise_comes_back_as_it_is(platform):
+    """DynamoDB is schemaless: get and scan return a foreign item's fields as they are
+    (missing ones None, extra ones after the order's), instead of failing with a KeyError."""
+    item = {"order_id": {"S": "x-1"}, "quantity": {"S": "three"}, "note": {"M": {"a": {"N": "1"}}}}
+    platform.table._write([("x-1", json.dumps(item), 40)])
+    got = platform.orders.get("x-1")
+    assert got["order_id"] == "x-1" and got["quantity"] == "three" and got["unit_price"] is None
+    assert got["note"] == {"a": "1"}
+    assert platform.orders.scan().order_id.tolist() == ["x-1"]
+    with pytest.raises(InvalidOrderError, match="quantity"):
+        platform.orders.update("x-1", unit_price=2.0)  # the merged order is checked
+
+
+@pytest.mark.parametrize("ids", [None, [None], ["o-ok", 5], [""], 7])
+def test_delete_and_get_refuse_ids_that_are_not_strings_before_deleting_any(
+    platform, make_orders, ids
+):
+    orders = make_orders(1)
+    platform.orders.put(orders.assign(order_id="o-ok"))
+    with pytest.raises(InvalidOrderError) as error:
+        platform.orders.delete(ids)
+    assert "order_id" in str(error.value) and "non-empty strings" in str(error.value)
+    assert platform.orders.count() == 1  # nothing deleted, not even the good id
+    with pytest.raises(InvalidOrderError):
+        platform.orders.get(None)

@@ -178,3 +178,10 @@ def test_item_sizes_are_dynamodbs_for_each_item():
     table = validated_table([order(product_name="é" * 10, quantity=123), order(unit_price=0.5)])
     texts, sizes = items_json(table)
     assert sizes.tolist() == [item_size(json.loads(text)) for text in texts]
+
+
+def test_a_nan_price_is_called_nan_not_just_missing():
+    with pytest.raises(InvalidOrderError, match="is missing or NaN"):
+        validated_table([order(unit_price=float("nan"))])
+    with pytest.raises(InvalidOrderError, match="is missing"):
+        validated_table([order(unit_price=None), order(unit_price="x")])
