@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -279,3 +280,22 @@ def test_delete_and_get_refuse_ids_that_are_not_strings_before_deleting_any(
     assert platform.orders.count() == 1  # nothing deleted, not even the good id
     with pytest.raises(InvalidOrderError):
         platform.orders.get(None)
+
+
+def test_status_prints_while_a_stage_fails_and_names_its_error(platform):
+    """A failing stage's error may hold an open connection: status stays printable."""
+
+    class DiskError(OSError):
+        def __init__(self):
+            super().__init__("database or disk is full")
+            self.connection = sqlite3.connect(":memory:")  # cannot be copied
+
+    poller = platform._pollers[0]
+    poller.error = DiskError()
+    try:
+        status = platform.status()
+        text = status.head().to_string()
+    finally:
+        poller.error = None
+    assert "change stream" in text
+    assert status.attrs["errors"] == {poller.stage: "DiskError: database or disk is full"}

@@ -306,7 +306,11 @@ class LocalPlatform(Platform):
         counters = self.delivery.counters()
         objects, last = self.delivery.delivered_objects("data")
         error_objects, _ = self.delivery.delivered_objects("error")
-        errors_by_poller = {p.stage: p.error for p in self._pollers if p.error}
+        # as text: pandas copies a frame's attrs deeply, and an error may hold what cannot be
+        # copied (a connection), which made printing the frame fail while a stage was failing
+        errors_by_poller = {
+            p.stage: f"{type(p.error).__name__}: {p.error}" for p in self._pollers if p.error
+        }
         rows = [
             ("table", self.table.count(), 0, 0, None, "items"),
             (
