@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -436,7 +437,7 @@ class _LatestRows:
         with open(self.directory / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             path = directory / "manifest.json"
-            before = json.loads(path.read_text()) if path.exists() else {"applied": []}
+            before = _read_json(path, {"applied": []})
             kept = before
             batches = self.manifest["batches"]
             ids = [batch["id"] for batch in batches]
@@ -554,20 +555,50 @@ class _LatestRows:
         ]
 
     def _manifest(self) -> dict:
-        path = self.directory / "manifest.json"
-        if path.exists():
-            return json.loads(path.read_text())
-        return {"objects": {}, "schemas": {}, "batches": []}
+        """The manifest the last refresh saved; an unreadable one (a truncated file) is
+        started again from the lake, its state files removed, instead of failing every query."""
+        empty = {"objects": {}, "schemas": {}, "batches": []}
+        manifest = _read_json(self.directory / "manifest.json", empty)
+        if manifest is empty:
+            return self._replace(empty, [])  # and the state files the old one named
+        return manifest
 
     def _save(self, manifest: dict) -> None:
         _write_json(self.directory / "manifest.json", manifest)
 
 
+def _read_json(path: Path, empty: dict) -> dict:
+    """A state file ``_write_json`` wrote, or ``empty`` (that very object) where there is
+    none or it cannot be read (a truncated or foreign file): the state then starts again
+    from the lake instead of failing every query."""
+    if not path.exists():
+        return empty
+    try:
+        value = json.loads(path.read_text())
+        if not isinstance(value, dict) or not set(empty) <= set(value):
+            raise ValueError("not the state's keys")
+    except (ValueError, UnicodeDecodeError) as error:
+        logging.getLogger(__name__).warning(
+            "%s is unreadable (%s): rebuilding this state from the lake", path, error
+        )
+        return empty
+    return value
+
+
 def _write_json(path: Path, value: Any) -> None:
-    """Replace ``path`` with ``value`` at once (readers see the old file or the new one)."""
+    """Replace ``path`` with ``value`` at once and durably (readers, and a restart after a
+    crash, see the old file or the new one, never a truncated one)."""
     temporary = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
-    temporary.write_text(json.dumps(value))
+    with open(temporary, "w") as handle:  # durable before it replaces the old one
+        handle.write(json.dumps(value))
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself, too
+    finally:
+        os.close(directory)
 
 
 def _schema_fingerprint(path: str) -> str:
