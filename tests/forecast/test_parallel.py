@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -136,3 +137,69 @@ def test_a_script_without_a_main_guard_forecasts_in_parallel(tmp_path):
     result = pd.read_csv(output, parse_dates=["ds"])
     last = dict.fromkeys(("a", "b", "c"), pd.Timestamp("2026-03-01"))
     assert_forecast_frame(result, last, 5)
+
+
+KILLED = """
+import os, sys
+import numpy as np, pandas as pd
+from helpers.forecast.models import SeriesTask
+from helpers.forecast.parallel import fit_all
+
+ds = pd.date_range("2024-01-01", periods=400, freq="D").to_numpy()
+rng = np.random.default_rng(0)
+y = rng.poisson(10, 400).astype(float)
+tasks = [SeriesTask(f"s{i}", y, ds, "D", 28, (316, 344, 372)) for i in range(400)]
+fit_all(tasks, n_jobs=2, progress=False)
+"""
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_exit_when_the_process_that_started_them_is_killed(tmp_path):
+    """A killed notebook or ``salescast forecast`` leaves no worker behind (loky's would wait
+    on their queue for minutes, a few hundred MB each)."""
+    script = tmp_path / "killed.py"
+    script.write_text(textwrap.dedent(KILLED))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    caller = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env)
+    try:
+        workers: set[int] = set()
+        for _ in range(600):  # until both workers are fitting
+            workers = {
+                pid
+                for pid in _children(caller.pid)
+                if b"LokyProcess" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            }
+            if len(workers) == 2 or caller.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert len(workers) == 2 and caller.poll() is None
+        time.sleep(1.0)  # their first fits are running
+    finally:
+        caller.kill()
+        caller.wait()
+    for _ in range(100):
+        if not any(_alive(pid) for pid in workers):
+            break
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
