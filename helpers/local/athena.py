@@ -54,6 +54,7 @@ from helpers.local.athena_views import (
     _MAX_BATCHES,
     _POSITION,
     MaintainedViews,
+    UnreadableObject,
     _aggregate_pattern,
     _AggregatePattern,
     _latest_pattern,
@@ -245,14 +246,19 @@ class Athena(MaintainedViews):
         if isinstance(params, dict):
             _bind_named(tree, params)
         connection, registered = self._connection()
-        scanned, _ = self._register(connection, registered, tree, database, sql, {})
+        try:
+            scanned, _ = self._register(connection, registered, tree, database, sql, {})
+        except UnreadableObject as error:
+            raise _bad_object(self.bucket, error.path, str(error)) from None
+        except duckdb.Error as error:
+            raise _query_error(error, sql, self.bucket) from None
         try:
             relation = connection.sql(
                 self._translate(tree, database), params=params if isinstance(params, list) else None
             )
             table = relation.to_arrow_table()
         except duckdb.Error as error:
-            raise _query_error(error, sql) from None
+            raise _query_error(error, sql, self.bucket) from None
         for index, kind in enumerate(relation.types):
             if str(kind) == "HUGEINT":  # DuckDB widens sums of integers; Athena's are bigint
                 table = table.set_column(
@@ -423,7 +429,7 @@ class Athena(MaintainedViews):
             sql = f"SELECT * FROM {_quote(database)}.{_quote(name)}"
             try:
                 self._register(connection, registered, _parse(sql), database, sql, done)
-            except (QueryError, duckdb.Error):
+            except (QueryError, duckdb.Error, UnreadableObject):
                 continue
         return views
 
@@ -435,7 +441,7 @@ class Athena(MaintainedViews):
         try:
             relation = connection.sql(self._translate(tree, database))
         except duckdb.Error as error:
-            raise _query_error(error, sql) from None
+            raise _query_error(error, sql, self.bucket) from None
         return [
             {"Name": name, "Type": _glue_type(str(kind))}
             for name, kind in zip(relation.columns, relation.types, strict=True)
@@ -529,7 +535,7 @@ def _glue_type(duckdb_type: str) -> str:
     )
 
 
-def _query_error(error: duckdb.Error, sql: str) -> QueryError:
+def _query_error(error: duckdb.Error, sql: str, bucket: Bucket | None = None) -> QueryError:
     """DuckDB's error in Athena's terms, located in the original query text."""
     message = str(error).split("\n")[0]
     for pattern, code, template in (
@@ -550,6 +556,9 @@ def _query_error(error: duckdb.Error, sql: str) -> QueryError:
             name = match.group(1)
             line, column = _position(sql, name)
             return QueryError(code, template.format(name), line, column)
+    bad = re.search(r"""['"](/[^'"]+)['"]""", message)
+    if bad and bucket is not None and Path(bad.group(1)).is_relative_to(bucket.path):
+        return _bad_object(bucket, bad.group(1), message.split("Error: ", 1)[-1])
     if "Division by zero" in message:  # of integers or decimals; doubles give Infinity
         return QueryError("DIVISION_BY_ZERO", "Division by zero")
     raised = re.search(
@@ -571,6 +580,17 @@ _ERROR_CLASSES = (
     (r"^Conversion Error: .*(convert|cast|date field|time field)", "INVALID_CAST_ARGUMENT"),
     (r"^Invalid Input Error: ", "INVALID_FUNCTION_ARGUMENT"),  # a function's argument
 )
+
+
+def _bad_object(bucket: Bucket, path: str, reason: str) -> QueryError:
+    """Athena's HIVE_BAD_DATA for a lake object the query read that is not valid Parquet,
+    named by its key."""
+    key = Path(path).relative_to(bucket.path).as_posix()
+    return QueryError(
+        "HIVE_BAD_DATA",
+        f"Error reading {bucket.uri(key)}: {reason.replace(path, bucket.uri(key))}"
+        " (remove or replace the object: it is not valid Parquet)",
+    )
 
 
 def _position(sql: str, name: str) -> tuple[int | None, int | None]:

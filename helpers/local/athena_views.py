@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
@@ -601,9 +602,20 @@ def _write_json(path: Path, value: Any) -> None:
         os.close(directory)
 
 
+class UnreadableObject(Exception):
+    """A lake object that is not valid Parquet (empty, foreign, corrupt); names its path."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        super().__init__(f"{path}: {reason}")
+
+
 def _schema_fingerprint(path: str) -> str:
     """The columns and types of a Parquet object, as a short hash."""
-    schema = pq.read_schema(path).remove_metadata().to_string()
+    try:
+        schema = pq.read_schema(path).remove_metadata().to_string()
+    except (pa.ArrowInvalid, OSError) as error:
+        raise UnreadableObject(path, str(error)) from None
     return hashlib.sha256(schema.encode()).hexdigest()[:16]
 
 

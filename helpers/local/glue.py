@@ -308,11 +308,19 @@ class Crawler:
         if table is None and not folders:
             result.messages.append(f"no data under {self.bucket.uri(self.prefix)}; nothing created")
         elif table is None:
-            schema, partition_names = self._schema(folders)
-            self.catalog.create_table(self.database, self._table_input(schema, partition_names))
-            result.tables_created.append(self.table)
+            schema, partition_names = self._schema(folders, result)
+            if schema is not None:
+                self.catalog.create_table(self.database, self._table_input(schema, partition_names))
+                result.tables_created.append(self.table)
         elif new:
-            self._apply_schema_change(table, self._schema(new)[0], result)
+            schema = self._schema(new, result)[0]
+            if schema is not None:
+                self._apply_schema_change(table, schema, result)
+        unreadable = {values for values, keys in folders.items() if len(keys) == 1}
+        folders = {values: keys for values, keys in folders.items() if values not in unreadable}
+        new = {values: keys for values, keys in new.items() if values not in unreadable}
+        if table is None and not result.tables_created:
+            folders = {}
         if folders:
             added = self.catalog.batch_create_partition(
                 self.database,
@@ -351,11 +359,30 @@ class Crawler:
             folders.setdefault(values, [folder]).append(info.key)
         return folders
 
-    def _schema(self, folders: dict[tuple[str, ...], list[str]]) -> tuple[pa.Schema, list[str]]:
-        """The union of the footers' schemas (one object per partition), and partition names."""
-        schemas = [pq.read_schema(self.bucket.local_path(keys[1])) for keys in folders.values()]
+    def _schema(
+        self, folders: dict[tuple[str, ...], list[str]], result: CrawlResult
+    ) -> tuple[pa.Schema | None, list[str]]:
+        """The union of the footers' schemas (the first readable object of each partition),
+        and the partition names. An object that is not Parquet (empty, foreign, corrupt) is
+        reported in ``result`` by its key and left out, as Glue's crawler logs and skips it;
+        a partition left with no readable object is not registered (see ``run``)."""
+        schemas = []
+        for keys in folders.values():
+            for key in keys[1:]:
+                try:
+                    schemas.append(pq.read_schema(self.bucket.local_path(key)))
+                    break
+                except (pa.ArrowInvalid, OSError) as error:
+                    result.messages.append(f"unreadable object {self.bucket.uri(key)}: {error}")
+                    keys.remove(key)
+            else:
+                result.messages.append(
+                    f"partition {self.bucket.uri(keys[0])} has no readable object; not added"
+                )
         first_folder = next(iter(folders.values()))[0][len(self.prefix) :]
         names = [part.split("=", 1)[0] for part in first_folder.strip("/").split("/")]
+        if not schemas:
+            return None, names
         return pa.unify_schemas(schemas, promote_options="permissive"), names
 
     def _table_input(self, schema: pa.Schema, partition_names: list[str]) -> dict[str, Any]:

@@ -481,3 +481,33 @@ def test_an_unreadable_view_manifest_is_rebuilt_from_the_lake(tmp_path, make_ord
             assert isinstance(json.loads(manifest.read_text()), dict)
         again = reopened.query("SELECT count(*) AS n, sum(quantity) AS q FROM orders_current")
         assert again.values.tolist() == before.values.tolist()
+
+
+@pytest.mark.parametrize("body", [b"", b"not parquet at all", b"PAR1\x00\x01broken"])
+def test_a_foreign_object_is_reported_by_the_crawler_and_named_by_the_queries_reading_it(
+    tmp_path, make_orders, body
+):
+    """Glue logs and skips what it cannot read; Athena fails a query that reads it with
+    HIVE_BAD_DATA naming the object. A partition holding only such an object is not added;
+    one beside good objects is, and the good data stays queryable once it is removed."""
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
+        platform.orders.put(make_orders(40).assign(order_ts="2026-05-01T10:00:00Z"))
+        platform.flush()
+        prefix = platform.settings.lake_prefix
+        platform.bucket.put_object(f"{prefix}year=2026/month=05/day=09/stray.bin", body)
+        result = platform.crawl()  # a new partition of one stray object: no freeze
+        messages = " ".join(result["messages"])
+        assert "unreadable object" in messages and "day=09/stray.bin" in messages
+        partitions = platform.catalog.partitions(platform.settings.database, "orders_changes")
+        values = [p["Values"] for p in partitions]
+        assert ["2026", "05", "01"] in values and ["2026", "05", "09"] not in values
+        assert platform.query("SELECT count(*) AS n FROM orders_current").n.iloc[0] == 40
+
+        stray = f"{prefix}year=2026/month=05/day=01/stray.bin"  # beside good objects
+        platform.bucket.put_object(stray, body)
+        platform.crawl()
+        with pytest.raises(QueryError) as error:
+            platform.query("SELECT count(*) AS n FROM orders_current")
+        assert error.value.code == "HIVE_BAD_DATA" and stray in str(error.value)
+        platform.bucket.local_path(stray).unlink()
+        assert platform.query("SELECT count(*) AS n FROM orders_current").n.iloc[0] == 40
