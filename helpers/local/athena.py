@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
@@ -391,9 +394,12 @@ class Athena(MaintainedViews):
         the query is bound; without it the objects must share one schema."""
         columns = definition["StorageDescriptor"]["Columns"]
         partition_keys = [key["Name"] for key in definition.get("PartitionKeys", [])]
+        # a column the crawler added after these objects were written is NULL in them (as
+        # Athena reads it); objects of one schema are asked by one footer, the others by name
+        present = _columns_of(paths[0]) if paths and not by_name else None
         typed = [
-            f"CAST({'NULL' if not paths else _quote(c['Name'])} AS {_duckdb_type(c['Type'])})"
-            f" AS {_quote(c['Name'])}"
+            f"CAST({_quote(c['Name']) if paths and (present is None or c['Name'] in present) else 'NULL'}"
+            f" AS {_duckdb_type(c['Type'])}) AS {_quote(c['Name'])}"
             for c in columns
         ] + [
             f"CAST({'NULL' if not paths else _quote(name)} AS VARCHAR) AS {_quote(name)}"
@@ -580,6 +586,20 @@ _ERROR_CLASSES = (
     (r"^Conversion Error: .*(convert|cast|date field|time field)", "INVALID_CAST_ARGUMENT"),
     (r"^Invalid Input Error: ", "INVALID_FUNCTION_ARGUMENT"),  # a function's argument
 )
+
+
+def _columns_of(path: str) -> frozenset[str]:
+    """The column names of a lake object, from its footer (read once per version of it)."""
+    stat = os.stat(path)
+    return _footer_columns(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=65_536)
+def _footer_columns(path: str, modified: int, size: int) -> frozenset[str]:
+    try:
+        return frozenset(pq.read_schema(path).names)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise UnreadableObject(path, str(error)) from None
 
 
 def _bad_object(bucket: Bucket, path: str, reason: str) -> QueryError:

@@ -511,3 +511,36 @@ def test_a_foreign_object_is_reported_by_the_crawler_and_named_by_the_queries_re
         assert error.value.code == "HIVE_BAD_DATA" and stray in str(error.value)
         platform.bucket.local_path(stray).unlink()
         assert platform.query("SELECT count(*) AS n FROM orders_current").n.iloc[0] == 40
+
+
+def test_a_column_the_crawler_adds_leaves_views_and_named_queries_working(tmp_path, make_orders):
+    """Another producer writes objects with a new column; the crawler adds it to the table.
+    The next ordinary deliveries (without it) still read: views, named queries, and the new
+    column, NULL where the objects lack it."""
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
+        platform.orders.put(make_orders(20, seed=1).assign(order_ts="2026-05-01T10:00:00Z"))
+        platform.flush()
+        platform.crawl()
+        prefix = platform.settings.lake_prefix
+        key = next(k for k in platform.lake_objects().key if "day=01" in k)
+        table = pq.read_table(platform.bucket.local_path(key))
+        table = table.append_column("coupon", pa.array(["SPRING"] * table.num_rows))
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        platform.bucket.put_object(
+            f"{prefix}year=2026/month=05/day=02/other-producer.parquet",
+            sink.getvalue().to_pybytes(),
+        )
+        assert "coupon" in " ".join(platform.crawl()["messages"])
+        platform.orders.put(make_orders(5, seed=2).assign(order_ts="2026-05-03T10:00:00Z"))
+        platform.flush()
+        platform.crawl()
+        assert platform.query("SELECT count(*) AS n FROM orders_current").n.iloc[0] == 25
+        assert platform.query("SELECT sum(orders) AS n FROM daily_sales").n.iloc[0] == 25
+        for name in queries.NAMED:
+            platform.named_query(name)
+        coupons = platform.query(
+            "SELECT coupon, count(*) AS n FROM orders_changes GROUP BY coupon ORDER BY n"
+        )
+        assert coupons.values.tolist()[0] == ["SPRING", 20]
+        assert coupons.coupon.isna().tolist() == [False, True]
