@@ -206,10 +206,13 @@ def refuse_other_zones(found: _Found) -> None:
             if offset is not None and not (isinstance(offset, exp.Literal) and offset.this == "0"):
                 _refuse_zone(None, "from_unixtime with an offset")
     for node in found(exp.Cast):
-        if node.to.this == exp.DataType.Type.TIMESTAMPTZ:
-            zone = _zone_of(node.this)
-            if zone is not None or not isinstance(node.this, exp.Literal):
-                _refuse_zone(zone, "timestamp with time zone")
+        if node.to.this != exp.DataType.Type.TIMESTAMPTZ:
+            continue
+        if isinstance(node.this, exp.Literal):
+            _refuse_zone(_zone_of(node.this), "timestamp with time zone")
+        elif known_kind(node.this) in TEXT_TYPES:  # text whose zone the data decides
+            _refuse_zone(None, "timestamp with time zone")
+        # a timestamp (a lake column) is taken in the session's zone, UTC, as Trino does
     for node in found(exp.FromISO8601Timestamp):
         text = node.this.this if isinstance(node.this, exp.Literal) else ""
         offset = re.search(r"T[\d:.]*([+-]\d\d(?::?\d\d)?)$", text)  # after the time

@@ -544,3 +544,15 @@ def test_a_column_the_crawler_adds_leaves_views_and_named_queries_working(tmp_pa
         )
         assert coupons.values.tolist()[0] == ["SPRING", 20]
         assert coupons.coupon.isna().tolist() == [False, True]
+
+
+def test_lake_timestamps_cast_to_timestamps_with_time_zone_in_utc(platform):
+    """A catalog column's type is not known before the query runs: a timestamp column is
+    taken in the session's zone, UTC, as Trino does, not refused."""
+    frame = platform.query(
+        "SELECT order_ts, CAST(order_ts AS timestamp with time zone) AS zoned"
+        " FROM orders_current ORDER BY order_id LIMIT 1"
+    )
+    assert pd.Timestamp(frame.zoned.iloc[0]).tz_convert(None) == pd.Timestamp(
+        frame.order_ts.iloc[0]
+    )

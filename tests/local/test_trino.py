@@ -610,3 +610,11 @@ def test_a_connection_gets_only_the_trino_functions_its_queries_call(tmp_path):
             ).fetchall()
         }
         assert made == {"__trino_varchar", "__trino_double_text"}
+
+
+def test_a_timestamp_column_casts_to_a_timestamp_with_time_zone_in_utc(platform):
+    frame = platform.query(
+        "SELECT hour(CAST(t AS timestamp with time zone)) AS h"
+        " FROM (VALUES (TIMESTAMP '2024-01-01 05:00:00')) x(t)"
+    )
+    assert frame.h.iloc[0] == 5
