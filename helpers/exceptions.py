@@ -58,6 +58,11 @@ class BackendError(SalescastError, ValueError):
     """An unknown backend or a setting that does not fit it."""
 
 
+class StateFileError(SalescastError, RuntimeError):
+    """A local service's state file cannot be read (damaged, or not its kind); names the file
+    and the fix."""
+
+
 class DeployError(SalescastError, RuntimeError):
     """Provisioning or teardown of the AWS stack failed; names the resource and the reason."""
 

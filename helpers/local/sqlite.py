@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from helpers.exceptions import StateFileError
+
 PAGE_SIZE = 16384
 CACHE_KIB = 65536
 
@@ -33,7 +35,16 @@ class Database:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self.connection.executescript(schema)
+        try:
+            self.connection.executescript(schema)
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+                raise
+            raise StateFileError(
+                f"{self.path} cannot be read as the SQLite database it should be ({error}):"
+                " it is damaged or was replaced. Restore it from a copy of the root, or remove"
+                f" the root {self.path.parent} to start again empty (its data is then lost)"
+            ) from None
 
     @property
     def connection(self) -> sqlite3.Connection:

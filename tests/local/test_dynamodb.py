@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers.exceptions import InvalidOrderError, OrderNotFoundError
+from helpers.exceptions import InvalidOrderError, OrderNotFoundError, StateFileError
 from helpers.local.dynamodb import CHECKPOINT_PAGES, Table
 from helpers.schema import items_json, validated_table
 
@@ -362,3 +362,17 @@ def test_every_connection_of_the_table_checkpoints_its_wal_less_often_than_sqlit
     other.join()
     assert seen == [CHECKPOINT_PAGES, CHECKPOINT_PAGES]
     assert CHECKPOINT_PAGES > 1000  # SQLite's default
+
+
+@pytest.mark.parametrize(
+    "damage", [b"not a database at all" * 100, b"SQLite format 3\x00" + b"\xff" * 4000]
+)
+def test_a_damaged_state_file_is_named_with_its_fix(tmp_path, damage):
+    """A corrupt dynamodb.sqlite fails on open with the file and what to do, not a raw
+    sqlite3.DatabaseError from deep inside."""
+    path = tmp_path / "dynamodb.sqlite"
+    path.write_bytes(damage)
+    with pytest.raises(StateFileError) as error:
+        Table(path, "orders", REGION, ACCOUNT)
+    message = str(error.value)
+    assert str(path) in message and "Restore it from a copy" in message
