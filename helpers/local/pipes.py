@@ -115,21 +115,18 @@ class Pipe:
     def _put(self, rows: list) -> list[tuple[Any, str, int]]:
         """Put the rows' records; the ones the stream refuses, with the reason and the
         attempts made, after bisecting and retrying them (the others are put, in order)."""
-        try:
-            self.target.put_records([(key, record) for _, key, record, _ in rows])
-            return []
-        except ValueError as error:  # the stream refused a record; nothing was written
-            if len(rows) > 1:
-                half = len(rows) // 2
-                return self._put(rows[:half]) + self._put(rows[half:])
-            reason = str(error)
-        attempts = 1
-        for attempt in range(2, MAX_RETRY_ATTEMPTS + 2):
+        records = [(key, record) for _, key, record, _ in rows]
+        attempts = 0
+        while attempts <= MAX_RETRY_ATTEMPTS:  # the first put, then the retries
+            attempts += 1
             try:
-                self.target.put_records([(key, record) for _, key, record, _ in rows])
+                self.target.put_records(records)
                 return []
-            except ValueError as error:
-                reason, attempts = str(error), attempt
+            except ValueError as error:  # the stream refused a record; nothing was written
+                if len(rows) > 1:  # AUTOMATIC_BISECT: each half on its own
+                    half = len(rows) // 2
+                    return self._put(rows[:half]) + self._put(rows[half:])
+                reason = str(error)
         return [(rows[0], reason, attempts)]
 
     def _dead_letter(self, row, reason: str, attempts: int) -> dict[str, Any]:

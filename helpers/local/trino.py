@@ -163,10 +163,17 @@ def _decimal_divide(generator: DuckDB.Generator, left, right, kinds: list) -> st
     precision = min(38, p1 + s2 + max(0, s2 - s1))
     numerator = f"CAST(({generator.sql(left)}) * {10**s1} AS HUGEINT) * {10 ** (scale - s1 + s2)}"
     denominator = f"CAST(({generator.sql(right)}) * {10**s2} AS HUGEINT)"
+    quotient = _unscaled_quotient(numerator, denominator, scale)
+    return f"CAST({quotient} AS DECIMAL({precision}, {scale}))"
+
+
+def _unscaled_quotient(numerator: str, denominator: str, scale: int) -> str:
+    """The decimal of scale ``scale`` whose unscaled value is ``numerator / denominator``
+    (integers), rounded half away from zero by ``__trino_decimal_divide``."""
     unscaled = f"CAST(__trino_decimal_divide({numerator}, {denominator}) AS DECIMAL(38, 0))"
-    if scale:
-        unscaled = f"{unscaled} * CAST('{10**-scale:.{scale}f}' AS DECIMAL({scale + 1}, {scale}))"
-    return f"CAST({unscaled} AS DECIMAL({precision}, {scale}))"
+    if not scale:
+        return unscaled
+    return f"{unscaled} * CAST('{10**-scale:.{scale}f}' AS DECIMAL({scale + 1}, {scale}))"
 
 
 def _result_type(expression: exp.Expression) -> str | None:
@@ -216,15 +223,18 @@ def _typed_result(generator: DuckDB.Generator, expression: exp.Expression) -> st
             return f"CASE WHEN isnan({value}) THEN {value} ELSE CAST({sql} AS DOUBLE) END"
         return sql
     if isinstance(expression, exp.Avg):
-        scale = int(kind.split(",")[1].strip(" )"))
         if isinstance(expression.parent, exp.Window):  # typed around the window: _window
             return sql
+        scale = _avg_scale(expression)
         value = generator.sql(expression.this)
         total = f"CAST(sum({value}) * {10**scale} AS HUGEINT)"
-        sql = f"CAST(__trino_decimal_divide({total}, count({value})) AS DECIMAL(38, 0))"
-        if scale:
-            sql = f"{sql} * CAST('{10**-scale:.{scale}f}' AS DECIMAL({scale + 1}, {scale}))"
+        sql = _unscaled_quotient(total, f"count({value})", scale)
     return f"CAST({sql} AS {kind})"
+
+
+def _avg_scale(expression: exp.Avg) -> int:
+    """The scale of a decimal ``avg`` (its operand's, which ``_result_type`` found known)."""
+    return decimal_digits(known_type(expression.this))[1]
 
 
 def _window(generator: DuckDB.Generator, expression: exp.Window) -> str:
@@ -234,8 +244,7 @@ def _window(generator: DuckDB.Generator, expression: exp.Window) -> str:
     kind = _result_type(inner) if isinstance(inner, exp.Avg) else None
     if kind is None:
         return sql
-    scale = int(kind.split(",")[1].strip(" )"))
-    return f"CAST(round({sql}, {scale}) AS {kind})"
+    return f"CAST(round({sql}, {_avg_scale(inner)}) AS {kind})"
 
 
 def _subscript(generator: DuckDB.Generator, expression: exp.Bracket) -> str:
