@@ -194,7 +194,8 @@ def test_ets_on_weekly_data_goes_without_season():
 
 
 def test_mstl_decomposes_the_weekly_season_only_even_on_two_years_of_days():
-    """MSTL takes one season, the frequency's, whatever the length (a yearly one is Prophet's)."""
+    """MSTL takes one season, the frequency's, whatever the length (a yearly one is Prophet's),
+    over the last 52 weeks before the cutoff."""
     rng = np.random.default_rng(3)
     t = np.arange(738 + 7)
     y = 50 + 5 * np.sin(2 * np.pi * t / 7) + 10 * np.sin(2 * np.pi * t / 365.25)
@@ -202,11 +203,34 @@ def test_mstl_decomposes_the_weekly_season_only_even_on_two_years_of_days():
 
     fit = fit_series(task(y, (738,), ("mstl",)))
 
-    expected = MSTL(season_length=7).fit(y[:738]).predict(7)["mean"]
-    np.testing.assert_allclose(fit.backtests["mstl"][0], expected)
+    first = MSTL(season_length=7).fit(y[738 - 364 : 738])
+    np.testing.assert_allclose(fit.backtests["mstl"][0], first.predict(7)["mean"])
     # the cutoff held 99 % of the days: the final forecast carries that fit forward
-    carried = MSTL(season_length=7).fit(y[:738]).forward(y=y, h=7)["mean"]
-    np.testing.assert_allclose(fit.final["mstl"], carried)
+    np.testing.assert_allclose(fit.final["mstl"], first.forward(y=y[738 - 364 :], h=7)["mean"])
+
+
+@pytest.mark.parametrize("model", ["auto_ets", "auto_arima", "auto_theta", "mstl"])
+def test_statistical_models_see_the_last_52_seasons_and_nothing_older(model):
+    """Older points cost time and barely move a model of weekly seasons (measured on the real
+    and generated panels): a change just before the last 52 weeks of each fit changes nothing,
+    a change at their first day changes the forecasts (the final refit's too: the form it keeps
+    was found on the first window)."""
+    y = weekly(500, seed=9)
+    cutoffs, window = (430, 458), 364
+
+    def fitted(changed_at: int):
+        changed = y.copy()
+        changed[changed_at] += 40
+        return fit_series(task(changed, cutoffs, (model,)))
+
+    fit = fit_series(task(y, cutoffs, (model,)))
+    before_both = fitted(430 - window - 1)  # before the backtests' window, and the final's
+    np.testing.assert_array_equal(before_both.backtests[model], fit.backtests[model])
+    np.testing.assert_array_equal(before_both.final[model], fit.final[model])
+    at_backtest_start = fitted(430 - window)
+    assert not np.allclose(at_backtest_start.backtests[model][0], fit.backtests[model][0])
+    at_final_start = fitted(500 - window)
+    assert not np.allclose(at_final_start.final[model], fit.final[model])
 
 
 @pytest.mark.parametrize(("cutoff", "refit"), [(90, False), (89, True)])
@@ -273,20 +297,41 @@ def test_the_refit_keeps_the_ets_components_and_arima_orders_found_at_the_first_
     assert not np.allclose(fit.final["auto_arima"], carried)  # new parameters, same orders
 
 
-def test_prophet_holidays_are_the_country_holidays_prophet_would_add():
-    """The holiday frame made once per worker gives Prophet's own ``add_country_holidays``
-    forecast, to the digit."""
+def prophet_of(settings: dict, y: np.ndarray, horizon: int = 7, country: str | None = "US"):
+    """Prophet's own forecast of ``y`` on the test dates, as Prophet would make it alone: its
+    default backend and ``add_country_holidays``."""
     from prophet import Prophet
 
-    y = weekly(400, noise=0.5, seed=5)
-    fit = fit_series(task(y, (372,), ("prophet",), country="US"))
-
-    settings = {key: value for key, value in fit.prophet.items() if key != "country"}
-    model = Prophet(uncertainty_samples=0, **settings).add_country_holidays("US")
+    options = {key: value for key, value in settings.items() if key != "country"}
+    model = Prophet(uncertainty_samples=0, **options)
+    if country:
+        model.add_country_holidays(country)
     ds = pd.date_range("2024-01-01", periods=len(y), freq="D")
     model.fit(pd.DataFrame({"ds": ds, "y": y}))
-    future = pd.DataFrame({"ds": pd.date_range(ds[-1], periods=8, freq="D")[1:]})
-    np.testing.assert_allclose(fit.final["prophet"], model.predict(future)["yhat"], rtol=1e-9)
+    future = pd.DataFrame({"ds": pd.date_range(ds[-1], periods=horizon + 1, freq="D")[1:]})
+    return model.predict(future)["yhat"].to_numpy()
+
+
+def test_prophet_fits_as_prophet_alone_would_with_holidays_made_once_and_its_data_by_ujson():
+    """The holiday frame made once per worker, and the data file written by ujson instead of
+    stanio, give Prophet's own forecast to the digit."""
+    y = weekly(400, noise=0.5, seed=5)
+    fit = fit_series(task(y, (372, 386), ("prophet",), country="US"))
+
+    expected = prophet_of(fit.prophet, y[:372])
+    np.testing.assert_allclose(fit.backtests["prophet"][0], expected, rtol=1e-9)
+
+
+def test_each_later_prophet_fit_starts_from_the_last_one_and_lands_where_a_cold_start_does():
+    """Warm starts change how the optimizer gets there, not where: within 1 % of a fit from
+    Prophet's own starting point, and not the same digits (the start was used)."""
+    y = weekly(400, noise=0.5, seed=5)
+    fit = fit_series(task(y, (372, 386), ("prophet",), country="US"))
+
+    for got, end in ((fit.backtests["prophet"][1], 386), (fit.final["prophet"], 400)):
+        cold = prophet_of(fit.prophet, y[:end])
+        np.testing.assert_allclose(got, cold, rtol=0.01)
+        assert not np.allclose(got, cold, rtol=1e-9, atol=0)
 
 
 def test_baselines_repeat_the_last_season_or_value_at_each_cutoff():
