@@ -330,7 +330,8 @@ def _stan_backend():
             _, data = self.prepare_data(stan_init, stan_data)
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
                 ujson.dump(data, file)
-            try:
+            try:  # progress lines once per 10,000 steps (never): cmdstanpy reads each one
+                kwargs.setdefault("refresh", 10_000)
                 return super().fit(stan_init, stan_data, data=file.name, **kwargs)
             finally:
                 os.unlink(file.name)
