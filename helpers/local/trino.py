@@ -19,9 +19,9 @@ missing map keys failing; ``UNNEST`` of several arrays, of maps, ``WITH ORDINALI
 ``reduce`` with a finishing function; ``substr`` from 0 giving '', ``split_part`` past the end
 and ``regexp_extract`` without a match giving NULL; ``regexp_replace`` reading Java's
 replacement (``$1``, ``${name}``); the functions DuckDB lacks
-(:mod:`helpers.local.trino_functions`). Time zones other than UTC fail with ``NOT_SUPPORTED``
-(DuckDB's timestamps with time zone carry none), as does whatever sqlglot knows DuckDB cannot
-say.
+(:mod:`helpers.local.trino_functions`); timestamps with time zone that keep their zone
+(:mod:`helpers.local.trino_zones`). Whatever sqlglot knows DuckDB cannot say fails with
+``NOT_SUPPORTED``.
 
 Many of these need the operands' types before the query runs: sqlglot knows them for
 literals, casts, many functions and columns of inline VALUES, not for the catalog's columns
@@ -45,7 +45,7 @@ from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
 from helpers.exceptions import QueryError
-from helpers.local import trino_functions, trino_types
+from helpers.local import trino_functions, trino_types, trino_zones
 from helpers.local.trino_rewrites import TREE_TRANSFORMS, _Found, unnest_rows
 from helpers.local.trino_types import (
     READ,
@@ -106,7 +106,8 @@ MACROS = [
     "CREATE OR REPLACE TEMP MACRO __trino_integer_text_or_null(x) AS CASE"
     " WHEN typeof(x) <> 'VARCHAR' OR regexp_full_match(TRY_CAST(x AS VARCHAR), '[+-]?[0-9]+')"
     " THEN x END",
-    "CREATE OR REPLACE TEMP MACRO __trino_varchar(x) AS CASE"
+    "CREATE OR REPLACE TEMP MACRO __trino_varchar"
+    f"(x {trino_zones.ZONED}) AS __trino_tz_text(x, 3), (x) AS CASE"
     " WHEN typeof(x) = 'DOUBLE' THEN __trino_double_text(TRY_CAST(x AS DOUBLE))"
     " WHEN typeof(x) <> 'JSON' THEN CAST(x AS VARCHAR)"
     " WHEN json_type(TRY_CAST(x AS JSON)) IN ('ARRAY', 'OBJECT')"

@@ -32,6 +32,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlglot import exp
 
 from helpers.exceptions import QueryError
+from helpers.local import trino_zones
 
 PREFIX = "__trino_"
 ARGUMENT = "INVALID_FUNCTION_ARGUMENT"
@@ -71,7 +72,9 @@ MACROS = {
         " ELSE CAST(hamming(a, b) AS BIGINT) END"
     ),
     "to_iso8601": (
-        "(d DATE) AS strftime(d, '%Y-%m-%d'),"
+        f"(t {trino_zones.ZONED}) AS strftime({PREFIX}wall(t), '%Y-%m-%dT%H:%M:%S.%g') ||"
+        f" CASE WHEN t.__zone = 'UTC' THEN 'Z' ELSE {PREFIX}offset_text(t, true) END,"
+        " (d DATE) AS strftime(d, '%Y-%m-%d'),"
         " (t TIMESTAMP) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%g'),"
         " (t TIMESTAMPTZ) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%gZ')"
     ),
@@ -473,7 +476,7 @@ def definitions() -> dict[str, tuple[Callable, str]]:
     """Each ``__trino_`` function of this module: how to create it in a connection, and the
     text it is made of (where the functions it calls are named)."""
     made: dict[str, tuple[Callable, str]] = {}
-    for name, (function, arguments, result) in PYTHON.items():
+    for name, (function, arguments, result) in (PYTHON | trino_zones.PYTHON).items():
 
         def create(connection, name=name, function=function, arguments=arguments, result=result):
             connection.create_function(
@@ -487,7 +490,7 @@ def definitions() -> dict[str, tuple[Callable, str]]:
             )
 
         made[PREFIX + name] = (create, "")
-    for name, body in MACROS.items():
+    for name, body in (MACROS | trino_zones.MACROS).items():
         statement = f"CREATE OR REPLACE TEMP MACRO {PREFIX}{name}{body}"
         made[PREFIX + name] = (lambda connection, sql=statement: connection.execute(sql), body)
     return made
@@ -643,16 +646,90 @@ def joda_to_strftime(pattern: str) -> str:
     return "".join(parts)
 
 
+_ZONE_TOKEN = re.compile(r"'[^']*'|(Z+)")  # Joda's zone letters: offsets and zone ids
+_ZONE_TEXT = {  # what a zone field of a parse_datetime pattern reads at the end of the text
+    "Z": r"(Z|[+-]\d\d:?\d\d)$",
+    "ZZ": r"(Z|[+-]\d\d:?\d\d)$",
+    "ZZZ": r"([A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*|[+-]\d\d:\d\d)$",
+}
+
+
+def _zone_parts(pattern: str) -> list[str]:
+    """The pattern cut at its zone fields (``Z``, ``ZZ``, ``ZZZ``...): text between them and
+    the fields themselves, in order."""
+    parts, end = [], 0
+    for match in _ZONE_TOKEN.finditer(pattern):
+        if match.group(1):
+            parts += [pattern[end : match.start()], match.group(1)[:3]]
+            end = match.end()
+    return [*parts, pattern[end:]]
+
+
+def _format_datetime(value: exp.Expression, pattern: str) -> exp.Expression:
+    """format_datetime: DuckDB's strftime of the wall clock in the value's zone, and the
+    zone's fields (``Z`` +0709, ``ZZ`` +07:09, ``ZZZ`` its id) from the zoned value."""
+    parts = _zone_parts(pattern)
+    if len(parts) == 1 and not trino_zones.is_zoned(value):
+        return _call("strftime", value.copy(), exp.Literal.string(joda_to_strftime(pattern)))
+    zoned = _call(PREFIX + "as_zoned", value.copy())
+    wall = _call(PREFIX + "wall", zoned)
+    pieces: list[exp.Expression] = []
+    for index, part in enumerate(parts):
+        if index % 2 == 0:
+            if part:
+                pieces.append(
+                    _call("strftime", wall.copy(), exp.Literal.string(joda_to_strftime(part)))
+                )
+        elif part == "ZZZ":
+            pieces.append(_call(PREFIX + "zone_of", zoned.copy()))
+        else:
+            colon = exp.true() if part == "ZZ" else exp.false()
+            pieces.append(_call(PREFIX + "offset_text", zoned.copy(), colon))
+    return exp.DPipe(this=pieces[0], expression=_join(pieces[1:])) if len(pieces) > 1 else pieces[0]
+
+
+def _join(pieces: list[exp.Expression]) -> exp.Expression:
+    if len(pieces) == 1:
+        return pieces[0]
+    return exp.DPipe(this=pieces[0], expression=_join(pieces[1:]))
+
+
+def _parse_datetime(value: exp.Expression, pattern: str) -> exp.Expression:
+    """parse_datetime: DuckDB's strptime, as a timestamp with time zone in UTC; with a zone
+    field at the end of the pattern, the wall clock before it in the zone it reads."""
+    parts = _zone_parts(pattern)
+    if len(parts) == 1:
+        parsed = _call("strptime", value.copy(), exp.Literal.string(joda_to_strftime(pattern)))
+        return exp.cast(parsed, "TIMESTAMPTZ")
+    if len(parts) != 3 or parts[2]:
+        raise QueryError(
+            "NOT_SUPPORTED",
+            f"parse_datetime with a zone field that does not end the pattern ({pattern!r})",
+        )
+    zone = _call(
+        "regexp_extract",
+        value.copy(),
+        exp.Literal.string(_ZONE_TEXT[parts[1]]),
+        exp.Literal.number(1),
+    )
+    rest = _call(
+        "left",
+        value.copy(),
+        exp.Sub(this=_call("length", value.copy()), expression=_call("length", zone.copy())),
+    )
+    parsed = _call("strptime", rest, exp.Literal.string(joda_to_strftime(parts[0])))
+    return _call(PREFIX + "with_zone", parsed, _call(PREFIX + "zone_name", zone))
+
+
 def _datetime_pattern(name: str, args: list[exp.Expression]) -> exp.Expression:
     """format_datetime(ts, pattern) and parse_datetime(text, pattern) with a literal pattern:
-    DuckDB's strftime and strptime (the latter as a timestamp with time zone, in UTC)."""
+    DuckDB's strftime and strptime (see ``_format_datetime``, ``_parse_datetime``)."""
     value, pattern = args
     if not isinstance(pattern, exp.Literal) or not pattern.is_string:
         raise QueryError("NOT_SUPPORTED", f"{name} with a pattern that is not a literal")
-    converted = exp.Literal.string(joda_to_strftime(pattern.this))
     if name == "format_datetime":
-        return _call("strftime", value.copy(), converted)
-    return exp.cast(_call("strptime", value.copy(), converted), "TIMESTAMPTZ")
+        return _format_datetime(value, pattern.this)
+    return _parse_datetime(value, pattern.this)
 
 
 LAMBDA_REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {

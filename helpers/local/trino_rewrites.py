@@ -1,7 +1,7 @@
 """Rewrites of a parsed Athena query before it is written for DuckDB (``trino.to_duckdb``).
 
-Where Trino's meaning is a matter of the query's shape rather than of one expression: what
-Trino refuses (time zones other than UTC, which DuckDB's timestamps cannot carry; a number
+Where Trino's meaning is a matter of the query's shape rather than of one expression:
+timestamps with time zone (:mod:`helpers.local.trino_zones`), what Trino refuses (a number
 against a varchar), ``UNNEST`` of several arrays, of maps and ``WITH ORDINALITY``, Trino's
 names of unnamed columns, decimal literals' types, ``slice`` by length, Java's regular
 expression replacements and named groups, and the calls of Trino's functions that DuckDB
@@ -15,7 +15,7 @@ import re
 from sqlglot import exp
 
 from helpers.exceptions import QueryError
-from helpers.local import trino_functions
+from helpers.local import trino_functions, trino_zones
 from helpers.local.trino_types import TEXT_TYPES, known_kind, trino_type_name
 
 
@@ -156,70 +156,6 @@ def _re2_replacement(text: str, compiled: re.Pattern) -> str:
 _NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z])")  # Java's (?<name>, not (?<= or (?<!
 
 
-_UTC = {"UTC", "Z", "GMT", "UT", "ETC/UTC", "ETC/GMT", "+00:00", "-00:00", "+00", "ZULU"}
-# a timestamp literal's zone: a name or an offset after the date and time
-_LITERAL_ZONE = re.compile(
-    r"^[+-]?\d+-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{1,2}(?::\d{1,2}(?:\.\d+)?)?)?"
-    r"\s*(?P<zone>\S+)?$"
-)
-
-
-def _zone_of(node: exp.Expression | None) -> str | None:
-    """The zone a timestamp literal's text names ('UTC' when none), or None where it is not
-    a literal."""
-    if not isinstance(node, exp.Literal) or not node.is_string:
-        return None
-    match = _LITERAL_ZONE.match(node.this.strip())
-    if not match:  # not a timestamp's text: DuckDB will say so
-        return "UTC"
-    return match.group("zone") or "UTC"  # none: the session's zone, UTC
-
-
-def _zone_named(node: exp.Expression | None) -> str | None:
-    """The zone a zone argument names, or None where it is not a literal."""
-    return node.this.strip() if isinstance(node, exp.Literal) and node.is_string else None
-
-
-def _refuse_zone(zone: str | None, construct: str) -> None:
-    if zone is not None and zone.upper() in _UTC:
-        return
-    where = f" in {zone!r}" if zone else " given by the data"
-    raise QueryError(
-        "NOT_SUPPORTED",
-        f"{construct}: a timestamp with time zone{where} (the local engine keeps timestamps"
-        " with time zone in UTC only, and would answer with UTC's wall clock); use UTC"
-        " locally, or run the query on the aws backend",
-    )
-
-
-def refuse_other_zones(found: _Found) -> None:
-    """Time zones other than UTC fail by name: DuckDB's TIMESTAMPTZ has no zone of its own,
-    so a value in another zone would come back with UTC's wall clock (hour 2 where Athena
-    says 10), a different answer without an error."""
-    for node in found(exp.AtTimeZone):
-        _refuse_zone(_zone_named(node.args.get("zone")), "AT TIME ZONE")
-    for node in found(exp.UnixToTime):
-        zone, hours, minutes = (node.args.get(key) for key in ("zone", "hours", "minutes"))
-        if zone is not None:
-            _refuse_zone(_zone_named(zone), "from_unixtime")
-        for offset in (hours, minutes):
-            if offset is not None and not (isinstance(offset, exp.Literal) and offset.this == "0"):
-                _refuse_zone(None, "from_unixtime with an offset")
-    for node in found(exp.Cast):
-        if node.to.this != exp.DataType.Type.TIMESTAMPTZ:
-            continue
-        if isinstance(node.this, exp.Literal):
-            _refuse_zone(_zone_of(node.this), "timestamp with time zone")
-        elif known_kind(node.this) in TEXT_TYPES:  # text whose zone the data decides
-            _refuse_zone(None, "timestamp with time zone")
-        # a timestamp (a lake column) is taken in the session's zone, UTC, as Trino does
-    for node in found(exp.FromISO8601Timestamp):
-        text = node.this.this if isinstance(node.this, exp.Literal) else ""
-        offset = re.search(r"T[\d:.]*([+-]\d\d(?::?\d\d)?)$", text)  # after the time
-        if offset and offset.group(1) not in ("+00:00", "-00:00", "+00", "+0000"):
-            _refuse_zone(offset.group(1), "from_iso8601_timestamp")
-
-
 _NUMBERS = {
     *exp.DataType.INTEGER_TYPES,
     exp.DataType.Type.DOUBLE,
@@ -314,7 +250,7 @@ def python_named_groups(found: _Found) -> None:
 
 
 TREE_TRANSFORMS = [
-    refuse_other_zones,
+    trino_zones.zoned_values,
     refuse_mixed_types,
     slice_by_length,
     type_decimal_literals,
