@@ -120,6 +120,26 @@ MACROS = [
     " varchar(' || n || ')') END",
     "CREATE OR REPLACE TEMP MACRO __trino_to_json(x) AS CASE"
     " WHEN typeof(x) = 'VARCHAR' THEN to_json(TRY_CAST(x AS VARCHAR)) ELSE CAST(x AS JSON) END",
+    # intervals as Trino writes them: day to second '12 10:45:32.123', year to month '1-2'
+    "CREATE OR REPLACE TEMP MACRO __trino_interval_text(i) AS"
+    " CASE WHEN epoch(i) < 0 THEN '-' ELSE '' END || __trino_millis_text("
+    "abs(CAST(round(epoch(i) * 1000) AS BIGINT)))",
+    "CREATE OR REPLACE TEMP MACRO __trino_millis_text(ms) AS CAST(ms // 86400000 AS VARCHAR)"
+    " || ' ' || lpad(CAST(ms // 3600000 % 24 AS VARCHAR), 2, '0')"
+    " || ':' || lpad(CAST(ms // 60000 % 60 AS VARCHAR), 2, '0')"
+    " || ':' || lpad(CAST(ms // 1000 % 60 AS VARCHAR), 2, '0')"
+    " || '.' || lpad(CAST(ms % 1000 AS VARCHAR), 3, '0')",
+    "CREATE OR REPLACE TEMP MACRO __trino_months_text(i) AS"
+    " CASE WHEN datepart('year', i) * 12 + datepart('month', i) < 0 THEN '-' ELSE '' END"
+    " || CAST(abs(datepart('year', i) * 12 + datepart('month', i)) // 12 AS VARCHAR) || '-'"
+    " || CAST(abs(datepart('year', i) * 12 + datepart('month', i)) % 12 AS VARCHAR)",
+    # an interval divided by zero, or multiplied or divided by NaN or infinity, fails
+    "CREATE OR REPLACE TEMP MACRO __trino_interval_factor(x) AS CASE"
+    " WHEN NOT isfinite(TRY_CAST(x AS DOUBLE))"
+    " THEN error('INVALID_FUNCTION_ARGUMENT: interval arithmetic with ' || x) ELSE x END",
+    "CREATE OR REPLACE TEMP MACRO __trino_interval_divisor(x) AS CASE"
+    " WHEN x = 0 THEN error('INVALID_FUNCTION_ARGUMENT: Cannot divide an interval by zero')"
+    " ELSE __trino_interval_factor(x) END",
     # split(s, d, n): at most n parts, the last one the rest of the string
     "CREATE OR REPLACE TEMP MACRO __trino_split(s, d, n) AS CASE WHEN n <= 0 THEN"
     " error('INVALID_FUNCTION_ARGUMENT: Limit must be positive')"
@@ -137,6 +157,8 @@ def _divide(generator: DuckDB.Generator, expression: exp.Div) -> str:
     same as ``/`` between non-integers but fails (``DIVISION_BY_ZERO``) on a zero divisor
     where Trino gives Infinity or NaN: an error, never another answer."""
     left, right = expression.this, expression.expression
+    if known_kind(left) == exp.DataType.Type.INTERVAL:
+        return f"{generator.sql(left)} / __trino_interval_divisor({generator.sql(right)})"
     known = [known_type(side) for side in (left, right)]
     decimal = _decimal_divide(generator, left, right, known)
     if decimal is not None:
@@ -149,6 +171,19 @@ def _divide(generator: DuckDB.Generator, expression: exp.Div) -> str:
     if expression.find(exp.AggFunc, exp.Window):
         return generator.binary(expression, "//")
     return generator.func("__trino_divide", left, right)
+
+
+def _multiply(generator: DuckDB.Generator, expression: exp.Mul) -> str:
+    """An interval times NaN or infinity fails in Trino (DuckDB: an overflow)."""
+    left, right = expression.this, expression.expression
+    kinds = [known_kind(side) for side in (left, right)]
+    if exp.DataType.Type.INTERVAL not in kinds or set(kinds) <= {exp.DataType.Type.INTERVAL}:
+        return _default(generator, expression)
+    factor = right if kinds[0] == exp.DataType.Type.INTERVAL else left
+    interval = left if factor is right else right
+    if known_kind(factor) in exp.DataType.INTEGER_TYPES:
+        return _default(generator, expression)
+    return f"{generator.sql(interval)} * __trino_interval_factor({generator.sql(factor)})"
 
 
 def _decimal_divide(generator: DuckDB.Generator, left, right, kinds: list) -> str | None:
@@ -524,7 +559,13 @@ _CAST_INTEGERS = {
 
 
 # the operands whose cast to an unbounded varchar differs (None: not known before it runs)
-_TO_TEXT_DIFFERS = {None, exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT, exp.DataType.Type.JSON}
+_TO_TEXT_DIFFERS = {
+    None,
+    exp.DataType.Type.DOUBLE,
+    exp.DataType.Type.FLOAT,
+    exp.DataType.Type.JSON,
+    exp.DataType.Type.INTERVAL,
+}
 
 
 def _cast(generator: DuckDB.Generator, expression: exp.Cast) -> str:
@@ -551,6 +592,9 @@ def _cast(generator: DuckDB.Generator, expression: exp.Cast) -> str:
         checked.set("this", exp.func(check, operand.copy()))
         return _default(generator, checked)
     value = generator.sql(operand)
+    if target.this in TEXT_TYPES and kind == exp.DataType.Type.INTERVAL:
+        months = trino_types.static_type(operand) == "interval year to month"
+        return f"__trino_{'months' if months else 'interval'}_text({value})"
     if target.this in TEXT_TYPES and not safe:
         text = f"__trino_varchar({value})"
         if not target.expressions:
@@ -601,6 +645,7 @@ class TrinoOnDuckDB(DuckDB):
         TRANSFORMS: ClassVar[dict] = {
             **DuckDB.Generator.TRANSFORMS,
             exp.Div: _divide,
+            exp.Mul: _multiply,
             exp.Typeof: _typeof,
             exp.Split: _split,
             exp.Reduce: _reduce,

@@ -431,8 +431,76 @@ def _format(pattern: str, texts: list, kinds: list) -> str | None:
     return _SPECIFIER.sub(replace, pattern)
 
 
+_PARSE_FIELD = re.compile(r"%(-?)([A-Za-z%])")
+_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", "august"]
+_MONTH_NAMES += ["september", "october", "november", "december"]
+_DATE_PARSE_FIELDS = {  # the specifier (as sqlglot writes date_parse's) -> what it reads
+    "Y": r"(?P<Y>\d{1,4})", "y": r"(?P<y>\d{2})", "G": r"(?P<G>\d{1,4})",
+    "m": r"(?P<m>\d{1,2})", "d": r"(?P<d>\d{1,2})", "H": r"(?P<H>\d{1,2})",
+    "I": r"(?P<I>\d{1,2})", "M": r"(?P<M>\d{1,2})", "S": r"(?P<S>\d{1,2})",
+    "f": r"(?P<f>\d{1,9})", "p": r"(?P<p>[AaPp][Mm])", "j": r"(?P<j>\d{1,3})",
+    "v": r"(?P<v>\d{1,2})", "V": r"(?P<v>\d{1,2})", "b": r"(?P<b>[A-Za-z]{3})",
+    "B": r"(?P<B>[A-Za-z]+)", "a": r"[A-Za-z]{3}", "A": r"[A-Za-z]+", "%": "%",
+}  # fmt: skip
+
+
+def _date_parse(text: str, pattern: str):
+    """Trino's ``date_parse`` (Joda-Time under MySQL's specifiers, as sqlglot writes them):
+    1970-01-01 for the fields not given, a two-digit year from 1970 to 2069, a twelve-hour
+    clock without a meridian in the morning, the fraction cut to milliseconds, week years
+    (``%x %v``) by ISO week."""
+    from datetime import date, datetime, timedelta
+
+    parts, end = [], 0
+    for match in _PARSE_FIELD.finditer(pattern):
+        parts.append(re.escape(pattern[end : match.start()]))
+        field = _DATE_PARSE_FIELDS.get(match.group(2))
+        if field is None:
+            raise ValueError(f"{ARGUMENT}: %{match.group(2)} not supported in date format string")
+        named = re.match(r"\(\?P<(\w)>(.*)\)$", field)
+        if named and f"(?P<{named.group(1)}>" in "".join(parts):
+            field = f"(?:{named.group(2)})"  # a field given twice: read, not used again
+        parts.append(field)
+        end = match.end()
+    parts.append(re.escape(pattern[end:]))
+    found = re.fullmatch("".join(parts), text, re.IGNORECASE)
+    if found is None:
+        raise ValueError(f'{ARGUMENT}: Invalid format: "{text}"')
+    fields = {key: value for key, value in found.groupdict().items() if value is not None}
+    year = int(fields.get("Y", 1970))
+    if "y" in fields:
+        two = int(fields["y"])
+        year = 2000 + two if two < 70 else 1900 + two
+    month = int(fields.get("m", 1))
+    if "b" in fields or "B" in fields:
+        name = fields.get("b", fields.get("B", "")).lower()
+        names = _MONTHS if "b" in fields else _MONTH_NAMES
+        if name not in names:
+            raise ValueError(f'{ARGUMENT}: Invalid format: "{text}"')
+        month = names.index(name) + 1
+    hour = int(fields.get("H", 0))
+    if "I" in fields:
+        hour = int(fields["I"]) % 12 + (12 if fields.get("p", "am").lower() == "pm" else 0)
+    millis = int((fields.get("f", "") + "000")[:3])
+    try:
+        if "G" in fields or "v" in fields:
+            day = date.fromisocalendar(int(fields.get("G", year)), int(fields.get("v", 1)), 1)
+        elif "j" in fields:
+            day = date(year, 1, 1) + timedelta(days=int(fields["j"]) - 1)
+        else:
+            day = date(year, month, int(fields.get("d", 1)))
+        return datetime(
+            day.year, day.month, day.day, hour, int(fields.get("M", 0)),
+            int(fields.get("S", 0)), millis * 1000,
+        )  # fmt: skip
+    except ValueError as error:
+        raise ValueError(f'{ARGUMENT}: Invalid format: "{text}" ({error})') from None
+
+
 PYTHON: dict[str, tuple[Callable, list[str], str]] = {
     "format": (_format, ["VARCHAR", "VARCHAR[]", "VARCHAR[]"], "VARCHAR"),
+    "date_parse": (_date_parse, ["VARCHAR", "VARCHAR"], "TIMESTAMP"),
     "double_text": (_double_text, ["DOUBLE"], "VARCHAR"),
     "format_number": (_format_number, ["DOUBLE"], "VARCHAR"),
     "parse_duration": (_parse_duration, ["VARCHAR"], "INTERVAL"),
@@ -453,6 +521,7 @@ MACROS["regexp_position"] = (
 
 _MAY_ANSWER_NULL = {"json_contains_value", "format"}  # and take NULL arguments
 _INTERNAL = {
+    "date_parse",  # reached through mysql_dates
     "multimap",
     "regexp_position4",
     "json_contains_value",
@@ -742,6 +811,37 @@ LAMBDA_REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
     "format_datetime": lambda args: _datetime_pattern("format_datetime", args),
     "parse_datetime": lambda args: _datetime_pattern("parse_datetime", args),
 }
+
+
+def _date_parse_needs_python(pattern: str) -> bool:
+    """Whether DuckDB's strptime would read ``pattern`` (date_parse's, as sqlglot writes it)
+    otherwise than Trino: a two-digit year (DuckDB's pivot is 1969), a fraction (DuckDB wants
+    six digits at most), week years, a twelve-hour clock without a meridian (DuckDB keeps 12
+    as noon), or no year at all (DuckDB's default is 1900, Trino's 1970)."""
+    fields = {match.group(2) for match in _PARSE_FIELD.finditer(pattern)}
+    if fields - set(_DATE_PARSE_FIELDS):
+        return False  # a specifier Trino refuses: DuckDB's error says so
+    twelve = "I" in fields and "p" not in fields
+    return bool(fields & {"y", "f", "G", "v", "V"}) or twelve or not fields & {"Y", "G"}
+
+
+def mysql_dates(found) -> None:
+    """date_parse and date_format with a literal pattern, where DuckDB's reading of it differs
+    from Trino's: date_parse through ``_date_parse`` (see ``_date_parse_needs_python``),
+    date_format's ``%v`` (Trino's ISO week, DuckDB's ``%V``)."""
+    for node in found(exp.StrToTime):
+        pattern = node.args.get("format")
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            continue
+        if _date_parse_needs_python(pattern.this):
+            node.replace(_call(PREFIX + "date_parse", node.this, pattern))
+    for node in found(exp.TimeToStr):
+        pattern = node.args.get("format")
+        if isinstance(pattern, exp.Literal) and pattern.is_string and "%v" in pattern.this:
+            text = _PARSE_FIELD.sub(
+                lambda m: "%V" if m.group(0) == "%v" else m.group(0), pattern.this
+            )
+            pattern.set("this", text)
 
 
 def rename_functions(found) -> None:

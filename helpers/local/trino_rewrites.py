@@ -156,6 +156,58 @@ def _re2_replacement(text: str, compiled: re.Pattern) -> str:
 _NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z])")  # Java's (?<name>, not (?<= or (?<!
 
 
+_SPAN_UNITS = ("DAY", "HOUR", "MINUTE", "SECOND")
+_SPAN_MILLIS = {"DAY": 86_400_000, "HOUR": 3_600_000, "MINUTE": 60_000, "SECOND": 1000}
+
+
+def interval_spans(found: _Found) -> None:
+    """Trino's interval literals over a span of fields (``INTERVAL '12 10:45:32.123' DAY TO
+    SECOND``, ``'-10:45' HOUR TO MINUTE``, ``'1-2' YEAR TO MONTH``), which DuckDB does not
+    read: the same interval in milliseconds (or months)."""
+    for node in found(exp.Interval):
+        span, text = node.args.get("unit"), node.this
+        if not isinstance(span, exp.IntervalSpan):
+            continue
+        if not (isinstance(text, exp.Literal) and text.is_string):
+            raise QueryError(
+                "NOT_SUPPORTED", "an interval over a span of fields from a non-literal"
+            )
+        first, last = span.this.name.upper(), span.expression.name.upper()
+        value = text.this.strip()
+        sign = -1 if value.startswith("-") else 1
+        value = value.lstrip("+-")
+        invalid = QueryError(
+            "INVALID_LITERAL", f"'{text.this}' is not a valid INTERVAL {first} TO {last} literal"
+        )
+        if first == "YEAR" and last == "MONTH":
+            years, _, months = value.partition("-")
+            if not (years.isdigit() and months.isdigit()):
+                raise invalid
+            node.replace(
+                exp.Interval(
+                    this=exp.Literal.string(str(sign * (12 * int(years) + int(months)))),
+                    unit=exp.var("MONTH"),
+                )
+            )
+            continue
+        if first not in _SPAN_UNITS or last not in _SPAN_UNITS:
+            raise invalid
+        units = _SPAN_UNITS[_SPAN_UNITS.index(first) : _SPAN_UNITS.index(last) + 1]
+        fields = value.replace(" ", ":", 1).split(":") if first == "DAY" else value.split(":")
+        if len(fields) != len(units):
+            raise invalid
+        millis = 0
+        for unit, field in zip(units, fields, strict=True):
+            try:
+                amount = float(field) if unit == "SECOND" else int(field)
+            except ValueError:
+                raise invalid from None
+            millis += round(amount * _SPAN_MILLIS[unit])
+        node.replace(
+            exp.Interval(this=exp.Literal.string(str(sign * millis)), unit=exp.var("MILLISECOND"))
+        )
+
+
 _NUMBERS = {
     *exp.DataType.INTEGER_TYPES,
     exp.DataType.Type.DOUBLE,
@@ -250,12 +302,14 @@ def python_named_groups(found: _Found) -> None:
 
 
 TREE_TRANSFORMS = [
+    interval_spans,
     trino_zones.zoned_values,
     refuse_mixed_types,
     slice_by_length,
     type_decimal_literals,
     java_replacements,
     python_named_groups,
+    trino_functions.mysql_dates,
     trino_functions.rename_functions,  # after the others: it copies what they changed
     name_columns,
 ]

@@ -656,3 +656,39 @@ def test_a_timestamp_column_casts_to_a_timestamp_with_time_zone_in_utc(platform)
         " FROM (VALUES (TIMESTAMP '2024-01-01 05:00:00')) x(t)"
     )
     assert frame.h.iloc[0] == 5
+
+
+def test_date_parse_reads_patterns_as_trino_over_column_values(platform):
+    """Two-digit years pivot at 1970, a twelve-hour clock without a meridian is the
+    morning, fractions are cut to milliseconds, missing fields are 1970-01-01's."""
+    frame = platform.query(
+        "SELECT date_parse(s, '%d-%b-%y %h.%i.%s.%f') AS t FROM (VALUES"
+        " ('31-MAY-69 12.59.59.9999'), ('01-jan-70 01.00.00.1')) x(s) ORDER BY t"
+    )
+    assert [str(value) for value in frame.t] == [
+        "1970-01-01 01:00:00.100000",
+        "2069-05-31 00:59:59.999000",
+    ]
+    assert str(platform.query("SELECT date_parse('7', '%s') AS t").t.iloc[0]) == (
+        "1970-01-01 00:00:07"
+    )
+    with pytest.raises(QueryError) as error:
+        platform.query("SELECT date_parse('31-XYZ-69', '%d-%b-%y')")
+    assert error.value.code == "INVALID_FUNCTION_ARGUMENT"
+
+
+def test_intervals_over_spans_and_their_text(platform):
+    frame = platform.query(
+        "SELECT CAST(INTERVAL '1-2' YEAR TO MONTH AS varchar) AS ym,"
+        " CAST(INTERVAL '3' MONTH AS varchar) AS m,"
+        " CAST(INTERVAL '-1 02:03' DAY TO MINUTE AS varchar) AS dm,"
+        " CAST(INTERVAL '90' MINUTE AS varchar) AS mi"
+    )
+    assert frame.values.tolist() == [["1-2", "0-3", "-1 02:03:00.000", "0 01:30:00.000"]]
+    for bad in ("INTERVAL '1:2:3' DAY TO HOUR", "INTERVAL 'x' HOUR TO SECOND"):
+        with pytest.raises(QueryError) as error:
+            platform.query(f"SELECT {bad}")
+        assert error.value.code == "INVALID_LITERAL"
+    with pytest.raises(QueryError) as error:
+        platform.query("SELECT INTERVAL '6' DAY * d FROM (VALUES (infinity())) t(d)")
+    assert error.value.code == "INVALID_FUNCTION_ARGUMENT"
