@@ -397,7 +397,21 @@ def _regexp_group(generator: DuckDB.Generator, expression: exp.RegexpExtract) ->
                 "INVALID_FUNCTION_ARGUMENT",
                 f"Pattern has {groups} groups. Cannot access group {group.this}",
             )
+    if group is not None and _may_not_take_part(pattern, group):
+        return generator.func("__trino_regexp_extract_group", expression.this, pattern, group)
     return _regexp_extract(generator, expression)
+
+
+def _may_not_take_part(pattern: exp.Expression, group: exp.Expression) -> bool:
+    """Whether the group regexp_extract asks for may match nothing (an alternative, an
+    optional group), where Trino gives NULL and DuckDB ''; unknown patterns may."""
+    if not (isinstance(group, exp.Literal) and group.is_int):
+        return True
+    if int(group.this) == 0:
+        return False
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return True
+    return any(char in pattern.this for char in "|?*{")
 
 
 def _collection(generator: DuckDB.Generator, expression: exp.Expression) -> str:

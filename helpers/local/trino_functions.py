@@ -28,6 +28,7 @@ import math
 import re
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from sqlglot import exp
 
@@ -162,7 +163,13 @@ MACROS = {
         f"(j) AS CASE WHEN NOT json_valid(j) THEN {_fail('Invalid JSON value')}"
         " ELSE json_type(j) NOT IN ('ARRAY', 'OBJECT') END"
     ),
-    "json_text": "(x) AS CAST(to_json(x) AS VARCHAR)",  # what format passes to Python
+    "json_text": "(x) AS CAST(to_json(x) AS VARCHAR)",
+    # regexp_replace(s, p, f): the pieces between the matches joined by f of each match's
+    # groups (r, already applied); NULL where f gives NULL, as in Trino
+    "regexp_join": (
+        "(p, r) AS CASE WHEN list_count(r) < len(r) THEN NULL ELSE p[1] || array_to_string("
+        "list_transform(range(1, len(r) + 1), lambda i: r[i] || p[i + 1]), '') END"
+    ),  # what format passes to Python
     "json_array_contains": (
         f"(j, v) AS {PREFIX}json_contains_value(j, to_json(v)::VARCHAR, typeof(v))"
     ),
@@ -498,9 +505,58 @@ def _date_parse(text: str, pattern: str):
         raise ValueError(f'{ARGUMENT}: Invalid format: "{text}" ({error})') from None
 
 
+@lru_cache(maxsize=256)
+def _java_regex(pattern: str) -> re.Pattern:
+    """A Java regular expression as Python's (named groups ``(?<name>`` are ``(?P<name>``);
+    Python's ``re`` matches empty strings after a match as Java's ``find`` does."""
+    try:
+        return re.compile(re.sub(r"\(\?<(?=[A-Za-z])", "(?P<", pattern))
+    except re.error as error:
+        raise ValueError(f"{ARGUMENT}: {error}") from None
+
+
+def _regexp_groups(text: str, pattern: str) -> list[list[str | None]]:
+    """The groups of each match of ``pattern`` in ``text`` (NULL for a group that did not
+    take part), for regexp_replace with a function."""
+    return [list(match.groups()) for match in _java_regex(pattern).finditer(text)]
+
+
+def _regexp_pieces(text: str, pattern: str) -> list[str]:
+    """The text before, between and after the matches (one more than the matches)."""
+    pieces, end = [], 0
+    for match in _java_regex(pattern).finditer(text):
+        pieces.append(text[end : match.start()])
+        end = match.end()
+    return [*pieces, text[end:]]
+
+
+def _regexp_replace_java(text: str, pattern: str, template: str) -> str:
+    """regexp_replace with a replacement RE2 cannot say (a group above 9), as Python's
+    template (``\\g<10>``)."""
+    return _java_regex(pattern).sub(template, text)
+
+
+def _regexp_extract_group(text: str, pattern: str, group: int) -> str | None:
+    """regexp_extract of a group: NULL without a match or where the group did not take
+    part (DuckDB gives '')."""
+    if text is None or pattern is None or group is None:
+        return None
+    compiled = _java_regex(pattern)
+    if not 0 <= group <= compiled.groups:
+        raise ValueError(
+            f"{ARGUMENT}: Pattern has {compiled.groups} groups. Cannot access group {group}"
+        )
+    match = compiled.search(text)
+    return match.group(group) if match else None
+
+
 PYTHON: dict[str, tuple[Callable, list[str], str]] = {
     "format": (_format, ["VARCHAR", "VARCHAR[]", "VARCHAR[]"], "VARCHAR"),
     "date_parse": (_date_parse, ["VARCHAR", "VARCHAR"], "TIMESTAMP"),
+    "regexp_groups": (_regexp_groups, ["VARCHAR", "VARCHAR"], "VARCHAR[][]"),
+    "regexp_pieces": (_regexp_pieces, ["VARCHAR", "VARCHAR"], "VARCHAR[]"),
+    "regexp_replace_java": (_regexp_replace_java, ["VARCHAR", "VARCHAR", "VARCHAR"], "VARCHAR"),
+    "regexp_extract_group": (_regexp_extract_group, ["VARCHAR", "VARCHAR", "BIGINT"], "VARCHAR"),
     "double_text": (_double_text, ["DOUBLE"], "VARCHAR"),
     "format_number": (_format_number, ["DOUBLE"], "VARCHAR"),
     "parse_duration": (_parse_duration, ["VARCHAR"], "INTERVAL"),
@@ -519,9 +575,18 @@ MACROS["regexp_position"] = (
     f" (s, p, start, n) AS {PREFIX}regexp_position4(s, p, start, n)"
 )
 
-_MAY_ANSWER_NULL = {"json_contains_value", "format"}  # and take NULL arguments
+_MAY_ANSWER_NULL = {
+    "json_contains_value",
+    "format",
+    "regexp_extract_group",
+}  # and take NULL arguments
 _INTERNAL = {
     "date_parse",  # reached through mysql_dates
+    "regexp_groups",  # these through the regexp rewrites
+    "regexp_pieces",
+    "regexp_replace_java",
+    "regexp_extract_group",
+    "regexp_join",
     "multimap",
     "regexp_position4",
     "json_contains_value",

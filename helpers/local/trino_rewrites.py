@@ -96,6 +96,14 @@ def java_replacements(found: _Found) -> None:
         pattern, replacement = node.expression, node.args.get("replacement")
         if replacement is None:
             continue
+        if isinstance(replacement, exp.Lambda):  # f of each match's groups (as an array)
+            replaced = exp.Anonymous(
+                this="list_transform",
+                expressions=[_call("regexp_groups", node.this, pattern), replacement.copy()],
+            )
+            pieces = _call("regexp_pieces", node.this, pattern)
+            node.replace(_call("regexp_join", pieces, replaced))
+            continue
         if not (isinstance(replacement, exp.Literal) and replacement.is_string):
             continue  # DuckDB reads a computed replacement as RE2's; Trino as Java's
         if not any(char in replacement.this for char in "$\\"):
@@ -110,11 +118,26 @@ def java_replacements(found: _Found) -> None:
             raise QueryError(
                 "NOT_SUPPORTED", f"regexp_replace over the pattern {pattern.this!r}"
             ) from None
-        replacement.set("this", _re2_replacement(replacement.this, compiled))
+        try:
+            replacement.set("this", _re2_replacement(replacement.this, compiled))
+        except _AboveNine:  # RE2 has no such reference: Python's re replaces
+            template = _re2_replacement(replacement.this, compiled, python=True)
+            node.replace(
+                _call("regexp_replace_java", node.this, pattern, exp.Literal.string(template))
+            )
 
 
-def _re2_replacement(text: str, compiled: re.Pattern) -> str:
-    """A Java replacement string as RE2's (see ``java_replacements``)."""
+class _AboveNine(Exception):
+    """A replacement refers to a group above 9, which RE2 cannot."""
+
+
+def _call(name: str, *args: exp.Expression) -> exp.Anonymous:
+    return exp.Anonymous(this=f"__trino_{name}", expressions=[arg.copy() for arg in args])
+
+
+def _re2_replacement(text: str, compiled: re.Pattern, python: bool = False) -> str:
+    """A Java replacement string as RE2's (see ``java_replacements``), or as Python's
+    template (``\\g<10>``)."""
     out, index = [], 0
     while index < len(text):
         char = text[index]
@@ -147,8 +170,11 @@ def _re2_replacement(text: str, compiled: re.Pattern) -> str:
                 group, index = longer, index + 1
         else:
             raise QueryError("INVALID_FUNCTION_ARGUMENT", "Illegal group reference")
+        if python:
+            out.append(f"\\g<{group}>")
+            continue
         if group > 9:
-            raise QueryError("NOT_SUPPORTED", f"regexp_replace with a reference to group {group}")
+            raise _AboveNine
         out.append(f"\\{group}")
     return "".join(out)
 
@@ -206,6 +232,62 @@ def interval_spans(found: _Found) -> None:
         node.replace(
             exp.Interval(this=exp.Literal.string(str(sign * millis)), unit=exp.var("MILLISECOND"))
         )
+
+
+_PATH_STEP = re.compile(r'\.([A-Za-z_]\w*)|\.(\d+)|\[(-?\d+)\]|\["([^"]*)"\]|\.\*|\[\*\]')
+
+
+def _path_steps(text: str) -> list[re.Match] | None:
+    """The steps of a JSON path ``$...`` (None where it is not one this reads)."""
+    if not text.startswith("$"):
+        return None
+    steps, index = [], 1
+    while index < len(text):
+        step = _PATH_STEP.match(text, index)
+        if step is None:
+            return None
+        steps.append(step)
+        index = step.end()
+    return steps
+
+
+def json_paths(found: _Found) -> None:
+    """Trino's JSON paths where DuckDB reads them otherwise: a negative subscript is an
+    invalid path (DuckDB counts from the end), and ``.1`` is the key "1" of an object or
+    the element 1 of an array (DuckDB: a key only)."""
+    for node in found(exp.JSONExtract, exp.JSONExtractScalar):
+        path = node.expression
+        if isinstance(path, exp.JSONPath):
+            for step in path.expressions:
+                index = step.this if isinstance(step, exp.JSONPathSubscript) else None
+                if isinstance(index, int) and index < 0:
+                    raise QueryError("INVALID_FUNCTION_ARGUMENT", f"Invalid JSON path: {index}")
+            continue
+        if not (isinstance(path, exp.Literal) and path.is_string):
+            continue
+        steps = _path_steps(path.this.strip())
+        if steps is None:
+            continue
+        if any(step.group(3) is not None and step.group(3).startswith("-") for step in steps):
+            raise QueryError("INVALID_FUNCTION_ARGUMENT", f"Invalid JSON path: '{path.this}'")
+        numbered = [i for i, step in enumerate(steps) if step.group(2) is not None]
+        if not numbered:
+            continue
+        if len(numbered) > 3:
+            raise QueryError("NOT_SUPPORTED", f"a JSON path of {len(numbered)} numbered keys")
+        alternatives = []
+        for choice in range(2 ** len(numbered)):
+            text = "$"
+            for i, step in enumerate(steps):
+                if i in numbered:
+                    as_index = choice >> numbered.index(i) & 1
+                    text += f"[{step.group(2)}]" if as_index else f'."{step.group(2)}"'
+                else:
+                    text += step.group(0)
+            variant = node.copy()
+            variant.set("expression", exp.Literal.string(text))
+            alternatives.append(variant)
+        node.replace(exp.Coalesce(this=alternatives[0], expressions=alternatives[1:]))
 
 
 _NUMBERS = {
@@ -303,6 +385,7 @@ def python_named_groups(found: _Found) -> None:
 
 TREE_TRANSFORMS = [
     interval_spans,
+    json_paths,
     trino_zones.zoned_values,
     refuse_mixed_types,
     slice_by_length,

@@ -692,3 +692,26 @@ def test_intervals_over_spans_and_their_text(platform):
     with pytest.raises(QueryError) as error:
         platform.query("SELECT INTERVAL '6' DAY * d FROM (VALUES (infinity())) t(d)")
     assert error.value.code == "INVALID_FUNCTION_ARGUMENT"
+
+
+def test_regexp_replace_with_a_function_and_groups_that_take_no_part(platform):
+    frame = platform.query(
+        "SELECT regexp_replace(s, '(\\w)(\\w*)', x -> upper(x[1]) || x[2]) AS f,"
+        " regexp_replace(s, '(a)|(e)', x -> x[2]) AS n,"
+        " regexp_extract(s, '(a)|(e)', 2) AS g"
+        " FROM (VALUES ('new york'), ('dave'), (NULL)) t(s) ORDER BY s"
+    )
+    assert frame.f.tolist()[:2] == ["Dave", "New York"] and frame.f.isna().tolist()[2]
+    # a group that took no part ('a' in dave) gives NULL to the function, and NULL out
+    assert frame.n.isna().tolist() == [True, False, True] and frame.n.iloc[1] == "new york"
+    assert frame.g.isna().tolist() == [True, False, True] and frame.g.iloc[1] == "e"
+
+
+def test_json_paths_read_as_trino(platform):
+    frame = platform.query(
+        "SELECT json_extract_scalar(j, '$.1') AS v FROM (VALUES ('[5, 6]'), ('{\"1\": 7}')) t(j)"
+    )
+    assert frame.v.tolist() == ["6", "7"]
+    with pytest.raises(QueryError) as error:
+        platform.query("SELECT json_extract_scalar('[1]', '$[-1]')")
+    assert error.value.code == "INVALID_FUNCTION_ARGUMENT"
