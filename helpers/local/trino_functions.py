@@ -684,6 +684,42 @@ def _zip_with(args: list[exp.Expression]) -> exp.Expression:
     return _call("list_transform", positions, _lambda([index], bound))
 
 
+def _array_sort_comparator(source: exp.Expression, function: exp.Lambda) -> exp.Expression:
+    """``array_sort(a, (x, y) -> c)``: each element placed by how many elements the
+    comparator puts before it (ties kept in their order); DuckDB's sorts take no comparator."""
+    (x, y), body = _lambda_parts(function)
+    i, j, k = "__trino_i", "__trino_j", "__trino_k"
+
+    def at(index: str) -> exp.Expression:
+        return _call("list_extract", source.copy(), exp.column(index))
+
+    compare = exp.Paren(this=_bind(body, {x: at(j), y: at(i)}))
+    reverse = exp.Paren(this=_bind(body, {x: at(i), y: at(j)}))
+    earlier = exp.LT(this=exp.column(j), expression=exp.column(i))
+    # j goes before i if the comparator says so (and not both ways, as NULLs may), or if
+    # they tie and j came first
+    before = exp.and_(
+        exp.NEQ(this=exp.column(j), expression=exp.column(i)),
+        exp.or_(
+            exp.and_(
+                exp.LT(this=compare, expression=exp.Literal.number(0)),
+                exp.or_(exp.GTE(this=reverse, expression=exp.Literal.number(0)), earlier),
+            ),
+            exp.and_(exp.EQ(this=compare.copy(), expression=exp.Literal.number(0)), earlier.copy()),
+        ),
+    )
+    positions = _call(
+        "range",
+        exp.Literal.number(1),
+        exp.Add(this=_call("len", source.copy()), expression=exp.Literal.number(1)),
+    )
+    rank = _call("len", _call("list_filter", positions.copy(), _lambda([j], before)))
+    ranks = _call("list_transform", positions.copy(), _lambda([i], rank))
+    place = _call("list_extract", source.copy(), _call("list_position", ranks, exp.column(k)))
+    order = _call("range", exp.Literal.number(0), _call("len", source.copy()))
+    return _call("list_transform", order, _lambda([k], place))
+
+
 def _map_entries_transform(args: list[exp.Expression], target: str) -> exp.Expression:
     """``transform_keys``/``transform_values``: the function of each entry as the new key or
     value."""
@@ -933,6 +969,9 @@ def rename_functions(found) -> None:
                 exp.Array(expressions=kinds) if kinds else exp.cast(exp.Array(), "VARCHAR[]"),
             )
         )
+    for node in found(exp.ArraySort):
+        if isinstance(node.expression, exp.Lambda) and len(node.expression.expressions) == 2:
+            node.replace(_array_sort_comparator(node.this, node.expression))
     for node in found(exp.ParseDatetime):  # sqlglot's node keeps Joda's pattern as it is
         node.replace(_datetime_pattern("parse_datetime", [node.this, node.args["format"]]))
     for kind, name in _NODES.items():

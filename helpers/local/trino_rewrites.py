@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from helpers.exceptions import QueryError
 from helpers.local import trino_functions, trino_zones
-from helpers.local.trino_types import TEXT_TYPES, known_kind, trino_type_name
+from helpers.local.trino_types import TEXT_TYPES, known_kind, known_type, trino_type_name
 
 
 class _Found:
@@ -60,6 +60,60 @@ def name_columns(found: _Found) -> None:
             else exp.to_identifier(f"_values{number}")
         )
         values.set("alias", exp.TableAlias(this=name, columns=columns))
+
+
+def _row_fields(row: exp.Expression) -> list[str | None] | None:
+    """The field names of a row the query text shows (None for an unnamed field), or None
+    where it does not show the row's fields."""
+    inner = row.this if isinstance(row, exp.Paren) else row
+    if isinstance(inner, exp.Struct):
+        return [
+            field.name if isinstance(field, exp.PropertyEQ | exp.Alias) else None
+            for field in inner.expressions
+        ]
+    kind = known_type(inner)
+    if kind is None or kind.this != exp.DataType.Type.STRUCT:
+        return None
+    return [field.name if isinstance(field, exp.ColumnDef) else None for field in kind.expressions]
+
+
+def expand_rows(found: _Found) -> None:
+    """``SELECT (row).*`` (optionally ``AS (a, b)``): one column per field of the row, named
+    by the aliases, else the field's name (DuckDB reads no such expansion)."""
+    for select in found(exp.Select):
+        projections, changed = [], False
+        for projection in select.expressions:
+            aliases = None
+            if isinstance(projection, exp.Aliases):
+                projection, aliases = projection.this, [e.name for e in projection.expressions]
+            if not (
+                isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Star)
+            ):
+                projections.append(projection if aliases is None else projection.parent)
+                continue
+            row = projection.this
+            fields = _row_fields(row)
+            if fields is None:
+                raise QueryError(
+                    "NOT_SUPPORTED",
+                    "expanding a row whose fields the query text does not show ((row).*)",
+                )
+            if aliases is not None and len(aliases) != len(fields):
+                raise QueryError(
+                    "MISMATCHED_COLUMN_ALIASES",
+                    f"Column alias list has {len(aliases)} entries but the row has"
+                    f" {len(fields)} fields",
+                )
+            changed = True
+            for index, name in enumerate(fields):
+                value = exp.Anonymous(
+                    this="struct_extract_at",
+                    expressions=[row.copy(), exp.Literal.number(index + 1)],
+                )
+                name = aliases[index] if aliases is not None else name
+                projections.append(value if name is None else exp.alias_(value, name))
+        if changed:
+            select.set("expressions", projections)
 
 
 def slice_by_length(found: _Found) -> None:
@@ -394,6 +448,7 @@ TREE_TRANSFORMS = [
     python_named_groups,
     trino_functions.mysql_dates,
     trino_functions.rename_functions,  # after the others: it copies what they changed
+    expand_rows,
     name_columns,
 ]
 """Tree transforms ``to_duckdb`` applies before writing (each changes the nodes it asks

@@ -118,8 +118,8 @@ def test_string_functions_give_trinos_empty_strings_and_nulls(platform):
 
 def test_what_duckdb_cannot_say_is_refused_before_it_runs(platform):
     with pytest.raises(QueryError) as error:
-        platform.query("SELECT array_sort(ARRAY[3, 1, 2], (x, y) -> IF(x < y, 1, -1))")
-    assert error.value.code == "NOT_SUPPORTED" and "comparator" in str(error.value)
+        platform.query("SELECT * FROM UNNEST(ARRAY[ROW('a', 1)], ARRAY[ROW(true)]) AS t(x, y, z)")
+    assert error.value.code == "NOT_SUPPORTED" and "rows expanded" in str(error.value)
 
 
 def test_decimals_divide_as_decimals_with_trinos_scale(platform):
@@ -715,3 +715,26 @@ def test_json_paths_read_as_trino(platform):
     with pytest.raises(QueryError) as error:
         platform.query("SELECT json_extract_scalar('[1]', '$[-1]')")
     assert error.value.code == "INVALID_FUNCTION_ARGUMENT"
+
+
+def test_array_sort_with_a_comparator_over_column_values(platform):
+    frame = platform.query(
+        "SELECT array_sort(a, (x, y) -> IF(x < y, 1, IF(x = y, 0, -1))) AS s"
+        " FROM (VALUES (ARRAY[1, 3, 2, 3]), (ARRAY[]), (NULL)) t(a) ORDER BY cardinality(a) DESC"
+    )
+    assert frame.s.tolist()[:2] == [[3, 3, 2, 1], []] and frame.s.iloc[2] is None
+
+
+def test_rows_expand_into_columns_or_are_refused_by_name(platform):
+    frame = platform.query(
+        "SELECT 0 AS z, (r).*, (CAST(ROW(1, 2) AS ROW(a bigint, b bigint))).* AS (p, q)"
+        " FROM (VALUES (ROW(1, 2))) t(r)"
+    )
+    assert frame.columns.tolist() == ["z", "_col1", "_col2", "p", "q"]
+    assert frame.values.tolist() == [[0, 1, 2, 1, 2]]
+    with pytest.raises(QueryError) as error:
+        platform.query("SELECT (CAST(ROW(1, 2) AS ROW(a int, b int))).* AS (p)")
+    assert error.value.code == "MISMATCHED_COLUMN_ALIASES"
+    with pytest.raises(QueryError) as error:  # a row whose fields only the data knows
+        platform.query("SELECT (json_parse(s)).* FROM (VALUES ('{}')) t(s)")
+    assert error.value.code == "NOT_SUPPORTED"
