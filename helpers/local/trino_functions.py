@@ -550,9 +550,62 @@ def _regexp_extract_group(text: str, pattern: str, group: int) -> str | None:
     return match.group(group) if match else None
 
 
+def _to_base(number: int, radix: int) -> str:
+    """Trino's ``to_base``: the digits of ``number`` in ``radix`` (2 to 36), lower case, with
+    a minus sign for a negative number."""
+    if not 2 <= radix <= 36:
+        raise ValueError(f"{ARGUMENT}: Radix must be between 2 and 36")
+    digits, left = [], abs(number)
+    while True:
+        left, digit = divmod(left, radix)
+        digits.append("0123456789abcdefghijklmnopqrstuvwxyz"[digit])
+        if not left:
+            break
+    return ("-" if number < 0 else "") + "".join(reversed(digits))
+
+
+def _normalize(text: str, form: str) -> str:
+    """Trino's ``normalize(s, form)``: Unicode normalization NFC, NFD, NFKC or NFKD."""
+    import unicodedata
+
+    if form not in ("NFC", "NFD", "NFKC", "NFKD"):
+        raise ValueError(f"{ARGUMENT}: Normalization form must be one of [NFD, NFC, NFKD, NFKC]")
+    return unicodedata.normalize(form, text)
+
+
+_ISO_DATE = re.compile(
+    r"^(?P<y>\d{4})(?:-(?:W(?P<w>\d{2})(?:-(?P<wd>\d))?|(?P<o>\d{3})|(?P<m>\d{2})(?:-(?P<d>\d{2}))?))?$"
+)
+
+
+def _from_iso8601_date(text: str):
+    """Trino's ``from_iso8601_date``: calendar (``2020-05-11``, ``2020-05``, ``2020``), week
+    (``2020-W10``, ``2020-W10-3``) and ordinal (``2020-123``) dates."""
+    from datetime import date, timedelta
+
+    found = _ISO_DATE.match(text.strip())
+    try:
+        if found is None:
+            raise ValueError("not an ISO 8601 date")
+        year = int(found.group("y"))
+        if found.group("w"):
+            return date.fromisocalendar(year, int(found.group("w")), int(found.group("wd") or 1))
+        if found.group("o"):
+            ordinal = int(found.group("o"))
+            if not 1 <= ordinal <= (date(year, 12, 31) - date(year, 1, 1)).days + 1:
+                raise ValueError("day of year out of range")
+            return date(year, 1, 1) + timedelta(days=ordinal - 1)
+        return date(year, int(found.group("m") or 1), int(found.group("d") or 1))
+    except ValueError as error:
+        raise ValueError(f'{ARGUMENT}: Invalid format: "{text}" ({error})') from None
+
+
 PYTHON: dict[str, tuple[Callable, list[str], str]] = {
     "format": (_format, ["VARCHAR", "VARCHAR[]", "VARCHAR[]"], "VARCHAR"),
     "date_parse": (_date_parse, ["VARCHAR", "VARCHAR"], "TIMESTAMP"),
+    "to_base": (_to_base, ["BIGINT", "BIGINT"], "VARCHAR"),
+    "normalize": (_normalize, ["VARCHAR", "VARCHAR"], "VARCHAR"),
+    "from_iso8601_date": (_from_iso8601_date, ["VARCHAR"], "DATE"),
     "regexp_groups": (_regexp_groups, ["VARCHAR", "VARCHAR"], "VARCHAR[][]"),
     "regexp_pieces": (_regexp_pieces, ["VARCHAR", "VARCHAR"], "VARCHAR[]"),
     "regexp_replace_java": (_regexp_replace_java, ["VARCHAR", "VARCHAR", "VARCHAR"], "VARCHAR"),
@@ -582,6 +635,8 @@ _MAY_ANSWER_NULL = {
 }  # and take NULL arguments
 _INTERNAL = {
     "date_parse",  # reached through mysql_dates
+    "normalize",  # and these through their sqlglot nodes
+    "from_iso8601_date",
     "regexp_groups",  # these through the regexp rewrites
     "regexp_pieces",
     "regexp_replace_java",
@@ -969,6 +1024,14 @@ def rename_functions(found) -> None:
                 exp.Array(expressions=kinds) if kinds else exp.cast(exp.Array(), "VARCHAR[]"),
             )
         )
+    for node in found(exp.Normalize):
+        form = node.args.get("form")
+        form = exp.Literal.string(form.name.upper() if isinstance(form, exp.Expression) else "NFC")
+        node.replace(_call(PREFIX + "normalize", node.this.copy(), form))
+    for node in found(exp.FromISO8601Date):  # DuckDB's cast reads calendar dates only
+        text = node.this
+        if not (isinstance(text, exp.Literal) and re.match(r"^\d{4}-\d\d-\d\d$", text.this)):
+            node.replace(_call(PREFIX + "from_iso8601_date", text.copy()))
     for node in found(exp.ArraySort):
         if isinstance(node.expression, exp.Lambda) and len(node.expression.expressions) == 2:
             node.replace(_array_sort_comparator(node.this, node.expression))

@@ -738,3 +738,16 @@ def test_rows_expand_into_columns_or_are_refused_by_name(platform):
     with pytest.raises(QueryError) as error:  # a row whose fields only the data knows
         platform.query("SELECT (json_parse(s)).* FROM (VALUES ('{}')) t(s)")
     assert error.value.code == "NOT_SUPPORTED"
+
+
+def test_to_base_normalize_and_iso_week_and_ordinal_dates(platform):
+    frame = platform.query(
+        "SELECT to_base(-255, 16) AS b, length(normalize('schön', NFD)) AS n,"
+        " from_iso8601_date(s) AS d FROM (VALUES ('2020-W10-3'), ('2020-123')) t(s) ORDER BY d"
+    )
+    assert frame.b.tolist()[0] == "-ff" and frame.n.tolist()[0] == 6
+    assert [str(value) for value in frame.d] == ["2020-03-04", "2020-05-02"]
+    for bad in ("from_iso8601_date('2020-400')", "to_base(5, 40)", "normalize('a', NFX)"):
+        with pytest.raises(QueryError) as error:
+            platform.query(f"SELECT {bad}")
+        assert error.value.code == "INVALID_FUNCTION_ARGUMENT"
