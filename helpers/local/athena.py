@@ -36,10 +36,11 @@ import re
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pandas as pd
@@ -50,7 +51,7 @@ import sqlglot
 from sqlglot import exp
 
 from helpers.exceptions import QueryError
-from helpers.local import trino
+from helpers.local import trino, trino_zones
 from helpers.local.athena_views import (
     _HIGH,
     _LATEST,
@@ -154,6 +155,7 @@ class Athena(MaintainedViews):
             # only the catalog's tables
             self.state_root.mkdir(parents=True, exist_ok=True)
             allowed = [str(self.bucket.path.resolve()), str(self.state_root.resolve())]
+            connection.execute("SET TimeZone = 'UTC'")  # Athena's session zone
             connection.execute("SET allowed_directories = ?", [allowed])
             connection.execute("SET enable_external_access = false")
             self._local.connection = connection
@@ -466,12 +468,41 @@ def _is_composite(kind: pa.DataType) -> bool:
     return pa.types.is_nested(kind) or pa.types.is_interval(kind)
 
 
+def _is_zoned(kind: pa.DataType) -> bool:
+    """Whether a result column holds Trino's timestamps with time zone in zones of their own
+    (:mod:`helpers.local.trino_zones`)."""
+    return pa.types.is_struct(kind) and tuple(f.name for f in kind) == trino_zones.FIELDS
+
+
+def _zoned(value: dict | None) -> datetime | None:
+    """A zoned value of the result as an aware datetime in its own zone."""
+    if value is None or value["__instant"] is None:
+        return None
+    zone = value["__zone"]
+    offset = trino_zones.utc_offset(zone)
+    tzinfo = timezone(offset) if offset is not None else ZoneInfo(zone)
+    return value["__instant"].astimezone(tzinfo)
+
+
+def _zoned_text(value: dict | None) -> str | None:
+    """Athena's text of a zoned value: ``2001-08-22 03:04:05.321 Asia/Tokyo``."""
+    stamp = _zoned(value)
+    if stamp is None:
+        return None
+    millis = stamp.microsecond // 1000
+    return f"{stamp.replace(tzinfo=None):%Y-%m-%d %H:%M:%S}.{millis:03d} {value['__zone']}"
+
+
 def _as_frame(table: pa.Table) -> pd.DataFrame:
     """The result as a frame; arrays are lists, maps dicts and rows tuples in it, and
-    intervals pyarrow's ``MonthDayNano`` (months, days, nanoseconds)."""
+    intervals pyarrow's ``MonthDayNano`` (months, days, nanoseconds); timestamps with time
+    zone are aware timestamps in their zones."""
     frame = table.to_pandas()
     for index, field in enumerate(table.schema):
-        if _is_composite(field.type):
+        if _is_zoned(field.type):
+            stamps = [_zoned(value) for value in table[index].to_pylist()]
+            frame.isetitem(index, pd.Series(stamps, index=frame.index))
+        elif _is_composite(field.type):
             values = [_python(value, field.type) for value in table[index].to_pylist()]
             frame.isetitem(index, pd.Series(values, index=frame.index, dtype=object))
     return frame
@@ -492,7 +523,10 @@ def _python(value: Any, kind: pa.DataType) -> Any:
 def _as_text(table: pa.Table) -> pa.Table:
     """The result with its composite columns in Athena's text (see ``_text``), for CSV."""
     for index, field in enumerate(table.schema):
-        if _is_composite(field.type):
+        if _is_zoned(field.type):
+            texts = [_zoned_text(value) for value in table[index].to_pylist()]
+            table = table.set_column(index, field.name, pa.array(texts, pa.string()))
+        elif _is_composite(field.type):
             texts = [
                 None if value is None else _text(value, field.type)
                 for value in table[index].to_pylist()

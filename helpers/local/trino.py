@@ -19,9 +19,9 @@ missing map keys failing; ``UNNEST`` of several arrays, of maps, ``WITH ORDINALI
 ``reduce`` with a finishing function; ``substr`` from 0 giving '', ``split_part`` past the end
 and ``regexp_extract`` without a match giving NULL; ``regexp_replace`` reading Java's
 replacement (``$1``, ``${name}``); the functions DuckDB lacks
-(:mod:`helpers.local.trino_functions`). Time zones other than UTC fail with ``NOT_SUPPORTED``
-(DuckDB's timestamps with time zone carry none), as does whatever sqlglot knows DuckDB cannot
-say.
+(:mod:`helpers.local.trino_functions`); timestamps with time zone that keep their zone
+(:mod:`helpers.local.trino_zones`). Whatever sqlglot knows DuckDB cannot say fails with
+``NOT_SUPPORTED``.
 
 Many of these need the operands' types before the query runs: sqlglot knows them for
 literals, casts, many functions and columns of inline VALUES, not for the catalog's columns
@@ -45,7 +45,7 @@ from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
 from helpers.exceptions import QueryError
-from helpers.local import trino_functions, trino_types
+from helpers.local import trino_functions, trino_types, trino_zones
 from helpers.local.trino_rewrites import TREE_TRANSFORMS, _Found, unnest_rows
 from helpers.local.trino_types import (
     READ,
@@ -106,7 +106,8 @@ MACROS = [
     "CREATE OR REPLACE TEMP MACRO __trino_integer_text_or_null(x) AS CASE"
     " WHEN typeof(x) <> 'VARCHAR' OR regexp_full_match(TRY_CAST(x AS VARCHAR), '[+-]?[0-9]+')"
     " THEN x END",
-    "CREATE OR REPLACE TEMP MACRO __trino_varchar(x) AS CASE"
+    "CREATE OR REPLACE TEMP MACRO __trino_varchar"
+    f"(x {trino_zones.ZONED}) AS __trino_tz_text(x, 3), (x) AS CASE"
     " WHEN typeof(x) = 'DOUBLE' THEN __trino_double_text(TRY_CAST(x AS DOUBLE))"
     " WHEN typeof(x) <> 'JSON' THEN CAST(x AS VARCHAR)"
     " WHEN json_type(TRY_CAST(x AS JSON)) IN ('ARRAY', 'OBJECT')"
@@ -119,6 +120,26 @@ MACROS = [
     " varchar(' || n || ')') END",
     "CREATE OR REPLACE TEMP MACRO __trino_to_json(x) AS CASE"
     " WHEN typeof(x) = 'VARCHAR' THEN to_json(TRY_CAST(x AS VARCHAR)) ELSE CAST(x AS JSON) END",
+    # intervals as Trino writes them: day to second '12 10:45:32.123', year to month '1-2'
+    "CREATE OR REPLACE TEMP MACRO __trino_interval_text(i) AS"
+    " CASE WHEN epoch(i) < 0 THEN '-' ELSE '' END || __trino_millis_text("
+    "abs(CAST(round(epoch(i) * 1000) AS BIGINT)))",
+    "CREATE OR REPLACE TEMP MACRO __trino_millis_text(ms) AS CAST(ms // 86400000 AS VARCHAR)"
+    " || ' ' || lpad(CAST(ms // 3600000 % 24 AS VARCHAR), 2, '0')"
+    " || ':' || lpad(CAST(ms // 60000 % 60 AS VARCHAR), 2, '0')"
+    " || ':' || lpad(CAST(ms // 1000 % 60 AS VARCHAR), 2, '0')"
+    " || '.' || lpad(CAST(ms % 1000 AS VARCHAR), 3, '0')",
+    "CREATE OR REPLACE TEMP MACRO __trino_months_text(i) AS"
+    " CASE WHEN datepart('year', i) * 12 + datepart('month', i) < 0 THEN '-' ELSE '' END"
+    " || CAST(abs(datepart('year', i) * 12 + datepart('month', i)) // 12 AS VARCHAR) || '-'"
+    " || CAST(abs(datepart('year', i) * 12 + datepart('month', i)) % 12 AS VARCHAR)",
+    # an interval divided by zero, or multiplied or divided by NaN or infinity, fails
+    "CREATE OR REPLACE TEMP MACRO __trino_interval_factor(x) AS CASE"
+    " WHEN NOT isfinite(TRY_CAST(x AS DOUBLE))"
+    " THEN error('INVALID_FUNCTION_ARGUMENT: interval arithmetic with ' || x) ELSE x END",
+    "CREATE OR REPLACE TEMP MACRO __trino_interval_divisor(x) AS CASE"
+    " WHEN x = 0 THEN error('INVALID_FUNCTION_ARGUMENT: Cannot divide an interval by zero')"
+    " ELSE __trino_interval_factor(x) END",
     # split(s, d, n): at most n parts, the last one the rest of the string
     "CREATE OR REPLACE TEMP MACRO __trino_split(s, d, n) AS CASE WHEN n <= 0 THEN"
     " error('INVALID_FUNCTION_ARGUMENT: Limit must be positive')"
@@ -136,6 +157,8 @@ def _divide(generator: DuckDB.Generator, expression: exp.Div) -> str:
     same as ``/`` between non-integers but fails (``DIVISION_BY_ZERO``) on a zero divisor
     where Trino gives Infinity or NaN: an error, never another answer."""
     left, right = expression.this, expression.expression
+    if known_kind(left) == exp.DataType.Type.INTERVAL:
+        return f"{generator.sql(left)} / __trino_interval_divisor({generator.sql(right)})"
     known = [known_type(side) for side in (left, right)]
     decimal = _decimal_divide(generator, left, right, known)
     if decimal is not None:
@@ -148,6 +171,19 @@ def _divide(generator: DuckDB.Generator, expression: exp.Div) -> str:
     if expression.find(exp.AggFunc, exp.Window):
         return generator.binary(expression, "//")
     return generator.func("__trino_divide", left, right)
+
+
+def _multiply(generator: DuckDB.Generator, expression: exp.Mul) -> str:
+    """An interval times NaN or infinity fails in Trino (DuckDB: an overflow)."""
+    left, right = expression.this, expression.expression
+    kinds = [known_kind(side) for side in (left, right)]
+    if exp.DataType.Type.INTERVAL not in kinds or set(kinds) <= {exp.DataType.Type.INTERVAL}:
+        return _default(generator, expression)
+    factor = right if kinds[0] == exp.DataType.Type.INTERVAL else left
+    interval = left if factor is right else right
+    if known_kind(factor) in exp.DataType.INTEGER_TYPES:
+        return _default(generator, expression)
+    return f"{generator.sql(interval)} * __trino_interval_factor({generator.sql(factor)})"
 
 
 def _decimal_divide(generator: DuckDB.Generator, left, right, kinds: list) -> str | None:
@@ -361,7 +397,21 @@ def _regexp_group(generator: DuckDB.Generator, expression: exp.RegexpExtract) ->
                 "INVALID_FUNCTION_ARGUMENT",
                 f"Pattern has {groups} groups. Cannot access group {group.this}",
             )
+    if group is not None and _may_not_take_part(pattern, group):
+        return generator.func("__trino_regexp_extract_group", expression.this, pattern, group)
     return _regexp_extract(generator, expression)
+
+
+def _may_not_take_part(pattern: exp.Expression, group: exp.Expression) -> bool:
+    """Whether the group regexp_extract asks for may match nothing (an alternative, an
+    optional group), where Trino gives NULL and DuckDB ''; unknown patterns may."""
+    if not (isinstance(group, exp.Literal) and group.is_int):
+        return True
+    if int(group.this) == 0:
+        return False
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return True
+    return any(char in pattern.this for char in "|?*{")
 
 
 def _collection(generator: DuckDB.Generator, expression: exp.Expression) -> str:
@@ -523,7 +573,13 @@ _CAST_INTEGERS = {
 
 
 # the operands whose cast to an unbounded varchar differs (None: not known before it runs)
-_TO_TEXT_DIFFERS = {None, exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT, exp.DataType.Type.JSON}
+_TO_TEXT_DIFFERS = {
+    None,
+    exp.DataType.Type.DOUBLE,
+    exp.DataType.Type.FLOAT,
+    exp.DataType.Type.JSON,
+    exp.DataType.Type.INTERVAL,
+}
 
 
 def _cast(generator: DuckDB.Generator, expression: exp.Cast) -> str:
@@ -550,6 +606,9 @@ def _cast(generator: DuckDB.Generator, expression: exp.Cast) -> str:
         checked.set("this", exp.func(check, operand.copy()))
         return _default(generator, checked)
     value = generator.sql(operand)
+    if target.this in TEXT_TYPES and kind == exp.DataType.Type.INTERVAL:
+        months = trino_types.static_type(operand) == "interval year to month"
+        return f"__trino_{'months' if months else 'interval'}_text({value})"
     if target.this in TEXT_TYPES and not safe:
         text = f"__trino_varchar({value})"
         if not target.expressions:
@@ -600,6 +659,7 @@ class TrinoOnDuckDB(DuckDB):
         TRANSFORMS: ClassVar[dict] = {
             **DuckDB.Generator.TRANSFORMS,
             exp.Div: _divide,
+            exp.Mul: _multiply,
             exp.Typeof: _typeof,
             exp.Split: _split,
             exp.Reduce: _reduce,

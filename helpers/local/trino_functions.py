@@ -28,10 +28,12 @@ import math
 import re
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from sqlglot import exp
 
 from helpers.exceptions import QueryError
+from helpers.local import trino_zones
 
 PREFIX = "__trino_"
 ARGUMENT = "INVALID_FUNCTION_ARGUMENT"
@@ -71,7 +73,9 @@ MACROS = {
         " ELSE CAST(hamming(a, b) AS BIGINT) END"
     ),
     "to_iso8601": (
-        "(d DATE) AS strftime(d, '%Y-%m-%d'),"
+        f"(t {trino_zones.ZONED}) AS strftime({PREFIX}wall(t), '%Y-%m-%dT%H:%M:%S.%g') ||"
+        f" CASE WHEN t.__zone = 'UTC' THEN 'Z' ELSE {PREFIX}offset_text(t, true) END,"
+        " (d DATE) AS strftime(d, '%Y-%m-%d'),"
         " (t TIMESTAMP) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%g'),"
         " (t TIMESTAMPTZ) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%gZ')"
     ),
@@ -159,7 +163,13 @@ MACROS = {
         f"(j) AS CASE WHEN NOT json_valid(j) THEN {_fail('Invalid JSON value')}"
         " ELSE json_type(j) NOT IN ('ARRAY', 'OBJECT') END"
     ),
-    "json_text": "(x) AS CAST(to_json(x) AS VARCHAR)",  # what format passes to Python
+    "json_text": "(x) AS CAST(to_json(x) AS VARCHAR)",
+    # regexp_replace(s, p, f): the pieces between the matches joined by f of each match's
+    # groups (r, already applied); NULL where f gives NULL, as in Trino
+    "regexp_join": (
+        "(p, r) AS CASE WHEN list_count(r) < len(r) THEN NULL ELSE p[1] || array_to_string("
+        "list_transform(range(1, len(r) + 1), lambda i: r[i] || p[i + 1]), '') END"
+    ),  # what format passes to Python
     "json_array_contains": (
         f"(j, v) AS {PREFIX}json_contains_value(j, to_json(v)::VARCHAR, typeof(v))"
     ),
@@ -428,8 +438,178 @@ def _format(pattern: str, texts: list, kinds: list) -> str | None:
     return _SPECIFIER.sub(replace, pattern)
 
 
+_PARSE_FIELD = re.compile(r"%(-?)([A-Za-z%])")
+_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", "august"]
+_MONTH_NAMES += ["september", "october", "november", "december"]
+_DATE_PARSE_FIELDS = {  # the specifier (as sqlglot writes date_parse's) -> what it reads
+    "Y": r"(?P<Y>\d{1,4})", "y": r"(?P<y>\d{2})", "G": r"(?P<G>\d{1,4})",
+    "m": r"(?P<m>\d{1,2})", "d": r"(?P<d>\d{1,2})", "H": r"(?P<H>\d{1,2})",
+    "I": r"(?P<I>\d{1,2})", "M": r"(?P<M>\d{1,2})", "S": r"(?P<S>\d{1,2})",
+    "f": r"(?P<f>\d{1,9})", "p": r"(?P<p>[AaPp][Mm])", "j": r"(?P<j>\d{1,3})",
+    "v": r"(?P<v>\d{1,2})", "V": r"(?P<v>\d{1,2})", "b": r"(?P<b>[A-Za-z]{3})",
+    "B": r"(?P<B>[A-Za-z]+)", "a": r"[A-Za-z]{3}", "A": r"[A-Za-z]+", "%": "%",
+}  # fmt: skip
+
+
+def _date_parse(text: str, pattern: str):
+    """Trino's ``date_parse`` (Joda-Time under MySQL's specifiers, as sqlglot writes them):
+    1970-01-01 for the fields not given, a two-digit year from 1970 to 2069, a twelve-hour
+    clock without a meridian in the morning, the fraction cut to milliseconds, week years
+    (``%x %v``) by ISO week."""
+    from datetime import date, datetime, timedelta
+
+    parts, end = [], 0
+    for match in _PARSE_FIELD.finditer(pattern):
+        parts.append(re.escape(pattern[end : match.start()]))
+        field = _DATE_PARSE_FIELDS.get(match.group(2))
+        if field is None:
+            raise ValueError(f"{ARGUMENT}: %{match.group(2)} not supported in date format string")
+        named = re.match(r"\(\?P<(\w)>(.*)\)$", field)
+        if named and f"(?P<{named.group(1)}>" in "".join(parts):
+            field = f"(?:{named.group(2)})"  # a field given twice: read, not used again
+        parts.append(field)
+        end = match.end()
+    parts.append(re.escape(pattern[end:]))
+    found = re.fullmatch("".join(parts), text, re.IGNORECASE)
+    if found is None:
+        raise ValueError(f'{ARGUMENT}: Invalid format: "{text}"')
+    fields = {key: value for key, value in found.groupdict().items() if value is not None}
+    year = int(fields.get("Y", 1970))
+    if "y" in fields:
+        two = int(fields["y"])
+        year = 2000 + two if two < 70 else 1900 + two
+    month = int(fields.get("m", 1))
+    if "b" in fields or "B" in fields:
+        name = fields.get("b", fields.get("B", "")).lower()
+        names = _MONTHS if "b" in fields else _MONTH_NAMES
+        if name not in names:
+            raise ValueError(f'{ARGUMENT}: Invalid format: "{text}"')
+        month = names.index(name) + 1
+    hour = int(fields.get("H", 0))
+    if "I" in fields:
+        hour = int(fields["I"]) % 12 + (12 if fields.get("p", "am").lower() == "pm" else 0)
+    millis = int((fields.get("f", "") + "000")[:3])
+    try:
+        if "G" in fields or "v" in fields:
+            day = date.fromisocalendar(int(fields.get("G", year)), int(fields.get("v", 1)), 1)
+        elif "j" in fields:
+            day = date(year, 1, 1) + timedelta(days=int(fields["j"]) - 1)
+        else:
+            day = date(year, month, int(fields.get("d", 1)))
+        return datetime(
+            day.year, day.month, day.day, hour, int(fields.get("M", 0)),
+            int(fields.get("S", 0)), millis * 1000,
+        )  # fmt: skip
+    except ValueError as error:
+        raise ValueError(f'{ARGUMENT}: Invalid format: "{text}" ({error})') from None
+
+
+@lru_cache(maxsize=256)
+def _java_regex(pattern: str) -> re.Pattern:
+    """A Java regular expression as Python's (named groups ``(?<name>`` are ``(?P<name>``);
+    Python's ``re`` matches empty strings after a match as Java's ``find`` does."""
+    try:
+        return re.compile(re.sub(r"\(\?<(?=[A-Za-z])", "(?P<", pattern))
+    except re.error as error:
+        raise ValueError(f"{ARGUMENT}: {error}") from None
+
+
+def _regexp_groups(text: str, pattern: str) -> list[list[str | None]]:
+    """The groups of each match of ``pattern`` in ``text`` (NULL for a group that did not
+    take part), for regexp_replace with a function."""
+    return [list(match.groups()) for match in _java_regex(pattern).finditer(text)]
+
+
+def _regexp_pieces(text: str, pattern: str) -> list[str]:
+    """The text before, between and after the matches (one more than the matches)."""
+    pieces, end = [], 0
+    for match in _java_regex(pattern).finditer(text):
+        pieces.append(text[end : match.start()])
+        end = match.end()
+    return [*pieces, text[end:]]
+
+
+def _regexp_replace_java(text: str, pattern: str, template: str) -> str:
+    """regexp_replace with a replacement RE2 cannot say (a group above 9), as Python's
+    template (``\\g<10>``)."""
+    return _java_regex(pattern).sub(template, text)
+
+
+def _regexp_extract_group(text: str, pattern: str, group: int) -> str | None:
+    """regexp_extract of a group: NULL without a match or where the group did not take
+    part (DuckDB gives '')."""
+    if text is None or pattern is None or group is None:
+        return None
+    compiled = _java_regex(pattern)
+    if not 0 <= group <= compiled.groups:
+        raise ValueError(
+            f"{ARGUMENT}: Pattern has {compiled.groups} groups. Cannot access group {group}"
+        )
+    match = compiled.search(text)
+    return match.group(group) if match else None
+
+
+def _to_base(number: int, radix: int) -> str:
+    """Trino's ``to_base``: the digits of ``number`` in ``radix`` (2 to 36), lower case, with
+    a minus sign for a negative number."""
+    if not 2 <= radix <= 36:
+        raise ValueError(f"{ARGUMENT}: Radix must be between 2 and 36")
+    digits, left = [], abs(number)
+    while True:
+        left, digit = divmod(left, radix)
+        digits.append("0123456789abcdefghijklmnopqrstuvwxyz"[digit])
+        if not left:
+            break
+    return ("-" if number < 0 else "") + "".join(reversed(digits))
+
+
+def _normalize(text: str, form: str) -> str:
+    """Trino's ``normalize(s, form)``: Unicode normalization NFC, NFD, NFKC or NFKD."""
+    import unicodedata
+
+    if form not in ("NFC", "NFD", "NFKC", "NFKD"):
+        raise ValueError(f"{ARGUMENT}: Normalization form must be one of [NFD, NFC, NFKD, NFKC]")
+    return unicodedata.normalize(form, text)
+
+
+_ISO_DATE = re.compile(
+    r"^(?P<y>\d{4})(?:-(?:W(?P<w>\d{2})(?:-(?P<wd>\d))?|(?P<o>\d{3})|(?P<m>\d{2})(?:-(?P<d>\d{2}))?))?$"
+)
+
+
+def _from_iso8601_date(text: str):
+    """Trino's ``from_iso8601_date``: calendar (``2020-05-11``, ``2020-05``, ``2020``), week
+    (``2020-W10``, ``2020-W10-3``) and ordinal (``2020-123``) dates."""
+    from datetime import date, timedelta
+
+    found = _ISO_DATE.match(text.strip())
+    try:
+        if found is None:
+            raise ValueError("not an ISO 8601 date")
+        year = int(found.group("y"))
+        if found.group("w"):
+            return date.fromisocalendar(year, int(found.group("w")), int(found.group("wd") or 1))
+        if found.group("o"):
+            ordinal = int(found.group("o"))
+            if not 1 <= ordinal <= (date(year, 12, 31) - date(year, 1, 1)).days + 1:
+                raise ValueError("day of year out of range")
+            return date(year, 1, 1) + timedelta(days=ordinal - 1)
+        return date(year, int(found.group("m") or 1), int(found.group("d") or 1))
+    except ValueError as error:
+        raise ValueError(f'{ARGUMENT}: Invalid format: "{text}" ({error})') from None
+
+
 PYTHON: dict[str, tuple[Callable, list[str], str]] = {
     "format": (_format, ["VARCHAR", "VARCHAR[]", "VARCHAR[]"], "VARCHAR"),
+    "date_parse": (_date_parse, ["VARCHAR", "VARCHAR"], "TIMESTAMP"),
+    "to_base": (_to_base, ["BIGINT", "BIGINT"], "VARCHAR"),
+    "normalize": (_normalize, ["VARCHAR", "VARCHAR"], "VARCHAR"),
+    "from_iso8601_date": (_from_iso8601_date, ["VARCHAR"], "DATE"),
+    "regexp_groups": (_regexp_groups, ["VARCHAR", "VARCHAR"], "VARCHAR[][]"),
+    "regexp_pieces": (_regexp_pieces, ["VARCHAR", "VARCHAR"], "VARCHAR[]"),
+    "regexp_replace_java": (_regexp_replace_java, ["VARCHAR", "VARCHAR", "VARCHAR"], "VARCHAR"),
+    "regexp_extract_group": (_regexp_extract_group, ["VARCHAR", "VARCHAR", "BIGINT"], "VARCHAR"),
     "double_text": (_double_text, ["DOUBLE"], "VARCHAR"),
     "format_number": (_format_number, ["DOUBLE"], "VARCHAR"),
     "parse_duration": (_parse_duration, ["VARCHAR"], "INTERVAL"),
@@ -448,8 +628,20 @@ MACROS["regexp_position"] = (
     f" (s, p, start, n) AS {PREFIX}regexp_position4(s, p, start, n)"
 )
 
-_MAY_ANSWER_NULL = {"json_contains_value", "format"}  # and take NULL arguments
+_MAY_ANSWER_NULL = {
+    "json_contains_value",
+    "format",
+    "regexp_extract_group",
+}  # and take NULL arguments
 _INTERNAL = {
+    "date_parse",  # reached through mysql_dates
+    "normalize",  # and these through their sqlglot nodes
+    "from_iso8601_date",
+    "regexp_groups",  # these through the regexp rewrites
+    "regexp_pieces",
+    "regexp_replace_java",
+    "regexp_extract_group",
+    "regexp_join",
     "multimap",
     "regexp_position4",
     "json_contains_value",
@@ -473,7 +665,7 @@ def definitions() -> dict[str, tuple[Callable, str]]:
     """Each ``__trino_`` function of this module: how to create it in a connection, and the
     text it is made of (where the functions it calls are named)."""
     made: dict[str, tuple[Callable, str]] = {}
-    for name, (function, arguments, result) in PYTHON.items():
+    for name, (function, arguments, result) in (PYTHON | trino_zones.PYTHON).items():
 
         def create(connection, name=name, function=function, arguments=arguments, result=result):
             connection.create_function(
@@ -487,7 +679,7 @@ def definitions() -> dict[str, tuple[Callable, str]]:
             )
 
         made[PREFIX + name] = (create, "")
-    for name, body in MACROS.items():
+    for name, body in (MACROS | trino_zones.MACROS).items():
         statement = f"CREATE OR REPLACE TEMP MACRO {PREFIX}{name}{body}"
         made[PREFIX + name] = (lambda connection, sql=statement: connection.execute(sql), body)
     return made
@@ -545,6 +737,42 @@ def _zip_with(args: list[exp.Expression]) -> exp.Expression:
         "range", exp.Literal.number(1), exp.Add(this=size, expression=exp.Literal.number(1))
     )
     return _call("list_transform", positions, _lambda([index], bound))
+
+
+def _array_sort_comparator(source: exp.Expression, function: exp.Lambda) -> exp.Expression:
+    """``array_sort(a, (x, y) -> c)``: each element placed by how many elements the
+    comparator puts before it (ties kept in their order); DuckDB's sorts take no comparator."""
+    (x, y), body = _lambda_parts(function)
+    i, j, k = "__trino_i", "__trino_j", "__trino_k"
+
+    def at(index: str) -> exp.Expression:
+        return _call("list_extract", source.copy(), exp.column(index))
+
+    compare = exp.Paren(this=_bind(body, {x: at(j), y: at(i)}))
+    reverse = exp.Paren(this=_bind(body, {x: at(i), y: at(j)}))
+    earlier = exp.LT(this=exp.column(j), expression=exp.column(i))
+    # j goes before i if the comparator says so (and not both ways, as NULLs may), or if
+    # they tie and j came first
+    before = exp.and_(
+        exp.NEQ(this=exp.column(j), expression=exp.column(i)),
+        exp.or_(
+            exp.and_(
+                exp.LT(this=compare, expression=exp.Literal.number(0)),
+                exp.or_(exp.GTE(this=reverse, expression=exp.Literal.number(0)), earlier),
+            ),
+            exp.and_(exp.EQ(this=compare.copy(), expression=exp.Literal.number(0)), earlier.copy()),
+        ),
+    )
+    positions = _call(
+        "range",
+        exp.Literal.number(1),
+        exp.Add(this=_call("len", source.copy()), expression=exp.Literal.number(1)),
+    )
+    rank = _call("len", _call("list_filter", positions.copy(), _lambda([j], before)))
+    ranks = _call("list_transform", positions.copy(), _lambda([i], rank))
+    place = _call("list_extract", source.copy(), _call("list_position", ranks, exp.column(k)))
+    order = _call("range", exp.Literal.number(0), _call("len", source.copy()))
+    return _call("list_transform", order, _lambda([k], place))
 
 
 def _map_entries_transform(args: list[exp.Expression], target: str) -> exp.Expression:
@@ -643,16 +871,90 @@ def joda_to_strftime(pattern: str) -> str:
     return "".join(parts)
 
 
+_ZONE_TOKEN = re.compile(r"'[^']*'|(Z+)")  # Joda's zone letters: offsets and zone ids
+_ZONE_TEXT = {  # what a zone field of a parse_datetime pattern reads at the end of the text
+    "Z": r"(Z|[+-]\d\d:?\d\d)$",
+    "ZZ": r"(Z|[+-]\d\d:?\d\d)$",
+    "ZZZ": r"([A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*|[+-]\d\d:\d\d)$",
+}
+
+
+def _zone_parts(pattern: str) -> list[str]:
+    """The pattern cut at its zone fields (``Z``, ``ZZ``, ``ZZZ``...): text between them and
+    the fields themselves, in order."""
+    parts, end = [], 0
+    for match in _ZONE_TOKEN.finditer(pattern):
+        if match.group(1):
+            parts += [pattern[end : match.start()], match.group(1)[:3]]
+            end = match.end()
+    return [*parts, pattern[end:]]
+
+
+def _format_datetime(value: exp.Expression, pattern: str) -> exp.Expression:
+    """format_datetime: DuckDB's strftime of the wall clock in the value's zone, and the
+    zone's fields (``Z`` +0709, ``ZZ`` +07:09, ``ZZZ`` its id) from the zoned value."""
+    parts = _zone_parts(pattern)
+    if len(parts) == 1 and not trino_zones.is_zoned(value):
+        return _call("strftime", value.copy(), exp.Literal.string(joda_to_strftime(pattern)))
+    zoned = _call(PREFIX + "as_zoned", value.copy())
+    wall = _call(PREFIX + "wall", zoned)
+    pieces: list[exp.Expression] = []
+    for index, part in enumerate(parts):
+        if index % 2 == 0:
+            if part:
+                pieces.append(
+                    _call("strftime", wall.copy(), exp.Literal.string(joda_to_strftime(part)))
+                )
+        elif part == "ZZZ":
+            pieces.append(_call(PREFIX + "zone_of", zoned.copy()))
+        else:
+            colon = exp.true() if part == "ZZ" else exp.false()
+            pieces.append(_call(PREFIX + "offset_text", zoned.copy(), colon))
+    return exp.DPipe(this=pieces[0], expression=_join(pieces[1:])) if len(pieces) > 1 else pieces[0]
+
+
+def _join(pieces: list[exp.Expression]) -> exp.Expression:
+    if len(pieces) == 1:
+        return pieces[0]
+    return exp.DPipe(this=pieces[0], expression=_join(pieces[1:]))
+
+
+def _parse_datetime(value: exp.Expression, pattern: str) -> exp.Expression:
+    """parse_datetime: DuckDB's strptime, as a timestamp with time zone in UTC; with a zone
+    field at the end of the pattern, the wall clock before it in the zone it reads."""
+    parts = _zone_parts(pattern)
+    if len(parts) == 1:
+        parsed = _call("strptime", value.copy(), exp.Literal.string(joda_to_strftime(pattern)))
+        return exp.cast(parsed, "TIMESTAMPTZ")
+    if len(parts) != 3 or parts[2]:
+        raise QueryError(
+            "NOT_SUPPORTED",
+            f"parse_datetime with a zone field that does not end the pattern ({pattern!r})",
+        )
+    zone = _call(
+        "regexp_extract",
+        value.copy(),
+        exp.Literal.string(_ZONE_TEXT[parts[1]]),
+        exp.Literal.number(1),
+    )
+    rest = _call(
+        "left",
+        value.copy(),
+        exp.Sub(this=_call("length", value.copy()), expression=_call("length", zone.copy())),
+    )
+    parsed = _call("strptime", rest, exp.Literal.string(joda_to_strftime(parts[0])))
+    return _call(PREFIX + "with_zone", parsed, _call(PREFIX + "zone_name", zone))
+
+
 def _datetime_pattern(name: str, args: list[exp.Expression]) -> exp.Expression:
     """format_datetime(ts, pattern) and parse_datetime(text, pattern) with a literal pattern:
-    DuckDB's strftime and strptime (the latter as a timestamp with time zone, in UTC)."""
+    DuckDB's strftime and strptime (see ``_format_datetime``, ``_parse_datetime``)."""
     value, pattern = args
     if not isinstance(pattern, exp.Literal) or not pattern.is_string:
         raise QueryError("NOT_SUPPORTED", f"{name} with a pattern that is not a literal")
-    converted = exp.Literal.string(joda_to_strftime(pattern.this))
     if name == "format_datetime":
-        return _call("strftime", value.copy(), converted)
-    return exp.cast(_call("strptime", value.copy(), converted), "TIMESTAMPTZ")
+        return _format_datetime(value, pattern.this)
+    return _parse_datetime(value, pattern.this)
 
 
 LAMBDA_REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
@@ -665,6 +967,37 @@ LAMBDA_REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
     "format_datetime": lambda args: _datetime_pattern("format_datetime", args),
     "parse_datetime": lambda args: _datetime_pattern("parse_datetime", args),
 }
+
+
+def _date_parse_needs_python(pattern: str) -> bool:
+    """Whether DuckDB's strptime would read ``pattern`` (date_parse's, as sqlglot writes it)
+    otherwise than Trino: a two-digit year (DuckDB's pivot is 1969), a fraction (DuckDB wants
+    six digits at most), week years, a twelve-hour clock without a meridian (DuckDB keeps 12
+    as noon), or no year at all (DuckDB's default is 1900, Trino's 1970)."""
+    fields = {match.group(2) for match in _PARSE_FIELD.finditer(pattern)}
+    if fields - set(_DATE_PARSE_FIELDS):
+        return False  # a specifier Trino refuses: DuckDB's error says so
+    twelve = "I" in fields and "p" not in fields
+    return bool(fields & {"y", "f", "G", "v", "V"}) or twelve or not fields & {"Y", "G"}
+
+
+def mysql_dates(found) -> None:
+    """date_parse and date_format with a literal pattern, where DuckDB's reading of it differs
+    from Trino's: date_parse through ``_date_parse`` (see ``_date_parse_needs_python``),
+    date_format's ``%v`` (Trino's ISO week, DuckDB's ``%V``)."""
+    for node in found(exp.StrToTime):
+        pattern = node.args.get("format")
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            continue
+        if _date_parse_needs_python(pattern.this):
+            node.replace(_call(PREFIX + "date_parse", node.this, pattern))
+    for node in found(exp.TimeToStr):
+        pattern = node.args.get("format")
+        if isinstance(pattern, exp.Literal) and pattern.is_string and "%v" in pattern.this:
+            text = _PARSE_FIELD.sub(
+                lambda m: "%V" if m.group(0) == "%v" else m.group(0), pattern.this
+            )
+            pattern.set("this", text)
 
 
 def rename_functions(found) -> None:
@@ -691,6 +1024,17 @@ def rename_functions(found) -> None:
                 exp.Array(expressions=kinds) if kinds else exp.cast(exp.Array(), "VARCHAR[]"),
             )
         )
+    for node in found(exp.Normalize):
+        form = node.args.get("form")
+        form = exp.Literal.string(form.name.upper() if isinstance(form, exp.Expression) else "NFC")
+        node.replace(_call(PREFIX + "normalize", node.this.copy(), form))
+    for node in found(exp.FromISO8601Date):  # DuckDB's cast reads calendar dates only
+        text = node.this
+        if not (isinstance(text, exp.Literal) and re.match(r"^\d{4}-\d\d-\d\d$", text.this)):
+            node.replace(_call(PREFIX + "from_iso8601_date", text.copy()))
+    for node in found(exp.ArraySort):
+        if isinstance(node.expression, exp.Lambda) and len(node.expression.expressions) == 2:
+            node.replace(_array_sort_comparator(node.this, node.expression))
     for node in found(exp.ParseDatetime):  # sqlglot's node keeps Joda's pattern as it is
         node.replace(_datetime_pattern("parse_datetime", [node.this, node.args["format"]]))
     for kind, name in _NODES.items():

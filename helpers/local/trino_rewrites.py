@@ -1,7 +1,7 @@
 """Rewrites of a parsed Athena query before it is written for DuckDB (``trino.to_duckdb``).
 
-Where Trino's meaning is a matter of the query's shape rather than of one expression: what
-Trino refuses (time zones other than UTC, which DuckDB's timestamps cannot carry; a number
+Where Trino's meaning is a matter of the query's shape rather than of one expression:
+timestamps with time zone (:mod:`helpers.local.trino_zones`), what Trino refuses (a number
 against a varchar), ``UNNEST`` of several arrays, of maps and ``WITH ORDINALITY``, Trino's
 names of unnamed columns, decimal literals' types, ``slice`` by length, Java's regular
 expression replacements and named groups, and the calls of Trino's functions that DuckDB
@@ -15,8 +15,8 @@ import re
 from sqlglot import exp
 
 from helpers.exceptions import QueryError
-from helpers.local import trino_functions
-from helpers.local.trino_types import TEXT_TYPES, known_kind, trino_type_name
+from helpers.local import trino_functions, trino_zones
+from helpers.local.trino_types import TEXT_TYPES, known_kind, known_type, trino_type_name
 
 
 class _Found:
@@ -62,6 +62,60 @@ def name_columns(found: _Found) -> None:
         values.set("alias", exp.TableAlias(this=name, columns=columns))
 
 
+def _row_fields(row: exp.Expression) -> list[str | None] | None:
+    """The field names of a row the query text shows (None for an unnamed field), or None
+    where it does not show the row's fields."""
+    inner = row.this if isinstance(row, exp.Paren) else row
+    if isinstance(inner, exp.Struct):
+        return [
+            field.name if isinstance(field, exp.PropertyEQ | exp.Alias) else None
+            for field in inner.expressions
+        ]
+    kind = known_type(inner)
+    if kind is None or kind.this != exp.DataType.Type.STRUCT:
+        return None
+    return [field.name if isinstance(field, exp.ColumnDef) else None for field in kind.expressions]
+
+
+def expand_rows(found: _Found) -> None:
+    """``SELECT (row).*`` (optionally ``AS (a, b)``): one column per field of the row, named
+    by the aliases, else the field's name (DuckDB reads no such expansion)."""
+    for select in found(exp.Select):
+        projections, changed = [], False
+        for projection in select.expressions:
+            aliases = None
+            if isinstance(projection, exp.Aliases):
+                projection, aliases = projection.this, [e.name for e in projection.expressions]
+            if not (
+                isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Star)
+            ):
+                projections.append(projection if aliases is None else projection.parent)
+                continue
+            row = projection.this
+            fields = _row_fields(row)
+            if fields is None:
+                raise QueryError(
+                    "NOT_SUPPORTED",
+                    "expanding a row whose fields the query text does not show ((row).*)",
+                )
+            if aliases is not None and len(aliases) != len(fields):
+                raise QueryError(
+                    "MISMATCHED_COLUMN_ALIASES",
+                    f"Column alias list has {len(aliases)} entries but the row has"
+                    f" {len(fields)} fields",
+                )
+            changed = True
+            for index, name in enumerate(fields):
+                value = exp.Anonymous(
+                    this="struct_extract_at",
+                    expressions=[row.copy(), exp.Literal.number(index + 1)],
+                )
+                name = aliases[index] if aliases is not None else name
+                projections.append(value if name is None else exp.alias_(value, name))
+        if changed:
+            select.set("expressions", projections)
+
+
 def slice_by_length(found: _Found) -> None:
     """Trino's ``slice(array, start, length)`` takes a length, not an end (sqlglot's Athena
     reader leaves ``is_length`` unset; its DuckDB writer then does the rest)."""
@@ -96,6 +150,14 @@ def java_replacements(found: _Found) -> None:
         pattern, replacement = node.expression, node.args.get("replacement")
         if replacement is None:
             continue
+        if isinstance(replacement, exp.Lambda):  # f of each match's groups (as an array)
+            replaced = exp.Anonymous(
+                this="list_transform",
+                expressions=[_call("regexp_groups", node.this, pattern), replacement.copy()],
+            )
+            pieces = _call("regexp_pieces", node.this, pattern)
+            node.replace(_call("regexp_join", pieces, replaced))
+            continue
         if not (isinstance(replacement, exp.Literal) and replacement.is_string):
             continue  # DuckDB reads a computed replacement as RE2's; Trino as Java's
         if not any(char in replacement.this for char in "$\\"):
@@ -110,11 +172,26 @@ def java_replacements(found: _Found) -> None:
             raise QueryError(
                 "NOT_SUPPORTED", f"regexp_replace over the pattern {pattern.this!r}"
             ) from None
-        replacement.set("this", _re2_replacement(replacement.this, compiled))
+        try:
+            replacement.set("this", _re2_replacement(replacement.this, compiled))
+        except _AboveNine:  # RE2 has no such reference: Python's re replaces
+            template = _re2_replacement(replacement.this, compiled, python=True)
+            node.replace(
+                _call("regexp_replace_java", node.this, pattern, exp.Literal.string(template))
+            )
 
 
-def _re2_replacement(text: str, compiled: re.Pattern) -> str:
-    """A Java replacement string as RE2's (see ``java_replacements``)."""
+class _AboveNine(Exception):
+    """A replacement refers to a group above 9, which RE2 cannot."""
+
+
+def _call(name: str, *args: exp.Expression) -> exp.Anonymous:
+    return exp.Anonymous(this=f"__trino_{name}", expressions=[arg.copy() for arg in args])
+
+
+def _re2_replacement(text: str, compiled: re.Pattern, python: bool = False) -> str:
+    """A Java replacement string as RE2's (see ``java_replacements``), or as Python's
+    template (``\\g<10>``)."""
     out, index = [], 0
     while index < len(text):
         char = text[index]
@@ -147,8 +224,11 @@ def _re2_replacement(text: str, compiled: re.Pattern) -> str:
                 group, index = longer, index + 1
         else:
             raise QueryError("INVALID_FUNCTION_ARGUMENT", "Illegal group reference")
+        if python:
+            out.append(f"\\g<{group}>")
+            continue
         if group > 9:
-            raise QueryError("NOT_SUPPORTED", f"regexp_replace with a reference to group {group}")
+            raise _AboveNine
         out.append(f"\\{group}")
     return "".join(out)
 
@@ -156,68 +236,112 @@ def _re2_replacement(text: str, compiled: re.Pattern) -> str:
 _NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z])")  # Java's (?<name>, not (?<= or (?<!
 
 
-_UTC = {"UTC", "Z", "GMT", "UT", "ETC/UTC", "ETC/GMT", "+00:00", "-00:00", "+00", "ZULU"}
-# a timestamp literal's zone: a name or an offset after the date and time
-_LITERAL_ZONE = re.compile(
-    r"^[+-]?\d+-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{1,2}(?::\d{1,2}(?:\.\d+)?)?)?"
-    r"\s*(?P<zone>\S+)?$"
-)
+_SPAN_UNITS = ("DAY", "HOUR", "MINUTE", "SECOND")
+_SPAN_MILLIS = {"DAY": 86_400_000, "HOUR": 3_600_000, "MINUTE": 60_000, "SECOND": 1000}
 
 
-def _zone_of(node: exp.Expression | None) -> str | None:
-    """The zone a timestamp literal's text names ('UTC' when none), or None where it is not
-    a literal."""
-    if not isinstance(node, exp.Literal) or not node.is_string:
-        return None
-    match = _LITERAL_ZONE.match(node.this.strip())
-    if not match:  # not a timestamp's text: DuckDB will say so
-        return "UTC"
-    return match.group("zone") or "UTC"  # none: the session's zone, UTC
-
-
-def _zone_named(node: exp.Expression | None) -> str | None:
-    """The zone a zone argument names, or None where it is not a literal."""
-    return node.this.strip() if isinstance(node, exp.Literal) and node.is_string else None
-
-
-def _refuse_zone(zone: str | None, construct: str) -> None:
-    if zone is not None and zone.upper() in _UTC:
-        return
-    where = f" in {zone!r}" if zone else " given by the data"
-    raise QueryError(
-        "NOT_SUPPORTED",
-        f"{construct}: a timestamp with time zone{where} (the local engine keeps timestamps"
-        " with time zone in UTC only, and would answer with UTC's wall clock); use UTC"
-        " locally, or run the query on the aws backend",
-    )
-
-
-def refuse_other_zones(found: _Found) -> None:
-    """Time zones other than UTC fail by name: DuckDB's TIMESTAMPTZ has no zone of its own,
-    so a value in another zone would come back with UTC's wall clock (hour 2 where Athena
-    says 10), a different answer without an error."""
-    for node in found(exp.AtTimeZone):
-        _refuse_zone(_zone_named(node.args.get("zone")), "AT TIME ZONE")
-    for node in found(exp.UnixToTime):
-        zone, hours, minutes = (node.args.get(key) for key in ("zone", "hours", "minutes"))
-        if zone is not None:
-            _refuse_zone(_zone_named(zone), "from_unixtime")
-        for offset in (hours, minutes):
-            if offset is not None and not (isinstance(offset, exp.Literal) and offset.this == "0"):
-                _refuse_zone(None, "from_unixtime with an offset")
-    for node in found(exp.Cast):
-        if node.to.this != exp.DataType.Type.TIMESTAMPTZ:
+def interval_spans(found: _Found) -> None:
+    """Trino's interval literals over a span of fields (``INTERVAL '12 10:45:32.123' DAY TO
+    SECOND``, ``'-10:45' HOUR TO MINUTE``, ``'1-2' YEAR TO MONTH``), which DuckDB does not
+    read: the same interval in milliseconds (or months)."""
+    for node in found(exp.Interval):
+        span, text = node.args.get("unit"), node.this
+        if not isinstance(span, exp.IntervalSpan):
             continue
-        if isinstance(node.this, exp.Literal):
-            _refuse_zone(_zone_of(node.this), "timestamp with time zone")
-        elif known_kind(node.this) in TEXT_TYPES:  # text whose zone the data decides
-            _refuse_zone(None, "timestamp with time zone")
-        # a timestamp (a lake column) is taken in the session's zone, UTC, as Trino does
-    for node in found(exp.FromISO8601Timestamp):
-        text = node.this.this if isinstance(node.this, exp.Literal) else ""
-        offset = re.search(r"T[\d:.]*([+-]\d\d(?::?\d\d)?)$", text)  # after the time
-        if offset and offset.group(1) not in ("+00:00", "-00:00", "+00", "+0000"):
-            _refuse_zone(offset.group(1), "from_iso8601_timestamp")
+        if not (isinstance(text, exp.Literal) and text.is_string):
+            raise QueryError(
+                "NOT_SUPPORTED", "an interval over a span of fields from a non-literal"
+            )
+        first, last = span.this.name.upper(), span.expression.name.upper()
+        value = text.this.strip()
+        sign = -1 if value.startswith("-") else 1
+        value = value.lstrip("+-")
+        invalid = QueryError(
+            "INVALID_LITERAL", f"'{text.this}' is not a valid INTERVAL {first} TO {last} literal"
+        )
+        if first == "YEAR" and last == "MONTH":
+            years, _, months = value.partition("-")
+            if not (years.isdigit() and months.isdigit()):
+                raise invalid
+            node.replace(
+                exp.Interval(
+                    this=exp.Literal.string(str(sign * (12 * int(years) + int(months)))),
+                    unit=exp.var("MONTH"),
+                )
+            )
+            continue
+        if first not in _SPAN_UNITS or last not in _SPAN_UNITS:
+            raise invalid
+        units = _SPAN_UNITS[_SPAN_UNITS.index(first) : _SPAN_UNITS.index(last) + 1]
+        fields = value.replace(" ", ":", 1).split(":") if first == "DAY" else value.split(":")
+        if len(fields) != len(units):
+            raise invalid
+        millis = 0
+        for unit, field in zip(units, fields, strict=True):
+            try:
+                amount = float(field) if unit == "SECOND" else int(field)
+            except ValueError:
+                raise invalid from None
+            millis += round(amount * _SPAN_MILLIS[unit])
+        node.replace(
+            exp.Interval(this=exp.Literal.string(str(sign * millis)), unit=exp.var("MILLISECOND"))
+        )
+
+
+_PATH_STEP = re.compile(r'\.([A-Za-z_]\w*)|\.(\d+)|\[(-?\d+)\]|\["([^"]*)"\]|\.\*|\[\*\]')
+
+
+def _path_steps(text: str) -> list[re.Match] | None:
+    """The steps of a JSON path ``$...`` (None where it is not one this reads)."""
+    if not text.startswith("$"):
+        return None
+    steps, index = [], 1
+    while index < len(text):
+        step = _PATH_STEP.match(text, index)
+        if step is None:
+            return None
+        steps.append(step)
+        index = step.end()
+    return steps
+
+
+def json_paths(found: _Found) -> None:
+    """Trino's JSON paths where DuckDB reads them otherwise: a negative subscript is an
+    invalid path (DuckDB counts from the end), and ``.1`` is the key "1" of an object or
+    the element 1 of an array (DuckDB: a key only)."""
+    for node in found(exp.JSONExtract, exp.JSONExtractScalar):
+        path = node.expression
+        if isinstance(path, exp.JSONPath):
+            for step in path.expressions:
+                index = step.this if isinstance(step, exp.JSONPathSubscript) else None
+                if isinstance(index, int) and index < 0:
+                    raise QueryError("INVALID_FUNCTION_ARGUMENT", f"Invalid JSON path: {index}")
+            continue
+        if not (isinstance(path, exp.Literal) and path.is_string):
+            continue
+        steps = _path_steps(path.this.strip())
+        if steps is None:
+            continue
+        if any(step.group(3) is not None and step.group(3).startswith("-") for step in steps):
+            raise QueryError("INVALID_FUNCTION_ARGUMENT", f"Invalid JSON path: '{path.this}'")
+        numbered = [i for i, step in enumerate(steps) if step.group(2) is not None]
+        if not numbered:
+            continue
+        if len(numbered) > 3:
+            raise QueryError("NOT_SUPPORTED", f"a JSON path of {len(numbered)} numbered keys")
+        alternatives = []
+        for choice in range(2 ** len(numbered)):
+            text = "$"
+            for i, step in enumerate(steps):
+                if i in numbered:
+                    as_index = choice >> numbered.index(i) & 1
+                    text += f"[{step.group(2)}]" if as_index else f'."{step.group(2)}"'
+                else:
+                    text += step.group(0)
+            variant = node.copy()
+            variant.set("expression", exp.Literal.string(text))
+            alternatives.append(variant)
+        node.replace(exp.Coalesce(this=alternatives[0], expressions=alternatives[1:]))
 
 
 _NUMBERS = {
@@ -314,13 +438,17 @@ def python_named_groups(found: _Found) -> None:
 
 
 TREE_TRANSFORMS = [
-    refuse_other_zones,
+    interval_spans,
+    json_paths,
+    trino_zones.zoned_values,
     refuse_mixed_types,
     slice_by_length,
     type_decimal_literals,
     java_replacements,
     python_named_groups,
+    trino_functions.mysql_dates,
     trino_functions.rename_functions,  # after the others: it copies what they changed
+    expand_rows,
     name_columns,
 ]
 """Tree transforms ``to_duckdb`` applies before writing (each changes the nodes it asks

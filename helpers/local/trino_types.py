@@ -25,6 +25,14 @@ from sqlglot.optimizer.annotate_types import annotate_types
 READ = "athena"  # sqlglot's dialect for reading Athena SQL
 TEXT_TYPES = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT}
 
+# the functions (:mod:`helpers.local.trino_zones`) whose value is a timestamp with time zone
+ZONED_PRODUCERS = {
+    "__trino_zoned", "__trino_with_zone", "__trino_at_zone", "__trino_tz_plus",
+    "__trino_tz_plus_wall", "__trino_tz_trunc", "__trino_parse_zoned", "__trino_iso_zoned",
+}  # fmt: skip
+# DuckDB's name of the type that carries one (trino_zones.ZONED)
+_ZONED_DUCKDB = "STRUCT(__instant TIMESTAMP WITH TIME ZONE, __zone VARCHAR)"
+
 _INT32 = 2**31 - 1
 _MAX = 2_147_483_647  # Trino's bound for an unbounded result
 
@@ -65,6 +73,9 @@ def static_type(node: exp.Expression) -> str | None:
         return None
     if isinstance(node, exp.Chr):
         return "varchar(1)"
+    if isinstance(node, exp.Anonymous) and node.name.lower() in ZONED_PRODUCERS:
+        digits = node.meta.get("trino_precision") if node.meta else None
+        return f"timestamp({digits}) with time zone" if digits is not None else None
     if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.TIMESTAMP:
         return _timestamp(node)
     if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.CHAR:
@@ -266,6 +277,8 @@ def trino_type_name(duckdb_type: str) -> str:
     ``INTEGER[]`` -> ``array(integer)``, ``STRUCT(a INTEGER)`` -> ``row(a integer)``."""
     if duckdb_type == "NULL":
         return "unknown"
+    if duckdb_type == _ZONED_DUCKDB:
+        return "timestamp(3) with time zone"
     try:
         kind = exp.DataType.build(duckdb_type, dialect="duckdb")
     except (sqlglot.errors.ParseError, ValueError):
@@ -306,6 +319,8 @@ def known_type(expression: exp.Expression) -> exp.DataType | None:
             return None
         kinds = {known_type(source) for source in found if not isinstance(source, exp.Null)}
         return kinds.pop() if len(kinds) == 1 else None
+    if isinstance(expression, exp.Anonymous) and expression.name.lower() in ZONED_PRODUCERS:
+        return exp.DataType.build("TIMESTAMPTZ")
     kind = annotate_types(expression, dialect=READ).type  # sets types on our own copy
     if kind is None or kind.this in (exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL):
         return None

@@ -156,7 +156,7 @@ def test_only_crawled_partitions_are_visible(tmp_path, make_orders):
         ("SELECT *\nFROM no_such_table", "TABLE_NOT_FOUND", (2, 6)),
         ("SELECT order_id, colour\nFROM orders_current", "COLUMN_NOT_FOUND", (1, 18)),
         (
-            "SELECT with_timezone(order_ts, 'UTC') FROM orders_current",
+            "SELECT bing_tile_at(quantity, unit_price, 3) FROM orders_current",
             "FUNCTION_NOT_FOUND",
             None,
         ),
