@@ -29,6 +29,7 @@ of PutRecords (a batch goes to the stream in one local call).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -48,6 +49,7 @@ _SCHEMA = (
 )
 MAX_RETRY_ATTEMPTS = 10
 """The template's ``MaximumRetryAttempts``: retries of a refused record before its dead letter."""
+log = logging.getLogger(__name__)
 RUN_SECONDS = 0.5
 """How long one call of the runtime keeps stepping before it reports back."""
 
@@ -73,7 +75,7 @@ class Pipe:
         self.source, self.target = source, target
         self.batch_size, self.batching_window_s = batch_size, batching_window_s
         self.db = Database(state_path, _SCHEMA)
-        self.position = self.checkpoint()
+        self.position = self._checked_checkpoint()
         self._waiting_since: float | None = None
         self._flush_requested = False
 
@@ -84,6 +86,42 @@ class Pipe:
     def checkpoint(self) -> int:
         """The committed position in the source stream."""
         return self.db.scalar("SELECT seq FROM checkpoint WHERE id = 1") or 0
+
+    def _checked_checkpoint(self) -> int:
+        """The checkpoint, brought into agreement with the source stream on open.
+
+        A checkpoint ahead of the stream (the table's file restored from an older copy than
+        this one) would make new changes, numbered from the stream's end, fall under it and
+        be skipped: the stream is made to go on above it. A checkpoint behind the trim
+        horizon (this file restored from an older copy) would read trimmed records:
+        retention trims only what the pipe had passed, so it moves up to the horizon.
+        """
+        position = self.checkpoint()
+        latest = self.source.latest_sequence()
+        if self.source.continue_above(position):
+            log.warning(
+                "%s: the pipe's checkpoint is at position %d but the change stream in %s ends"
+                " at %d (restored from an older copy?): new changes continue above the"
+                " checkpoint, so none is skipped",
+                self.db.path,
+                position,
+                self.source.db.path,
+                latest,
+            )
+        horizon = self.source.trim_horizon()
+        if 0 < position < horizon:
+            log.warning(
+                "%s: the pipe's checkpoint is at position %d, under the change stream's trim"
+                " horizon %d (the file was restored from an older copy): retention trimmed"
+                " only what the pipe had passed, so it goes on from the horizon",
+                self.db.path,
+                position,
+                horizon,
+            )
+            with self.db.write() as connection:
+                connection.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?)", (horizon,))
+            position = horizon
+        return position
 
     def step(self) -> int:
         """Move one batch if it is full or its window has passed; returns records moved."""
