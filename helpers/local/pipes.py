@@ -50,6 +50,8 @@ _SCHEMA = (
 MAX_RETRY_ATTEMPTS = 10
 """The template's ``MaximumRetryAttempts``: retries of a refused record before its dead letter."""
 log = logging.getLogger(__name__)
+DEAD_LETTER_RETENTION_S = 14 * 86400
+"""The dead-letter queue's ``MessageRetentionPeriod`` in the template (1209600 s)."""
 RUN_SECONDS = 0.5
 """How long one call of the runtime keeps stepping before it reports back."""
 
@@ -197,6 +199,13 @@ class Pipe:
         """The dead-letter queue's messages, oldest first."""
         rows = self.db.read("SELECT body FROM dead_letters ORDER BY id")
         return [json.loads(body) for (body,) in rows]
+
+    def trim_dead_letters(self, now: float | None = None) -> int:
+        """Drop dead letters older than the queue's ``MessageRetentionPeriod`` (14 days in the
+        template, the most SQS keeps a message); returns how many."""
+        cutoff = (time.time() if now is None else now) - DEAD_LETTER_RETENTION_S
+        with self.db.write() as connection:
+            return connection.execute("DELETE FROM dead_letters WHERE sent < ?", (cutoff,)).rowcount
 
     def dead_letter_count(self) -> int:
         return self.db.scalar("SELECT count(*) FROM dead_letters") or 0
