@@ -36,6 +36,7 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 import pybase64
 
+from helpers.exceptions import DiskFullError
 from helpers.local.awslambda import Context, Function, FunctionError
 from helpers.local.kinesis import Record, Stream
 from helpers.local.s3 import Bucket
@@ -306,13 +307,15 @@ class DeliveryStream:
             future, positions = self._in_flight.popleft()
             try:
                 written, counts = self.runtime.result(future)
-            except FunctionError:
+            except FunctionError as error:
                 for later, _ in self._in_flight:  # let them finish; their buffers are read again
                     later.exception()
                 self._in_flight.clear()
                 self.positions = self.checkpoints()  # read again from here: at-least-once
                 self._delivered = dict(self.positions)
                 self._buffered, self._buffer_bytes = 0, 0
+                if error.error_type == DiskFullError.__name__:  # the lake's disk: say so
+                    raise DiskFullError(error.message) from None
                 raise
             with self.db.write() as connection:
                 connection.executemany(

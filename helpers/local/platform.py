@@ -590,29 +590,34 @@ class LocalPlatform(Platform):
     # lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop consuming, deliver what was read, and close every service. A delivery that
+        fails here (a full disk) is raised after everything is closed; what it held is read
+        again by the next consumer, from the checkpoints."""
         self._stop.set()
         for poller in self._pollers:
             poller.join(timeout=30)
-        if self._pollers and self.delivery.buffered:
-            self.delivery.deliver()  # what was read is written, not left for the next start
-        self._pollers = []
-        if self._pipe_runner is not None:
-            self._pipe_runner.close()
-            self._pipe_runner = None
-        if self._lock_handle is not None:
-            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
-            self._lock_handle.close()
-            self._lock_handle = None
-        for service in (
-            self.pipe,
-            self.delivery,
-            self.stream,
-            self.table,
-            self.function,
-            self.athena,
-            self.catalog,
-        ):
-            service.close()
+        try:
+            if self._pollers and self.delivery.buffered:
+                self.delivery.deliver()  # what was read is written, not left for the next start
+        finally:
+            self._pollers = []
+            if self._pipe_runner is not None:
+                self._pipe_runner.close()
+                self._pipe_runner = None
+            if self._lock_handle is not None:
+                fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+                self._lock_handle.close()
+                self._lock_handle = None
+            for service in (
+                self.pipe,
+                self.delivery,
+                self.stream,
+                self.table,
+                self.function,
+                self.athena,
+                self.catalog,
+            ):
+                service.close()
 
     def teardown(self) -> None:
         """Remove every service's state and the lake under the root."""
