@@ -92,12 +92,12 @@ def test_sigkill_loses_no_accepted_change(tmp_path):
 
 
 # The same writer with retention trimming all the time: its clock two days ahead, so that
-# everything the consumers passed is due, and segments small, so that trims remove many.
+# everything the consumers passed is due, and segments small (in the pipe's runtime too), so
+# that trims remove many.
 TRIMMING_WRITER = WRITER.replace(
     "import helpers\n",
-    "import time\nimport helpers\nimport helpers.local.kinesis as kinesis\n"
+    "import time\nimport helpers\n"
     "import helpers.local.platform as local\n"
-    "kinesis.SEGMENT_BYTES = 20000\n"
     "local._retention_clock = lambda: time.time() + 2 * 86400\n",
     1,
 ).replace("buffer_interval_s=0.1", "buffer_interval_s=0.1, retention_interval_s=0.05")
@@ -107,7 +107,11 @@ def test_sigkill_while_trimming_loses_no_accepted_change(tmp_path):
     root = tmp_path / "root"
     rng = random.Random(20261207)
     accepted: list[dict] = []
-    environment = {**os.environ, "PYTHONPATH": os.getcwd()}
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.getcwd(),
+        "SALESCAST_KINESIS_SEGMENT_BYTES": "20000",
+    }
     for round_number in range(5):
         writer = subprocess.Popen(
             [sys.executable, "-c", TRIMMING_WRITER, str(root), str(round_number)],
@@ -124,6 +128,7 @@ def test_sigkill_while_trimming_loses_no_accepted_change(tmp_path):
     assert sum(len(change["ids"]) for change in accepted) > 1000, "kills came too early"
     with helpers.connect(root=root) as platform:
         assert platform.table.trim_horizon() > 0, "nothing was trimmed"
+        assert any(platform.stream.trim_horizon(s.index) for s in platform.stream.shards)
         platform.flush(timeout=120)
         lake = platform.read_lake()
         for action, event in (("put", None), ("update", "MODIFY"), ("delete", "REMOVE")):

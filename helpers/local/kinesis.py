@@ -66,8 +66,9 @@ _ENTRY = 8  # one index entry: a frame's end offset (int64)
 RETENTION_HOURS = 24
 """Kinesis's default retention period (the template's ``StreamRetentionHours``)."""
 MIN_RETENTION_HOURS, MAX_RETENTION_HOURS = 24, 8760
-SEGMENT_BYTES = 64 * 1024 * 1024
-"""A shard's log is a series of segments: a new one starts once the last holds this much..."""
+SEGMENT_BYTES = int(os.environ.get("SALESCAST_KINESIS_SEGMENT_BYTES", 64 * 1024 * 1024))
+"""A shard's log is a series of segments: a new one starts once the last holds this much
+(``SALESCAST_KINESIS_SEGMENT_BYTES``, read by every process that puts)..."""
 SEGMENT_SECONDS = 3600.0
 """...or has held records for an hour, so that retention frees space an hour at a time."""
 HIGH_WATER = "high-water"
