@@ -204,3 +204,62 @@ def test_failed_records_expire_by_the_error_prefix_rule(platform):
     assert platform.trim(now=due)["error_objects"] == 1
     assert not platform.bucket.list_objects(platform.settings.error_prefix)
     assert not platform.bucket.local_path(platform.settings.error_prefix).exists()  # no folders
+
+
+def _put_through_the_pipe_only(root, orders) -> None:
+    """Orders the pipe puts into the stream while nothing delivers them."""
+    with helpers.connect(root=root, consume=False) as platform:
+        platform.orders.put(orders)
+        platform.pipe.request_flush()
+        while platform.pipe.step():
+            pass
+        assert platform.pipe.checkpoint() == platform.table.latest_sequence()
+
+
+@pytest.mark.parametrize("damage", ["older copy", "lost tail"])
+def test_records_the_stream_lost_before_they_were_delivered_are_sent_again(
+    tmp_path, make_orders, caplog, damage
+):
+    root = tmp_path / "root"
+    first, second = make_orders(100, seed=1), make_orders(200, seed=2)
+    with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
+        platform.orders.put(first)
+        platform.flush(timeout=60)
+    shutil.copytree(root / "kinesis", tmp_path / "kinesis-copy")
+    _put_through_the_pipe_only(root, second)
+    if damage == "older copy":
+        shutil.rmtree(root / "kinesis")
+        shutil.copytree(tmp_path / "kinesis-copy", root / "kinesis")
+    else:  # the logs end where the copy's did; the high-water marks stay
+        for log in (tmp_path / "kinesis-copy").glob("*.*"):
+            if log.suffix in (".log", ".idx"):
+                shutil.copy(log, root / "kinesis" / log.name)
+    with caplog.at_level(logging.WARNING), helpers.connect(root=root, buffer_interval_s=0.1) as p:
+        p.flush(timeout=60)
+        assert "the pipe sends again from change 101" in caplog.text
+        assert _ids(first) | _ids(second) <= _ids(p.read_lake())
+        assert p.status().set_index("stage").pending.sum() == 0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), helpers.connect(root=root, buffer_interval_s=0.1) as p:
+        p.flush(timeout=60)
+        assert "sends again" not in caplog.text  # once only
+
+
+def test_records_lost_after_the_change_stream_trimmed_them_are_named(tmp_path, make_orders, caplog):
+    root = tmp_path / "root"
+    with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
+        platform.orders.put(make_orders(100, seed=1))
+        platform.flush(timeout=60)
+    shutil.copytree(root / "kinesis", tmp_path / "kinesis-copy")
+    _put_through_the_pipe_only(root, make_orders(50, seed=2))
+    with helpers.connect(root=root, consume=False) as platform:
+        platform.table.trim_stream(platform.pipe.checkpoint(), now=time.time() + 2 * DAY)
+    shutil.rmtree(root / "kinesis")
+    shutil.copytree(tmp_path / "kinesis-copy", root / "kinesis")
+    with caplog.at_level(logging.WARNING), helpers.connect(root=root, buffer_interval_s=0.1) as p:
+        assert "changes 101..150 are not in the lake" in caplog.text
+        assert "Restore the stream's folder from a newer copy" in caplog.text
+        later = make_orders(10, seed=3)
+        p.orders.put(later)
+        p.flush(timeout=60)
+        assert _ids(later) <= _ids(p.read_lake())

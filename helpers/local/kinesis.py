@@ -13,7 +13,7 @@ syncs them to disk, and only then appends their index entries: readers, who find
 through the index, see only records whose put is durable. The index of the last segment is not
 synced; whoever opens the stream or puts next re-indexes frames past it that pass their CRC and
 cuts off a torn tail, so a crash of the process or the machine loses nothing a put returned for.
-One writer at a time holds the stream's lock file.
+One writer at a time holds the stream's lock file, and one thread at a time uses a handle.
 
 Positions are never given out twice. Each put also records the shard's newest position in
 ``high-water``, apart from the logs; a log found shorter than that (its tail lost, or restored
@@ -36,11 +36,13 @@ from __future__ import annotations
 import bisect
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
 import os
 import struct
+import threading
 import time
 import zlib
 from array import array
@@ -115,6 +117,18 @@ def _sequence_format(shard: int) -> str:
     return f"49{shard:06d}%048d"
 
 
+def _guarded(method):
+    """The method holds the handle's thread lock: a segment's files are closed when another
+    handle trimmed it, never while a thread of this one reads them."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        with self._guard:
+            return method(self, *args, **kwargs)
+
+    return guarded
+
+
 class _Segment:
     """One file pair of a shard's log: the records from position ``first`` on."""
 
@@ -154,6 +168,7 @@ class Stream:
                 f"retention of {retention_hours:g} hours is outside Kinesis's "
                 f"{MIN_RETENTION_HOURS}..{MAX_RETENTION_HOURS} (StreamRetentionHours)"
             )
+        self._guard = threading.RLock()  # one thread at a time uses the files of a handle
         self.name, self.path = name, Path(path)
         self.retention_hours = retention_hours
         self.arn = f"arn:aws:kinesis:{region}:{account_id}:stream/{name}"
@@ -315,6 +330,7 @@ class Stream:
         if sync:
             os.fsync(self._high_fd)
 
+    @_guarded
     def continue_above(self, shard: int, position: int) -> bool:
         """Make the shard give out positions above ``position`` from its next put on (a
         consumer's checkpoint there must not see new records under it); True if it was not
@@ -332,6 +348,7 @@ class Stream:
         """The shard index whose hash key range holds MD5(partition key)."""
         return bisect.bisect_right(self._starts, hashlib.md5(partition_key.encode()).digest()) - 1
 
+    @_guarded
     def put_records(self, records: Sequence[tuple[str, bytes]]) -> list[tuple[str, str]]:
         """PutRecords: (partition key, data) pairs, durable when it returns.
 
@@ -412,6 +429,7 @@ class Stream:
 
     # reads --------------------------------------------------------------------------------
 
+    @_guarded
     def get_records(
         self, shard: int, after: int, limit: int = 10_000, upto: int | None = None
     ) -> list[Record]:
@@ -445,6 +463,7 @@ class Stream:
             after = first + len(ends) - 1
         return records
 
+    @_guarded
     def extent(self, shard: int, after: int, limit: int) -> tuple[int, int, int]:
         """Of the next records after a position (at most ``limit``, within one segment): the
         last position, how many, and their bytes as stored, without reading them (for
@@ -550,6 +569,7 @@ class Stream:
 
     # retention ----------------------------------------------------------------------------
 
+    @_guarded
     def trim(self, checkpoints: dict[int, int], now: float | None = None) -> dict[str, int]:
         """Remove what retention lets go: records older than ``retention_hours`` that every
         consumer has read past (``checkpoints``: the lowest committed position of the
@@ -602,6 +622,7 @@ class Stream:
             segment.newest = newest
         return newest
 
+    @_guarded
     def retained(self) -> dict[int, dict[str, int]]:
         """Per shard: the records kept, the oldest position kept (the trim horizon) and the
         bytes on disk."""
@@ -618,10 +639,12 @@ class Stream:
             }
         return found
 
+    @_guarded
     def trim_horizon(self, shard: int) -> int:
         """The position before the oldest record kept: reads after it are served."""
         return self._refresh(shard)[0].first - 1
 
+    @_guarded
     def latest_sequences(self) -> dict[int, int]:
         """The newest position of every shard (0 for an empty shard)."""
         tops = {}
@@ -630,12 +653,14 @@ class Stream:
             tops[shard.index] = self._top(shard.index)
         return tops
 
+    @_guarded
     def count(self) -> int:
         """Records held in the stream (retention removes the oldest)."""
         return sum(
             segment.count() for shard in self.shards for segment in self._refresh(shard.index)
         )
 
+    @_guarded
     def close(self) -> None:
         """Close the files (again is a no-op)."""
         for segments in self._segments:

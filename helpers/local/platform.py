@@ -215,7 +215,9 @@ class LocalPlatform(Platform):
         handle.flush()
         self._lock_handle = handle
         self.bucket.clear_staging()
-        # resume from the committed checkpoints, whoever consumed before
+        # what the stream lost before it was delivered (a lost tail, an older copy) is sent
+        # again; then resume from the committed checkpoints, whoever consumed before
+        self.pipe.resend_lost(self.delivery.checkpoints())
         self._pipe_runner = PipeRunner(self.pipe, self.function.log_path.parent)
         self.delivery.positions = self.delivery.checkpoints()
         idle = self.settings.poll_interval_s
@@ -412,6 +414,7 @@ class LocalPlatform(Platform):
             "athena_executions": self.athena.trim_executions(now),
             "error_objects": self.bucket.expire(s.error_prefix, s.error_retention_days, now),
             "dead_letters": self.pipe.trim_dead_letters(now),
+            "pipe_batches": self.pipe.trim_sent(self.delivery.checkpoints()),
         }
 
     def dead_letters(self) -> pd.DataFrame:
