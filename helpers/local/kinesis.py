@@ -250,17 +250,12 @@ class Stream:
         return found
 
     def _clean(self, shard: Shard) -> None:
-        """Finish what a crash interrupted: a trim (an older segment without its index: its log
-        goes too) or a new segment (the newest one without its index gets an empty one)."""
-        listed = self._listed(shard.index)
-        newest = max(listed, default=None)
-        for first, suffixes in sorted(listed.items()):
-            if suffixes == {".log", ".idx"}:
-                continue
-            if first == newest:
-                for suffix in (".log", ".idx"):
-                    self._segment_path(shard.index, first, suffix).touch()
-            else:
+        """Finish what a crash interrupted: a trim (a segment without its index: the index
+        goes first) or a new segment (its log is made first, and nothing is written to it
+        before its index exists). Either way the file left holds no record to keep, and goes.
+        Running handles never see such a file: they list segments by their index."""
+        for first, suffixes in self._listed(shard.index).items():
+            if suffixes != {".log", ".idx"}:
                 for suffix in suffixes:
                     self._segment_path(shard.index, first, suffix).unlink(missing_ok=True)
         _sync_directory(self.path)
