@@ -59,7 +59,7 @@ class Database:
         code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
         if code == _FULL:
             return DiskFullError.at(self.path, f"writing {self.path.name}")
-        if code in (_CORRUPT, _NOTADB) or not isinstance(error, sqlite3.OperationalError):
+        if code in (_CORRUPT, _NOTADB):
             return self._damaged(error)
         return error
 
