@@ -16,7 +16,8 @@ cuts off a torn tail, so a crash of the process or the machine loses nothing a p
 One writer at a time holds the stream's lock file, and one thread at a time uses a handle.
 
 Positions are never given out twice. Each put also records the shard's newest position in
-``high-water``, apart from the logs; a log found shorter than that (its tail lost, or restored
+``high-water``, apart from the logs (after the frames are synced, itself unsynced: a crash can
+leave it behind its log, never ahead, and the larger of the two counts); a log found shorter than that (its tail lost, or restored
 from an older copy) goes on in a new segment above it, and :meth:`Stream.continue_above` moves
 it above a consumer's checkpoint (the delivery stream calls it when it opens), so that new
 records are never numbered under a position a consumer has passed.

@@ -466,3 +466,18 @@ def test_a_segment_rolls_after_an_hour_of_records(tmp_path, monkeypatch):
     assert len(list((tmp_path / "kinesis").glob("*.log"))) == 2
     assert [r.data for r in stream.get_records(0, 0)] == [b"1", b"2", b"3"]
     stream.close()
+
+
+def test_a_shard_log_of_one_file_pair_from_before_segments_is_read_on(tmp_path):
+    path = tmp_path / "kinesis"
+    shard = _put_then_close(path, 2)
+    before = _data(path, shard)
+    for suffix in (".log", ".idx"):  # the layout of earlier versions
+        _segment(path, shard, 1, suffix).rename(path / f"shardId-{shard:012d}{suffix}")
+    (path / "high-water").unlink()
+    assert _data(path, shard) == before
+    stream = Stream(path, "changes", 2, REGION, ACCOUNT)
+    stream.put_records([("k-0", b"next")])
+    assert [r.seq for r in stream.get_records(shard, 0)] == list(range(1, len(before) + 2))
+    assert not (path / f"shardId-{shard:012d}.log").exists()
+    stream.close()
