@@ -120,6 +120,14 @@ def status(root: Root = None, backend: Backend = None) -> None:
 
 
 @app.command()
+def trim(root: Root = None, backend: Backend = None) -> None:
+    """Apply retention now: trim the streams, expire Athena results and old records."""
+    with _connect(backend, root, consume=False) as platform:
+        for what, count in platform.trim().items():
+            typer.echo(f"{what}: {count:,}")
+
+
+@app.command()
 def crawl(root: Root = None, backend: Backend = None) -> None:
     """Run the crawler: catalog the lake's table, new partitions and the views."""
     with _connect(backend, root, consume=False) as platform:

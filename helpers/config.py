@@ -91,6 +91,14 @@ class Settings:
     poll_interval_s: float = 0.05
     crawl_interval_s: float = 0.0
     """Seconds between scheduled crawls while this process consumes; 0 crawls on demand only."""
+    stream_retention_hours: int = int(_STACK["StreamRetentionHours"])
+    """How long the Kinesis stream keeps records (24..8760), as the stack's parameter."""
+    athena_results_retention_days: int = int(_STACK["AthenaResultsRetentionDays"])
+    error_retention_days: int = int(_STACK["ErrorRetentionDays"])
+    log_retention_days: int = int(_STACK["LogRetentionDays"])
+    """Days the delivery records (the stand-in for the delivery stream's logs) are kept."""
+    retention_interval_s: float = 300.0
+    """Seconds between retention trims while this process consumes; 0 trims on demand only."""
     country: str = "US"
     """The shop's country (a ``holidays`` code): forecasts learn its public holidays."""
 

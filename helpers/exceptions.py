@@ -73,3 +73,48 @@ class JobParameterError(SalescastError, ValueError):
 
 class JobFailedError(SalescastError, RuntimeError):
     """A notebook of a run failed; names the notebook, the cell and where its output is."""
+
+
+class TrimmedDataAccessError(SalescastError, LookupError):
+    """A read asked for records that retention already trimmed from a stream; ``code`` is the
+    name of the exception AWS answers with."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(f"{code}: {message}")
+
+
+class DiskFullError(SalescastError, OSError):
+    """A write found no room left on a disk; names the disk and the fix. What the call was
+    writing is not accepted, and nothing accepted before it is lost."""
+
+    def __init__(self, message: str):
+        super().__init__(28, message)  # ENOSPC
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def at(cls, path, doing: str) -> DiskFullError:
+        """The error for a write to ``path`` (``doing`` says what it was) that found the disk
+        full: names the disk by its mount point and what is free on it."""
+        import os
+        import shutil
+
+        place = os.path.abspath(path)
+        while not os.path.exists(place):
+            place = os.path.dirname(place)
+        mount = place
+        while not os.path.ismount(mount):
+            mount = os.path.dirname(mount)
+        try:
+            free = f"{shutil.disk_usage(mount).free / 2**20:,.1f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        return cls(
+            f"the disk mounted at {mount} is full ({free}) while {doing} ({path}): the write"
+            " was not accepted, and nothing accepted before it is lost. Free space on that"
+            " disk (salescast trim removes what retention allows), or move the root to a larger"
+            " one, then try again"
+        )

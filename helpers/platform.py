@@ -236,6 +236,11 @@ class Platform(abc.ABC):
     def status(self) -> pd.DataFrame:
         """Records per stage, pending (lag) and failures."""
 
+    def trim(self, now: float | None = None) -> dict[str, int]:
+        """Apply retention now: what each service would have let go by ``now``, as AWS
+        does on its own (on aws this does nothing and returns ``{}``)."""
+        return {}
+
     @abc.abstractmethod
     def lake_objects(self, prefix: str | None = None) -> pd.DataFrame:
         """The lake's objects: key, size, last_modified, and the partition they belong to."""

@@ -70,3 +70,34 @@ def test_crawl_and_query(tmp_path):
     assert csv.splitlines()[0] == "n" and int(csv.splitlines()[1]) > 0
     failed = runner.invoke(app, ["query", "SELECT nope FROM daily_sales", "--root", root])
     assert failed.exit_code == 1 and "COLUMN_NOT_FOUND" in failed.output
+
+
+def test_trim_applies_retention_now(tmp_path, monkeypatch):
+    import helpers
+    import helpers.local.platform as local
+
+    root = tmp_path / "root"
+    with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
+        platform.orders.put(
+            [
+                {
+                    "order_id": f"o-{i}",
+                    "order_ts": "2026-01-02T10:00:00Z",
+                    "customer_id": "c-1",
+                    "product_id": "p-1",
+                    "product_name": "Lamp",
+                    "category": "home",
+                    "channel": "web",
+                    "quantity": 1,
+                    "unit_price": 9.5,
+                }
+                for i in range(40)
+            ]
+        )
+        platform.flush(timeout=60)
+    output = invoke("trim", "--root", str(root))
+    assert "change_stream_records: 0" in output  # all younger than 24 h
+    real = local.time.time
+    monkeypatch.setattr(local.time, "time", lambda: real() + 2 * 86400)
+    output = invoke("trim", "--root", str(root))
+    assert "change_stream_records: 40" in output and "kinesis_records: 40" in output

@@ -59,6 +59,10 @@ SETTING_PARAMETERS = {
     "pipe_batching_window_s": "PipeBatchingWindowSeconds",
     "buffer_size_mb": "BufferSizeMB",
     "lambda_buffer_size_mb": "LambdaBufferSizeMB",
+    "stream_retention_hours": "StreamRetentionHours",
+    "athena_results_retention_days": "AthenaResultsRetentionDays",
+    "error_retention_days": "ErrorRetentionDays",
+    "log_retention_days": "LogRetentionDays",
 }
 IAM_ACTIONS = json.loads(
     (Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "Policies.json").read_text()

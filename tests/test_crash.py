@@ -89,3 +89,51 @@ def test_sigkill_loses_no_accepted_change(tmp_path):
         assert_lake_matches_table(platform)
         assert platform.status().set_index("stage").pending.sum() == 0
         assert not pd.isna(lake.event_seq).any()
+
+
+# The same writer with retention trimming all the time: its clock two days ahead, so that
+# everything the consumers passed is due, and segments small (in the pipe's runtime too), so
+# that trims remove many.
+TRIMMING_WRITER = WRITER.replace(
+    "import helpers\n",
+    "import time\nimport helpers\n"
+    "import helpers.local.platform as local\n"
+    "local._retention_clock = lambda: time.time() + 2 * 86400\n",
+    1,
+).replace("buffer_interval_s=0.1", "buffer_interval_s=0.1, retention_interval_s=0.05")
+
+
+def test_sigkill_while_trimming_loses_no_accepted_change(tmp_path):
+    root = tmp_path / "root"
+    rng = random.Random(20261207)
+    accepted: list[dict] = []
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.getcwd(),
+        "SALESCAST_KINESIS_SEGMENT_BYTES": "20000",
+    }
+    for round_number in range(5):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", TRIMMING_WRITER, str(root), str(round_number)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        assert json.loads(writer.stdout.readline()) == {"ready": True}
+        time.sleep(rng.uniform(0.5, 2.5))
+        writer.send_signal(signal.SIGKILL)
+        output, _ = writer.communicate()
+        accepted += accepted_changes(output)
+
+    assert sum(len(change["ids"]) for change in accepted) > 1000, "kills came too early"
+    with helpers.connect(root=root) as platform:
+        assert platform.table.trim_horizon() > 0, "nothing was trimmed"
+        assert any(platform.stream.trim_horizon(s.index) for s in platform.stream.shards)
+        platform.flush(timeout=120)
+        lake = platform.read_lake()
+        for action, event in (("put", None), ("update", "MODIFY"), ("delete", "REMOVE")):
+            ids = {i for change in accepted if change["action"] == action for i in change["ids"]}
+            events = lake if event is None else lake[lake.event_name == event]
+            assert ids <= set(events.order_id), f"accepted {action}s missing from the lake"
+        assert_lake_matches_table(platform)
+        assert platform.status().set_index("stage").pending.sum() == 0

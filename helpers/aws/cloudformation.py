@@ -155,6 +155,10 @@ SETTING_PARAMETERS = {
     "PipeBatchingWindowSeconds": "pipe_batching_window_s",
     "BufferSizeMB": "buffer_size_mb",
     "LambdaBufferSizeMB": "lambda_buffer_size_mb",
+    "StreamRetentionHours": "stream_retention_hours",
+    "AthenaResultsRetentionDays": "athena_results_retention_days",
+    "ErrorRetentionDays": "error_retention_days",
+    "LogRetentionDays": "log_retention_days",
 }
 """Stack parameter -> the setting that gives its value. ``BufferIntervalSeconds`` is left to
 the template: the local default (1 s) is below what Firehose accepts."""

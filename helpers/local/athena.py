@@ -94,6 +94,8 @@ CREATE TABLE IF NOT EXISTS executions (
 );
 """
 _RESULTS = "__reused_results"
+HISTORY_DAYS = 45
+"""Days Athena keeps a workgroup's query history (executions)."""
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
     "timestamp": "TIMESTAMP",
@@ -233,6 +235,18 @@ class Athena(MaintainedViews):
             },
             "WorkGroup": workgroup,
         }
+
+    def trim_executions(self, now: float | None = None, days: float = HISTORY_DAYS) -> int:
+        """Forget executions submitted more than ``days`` ago (Athena keeps its query history
+        45 days; GetQueryExecution then answers that it is not found); returns how many."""
+        cutoff = (time.time() if now is None else now) - days * 86400
+        with self.db.write() as connection:
+            return connection.execute(
+                "DELETE FROM executions WHERE submitted < ?", (cutoff,)
+            ).rowcount
+
+    def execution_count(self) -> int:
+        return self.db.scalar("SELECT count(*) FROM executions")
 
     # execution ----------------------------------------------------------------------------
 

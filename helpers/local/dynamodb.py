@@ -7,8 +7,16 @@ JSON that Lambda and EventBridge Pipes receive, with increasing ``SequenceNumber
 
 Not emulated: secondary indexes, conditional expressions beyond "update needs an existing
 item", capacity and throttling, stream shards and their 4-hour rotation (one ordered log
-stands for them, which keeps per-key order as DynamoDB does), the 24-hour stream retention
-(records are kept), TTL, transactions across tables, and items of other shapes than orders.
+stands for them, which keeps per-key order as DynamoDB does), TTL, transactions across tables,
+items of other shapes than orders, and trimming a record the pipe has not read (DynamoDB
+Streams trims by age alone; here retention never loses a change before the pipe passed it).
+
+Retention: :meth:`Table.trim_stream` removes stream records older than 24 hours that the pipe
+has read past; reading after a trimmed position raises
+:class:`~helpers.exceptions.TrimmedDataAccessError` (``TrimmedDataAccessException``). Sequence
+numbers are never given out twice: they continue above the trimmed ones and above a floor that
+:meth:`Table.continue_above` raises (the pipe calls it on open when its checkpoint is ahead of
+the stream, as after restoring this file from an older copy).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from helpers.exceptions import TrimmedDataAccessError
 from helpers.local.sqlite import Database
 from helpers.schema import KEY, item_size, items_json
 
@@ -38,6 +47,17 @@ CREATE TABLE IF NOT EXISTS stream (
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+
+STREAM_RETENTION_S = 24 * 3600
+"""DynamoDB Streams keeps a stream record for 24 hours."""
+TRIM_CHUNK = 5000
+"""Stream records removed per transaction of a trim (each short, so writers barely wait)."""
+_LATEST = (
+    "SELECT max(coalesce((SELECT max(seq) FROM stream), 0),"
+    " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'seq_floor'), 0))"
+)
+"""The newest position given out: the newest record's, or the floor once trims or a
+restored copy left none above it."""
 
 CHECKPOINT_PAGES = 16384
 """The WAL is copied into the table's file every 256 MiB, not SQLite's 16 MiB. Order ids are
@@ -133,7 +153,7 @@ class Table:
                 old = self._items([key for key, _, _ in changes if key not in inserted], connection)
             else:
                 old = self._items([key for key, _, _ in changes], connection)
-            seq = connection.execute("SELECT coalesce(max(seq), 0) FROM stream").fetchone()[0]
+            seq = connection.execute(_LATEST).fetchone()[0]
             inserts, updates, deletes, records = [], [], [], []
             event_ids = os.urandom(16 * len(changes)).hex()
             for position, (key, text, size) in enumerate(changes):
@@ -219,17 +239,88 @@ class Table:
     # the stream ---------------------------------------------------------------------------
 
     def latest_sequence(self) -> int:
-        """The position of the newest stream record (0 when empty)."""
-        return self.db.scalar("SELECT coalesce(max(seq), 0) FROM stream")
+        """The position of the newest stream record (0 when empty), or of the last one given
+        out if retention trimmed it."""
+        return self.db.scalar(_LATEST)
 
     def read_stream(self, after: int, limit: int) -> list[tuple[int, str, bytes, float]]:
-        """Stream records after a position: (position, order_id, record JSON in UTF-8,
-        created). Bytes, as GetRecords sends them: the pipe passes them on as they are."""
-        return self.db.read(
+        """Stream records after a position (0 = from the trim horizon): (position, order_id,
+        record JSON in UTF-8, created). Bytes, as GetRecords sends them: the pipe passes them
+        on as they are. A position that retention trimmed raises
+        :class:`~helpers.exceptions.TrimmedDataAccessError`."""
+        rows = self.db.read(
             "SELECT seq, order_id, CAST(record AS BLOB), created FROM stream "
             "WHERE seq > ? ORDER BY seq LIMIT ?",
             (after, limit),
         )
+        if after and (not rows or rows[0][0] != after + 1):  # a gap: trimmed, or a floor
+            horizon = self.trim_horizon()
+            if after < horizon:
+                raise TrimmedDataAccessError(
+                    "TrimmedDataAccessException",
+                    f"sequence number {SEQUENCE_BASE + after + 1} of {self.stream_arn} is past"
+                    f" the 24-hour retention: records up to {SEQUENCE_BASE + horizon} were"
+                    " trimmed; read again from the trim horizon (after 0)",
+                )
+        return rows
+
+    def trim_horizon(self) -> int:
+        """The newest position retention trimmed (0 if none): reads after it are served."""
+        value = self.db.scalar("SELECT value FROM meta WHERE name = 'trimmed_through'")
+        return int(value or 0)
+
+    def continue_above(self, position: int) -> bool:
+        """Give out positions above ``position`` from the next write on (a reader's checkpoint
+        there must not see new records under it); True if it was not already so."""
+        with self.db.write() as connection:
+            if connection.execute(_LATEST).fetchone()[0] >= position:
+                return False
+            connection.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('seq_floor', ?)", (str(position),)
+            )
+            return True
+
+    def trim_stream(
+        self, upto: int, now: float | None = None, retention_s: float = STREAM_RETENTION_S
+    ) -> int:
+        """Remove the oldest stream records, as long as each is older than ``retention_s``
+        and at or before ``upto`` (the pipe's checkpoint); returns how many.
+
+        It removes a prefix of the stream, ``TRIM_CHUNK`` records per transaction, each
+        recording how far it went (``trimmed_through``, and the floor that keeps positions
+        from being given out again) with the deletion: a kill at any moment leaves either
+        state whole. The file keeps its size; new records reuse the freed pages.
+        """
+        cutoff = (time.time() if now is None else now) - retention_s
+        removed = 0
+        while True:
+            with self.db.write() as connection:
+                rows = connection.execute(
+                    "SELECT seq, created FROM stream WHERE seq <= ? ORDER BY seq LIMIT ?",
+                    (upto, TRIM_CHUNK),
+                ).fetchall()
+                through = None
+                for seq, created in rows:
+                    if created >= cutoff:
+                        break
+                    through = seq
+                if through is None:
+                    return removed
+                removed += connection.execute(
+                    "DELETE FROM stream WHERE seq <= ?", (through,)
+                ).rowcount
+                floor = connection.execute(_LATEST).fetchone()[0]
+                connection.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("trimmed_through", str(through)), ("seq_floor", str(max(floor, through)))],
+                )
+            if through != rows[-1][0] or len(rows) < TRIM_CHUNK:
+                return removed
+
+    def stream_retained(self) -> int:
+        """Stream records kept (from the span of positions; exact unless a floor was raised)."""
+        low, high = self.db.read("SELECT min(seq), max(seq) FROM stream")[0]
+        return 0 if low is None else high - low + 1
 
     def close(self) -> None:
         self.db.close()

@@ -36,6 +36,7 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 import pybase64
 
+from helpers.exceptions import DiskFullError
 from helpers.local.awslambda import Context, Function, FunctionError
 from helpers.local.kinesis import Record, Stream
 from helpers.local.s3 import Bucket
@@ -56,6 +57,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 COUNTERS = ("received", "ok", "dropped", "failed")
+_OBJECT_COUNTERS = {"data": "objects", "error": "error_objects"}
+"""Objects written, by kind, counted apart from the delivery records (which retention trims)."""
+log = logging.getLogger(__name__)
 _JSON_OPTIONS = pj.ParseOptions(explicit_schema=LAKE_SCHEMA, unexpected_field_behavior="ignore")
 _JSON_READ = pj.ReadOptions(use_threads=False)  # the data planes already use every core
 
@@ -145,6 +149,14 @@ class DeliveryStream:
         self.buffer_bytes_limit = int(buffer_size_mb * 1024 * 1024)
         self.buffer_interval_s = buffer_interval_s
         self.db = Database(state_path, _SCHEMA)
+        with self.db.write() as connection:  # roots from before objects were counted
+            for kind, counter in _OBJECT_COUNTERS.items():
+                connection.execute(
+                    "INSERT OR IGNORE INTO counters SELECT ?, count(*) FROM deliveries"
+                    " WHERE kind = ?",
+                    (counter, kind),
+                )
+        self._check_checkpoints()
         self.positions = self.checkpoints()
         self._delivered = dict(self.positions)  # where the buffer starts, per shard
         self._buffered = 0
@@ -154,6 +166,45 @@ class DeliveryStream:
         self._in_flight: deque[tuple[Future, dict[int, int]]] = deque()
 
     # state --------------------------------------------------------------------------------
+
+    def _check_checkpoints(self) -> None:
+        """Bring the checkpoints and the source's shards into agreement, on open.
+
+        A checkpoint ahead of its shard (the stream's folder restored from an older copy than
+        this file) would make new records, numbered from the shard's end, fall under it and be
+        skipped: the shard is made to go on above it. A checkpoint behind the trim horizon
+        (this file restored from an older copy) would read trimmed positions: retention trims
+        only what this stream had delivered, so it moves up to the horizon.
+        """
+        stored = self.checkpoints()
+        tops = self.source.latest_sequences()
+        for shard, seq in stored.items():
+            if self.source.continue_above(shard, seq):
+                log.warning(
+                    "%s: the checkpoint of %s is at position %d but the shard ends at %d (%s"
+                    " was restored from an older copy, or lost its tail): new records continue"
+                    " above the checkpoint, so none is skipped",
+                    self.db.path,
+                    self.source.shards[shard].shard_id,
+                    seq,
+                    tops[shard],
+                    self.source.path,
+                )
+            horizon = self.source.trim_horizon(shard)
+            if 0 < seq < horizon:
+                log.warning(
+                    "%s: the checkpoint of %s is at position %d, under the trim horizon %d"
+                    " (the file was restored from an older copy): retention trimmed only"
+                    " delivered records, so delivery goes on from the horizon",
+                    self.db.path,
+                    self.source.shards[shard].shard_id,
+                    seq,
+                    horizon,
+                )
+                with self.db.write() as connection:
+                    connection.execute(
+                        "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (shard, horizon)
+                    )
 
     def checkpoints(self) -> dict[int, int]:
         """The committed position in every shard of the source."""
@@ -167,10 +218,26 @@ class DeliveryStream:
 
     def delivered_objects(self, kind: str) -> tuple[int, float | None]:
         """How many objects of a kind (``data`` or ``error``) were written, and when the last."""
-        count, last = self.db.connection.execute(
-            "SELECT count(*), max(delivered) FROM deliveries WHERE kind = ?", (kind,)
-        ).fetchone()
-        return count, last
+        count = self.db.scalar(
+            "SELECT value FROM counters WHERE name = ?", (_OBJECT_COUNTERS[kind],)
+        )
+        last = self.db.scalar("SELECT max(delivered) FROM deliveries WHERE kind = ?", (kind,))
+        return count or 0, last
+
+    def trim(self, days: float, now: float | None = None) -> int:
+        """Forget the delivery records (the stand-in for CloudWatch's delivery log) older than
+        ``days``, but the newest of each kind; returns how many. Counters are kept."""
+        cutoff = (time.time() if now is None else now) - days * 86400
+        with self.db.write() as connection:
+            return connection.execute(
+                "DELETE FROM deliveries WHERE delivered < ? AND delivered <"
+                " (SELECT max(delivered) FROM deliveries newest WHERE newest.kind = deliveries.kind)",
+                (cutoff,),
+            ).rowcount
+
+    def delivery_count(self) -> int:
+        """Delivery records kept."""
+        return self.db.scalar("SELECT count(*) FROM deliveries")
 
     def deliveries(self, kind: str | None = None) -> list[tuple]:
         """(key, kind, records, bytes, first_arrival, delivered) of every object written."""
@@ -240,22 +307,27 @@ class DeliveryStream:
             future, positions = self._in_flight.popleft()
             try:
                 written, counts = self.runtime.result(future)
-            except FunctionError:
+            except FunctionError as error:
                 for later, _ in self._in_flight:  # let them finish; their buffers are read again
                     later.exception()
                 self._in_flight.clear()
                 self.positions = self.checkpoints()  # read again from here: at-least-once
                 self._delivered = dict(self.positions)
                 self._buffered, self._buffer_bytes = 0, 0
+                if error.error_type == DiskFullError.__name__:  # the lake's disk: say so
+                    raise DiskFullError(error.message) from None
                 raise
             with self.db.write() as connection:
                 connection.executemany(
                     "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?)", written
                 )
+                objects = {counter: 0 for counter in _OBJECT_COUNTERS.values()}
+                for row in written:
+                    objects[_OBJECT_COUNTERS[row[1]]] += 1
                 connection.executemany(
                     "INSERT INTO counters VALUES (?, ?) "
                     "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                    list(counts.items()),
+                    [*counts.items(), *objects.items()],
                 )
                 connection.executemany(
                     "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", list(positions.items())
@@ -315,7 +387,7 @@ class DataPlane:
             record
             for shard, (after, upto) in ranges.items()
             if upto > after
-            for record in self._source.get_records(shard, after, upto - after)
+            for record in self._source.get_records(shard, after, upto - after, upto=upto)
         ]
         accepted, failures = _Accepted(), []
         counts = {"received": len(buffer), "ok": 0, "dropped": 0, "failed": 0}

@@ -29,6 +29,7 @@ of PutRecords (a batch goes to the stream in one local call).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -45,9 +46,15 @@ from helpers.local.sqlite import Database
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER);"
     "CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, sent REAL, body TEXT);"
+    # where each batch went: its source positions, and the newest stream position per shard
+    "CREATE TABLE IF NOT EXISTS sent (first INTEGER, last INTEGER, shard INTEGER,"
+    " position INTEGER, PRIMARY KEY (shard, position)) WITHOUT ROWID;"
 )
 MAX_RETRY_ATTEMPTS = 10
 """The template's ``MaximumRetryAttempts``: retries of a refused record before its dead letter."""
+log = logging.getLogger(__name__)
+DEAD_LETTER_RETENTION_S = 14 * 86400
+"""The dead-letter queue's ``MessageRetentionPeriod`` in the template (1209600 s)."""
 RUN_SECONDS = 0.5
 """How long one call of the runtime keeps stepping before it reports back."""
 
@@ -73,7 +80,7 @@ class Pipe:
         self.source, self.target = source, target
         self.batch_size, self.batching_window_s = batch_size, batching_window_s
         self.db = Database(state_path, _SCHEMA)
-        self.position = self.checkpoint()
+        self.position = self._checked_checkpoint()
         self._waiting_since: float | None = None
         self._flush_requested = False
 
@@ -84,6 +91,42 @@ class Pipe:
     def checkpoint(self) -> int:
         """The committed position in the source stream."""
         return self.db.scalar("SELECT seq FROM checkpoint WHERE id = 1") or 0
+
+    def _checked_checkpoint(self) -> int:
+        """The checkpoint, brought into agreement with the source stream on open.
+
+        A checkpoint ahead of the stream (the table's file restored from an older copy than
+        this one) would make new changes, numbered from the stream's end, fall under it and
+        be skipped: the stream is made to go on above it. A checkpoint behind the trim
+        horizon (this file restored from an older copy) would read trimmed records:
+        retention trims only what the pipe had passed, so it moves up to the horizon.
+        """
+        position = self.checkpoint()
+        latest = self.source.latest_sequence()
+        if self.source.continue_above(position):
+            log.warning(
+                "%s: the pipe's checkpoint is at position %d but the change stream in %s ends"
+                " at %d (restored from an older copy?): new changes continue above the"
+                " checkpoint, so none is skipped",
+                self.db.path,
+                position,
+                self.source.db.path,
+                latest,
+            )
+        horizon = self.source.trim_horizon()
+        if 0 < position < horizon:
+            log.warning(
+                "%s: the pipe's checkpoint is at position %d, under the change stream's trim"
+                " horizon %d (the file was restored from an older copy): retention trimmed"
+                " only what the pipe had passed, so it goes on from the horizon",
+                self.db.path,
+                position,
+                horizon,
+            )
+            with self.db.write() as connection:
+                connection.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?)", (horizon,))
+            position = horizon
+        return position
 
     def step(self) -> int:
         """Move one batch if it is full or its window has passed; returns records moved."""
@@ -100,9 +143,14 @@ class Pipe:
             and now - self._waiting_since < self.batching_window_s
         ):
             return 0
-        refused = self._put(rows)
+        placed: dict[int, int] = {}
+        refused = self._put(rows, placed)
         self.position = rows[-1][0]
         with self.db.write() as connection:  # the dead letters and the checkpoint together
+            connection.executemany(
+                "INSERT OR REPLACE INTO sent VALUES (?, ?, ?, ?)",
+                [(rows[0][0], rows[-1][0], shard, top) for shard, top in placed.items()],
+            )
             for row, reason, attempts in refused:
                 body = json.dumps(self._dead_letter(row, reason, attempts))
                 connection.execute(
@@ -112,22 +160,91 @@ class Pipe:
         self._waiting_since, self._flush_requested = None, False
         return len(rows)
 
-    def _put(self, rows: list) -> list[tuple[Any, str, int]]:
+    def _put(self, rows: list, placed: dict[int, int]) -> list[tuple[Any, str, int]]:
         """Put the rows' records; the ones the stream refuses, with the reason and the
-        attempts made, after bisecting and retrying them (the others are put, in order)."""
+        attempts made, after bisecting and retrying them (the others are put, in order).
+        ``placed`` gets the newest position the records took in each shard."""
         records = [(key, record) for _, key, record, _ in rows]
         attempts = 0
         while attempts <= MAX_RETRY_ATTEMPTS:  # the first put, then the retries
             attempts += 1
             try:
-                self.target.put_records(records)
+                for shard_id, number in self.target.put_records(records):
+                    shard, position = int(shard_id[8:]), int(number[8:])
+                    placed[shard] = max(placed.get(shard, 0), position)
                 return []
             except ValueError as error:  # the stream refused a record; nothing was written
                 if len(rows) > 1:  # AUTOMATIC_BISECT: each half on its own
                     half = len(rows) // 2
-                    return self._put(rows[:half]) + self._put(rows[half:])
+                    return self._put(rows[:half], placed) + self._put(rows[half:], placed)
                 reason = str(error)
         return [(rows[0], reason, attempts)]
+
+    def resend_lost(self, delivered: dict[int, int]) -> int:
+        """Send again what the stream lost before it was delivered; returns from how many
+        source positions back the pipe starts again (0 when nothing was lost).
+
+        A shard log that lost its tail, or a stream folder restored from an older copy, may
+        have lost records the pipe put and the delivery stream (at ``delivered``) had not
+        read yet. The pipe knows where each of its batches went: it moves its checkpoint back
+        to the first batch with a record past both the shard's end and the delivery
+        checkpoint, and sends from there again (duplicates are removed in SQL). Call it with
+        the consumer's lock held, before the pipe runs.
+        """
+        tops = self.target.latest_sequences()
+        firsts = [
+            self.db.scalar(
+                "SELECT min(first) FROM sent WHERE shard = ? AND position > ?",
+                (shard, max(top, delivered.get(shard, 0))),
+            )
+            for shard, top in tops.items()
+        ]
+        lost = [first for first in firsts if first is not None]
+        if not lost:
+            return 0
+        start = min(lost) - 1
+        position = self.checkpoint()
+        horizon = self.source.trim_horizon()
+        if start < horizon:
+            log.error(
+                "%s: the stream in %s lost records the pipe put from change %d on, before"
+                " they were delivered, and the change stream in %s has trimmed them up to %d:"
+                " changes %d..%d are not in the lake. Restore the stream's folder from a newer"
+                " copy to deliver them",
+                self.db.path,
+                self.target.path,
+                start + 1,
+                self.source.db.path,
+                horizon,
+                start + 1,
+                horizon,
+            )
+            start = horizon
+        if start >= position:
+            return 0
+        log.warning(
+            "%s: the stream in %s lost records the pipe put (its tail was lost, or it was"
+            " restored from an older copy) before they were delivered: the pipe sends again"
+            " from change %d",
+            self.db.path,
+            self.target.path,
+            start + 1,
+        )
+        with self.db.write() as connection:
+            connection.execute("INSERT OR REPLACE INTO checkpoint VALUES (1, ?)", (start,))
+            connection.execute("DELETE FROM sent WHERE last > ?", (start,))
+        self.position = start
+        return position - start
+
+    def trim_sent(self, delivered: dict[int, int]) -> int:
+        """Forget where batches went once the delivery stream has read past them."""
+        with self.db.write() as connection:
+            return sum(
+                connection.execute(
+                    "DELETE FROM sent WHERE shard = ? AND position <= ?", (shard, seq)
+                ).rowcount
+                for shard, seq in delivered.items()
+            )
 
     def _dead_letter(self, row, reason: str, attempts: int) -> dict[str, Any]:
         """The dead-letter message of a refused stream record."""
@@ -159,6 +276,13 @@ class Pipe:
         """The dead-letter queue's messages, oldest first."""
         rows = self.db.read("SELECT body FROM dead_letters ORDER BY id")
         return [json.loads(body) for (body,) in rows]
+
+    def trim_dead_letters(self, now: float | None = None) -> int:
+        """Drop dead letters older than the queue's ``MessageRetentionPeriod`` (14 days in the
+        template, the most SQS keeps a message); returns how many."""
+        cutoff = (time.time() if now is None else now) - DEAD_LETTER_RETENTION_S
+        with self.db.write() as connection:
+            return connection.execute("DELETE FROM dead_letters WHERE sent < ?", (cutoff,)).rowcount
 
     def dead_letter_count(self) -> int:
         return self.db.scalar("SELECT count(*) FROM dead_letters") or 0

@@ -93,6 +93,19 @@ class _Poller(threading.Thread):
                 self.stop.wait(self.idle_s)
 
 
+_retention_clock = time.time
+"""The clock of scheduled trims (a test moves it forward to make records expire)."""
+
+
+def _mib(path: Path) -> str:
+    """The disk use of a SQLite file with its WAL, in MiB."""
+    used = 0
+    for candidate in (path, path.with_name(path.name + "-wal")):
+        if candidate.exists():
+            used += candidate.stat().st_blocks * 512
+    return f"{used / 2**20:,.1f} MiB"
+
+
 class LocalPlatform(Platform):
     """The embedded engine under ``settings.root``.
 
@@ -119,7 +132,14 @@ class LocalPlatform(Platform):
             )
         root.mkdir(parents=True, exist_ok=True)
         self.table = Table(root / "dynamodb.sqlite", s.table_name, s.region, s.account_id)
-        self.stream = Stream(root / "kinesis", s.stream_name, s.shard_count, s.region, s.account_id)
+        self.stream = Stream(
+            root / "kinesis",
+            s.stream_name,
+            s.shard_count,
+            s.region,
+            s.account_id,
+            retention_hours=s.stream_retention_hours,
+        )
         self.bucket = Bucket(root / "s3", s.bucket)
         self.function = Function(
             s.function_name,
@@ -195,7 +215,9 @@ class LocalPlatform(Platform):
         handle.flush()
         self._lock_handle = handle
         self.bucket.clear_staging()
-        # resume from the committed checkpoints, whoever consumed before
+        # what the stream lost before it was delivered (a lost tail, an older copy) is sent
+        # again; then resume from the committed checkpoints, whoever consumed before
+        self.pipe.resend_lost(self.delivery.checkpoints())
         self._pipe_runner = PipeRunner(self.pipe, self.function.log_path.parent)
         self.delivery.positions = self.delivery.checkpoints()
         idle = self.settings.poll_interval_s
@@ -209,9 +231,25 @@ class LocalPlatform(Platform):
                     "crawler", self._scheduled_crawl, self.settings.crawl_interval_s, self._stop
                 )
             )
+        if self.settings.retention_interval_s > 0:  # retention, as each service applies it
+            self._pollers.append(
+                _Poller(
+                    "retention",
+                    self._scheduled_trim,
+                    self.settings.retention_interval_s,
+                    self._stop,
+                )
+            )
         for poller in self._pollers:
             poller.start()
         return True
+
+    def _scheduled_trim(self) -> int:
+        """One scheduled trim; returns 0 so that the poller waits a full interval."""
+        result = self.trim(now=_retention_clock())
+        if any(result.values()):
+            log.info("retention: %s", result)
+        return 0
 
     def _consumer_pid(self) -> str | None:
         """The pid of another process holding the consumer lock, or None if it is free."""
@@ -237,7 +275,7 @@ class LocalPlatform(Platform):
             timeout,
             progress,
         )
-        dead = self.pipe.dead_letter_count() - dead_before
+        dead = max(0, self.pipe.dead_letter_count() - dead_before)
         if dead:  # the pipe went on without them: say so, as flush does on aws
             raise PipelineStuckError(
                 "pipe",
@@ -302,6 +340,7 @@ class LocalPlatform(Platform):
         pipe_seq = self.pipe.checkpoint()
         dead_letters = self.pipe.dead_letter_count()
         stream_tops = self.stream.latest_sequences()
+        kept = self.stream.retained()
         delivered = self.delivery.checkpoints()
         counters = self.delivery.counters()
         objects, last = self.delivery.delivered_objects("data")
@@ -319,7 +358,9 @@ class LocalPlatform(Platform):
                 table_seq - pipe_seq,
                 dead_letters,
                 None,
-                "stream records; failed = in the pipe's dead-letter queue (dead_letters())",
+                f"stream records, {self.table.stream_retained():,} kept"
+                f" ({_mib(self.table.db.path)} with the table);"
+                " failed = in the pipe's dead-letter queue (dead_letters())",
             ),
             (
                 "kinesis stream",
@@ -327,7 +368,9 @@ class LocalPlatform(Platform):
                 sum(max(0, stream_tops[s] - delivered[s]) for s in stream_tops),
                 0,
                 None,
-                f"{len(stream_tops)} shards",
+                f"{len(stream_tops)} shards, {sum(k['records'] for k in kept.values()):,}"
+                f" records kept ({sum(k['bytes'] for k in kept.values()) / 2**20:,.1f} MiB,"
+                f" {self.settings.stream_retention_hours:g} h retention)",
             ),
             (
                 "lake",
@@ -345,6 +388,34 @@ class LocalPlatform(Platform):
         frame.attrs["consuming"] = self.consuming
         frame.attrs["errors"] = errors_by_poller
         return frame
+
+    def trim(self, now: float | None = None) -> dict[str, int]:
+        """Apply every retention period now; returns what each let go.
+
+        The change stream keeps 24 hours and the Kinesis stream ``stream_retention_hours``,
+        but each only what its consumer (the pipe, the delivery stream) has committed past,
+        so nothing accepted is lost before it is in the lake; Athena's results and the failed
+        records expire by the bucket's lifecycle rules (``athena_results_retention_days``,
+        ``error_retention_days``), query executions after Athena's 45 days, delivery records
+        after ``log_retention_days`` and dead letters after the queue's 14 days. Each removal
+        is its own transaction or unlink, so a kill at any moment loses nothing else.
+        """
+        s = self.settings
+        now = time.time() if now is None else now
+        stream = self.stream.trim(self.delivery.checkpoints(), now)
+        return {
+            "change_stream_records": self.table.trim_stream(self.pipe.checkpoint(), now),
+            "kinesis_records": stream["records"],
+            "kinesis_bytes": stream["bytes"],
+            "delivery_records": self.delivery.trim(s.log_retention_days, now),
+            "athena_results": self.bucket.expire(
+                s.athena_prefix, s.athena_results_retention_days, now
+            ),
+            "athena_executions": self.athena.trim_executions(now),
+            "error_objects": self.bucket.expire(s.error_prefix, s.error_retention_days, now),
+            "dead_letters": self.pipe.trim_dead_letters(now),
+            "pipe_batches": self.pipe.trim_sent(self.delivery.checkpoints()),
+        }
 
     def dead_letters(self) -> pd.DataFrame:
         """The pipe's dead-letter queue: one row per message, oldest first (what the stream
@@ -522,29 +593,34 @@ class LocalPlatform(Platform):
     # lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop consuming, deliver what was read, and close every service. A delivery that
+        fails here (a full disk) is raised after everything is closed; what it held is read
+        again by the next consumer, from the checkpoints."""
         self._stop.set()
         for poller in self._pollers:
             poller.join(timeout=30)
-        if self._pollers and self.delivery.buffered:
-            self.delivery.deliver()  # what was read is written, not left for the next start
-        self._pollers = []
-        if self._pipe_runner is not None:
-            self._pipe_runner.close()
-            self._pipe_runner = None
-        if self._lock_handle is not None:
-            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
-            self._lock_handle.close()
-            self._lock_handle = None
-        for service in (
-            self.pipe,
-            self.delivery,
-            self.stream,
-            self.table,
-            self.function,
-            self.athena,
-            self.catalog,
-        ):
-            service.close()
+        try:
+            if self._pollers and self.delivery.buffered:
+                self.delivery.deliver()  # what was read is written, not left for the next start
+        finally:
+            self._pollers = []
+            if self._pipe_runner is not None:
+                self._pipe_runner.close()
+                self._pipe_runner = None
+            if self._lock_handle is not None:
+                fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+                self._lock_handle.close()
+                self._lock_handle = None
+            for service in (
+                self.pipe,
+                self.delivery,
+                self.stream,
+                self.table,
+                self.function,
+                self.athena,
+                self.catalog,
+            ):
+                service.close()
 
     def teardown(self) -> None:
         """Remove every service's state and the lake under the root."""

@@ -6,17 +6,22 @@ leaves at most an orphan temporary file (cleared on the next start).
 
 Not emulated: a key that is also a prefix of other keys (``a`` beside ``a/b``), keys with
 empty or dot segments, versioning, multipart uploads, ETags as S3 computes them, storage classes,
-lifecycle rules, encryption, and access control.
+lifecycle rules other than expiration by prefix (:meth:`Bucket.expire`), encryption, and
+access control.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from helpers.exceptions import DiskFullError
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,17 @@ class Bucket:
             )
         staging = self._staging / uuid.uuid4().hex
         opener = (lambda path, flags: os.open(path, flags, 0o600)) if private else None
-        with open(staging, "wb", opener=opener) as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(staging, "wb", opener=opener) as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            staging.unlink(missing_ok=True)
+            if error.errno == errno.ENOSPC:
+                raise DiskFullError.at(self.path, f"writing the object {key!r}") from None
+            raise
         os.replace(staging, target)
         directory = os.open(target.parent, os.O_RDONLY)
         try:
@@ -109,9 +120,41 @@ class Bucket:
                     )
         return sorted(found, key=lambda info: info.key)
 
+    def expire(self, prefix: str, days: int, now: float | None = None) -> int:
+        """Apply a lifecycle rule ``Expiration: Days`` to the objects under a prefix; returns
+        how many expired.
+
+        As S3 counts it: an object expires at the first midnight UTC at or after its creation
+        plus ``days`` days. Each goes by one unlink (a kill leaves it whole or gone), and
+        folders left empty go with it.
+        """
+        moment = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+        expired = 0
+        for info in self.list_objects(prefix):
+            if moment >= expiry(info.last_modified, days):
+                path = self.path / info.key
+                path.unlink(missing_ok=True)
+                expired += 1
+                for parent in path.parents:
+                    if parent == self.path:
+                        break
+                    try:
+                        parent.rmdir()
+                    except OSError:  # not empty
+                        break
+        return expired
+
     def delete_objects(self, prefix: str = "") -> int:
         """Delete every object under a prefix; returns how many."""
         objects = self.list_objects(prefix)
         for info in objects:
             (self.path / info.key).unlink(missing_ok=True)
         return len(objects)
+
+
+def expiry(created: datetime, days: int) -> datetime:
+    """When S3's lifecycle expires an object created at ``created`` after ``days`` days: the
+    first midnight UTC at or after ``created + days``."""
+    due = created.astimezone(UTC) + timedelta(days=days)
+    midnight = due.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight if midnight == due else midnight + timedelta(days=1)

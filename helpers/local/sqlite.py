@@ -2,7 +2,10 @@
 
 Every service keeps its durable state in its own SQLite file, as each AWS service keeps its
 own; WAL lets pollers read while producers write, and ``synchronous=FULL`` means a commit that
-returned survives a crash of the process or the machine. New files get 16 KiB pages and each
+returned survives a crash of the process or the machine. A file found damaged after it opened
+raises :class:`~helpers.exceptions.StateFileError` and a full disk
+:class:`~helpers.exceptions.DiskFullError`, each naming the file or the disk and the fix; a
+transaction they interrupt is rolled back whole. New files get 16 KiB pages and each
 connection a 64 MiB page cache: the services append rows of about a kilobyte in transactions of
 thousands, where small pages and a small cache cost a third of the write time.
 """
@@ -15,9 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from helpers.exceptions import StateFileError
+from helpers.exceptions import DiskFullError, StateFileError
 
 PAGE_SIZE = 16384
+_FULL, _CORRUPT, _NOTADB = 13, 11, 26  # SQLite's primary result codes
 CACHE_KIB = 65536
 
 
@@ -40,11 +44,24 @@ class Database:
         except sqlite3.DatabaseError as error:
             if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
                 raise
-            raise StateFileError(
-                f"{self.path} cannot be read as the SQLite database it should be ({error}):"
-                " it is damaged or was replaced. Restore it from a copy of the root, or remove"
-                f" the root {self.path.parent} to start again empty (its data is then lost)"
-            ) from None
+            raise self._damaged(error) from None
+
+    def _damaged(self, error: sqlite3.DatabaseError) -> StateFileError:
+        return StateFileError(
+            f"{self.path} cannot be read as the SQLite database it should be ({error}):"
+            " it is damaged or was replaced. Restore it from a copy of the root, or remove"
+            f" the root {self.path.parent} to start again empty (its data is then lost)"
+        )
+
+    def _translated(self, error: sqlite3.DatabaseError) -> Exception:
+        """A damaged file or a full disk as the error that names it and the fix; any other
+        error as it is."""
+        code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+        if code == _FULL:
+            return DiskFullError.at(self.path, f"writing {self.path.name}")
+        if code in (_CORRUPT, _NOTADB):
+            return self._damaged(error)
+        return error
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -75,19 +92,30 @@ class Database:
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
+            connection.execute("COMMIT")
+        except BaseException as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            if isinstance(error, sqlite3.DatabaseError):
+                translated = self._translated(error)
+                if translated is not error:
+                    raise translated from None
             raise
-        connection.execute("COMMIT")
 
     def read(self, sql: str, parameters: tuple | list = ()) -> list[tuple]:
         """Rows of one query on this thread's connection."""
-        return self.connection.execute(sql, parameters).fetchall()
+        try:
+            return self.connection.execute(sql, parameters).fetchall()
+        except sqlite3.DatabaseError as error:
+            translated = self._translated(error)
+            if translated is error:
+                raise
+            raise translated from None
 
     def scalar(self, sql: str, parameters: tuple | list = ()):
         """The first column of the first row, or None."""
-        row = self.connection.execute(sql, parameters).fetchone()
-        return None if row is None else row[0]
+        rows = self.read(sql, parameters)
+        return rows[0][0] if rows else None
 
     def close(self) -> None:
         """Close every thread's connection."""

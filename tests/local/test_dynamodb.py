@@ -10,7 +10,12 @@ import time
 
 import pytest
 
-from helpers.exceptions import InvalidOrderError, OrderNotFoundError, StateFileError
+from helpers.exceptions import (
+    InvalidOrderError,
+    OrderNotFoundError,
+    StateFileError,
+    TrimmedDataAccessError,
+)
 from helpers.local.dynamodb import CHECKPOINT_PAGES, Table
 from helpers.schema import items_json, validated_table
 
@@ -376,3 +381,55 @@ def test_a_damaged_state_file_is_named_with_its_fix(tmp_path, damage):
         Table(path, "orders", REGION, ACCOUNT)
     message = str(error.value)
     assert str(path) in message and "Restore it from a copy" in message
+
+
+# --- retention and positions -------------------------------------------------------------
+
+DAY = 24 * 3600
+
+
+def test_stream_records_older_than_24_hours_are_trimmed_and_younger_ones_kept(table):
+    table.put_items(orders(1, 2, 3))
+    created = table.read_stream(0, 10)[-1][3]
+    assert table.trim_stream(3, now=created + DAY - 1) == 0  # 1 s younger than 24 h
+    assert [row[0] for row in table.read_stream(0, 10)] == [1, 2, 3]
+    assert table.trim_stream(3, now=created + DAY + 1) == 3  # 1 s older
+    assert table.read_stream(0, 10) == [] and table.trim_horizon() == 3
+    assert table.read_stream(3, 10) == []  # a reader at the horizon reads on
+    for after in (1, 2):
+        with pytest.raises(TrimmedDataAccessError, match="TrimmedDataAccessException"):
+            table.read_stream(after, 10)
+    # positions are never given out again, though no record is left to number from
+    assert table.latest_sequence() == 3
+    table.put_items(orders(4))
+    assert [row[0] for row in table.read_stream(3, 10)] == [4]
+    assert table.count() == 4  # the items stay: retention is the stream's
+
+
+def test_the_stream_is_trimmed_only_up_to_the_readers_checkpoint(table):
+    table.put_items(orders(1, 2, 3, 4))
+    later = time.time() + 2 * DAY
+    assert table.trim_stream(0, now=later) == 0  # nothing read: nothing goes
+    assert table.trim_stream(2, now=later) == 2
+    assert [row[0] for row in table.read_stream(2, 10)] == [3, 4]
+    assert table.stream_retained() == 2
+
+
+def test_a_trim_stops_at_the_first_young_record(table, monkeypatch):
+    monkeypatch.setattr("helpers.local.dynamodb.TRIM_CHUNK", 2)
+    table.put_items(orders(1, 2, 3, 4, 5))
+    created = table.read_stream(0, 10)[-1][3]
+    with table.db.write() as connection:  # the last two are younger
+        connection.execute("UPDATE stream SET created = ? WHERE seq > 3", (created + 100,))
+    assert table.trim_stream(5, now=created + DAY + 1) == 3  # in chunks of two
+    assert [row[0] for row in table.read_stream(0, 10)] == [4, 5]
+
+
+def test_continue_above_raises_the_next_position(table):
+    table.put_items(orders(1))
+    assert not table.continue_above(1)
+    assert table.continue_above(40)
+    assert table.latest_sequence() == 40
+    table.put_items(orders(2))
+    assert [row[0] for row in table.read_stream(1, 10)] == [41]
+    assert table.read_stream(40, 10)[0][0] == 41

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
+import os
 import re
 import time
 
 import pytest
 
+from helpers.exceptions import DiskFullError, StateFileError, TrimmedDataAccessError
 from helpers.local.kinesis import Stream, even_shards
 
 from .conftest import ACCOUNT, REGION
@@ -191,7 +194,7 @@ def test_a_torn_frame_at_the_end_of_a_log_is_cut_off(tmp_path, tail):
     path = tmp_path / "kinesis"
     shard = _put_then_close(path, 3)
     before = _data(path, shard)
-    log = path / f"shardId-{shard:012d}.log"
+    log = path / f"shardId-{shard:012d}-{1:020d}.log"
     size = log.stat().st_size
     with open(log, "ab") as handle:  # a put killed while writing its frames
         handle.write(tail)
@@ -210,7 +213,7 @@ def test_durable_frames_missing_from_the_index_are_indexed_again(tmp_path, damag
     path = tmp_path / "kinesis"
     shard = _put_then_close(path, 4)
     before = _data(path, shard)
-    index = path / f"shardId-{shard:012d}.idx"
+    index = path / f"shardId-{shard:012d}-{1:020d}.idx"
     entries = index.read_bytes()
     kept = entries[: len(entries) // 2]
     index.write_bytes(
@@ -240,3 +243,241 @@ def test_a_second_handle_sees_what_the_first_put(tmp_path):
     )
     writer.close()
     reader.close()
+
+
+# --- positions are never given out twice -------------------------------------------------
+
+
+def _segment(path, shard: int, first: int, suffix: str):
+    return path / f"shardId-{shard:012d}-{first:020d}{suffix}"
+
+
+def test_a_log_that_lost_its_tail_goes_on_above_its_high_water_mark(tmp_path):
+    """A shard log cut short (a tail lost, or the log restored from an older copy) must not
+    number new records under positions it gave out: a consumer checkpointed there would skip
+    them."""
+    path = tmp_path / "kinesis"
+    shard = _put_then_close(path, 4)  # 4 rounds: positions 1..n of the shard
+    stream = Stream(path, "changes", 2, REGION, ACCOUNT)
+    top = stream.latest_sequences()[shard]
+    kept = stream.get_records(shard, 0)[: top // 2]
+    stream.close()
+    log, index = _segment(path, shard, 1, ".log"), _segment(path, shard, 1, ".idx")
+    ends = index.read_bytes()
+    cut = int.from_bytes(ends[(len(kept) - 1) * 8 : len(kept) * 8], "little")
+    with open(log, "r+b") as handle:  # the tail is gone, whole frames at a time
+        handle.truncate(cut)
+    index.write_bytes(ends[: len(kept) * 8])
+
+    stream = Stream(path, "changes", 2, REGION, ACCOUNT)
+    assert [r.data for r in stream.get_records(shard, 0)] == [r.data for r in kept]
+    ((_, number),) = stream.put_records([("k-0", b"new")])
+    (new,) = stream.get_records(shard, top)  # a consumer that had read up to the old top
+    assert new.data == b"new" and new.seq == top + 1 and new.sequence_number == number
+    assert _segment(path, shard, top + 1, ".log").exists()  # a segment of its own
+    # every position is still found, across the gap
+    assert [r.seq for r in stream.get_records(shard, 0)] == [*range(1, len(kept) + 1), top + 1]
+    assert [r.seq for r in stream.get_records(shard, len(kept) - 1)] == [len(kept), top + 1]
+    stream.close()
+    again = Stream(path, "changes", 2, REGION, ACCOUNT)  # and after reopening
+    again.put_records([("k-0", b"newer")])
+    assert [r.seq for r in again.get_records(shard, top)] == [top + 1, top + 2]
+    again.close()
+
+
+def test_an_unchanged_log_continues_without_a_gap(tmp_path):
+    path = tmp_path / "kinesis"
+    shard = _put_then_close(path, 2)
+    stream = Stream(path, "changes", 2, REGION, ACCOUNT)
+    top = stream.latest_sequences()[shard]
+    stream.put_records([("k-0", b"x")])
+    assert stream.latest_sequences()[shard] == top + 1
+    assert not _segment(path, shard, top + 1, ".log").exists()
+    stream.close()
+
+
+def test_continue_above_moves_new_positions_above_a_consumer_checkpoint(stream):
+    shard = stream.shard_for("a")
+    stream.put_records([("a", b"1")])
+    assert not stream.continue_above(shard, 1)  # at the end: nothing to do
+    assert stream.continue_above(shard, 50)
+    assert not stream.continue_above(shard, 50)
+    stream.put_records([("a", b"2")])
+    assert [(r.seq, r.data) for r in stream.get_records(shard, 0)] == [(1, b"1"), (51, b"2")]
+    assert stream.get_records(shard, 50)[0].data == b"2"
+    assert stream.latest_sequences()[shard] == 51
+
+
+@pytest.mark.parametrize(
+    "text", ["", "{", '{"shard_count": "two"}', "[]", '{"shards": 2}', '{"shard_count": 0}']
+)
+def test_a_damaged_meta_file_is_named_with_its_fix(tmp_path, text):
+    path = tmp_path / "kinesis"
+    Stream(path, "changes", 2, REGION, ACCOUNT).close()
+    (path / "meta.json").write_text(text)
+    with pytest.raises(StateFileError) as caught:
+        Stream(path, "changes", 2, REGION, ACCOUNT)
+    message = str(caught.value)
+    assert str(path / "meta.json") in message
+    assert '{"shard_count": 2}' in message and "restore it from a copy" in message
+
+
+def test_a_full_disk_is_named_and_loses_nothing_accepted(tmp_path, monkeypatch):
+    stream = Stream(tmp_path / "kinesis", "changes", 2, REGION, ACCOUNT)
+    stream.put_records([("a", b"kept")])
+    shard = stream.shard_for("a")
+    real = os.pwrite
+
+    def full(descriptor, data, offset):
+        if len(data) > 8:  # the frames; a torn half of them reaches the disk
+            real(descriptor, bytes(data)[: len(data) // 2], offset)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(descriptor, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(DiskFullError, match=r"the disk mounted at /.* is full .*stream appended"):
+        stream.put_records([("a", b"refused" * 10)])
+    monkeypatch.setattr(os, "pwrite", real)
+    assert [r.data for r in stream.get_records(shard, 0)] == [b"kept"]
+    stream.put_records([("a", b"after")])  # the torn frames are cut off
+    assert [(r.seq, r.data) for r in stream.get_records(shard, 0)] == [(1, b"kept"), (2, b"after")]
+    stream.close()
+
+
+# --- retention ---------------------------------------------------------------------------
+
+DAY = 24 * 3600
+
+
+def _filled(tmp_path, monkeypatch, rounds: int, **options) -> Stream:
+    """A stream of one shard whose segments hold about one round each."""
+    monkeypatch.setattr("helpers.local.kinesis.SEGMENT_BYTES", 500)
+    stream = Stream(tmp_path / "kinesis", "changes", 1, REGION, ACCOUNT, **options)
+    for round_ in range(rounds):
+        stream.put_records([(f"k-{i}", f"{round_}:{i}".encode() * 30) for i in range(5)])
+    return stream
+
+
+def test_retention_trims_records_older_than_the_period_and_not_younger(tmp_path, monkeypatch):
+    stream = _filled(tmp_path, monkeypatch, 3)
+    records = stream.get_records(0, 0)
+    newest = records[-1].approximate_arrival_timestamp
+    everything = {0: 15}
+    # the newest record 1 s younger than 24 h: everything is kept
+    assert stream.trim(everything, now=newest + DAY - 1) == {"records": 0, "bytes": 0}
+    assert stream.get_records(0, 0) == records
+    # 1 s older: every segment goes, and positions go on where they were
+    removed = stream.trim(everything, now=newest + DAY + 1)
+    assert removed["records"] == 15 and removed["bytes"] > 15 * 90
+    assert stream.get_records(0, 0) == []  # from the trim horizon: nothing left
+    assert stream.count() == 0 and stream.trim_horizon(0) == 15
+    assert stream.latest_sequences() == {0: 15}
+    with pytest.raises(TrimmedDataAccessError, match="ExpiredIteratorException: position 3"):
+        stream.get_records(0, 3)
+    stream.put_records([("k-0", b"later")])
+    assert [(r.seq, r.data) for r in stream.get_records(0, 15)] == [(16, b"later")]
+    assert [r.seq for r in stream.get_records(0, 0)] == [16]
+    stream.close()
+
+
+def test_retention_never_trims_what_a_consumer_has_not_read(tmp_path, monkeypatch):
+    stream = _filled(tmp_path, monkeypatch, 4)
+    segments = sorted(p.name for p in (tmp_path / "kinesis").glob("*.log"))
+    assert len(segments) == 4  # positions 1, 6, 11, 16
+    later = time.time() + 2 * DAY
+    # a consumer at 10 (the end of the second segment) lets two segments go, not the third
+    assert stream.trim({0: 10}, now=later)["records"] == 10
+    assert [r.seq for r in stream.get_records(0, 0)] == list(range(11, 21))
+    assert stream.get_records(0, 10)[0].seq == 11  # the consumer reads on
+    with pytest.raises(TrimmedDataAccessError):
+        stream.get_records(0, 9)
+    # one record short of the third segment's end: it stays
+    assert stream.trim({0: 14}, now=later)["records"] == 0
+    assert stream.trim({0: 15}, now=later)["records"] == 5
+    # no checkpoint at all: nothing goes
+    assert stream.trim({}, now=later)["records"] == 0
+    assert stream.count() == 5
+    stream.close()
+
+
+def test_a_second_handle_reads_on_after_another_trimmed_and_rolled(tmp_path, monkeypatch):
+    writer = _filled(tmp_path, monkeypatch, 2)
+    reader = Stream(tmp_path / "kinesis", "changes", 1, REGION, ACCOUNT)
+    assert len(reader.get_records(0, 0)) == 10
+    writer.trim({0: 10}, now=time.time() + 2 * DAY)
+    writer.put_records([("k-1", b"x" * 2000), ("k-2", b"y")])
+    assert [r.seq for r in reader.get_records(0, 10)] == [11, 12]
+    with pytest.raises(TrimmedDataAccessError):
+        reader.get_records(0, 4)
+    assert reader.latest_sequences() == {0: 12} and reader.count() == 2
+    writer.close()
+    reader.close()
+
+
+def test_a_trim_killed_between_its_two_unlinks_is_finished_on_open(tmp_path, monkeypatch):
+    stream = _filled(tmp_path, monkeypatch, 3)
+    stream.close()
+    path = tmp_path / "kinesis"
+    _segment(path, 0, 1, ".idx").unlink()  # the index went first; the log is left
+    stream = Stream(path, "changes", 1, REGION, ACCOUNT)
+    assert not _segment(path, 0, 1, ".log").exists()
+    assert [r.seq for r in stream.get_records(0, 0)] == list(range(6, 16))
+    stream.close()
+
+
+@pytest.mark.parametrize("first", [11, 8])
+def test_a_new_segment_killed_before_its_index_is_made_is_removed_on_open(
+    tmp_path, monkeypatch, first
+):
+    """A roll killed between its two files; another writer may have put records past the
+    orphan's first position meanwhile (8): the orphan must not hide them."""
+    stream = _filled(tmp_path, monkeypatch, 2)
+    stream.close()
+    path = tmp_path / "kinesis"
+    _segment(path, 0, first, ".log").touch()
+    stream = Stream(path, "changes", 1, REGION, ACCOUNT)
+    assert not _segment(path, 0, first, ".log").exists()
+    assert [r.seq for r in stream.get_records(0, 0)] == list(range(1, 11))
+    stream.put_records([("k-0", b"z")])
+    assert [r.seq for r in stream.get_records(0, 7)] == [8, 9, 10, 11]
+    stream.close()
+
+
+@pytest.mark.parametrize("hours", [23, 8761])
+def test_retention_outside_kinesis_limits_is_refused(tmp_path, hours):
+    with pytest.raises(ValueError, match=r"outside Kinesis's 24\.\.8760"):
+        Stream(tmp_path / "kinesis", "changes", 1, REGION, ACCOUNT, retention_hours=hours)
+
+
+@pytest.mark.parametrize("hours", [24, 8760])
+def test_retention_at_kinesis_limits_is_taken(tmp_path, hours):
+    Stream(tmp_path / "kinesis", "changes", 1, REGION, ACCOUNT, retention_hours=hours).close()
+
+
+def test_a_segment_rolls_after_an_hour_of_records(tmp_path, monkeypatch):
+    stream = Stream(tmp_path / "kinesis", "changes", 1, REGION, ACCOUNT)
+    started = time.time()
+    stream.put_records([("a", b"1")])
+    monkeypatch.setattr(time, "time", lambda: started + 3599)
+    stream.put_records([("a", b"2")])
+    assert len(list((tmp_path / "kinesis").glob("*.log"))) == 1
+    monkeypatch.setattr(time, "time", lambda: started + 3601)
+    stream.put_records([("a", b"3")])
+    assert len(list((tmp_path / "kinesis").glob("*.log"))) == 2
+    assert [r.data for r in stream.get_records(0, 0)] == [b"1", b"2", b"3"]
+    stream.close()
+
+
+def test_a_shard_log_of_one_file_pair_from_before_segments_is_read_on(tmp_path):
+    path = tmp_path / "kinesis"
+    shard = _put_then_close(path, 2)
+    before = _data(path, shard)
+    for suffix in (".log", ".idx"):  # the layout of earlier versions
+        _segment(path, shard, 1, suffix).rename(path / f"shardId-{shard:012d}{suffix}")
+    (path / "high-water").unlink()
+    assert _data(path, shard) == before
+    stream = Stream(path, "changes", 2, REGION, ACCOUNT)
+    stream.put_records([("k-0", b"next")])
+    assert [r.seq for r in stream.get_records(shard, 0)] == list(range(1, len(before) + 2))
+    assert not (path / f"shardId-{shard:012d}.log").exists()
+    stream.close()
