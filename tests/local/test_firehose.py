@@ -195,12 +195,12 @@ def by_seq(rows):
 def test_delivers_snappy_parquet_with_firehose_naming_and_the_right_rows(
     tmp_path, make_delivery, table, stream, bucket, pump, transform_function
 ):
+    before = datetime.now(UTC).replace(microsecond=0)  # objects are named by records' arrival
     table.put_items(orders(*range(30)))
     table.put_items(orders(3, 4, 5, quantity=5, channel="store"))
     table.delete_items(["o-00004", "o-00029"])
     pump()
     delivery = make_delivery(tmp_path, stream, transform_function, bucket)
-    before = datetime.now(UTC).replace(microsecond=0)
     drain(delivery)
     after = datetime.now(UTC)
 
