@@ -17,24 +17,41 @@ import io
 import pandas as pd
 from matplotlib.dates import AutoDateFormatter, AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import StrMethodFormatter
 
+from helpers import tables
 from helpers.forecast.series import TOTAL
 
 HISTORY_COLOR, FORECAST_COLOR = "#555555", "#1f77b4"
 
 
-def daily_revenue(frame: pd.DataFrame) -> Figure:
-    """Revenue per day with its 7-day mean, from the ``daily_revenue`` query."""
+def daily_revenue(frame: pd.DataFrame, as_of: pd.Timestamp | None = None) -> Figure:
+    """Revenue per day with its 7-day mean, from the ``daily_revenue`` query. With ``as_of``
+    (the lake's newest change), a day still running then is drawn apart, as a hollow point,
+    and left out of the mean: its drop is the hours not yet lived, not a fall in sales."""
     figure, axes = _figure(height=3.2)
     days = pd.to_datetime(frame["ds"])
-    axes.plot(days, frame["revenue"], color=HISTORY_COLOR, linewidth=0.8, label="revenue")
+    running = tables.partial(frame, "ds", "day", as_of) if as_of is not None else days.isna()
+    whole = frame[~running.to_numpy()]
+    axes.plot(days[~running], whole["revenue"], color=HISTORY_COLOR, linewidth=0.8, label="revenue")
     axes.plot(
-        days,
-        frame["revenue"].rolling(7, min_periods=1).mean(),
+        days[~running],
+        whole["revenue"].rolling(7, min_periods=1).mean(),
         color=FORECAST_COLOR,
         linewidth=2,
         label="7-day mean",
     )
+    if running.any():
+        axes.plot(
+            days[running],
+            frame.loc[running.to_numpy(), "revenue"],
+            linestyle="none",
+            marker="o",
+            markerfacecolor="none",
+            color=HISTORY_COLOR,
+            label=f"partial day (to {as_of:%H:%M} UTC)",
+        )
+    axes.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     return _finish(figure, axes, "Daily revenue", "revenue")
 
 

@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 import helpers
-from helpers import generate, queries
+from helpers import generate, queries, tables
 from helpers.config import Settings
 from helpers.exceptions import SalescastError
 from helpers.forecast.series import PROMOTIONS_TABLE
@@ -383,6 +384,16 @@ class QueryResults(dict):
             }
         ).T.rename_axis("query")
 
+    def as_of(self) -> pd.Timestamp | None:
+        """The newest change in the lake (UTC), from ``data_freshness``; None if not run."""
+        return tables.as_of(self["data_freshness"]) if "data_freshness" in self else None
+
+    def table(self, name: str, last: int | None = None) -> Styler:
+        """Query ``name`` (its ``last`` rows) as people read it: money, counts and shares
+        formatted, and the day or week still running at :meth:`as_of` marked partial."""
+        frame = getattr(self, name)
+        return tables.styled(frame.tail(last) if last else frame, self.as_of())
+
     def figures(self) -> dict[str, Any]:
         """What :func:`record` keeps: each query's rows and seconds, and the total revenue."""
         return {
@@ -459,7 +470,20 @@ def record(**figures: Any) -> None:
     from IPython.display import display
 
     clean = {name: _plain(value) for name, value in figures.items()}
-    display({FIGURES_MIME: clean, "text/plain": json.dumps(clean, indent=1, default=str)}, raw=True)
+    text = json.dumps(_rounded(clean), indent=1, default=str)
+    display({FIGURES_MIME: clean, "text/plain": text}, raw=True)
+
+
+def _rounded(value: Any) -> Any:
+    """Floats rounded for reading (two decimals; four significant digits under 1), in a copy:
+    the figures the MIME bundle keeps stay exact."""
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    if isinstance(value, float) and math.isfinite(value):
+        return round(value, 2) if abs(value) >= 1 else float(f"{value:.4g}")
+    return value
 
 
 def _plain(value: Any) -> Any:
