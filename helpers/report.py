@@ -386,7 +386,7 @@ def _comparable(periods: list[tuple[str, int]]) -> tuple[str, int]:
 
 
 def _change(value: float, before: float | None, scale: float = 1.0) -> float | None:
-    if before is None or pd.isna(before) or before <= 0:
+    if pd.isna(before) or before <= 0:
         return None
     return value / (before * scale) - 1
 
@@ -399,28 +399,15 @@ def _headline(run: ReportRun, total: pd.Series) -> str:
     cards = []
     for label, days in run.periods:
         first, last = run.start, run.start + pd.Timedelta(days=days - 1)
-        comparisons = [
-            _compared(
-                total[label],
-                total["last 4 weeks"] * days / RECENT_DAYS if total["last 4 weeks"] else None,
-                "an average week of the last four"
-                if days == 7
-                else "the last four weeks"
-                if days == RECENT_DAYS
-                else f"{days} days at the last four weeks' pace",
-                measure,
-            )
-        ]
-        if total[f"{label} last year"] is not None and not pd.isna(total[f"{label} last year"]):
-            year_first, year_last = _year_ago(run.start, days)
-            comparisons.append(
-                _compared(
-                    total[label],
-                    total[f"{label} last year"],
-                    f"the same days last year ({_span(year_first, year_last)})",
-                    measure,
-                )
-            )
+        pace = {7: "in an average week of the last four", RECENT_DAYS: "in the last four weeks"}
+        recent = total["last 4 weeks"] * days / RECENT_DAYS
+        against = pace.get(days, f"over {days} days at the last four weeks' pace")
+        comparisons = [_compared(total[label], recent, against, measure)]
+        year = total[f"{label} last year"]
+        if pd.notna(year):
+            span = _span(*_year_ago(run.start, days))
+            against = f"on the same days last year ({span})"
+            comparisons.append(_compared(total[label], year, against, measure))
         cards.append(
             f"<div class='card'><div class='when'>{label} · {_span(first, last)}</div>"
             f"<div class='value'>{_number(total[label], measure)} {_measure_word(measure)}</div>"
@@ -452,8 +439,8 @@ def _headline(run: ReportRun, total: pd.Series) -> str:
 def _compared(value: float, before: float | None, against: str, measure: str) -> str:
     change = _change(value, before)
     if change is None:
-        return f"no sales in {html.escape(against)} to compare with"
-    return f"{_arrow(change)} against {html.escape(against)} ({_number(before, measure)})"
+        return f"no sales {html.escape(against)} to compare with"
+    return f"{_arrow(change)} against {_number(before, measure)} {html.escape(against)}"
 
 
 def _series_table(run: ReportRun, figures: pd.DataFrame) -> str:
@@ -487,8 +474,8 @@ def _series_table(run: ReportRun, figures: pd.DataFrame) -> str:
             )
         change = row["change"]
         cells.append(
-            f"<td class='n' data-v='{change if change is not None and not pd.isna(change) else 0:.4f}'>"
-            f"{_arrow(change) if change is not None and not pd.isna(change) else 'n/a'}</td>"
+            f"<td class='n' data-v='{change if pd.notna(change) else 0:.4f}'>"
+            f"{_arrow(change) if pd.notna(change) else 'n/a'}</td>"
         )
         cells.append(
             f"<td class='n' data-v='{row['revenue last 4 weeks']:.2f}'>"
@@ -501,7 +488,7 @@ def _series_table(run: ReportRun, figures: pd.DataFrame) -> str:
         error = row["error"]
         cells.append(
             f"<td class='trust' data-v='{error:.4f}'>{_trust(error)}</td>"
-            if error is not None and not pd.isna(error)
+            if pd.notna(error)
             else "<td data-v='99'>not backtested: too little history</td>"
         )
         rows.append(f"<tr>{''.join(cells)}</tr>")
@@ -592,9 +579,8 @@ def _accuracy(run: ReportRun) -> str:
             parts.append(
                 _note(
                     f"The forecast beat 'same as last week' for {int(beaten.sum())} of "
-                    f"{int(beaten.notna().sum())} series. Errors of single products are larger "
-                    f"than of categories and the total: their ups and downs partly cancel out "
-                    f"when added up."
+                    f"{int(beaten.notna().sum())} series. Errors of a single product or category are "
+                    f"larger than of the total: ups and downs partly cancel out when added up."
                 )
             )
     else:
@@ -757,6 +743,8 @@ def _day(day) -> str:
 
 def _span(first, last) -> str:
     first, last = pd.Timestamp(first), pd.Timestamp(last)
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first:%-d}–{last:%-d %b %Y}"
     if first.year == last.year:
         return f"{first:%-d %b} – {last:%-d %b %Y}"
     return f"{first:%-d %b %Y} – {last:%-d %b %Y}"
