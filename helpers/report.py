@@ -14,7 +14,7 @@ script: nothing is fetched from elsewhere, so the page opens in a browser with n
 Examples
 --------
 >>> paths = export_report(platform)          # the latest complete run   # doctest: +SKIP
->>> paths["html"].name
+>>> paths["html"].name                                               # doctest: +SKIP
 'report.html'
 """
 
