@@ -75,6 +75,9 @@ def forecast(
     unique_id: str | None,
     measure: str,
     history_days: int = 120,
+    title: str | None = None,
+    interval: float | None = None,
+    size: tuple[float, float] = (9, 2.8),
 ) -> Figure:
     """History and forecast of one series, with its interval; ``None`` for the total.
 
@@ -82,9 +85,12 @@ def forecast(
     ``yhat_lower``/``yhat_upper`` and ``model``. For ``None`` the history is summed over its
     series, and the forecast is the ``total`` series' (with its interval) when the run forecast
     the total, else the sum of the series without an interval (intervals do not add up).
+    ``title`` replaces the series id and model; ``interval`` (0.9 for 90 %) names the shaded
+    band in the legend; ``size`` is in inches.
     """
-    figure, axes = _figure(height=2.8)
-    _draw_forecast(axes, history, forecasts, unique_id, measure, history_days)
+    figure = Figure(figsize=size)
+    axes = figure.add_subplot()
+    _draw_forecast(axes, history, forecasts, unique_id, measure, history_days, title, interval)
     figure.tight_layout()
     return figure
 
@@ -105,19 +111,30 @@ def forecasts_of(
     return figure
 
 
-def _draw_forecast(axes, history, forecasts, unique_id, measure: str, history_days: int) -> None:
+def _draw_forecast(
+    axes,
+    history,
+    forecasts,
+    unique_id,
+    measure: str,
+    history_days: int,
+    title: str | None = None,
+    interval: float | None = None,
+) -> None:
     if unique_id is None and TOTAL not in set(forecasts["unique_id"]):
         past = history.groupby("ds", as_index=False)["y"].sum()
         future = forecasts.groupby("ds", as_index=False)["yhat"].sum()
-        title = "all series"
+        default_title = "all series"
     elif unique_id is None:
         past = history.groupby("ds", as_index=False)["y"].sum()
         future = forecasts[forecasts["unique_id"] == TOTAL]
-        title = f"{TOTAL} ({future['model'].iloc[0]})"
+        default_title = f"{TOTAL} ({future['model'].iloc[0]})"
     else:
         past = history[history["unique_id"] == unique_id]
         future = forecasts[forecasts["unique_id"] == unique_id]
-        title = f"{unique_id} ({future['model'].iloc[0]})" if len(future) else str(unique_id)
+        default_title = (
+            f"{unique_id} ({future['model'].iloc[0]})" if len(future) else str(unique_id)
+        )
     past_days = pd.to_datetime(past["ds"])
     past = past[past_days >= past_days.max() - pd.Timedelta(days=history_days)]
     axes.plot(
@@ -132,9 +149,9 @@ def _draw_forecast(axes, history, forecasts, unique_id, measure: str, history_da
             future["yhat_upper"],
             color=FORECAST_COLOR,
             alpha=0.2,
-            label="interval",
+            label=f"{interval:.0%} range" if interval else "interval",
         )
-    _label(axes, title, measure)
+    _label(axes, title if title is not None else default_title, measure)
 
 
 def pipeline_timeline(timeline: pd.DataFrame) -> Figure:

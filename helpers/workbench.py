@@ -439,6 +439,23 @@ def leaders(history: pd.DataFrame, top: int) -> list[str]:
 # 05_report ------------------------------------------------------------------------------------
 
 
+def report_preview(paths: dict[str, Any]):
+    """A link to the exported report and its CSV, and the report's headline, as notebook
+    output; links are relative to the notebook's folder, where Jupyter resolves them."""
+    from html import escape
+
+    from IPython.display import HTML
+
+    from helpers.report import headline
+
+    links = " · ".join(
+        f"<a href='{escape(os.path.relpath(paths[key]))}' target='_blank'>{label}</a> "
+        f"<code>{escape(str(paths[key]))}</code>"
+        for key, label in (("html", "Open the report"), ("csv", "forecasts CSV"))
+    )
+    return HTML(f"<p>{links}</p>{headline(paths['html'])}")
+
+
 def report_figures(paths: dict[str, Any]) -> dict[str, Any]:
     """What :func:`record` keeps of an exported report: where it is and how big."""
     return {

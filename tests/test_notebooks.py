@@ -179,7 +179,17 @@ def test_run_executes_the_notebooks_in_order_with_parameters(small):
     assert {"chosen", "prophet", "auto_ets", "median", "seasonal_naive"} <= set(forecast["metrics"])
     report = figures["05_report"]["report"]
     assert report == str(folder / "report" / "report.html")
-    assert "Sales forecast: category units" in (folder / "report" / "report.html").read_text()
+    page = (folder / "report" / "report.html").read_text()
+    assert "<section id='headline'><h1>Sales forecast, " in page and "By category</h2>" in page
+    executed = nbformat.read(folder / "05_report.ipynb", as_version=4)
+    shown = [
+        o["data"].get("text/html", "")
+        for c in executed.cells
+        for o in c.get("outputs", [])
+        if "data" in o
+    ]
+    preview = next(text for text in shown if "Open the report" in text)
+    assert "<section id='headline'>" in preview and "Next week · " in preview
     assert "test-run" in (folder / "summary.md").read_text()
 
 

@@ -4,6 +4,10 @@ A run forecasts every level from the total down to the one asked (so the levels 
 add up) and writes four tables partitioned by ``run_id``: ``forecasts`` (one row per series and
 day, with the series' ``level``), ``forecast_metrics`` (the backtests), ``forecast_choices``
 (the model each series took, and why) and ``forecast_runs`` (the run's parameters).
+
+The run record in ``forecast_runs`` is written last, once the other three tables are: a run
+that fails on the way has none, so readers that take runs from ``forecast_runs`` (the report)
+only ever see complete ones.
 """
 
 from __future__ import annotations
@@ -130,13 +134,10 @@ def run_forecast(
             }
         ]
     )
+    tables = {"forecasts": forecasts, "forecast_metrics": metrics, "forecast_choices": choices}
+    tables["forecast_runs"] = parameters  # last: the record that the run is complete
     locations = {
         table: platform.write_dataset(table, frame, {"run_id": run_id})
-        for table, frame in (
-            ("forecasts", forecasts),
-            ("forecast_metrics", metrics),
-            ("forecast_choices", choices),
-            ("forecast_runs", parameters),
-        )
+        for table, frame in tables.items()
     }
     return ForecastRun(run_id, forecasts, metrics, choices, locations, level, result.reconciliation)
