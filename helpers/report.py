@@ -128,6 +128,17 @@ class ReportRun:
     daily: pd.DataFrame
     history: pd.DataFrame
     sales_until: pd.Timestamp
+    period_totals: pd.DataFrame  # forecast_periods; empty for a run made before it existed
+
+    @property
+    def range_words(self) -> str:
+        """How the period ranges were made, for the page's notes."""
+        if self.period_totals.empty:
+            return f"each day's {self.interval:.0%} range added up: wide, as no day offsets another"
+        return (
+            f"the {self.interval:.0%} range of the period's total, from how far the backtests' "
+            f"own period totals missed"
+        )
 
     @property
     def level(self) -> str:
@@ -204,6 +215,10 @@ def read_run(platform, run_id: str | None = None) -> ReportRun:
     )
     labels = _labels(daily)
     forecasts = forecasts.join(labels, on="unique_id").sort_values(["unique_id", "ds"])
+    try:
+        period_totals = table("forecast_periods")
+    except SalescastError:  # a run from before period totals were written
+        period_totals = pd.DataFrame()
     return ReportRun(
         run_id,
         parameters,
@@ -213,6 +228,7 @@ def read_run(platform, run_id: str | None = None) -> ReportRun:
         daily,
         history,
         everything["ds"].max(),
+        period_totals,
     )
 
 
@@ -305,13 +321,14 @@ def series_figures(run: ReportRun) -> pd.DataFrame:
     range of each period; the last four weeks' measure, units and revenue; the change of the
     forecast against the last four weeks; the same days last year; the backtest error.
 
-    A period's range adds up the days' ranges (the main interval): wide on purpose, since a
-    period rarely has every day at the low or the high end.
+    A period's range is the run's interval of that period's total (``forecast_periods``); a
+    run made before those were written gets its days' ranges added up.
     """
     rows = []
     history = run.history.sort_values(["unique_id", "ds"])
     recent = run.daily[run.daily["ds"] >= run.start - pd.Timedelta(days=RECENT_DAYS)]
     errors = daily_errors(run).get("chosen", pd.Series(dtype=float))
+    totals = {(row["unique_id"], int(row["days"])): row for _, row in run.period_totals.iterrows()}
     for uid, future in run.forecasts.groupby("unique_id", sort=False):
         past = history[history["unique_id"] == uid]
         row = {
@@ -326,6 +343,9 @@ def series_figures(run: ReportRun) -> pd.DataFrame:
             row[label] = ahead["yhat"].sum()
             row[f"{label} low"] = ahead["yhat_lower"].sum()
             row[f"{label} high"] = ahead["yhat_upper"].sum()
+            total = totals.get((uid, days))
+            if total is not None:
+                row[f"{label} low"], row[f"{label} high"] = total["yhat_lower"], total["yhat_upper"]
             year_ago = past[past["ds"].between(*_year_ago(run.start, days))]
             row[f"{label} last year"] = year_ago["y"].sum() if len(year_ago) == days else None
         last = past[past["ds"] >= run.start - pd.Timedelta(days=RECENT_DAYS)]
@@ -421,10 +441,7 @@ def _headline(run: ReportRun, total: pd.Series) -> str:
         notes.append(
             f"No comparison with last year: the sales history starts on {_day(first_day)}."
         )
-    notes.append(
-        f"Ranges add up each day's {run.interval:.0%} range, so they are wide on purpose: a "
-        f"week rarely has every day at its low or high end."
-    )
+    notes.append(f"Ranges: {run.range_words}.")
     return (
         "<section id='headline'>"
         f"<h1>Sales forecast, {_span(run.start, run.end)}</h1>"
@@ -496,8 +513,8 @@ def _series_table(run: ReportRun, figures: pd.DataFrame) -> str:
         f"<div class='wide'><table class='sortable'><thead><tr>{heads}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
         + _note(
-            f"{_measure_word(measure).capitalize()}, with the range below each figure (each "
-            f"day's {run.interval:.0%} range added up). Trend: {comparable.lower()} against "
+            f"{_measure_word(measure).capitalize()}, with the range below each figure "
+            f"({run.range_words}). Trend: {comparable.lower()} against "
             f"the last four weeks. How far to trust it: the forecast's typical error on a day "
             f"when it was tried on the last weeks of the history (its backtest). Click a "
             f"column to sort."

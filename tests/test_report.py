@@ -96,8 +96,9 @@ def product_run(lake, tmp_path_factory):
 
 
 def test_headline_states_the_period_and_the_total_series_sums(lake, product_run):
-    """The cards sum the total series (its own interval, not a sum of the series') over the next
-    week and four weeks, and set them against the last four weeks and last year's same days."""
+    """The cards sum the total series over the next week and four weeks, with the interval of
+    that period's total (narrower than its days' intervals added up), and set them against the
+    last four weeks and last year's same days."""
     run, paths = product_run
     page = Page(paths["html"].read_text())
     total = run.forecasts[run.forecasts.unique_id == "total"].sort_values("ds")
@@ -109,9 +110,13 @@ def test_headline_states_the_period_and_the_total_series_sums(lake, product_run)
         ahead = total.iloc[:days]
         first, last = ahead.ds.min(), ahead.ds.max()
         assert re.match(rf"{label} · {first:%-d}\b", card) and f"{last:%-d %b %Y}" in card
-        expected = [ahead.yhat.sum(), ahead.yhat_lower.sum(), ahead.yhat_upper.sum()]
+        period = run.periods.set_index(["unique_id", "days"]).loc[("total", days)]
+        expected = [ahead.yhat.sum(), period.yhat_lower, period.yhat_upper]
         shown = re.search(r"([\d,]+) units sold likely between ([\d,]+) and ([\d,]+)", card)
         assert [number(x) for x in shown.groups()] == [round(x) for x in expected]
+        assert period.yhat == pytest.approx(ahead.yhat.sum())
+        summed = ahead.yhat_upper.sum() - ahead.yhat_lower.sum()
+        assert 0 < period.yhat_upper - period.yhat_lower < summed
         recent = units[start - pd.Timedelta(days=28) : start - pd.Timedelta(days=1)].sum()
         ago = start - pd.Timedelta(days=364)
         year = units[ago : ago + pd.Timedelta(days=days - 1)].sum()

@@ -1,11 +1,13 @@
 """Forecasting runs on any backend: ``daily_sales`` by SQL in, tables back in the lake.
 
 A run forecasts every level from the total down to the one asked (so the levels can be made to
-add up) and writes four tables partitioned by ``run_id``: ``forecasts`` (one row per series and
-day, with the series' ``level``), ``forecast_metrics`` (the backtests), ``forecast_choices``
-(the model each series took, and why) and ``forecast_runs`` (the run's parameters).
+add up) and writes five tables partitioned by ``run_id``: ``forecasts`` (one row per series and
+day, with the series' ``level``), ``forecast_periods`` (each series' total over the next week,
+four weeks and the horizon, with intervals of those totals), ``forecast_metrics`` (the
+backtests), ``forecast_choices`` (the model each series took, and why) and ``forecast_runs``
+(the run's parameters).
 
-The run record in ``forecast_runs`` is written last, once the other three tables are: a run
+The run record in ``forecast_runs`` is written last, once the other tables are: a run
 that fails on the way has none, so readers that take runs from ``forecast_runs`` (the report)
 only ever see complete ones.
 """
@@ -49,6 +51,7 @@ class ForecastRun:
     locations: dict[str, str]
     level: str = "product"
     reconciliation: str | None = None
+    periods: pd.DataFrame | None = None
 
     @property
     def series(self) -> int:
@@ -112,6 +115,7 @@ def run_forecast(
     forecasts = result.forecasts.assign(level=result.forecasts["unique_id"].map(levels), **labels)
     metrics = result.metrics.assign(level=result.metrics["unique_id"].map(levels), **labels)
     choices = result.choices.assign(level=result.choices["unique_id"].map(levels), **labels)
+    periods = result.periods.assign(level=result.periods["unique_id"].map(levels), **labels)
     parameters = pd.DataFrame(
         [
             {
@@ -134,10 +138,17 @@ def run_forecast(
             }
         ]
     )
-    tables = {"forecasts": forecasts, "forecast_metrics": metrics, "forecast_choices": choices}
-    tables["forecast_runs"] = parameters  # last: the record that the run is complete
+    tables = {
+        "forecasts": forecasts,
+        "forecast_periods": periods,
+        "forecast_metrics": metrics,
+        "forecast_choices": choices,
+        "forecast_runs": parameters,  # last: the record that the run is complete
+    }
     locations = {
         table: platform.write_dataset(table, frame, {"run_id": run_id})
         for table, frame in tables.items()
     }
-    return ForecastRun(run_id, forecasts, metrics, choices, locations, level, result.reconciliation)
+    return ForecastRun(
+        run_id, forecasts, metrics, choices, locations, level, result.reconciliation, periods
+    )

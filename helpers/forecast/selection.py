@@ -40,6 +40,8 @@ FORECAST_COLUMNS = [
     "model",
 ]
 METRIC_COLUMNS = ["unique_id", "model", "fold", "mae", "rmse", "smape", "mase"]
+PERIOD_COLUMNS = ["unique_id", "days", *FORECAST_COLUMNS[2:7]]
+PERIOD_DAYS = (7, 28)  # the periods of daily data whose totals get intervals, and the horizon
 ENSEMBLES = ("median", "weighted")
 CHOSEN = "chosen"  # the metrics' name for each series' chosen (and reconciled) forecast
 
@@ -53,7 +55,9 @@ class ModelSetForecast:
     ``choices`` has one row per series: the candidate, its backtest MASE, the runner-up and a
     sentence; ``reconciliation`` is the method used across levels, if any; ``widening`` the
     factor each interval level's half widths were multiplied by (see
-    :func:`helpers.forecast.intervals.widening`).
+    :func:`helpers.forecast.intervals.widening`); ``periods`` has :data:`PERIOD_COLUMNS`: each
+    series' total over its first 7 and 28 days (of daily data) and over the horizon, with
+    intervals of those totals (:func:`helpers.forecast.intervals.period_factor`).
     """
 
     forecasts: pd.DataFrame
@@ -61,6 +65,7 @@ class ModelSetForecast:
     choices: pd.DataFrame
     reconciliation: str | None = None
     widening: dict[int, float] = field(default_factory=dict)
+    periods: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PERIOD_COLUMNS))
 
 
 def backtest_and_forecast(
@@ -162,13 +167,55 @@ def backtest_and_forecast(
     metrics = [row for choice in chosen.values() for row in choice.metric_rows()]
     choices = [choice.summary() for choice in chosen.values()]
     choices += [_short_choice(uid, len(series[uid]), horizon, season) for uid in short]
+    lengths = {days for days in PERIOD_DAYS if frequency.daily and days <= horizon} | {horizon}
+    periods = _period_totals(chosen, forecasts, sorted(lengths), widen, round(level * 100))
     return ModelSetForecast(
         forecasts.sort_values(["unique_id", "ds"], ignore_index=True),
         pd.DataFrame(metrics, columns=METRIC_COLUMNS),
         pd.DataFrame(choices).sort_values("unique_id", ignore_index=True),
         method,
         widen,
+        periods,
     )
+
+
+def _period_totals(
+    chosen: dict, forecasts: pd.DataFrame, lengths: list[int], widen: dict[int, float], main: int
+) -> pd.DataFrame:
+    """Each series' forecast total over its first ``lengths`` steps, with intervals of that
+    total: the period's share of the summed daily half widths that covered the backtests'
+    period totals (one share per level and length, over the run's series). A series without
+    backtests (too short) gets its days' intervals added up."""
+    errors = {uid: choice.actuals - choice.backtest for uid, choice in chosen.items()}
+    rows = []
+    for days in lengths:
+        bounds = {}
+        for level, factor in widen.items():
+            half = {
+                uid: factor * intervals.conformal_half_width(e.ravel(), level)
+                for uid, e in errors.items()
+            }
+            share = intervals.period_factor(list(errors.values()), list(half.values()), days, level)
+            bounds[level] = {uid: share * days * width for uid, width in half.items()}
+        for uid, frame in forecasts.groupby("unique_id", sort=True):
+            ahead = frame.sort_values("ds").iloc[:days]
+            row = {"unique_id": uid, "days": days, "yhat": ahead["yhat"].sum()}
+            clip = uid not in chosen or nonnegative(chosen[uid].task.y)
+            width = 0.0
+            for level in sorted(bounds):  # nested: a wider level is never narrower
+                width = max(width, bounds[level].get(uid, 0.0))
+                for suffix in ("" if level == main else None, "_80" if level == 80 else None):
+                    if suffix is None:
+                        continue
+                    if uid in chosen:
+                        lower, upper = row["yhat"] - width, row["yhat"] + width
+                    else:
+                        lower = ahead[f"yhat_lower{suffix}"].sum()
+                        upper = ahead[f"yhat_upper{suffix}"].sum()
+                    row[f"yhat_lower{suffix}"] = max(lower, 0.0) if clip else lower
+                    row[f"yhat_upper{suffix}"] = upper
+            rows.append(row)
+    return pd.DataFrame(rows, columns=PERIOD_COLUMNS)
 
 
 def _regressor(

@@ -485,3 +485,54 @@ def test_a_short_series_below_zero_keeps_its_seasonal_naive_forecast():
 
     assert result.choices.model.tolist() == ["seasonal_naive"]
     np.testing.assert_allclose(result.forecasts.yhat, y[3:10])
+
+
+def weekly_noise(n_series: int, days: int, seed: int = 11) -> dict[str, np.ndarray]:
+    """Series of a weekly pattern and independent normal noise (sd 4 around 20-50 a day)."""
+    rng = np.random.default_rng(seed)
+    week = np.array([30.0, 32, 35, 38, 50, 25, 20])
+    return {
+        f"s{i:02d}": week[np.arange(days) % 7] + rng.normal(0, 4, days) for i in range(n_series)
+    }
+
+
+def test_period_totals_sum_the_days_and_their_intervals_cover_the_held_out_weeks():
+    """A week's total gets its own interval: days' misses partly cancel, so it is narrower
+    than the days' intervals added up, and it still covers the weeks held out about as often
+    as it says (26 of 30 here; 90 % asked)."""
+    values = weekly_noise(30, 98 + 28)
+    history = long_frame({uid: y[:98] for uid, y in values.items()})
+    result = backtest_and_forecast(
+        history, 28, folds=3, models=("seasonal_naive", "naive"), n_jobs=1, progress=False
+    )
+
+    periods = result.periods.set_index(["unique_id", "days"])
+    assert sorted(result.periods["days"].unique()) == [7, 28]
+    covered = []
+    for uid, frame in result.forecasts.groupby("unique_id"):
+        for days in (7, 28):
+            ahead, total = frame.iloc[:days], periods.loc[(uid, days)]
+            assert total.yhat == pytest.approx(ahead.yhat.sum())
+            assert total.yhat_lower <= total.yhat_lower_80 <= total.yhat <= total.yhat_upper_80
+            assert total.yhat_upper_80 <= total.yhat_upper
+            width = total.yhat_upper - total.yhat_lower
+            assert width < ahead.yhat_upper.sum() - ahead.yhat_lower.sum()
+        actual = values[uid][98:105].sum()
+        covered.append(
+            periods.loc[(uid, 7)].yhat_lower <= actual <= periods.loc[(uid, 7)].yhat_upper
+        )
+    assert 0.8 <= np.mean(covered) < 1.0
+
+
+def test_period_totals_of_other_frequencies_are_the_horizon_and_short_series_add_up_days():
+    """Weeks of weekly data are not days: only the horizon's total. A series too short to
+    backtest has its days' intervals added up."""
+    weekly = long_frame({"w": 100 + np.arange(40.0)}, freq="W-SUN")
+    result = backtest_and_forecast(weekly, 6, "W-SUN", folds=2, models=FAST, progress=False)
+    assert result.periods["days"].tolist() == [6]
+
+    short = long_frame({"new": np.array([5.0, 7, 6, 8, 9, 6, 7, 8, 5, 6])})
+    result = backtest_and_forecast(short, 7, folds=2, models=FAST, progress=False)
+    total, days = result.periods.iloc[0], result.forecasts
+    assert total.days == 7 and total.yhat_lower == pytest.approx(days.yhat_lower.sum())
+    assert total.yhat_upper_80 == pytest.approx(days.yhat_upper_80.sum())
