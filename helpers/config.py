@@ -92,6 +92,8 @@ class Settings:
     buffer_size_mb: int = int(_STACK["BufferSizeMB"])
     buffer_interval_s: float = 1.0
     lambda_buffer_size_mb: float = float(_STACK["LambdaBufferSizeMB"])
+    lambda_runtime: str = _STACK["LambdaRuntime"]
+    """The transform Lambda's runtime on aws; deploy refuses one Lambda has deprecated."""
     poll_interval_s: float = 0.05
     crawl_interval_s: float = 0.0
     """Seconds between scheduled crawls while this process consumes; 0 crawls on demand only."""

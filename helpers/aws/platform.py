@@ -341,10 +341,12 @@ class AwsPlatform(Platform):
 
     # provisioning and lifecycle -------------------------------------------------------------
 
-    def provision(self, progress: bool = True) -> pd.DataFrame:
+    def provision(self, progress: bool = True, allow_replacement: bool = False) -> pd.DataFrame:
         """Deploy the stack (``salescast deploy``: create or update, see
         :func:`cloudformation.provision`), then use its outputs; returns :meth:`resources`."""
-        cloudformation.provision(self.session, progress=progress)
+        cloudformation.provision(
+            self.session, progress=progress, allow_replacement=allow_replacement
+        )
         self.names = cloudformation.resolve(self.session)
         self.table.name = self.names.table_name
         return self.resources()
