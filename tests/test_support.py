@@ -78,7 +78,7 @@ def test_a_deprecated_runtime_is_refused():
     assert message.startswith("Lambda deprecated the runtime python3.11 on 2027-06-30")
     assert "SALESCAST_LAMBDA_RUNTIME to one of python3.12, python3.13, python3.14" in message
     support.check_runtime("python3.11", dt.date(2027, 6, 29))
-    with pytest.raises(DeployError, match="unknown Lambda runtime 'python3.99'"):
+    with pytest.raises(DeployError, match=r"unknown Lambda runtime 'python3\.99'"):
         support.check_runtime("python3.99", dt.date(2027, 1, 1))
 
 

@@ -362,6 +362,8 @@ def test_deploy_refuses_a_region_without_pipes_before_touching_anything(aws, mon
 
 def test_deploy_refuses_a_deprecated_runtime_before_touching_anything(aws):
     session = Session(Settings.from_env(backend="aws", lambda_runtime="python3.9"))
-    with pytest.raises(DeployError, match="Lambda deprecated the runtime python3.9 on 2025-12-15"):
+    with pytest.raises(
+        DeployError, match=r"Lambda deprecated the runtime python3\.9 on 2025-12-15"
+    ):
         cloudformation.provision(session, progress=False)
     assert boto3.client("s3").list_buckets()["Buckets"] == []
