@@ -1,10 +1,12 @@
 """CloudFormation: deploy the stack through a change set, read its outputs, tear it down.
 
 The stack is named after the ``prefix`` setting and made from ``cloudformation/stack.yaml``.
-:func:`provision` packages the transform Lambda, uploads it to an artifact bucket, then creates
-or updates the stack through a change set (a change set without changes is not an error),
-showing the stack's events as they come. :func:`teardown` empties the lake and artifact
-buckets (every version) and deletes the stack and the artifact bucket.
+:func:`provision` refuses a region, prefix or Lambda runtime the stack cannot have
+(:func:`preflight`), packages the transform Lambda, uploads it to an artifact bucket, then
+creates or updates the stack through a change set (a change set without changes is not an
+error), refusing one that replaces a resource holding data unless told to, and shows the
+stack's events as they come. :func:`teardown` empties the lake and artifact buckets (every
+version), deletes the stack, then what it keeps on deletion and the artifact bucket.
 
 A template over 51,200 bytes (CloudFormation's limit for an inline body) is uploaded beside the
 code and passed by URL.
