@@ -367,3 +367,11 @@ def test_deploy_refuses_a_deprecated_runtime_before_touching_anything(aws):
     ):
         cloudformation.provision(session, progress=False)
     assert boto3.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_deploy_refuses_a_prefix_the_template_does_not_allow(aws):
+    session = Session(Settings.from_env(backend="aws", prefix="Sales_Cast"))
+    with pytest.raises(DeployError, match="prefix 'Sales_Cast' does not match") as refused:
+        cloudformation.provision(session, progress=False)
+    assert "set SALESCAST_PREFIX or --prefix" in str(refused.value)
+    assert boto3.client("s3").list_buckets()["Buckets"] == []
