@@ -291,15 +291,20 @@ def deploy(
     prefix: Annotated[
         str | None, typer.Option(help="Stack and name prefix [env SALESCAST_PREFIX]")
     ] = None,
+    allow_replacement: Annotated[
+        bool,
+        typer.Option(help="Accept a change that replaces the table, the stream or the lake"),
+    ] = False,
 ) -> None:
     """Create or update the AWS stack: package and upload the transform Lambda, apply a change
     set, show the stack's events, then list its resources. Credentials and region come from
-    boto3's usual chain (environment, profile, role)."""
+    boto3's usual chain (environment, profile, role). Refuses a region without every resource
+    type, a deprecated Lambda runtime, and replacing what holds data unless allowed."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     with _connect("aws", None, prefix=prefix) as platform:
         try:
-            resources = platform.provision()
+            resources = platform.provision(allow_replacement=allow_replacement)
         except (SalescastError, BotoCoreError, ClientError) as error:
             typer.secho(f"error: {error}", fg="red", err=True)
             raise typer.Exit(1) from None
@@ -328,7 +333,10 @@ def teardown(
     except SalescastError as error:
         typer.secho(f"error: {error}", fg="red", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"removed stack {removed['stack'] or '(none)'} and {removed['objects']} objects")
+    kept = f", what it kept ({', '.join(removed['kept'])})" if removed["kept"] else ""
+    typer.echo(
+        f"removed stack {removed['stack'] or '(none)'}{kept} and {removed['objects']} objects"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,8 @@ from helpers.exceptions import BackendError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("local", "aws")
 TEMPLATE_PATH = PROJECT_ROOT / "cloudformation" / "stack.yaml"
+DEFAULT_REGION = "us-east-1"
+"""The region when nothing names one: always on local, on aws when boto3's chain names none."""
 
 
 class _TemplateLoader(yaml.SafeLoader):
@@ -74,7 +76,9 @@ class Settings:
 
     backend: str = "local"
     root: Path = PROJECT_ROOT / "data" / "local"
-    region: str = "us-east-1"
+    region: str | None = None
+    """The AWS region; None leaves it to boto3's chain on aws (then us-east-1) and is
+    :data:`DEFAULT_REGION` on local, where it only appears in ARNs and the bucket name."""
     account_id: str = "000000000000"
     prefix: str = _STACK["Prefix"]
     database: str = _STACK["DatabaseName"]
@@ -88,6 +92,8 @@ class Settings:
     buffer_size_mb: int = int(_STACK["BufferSizeMB"])
     buffer_interval_s: float = 1.0
     lambda_buffer_size_mb: float = float(_STACK["LambdaBufferSizeMB"])
+    lambda_runtime: str = _STACK["LambdaRuntime"]
+    """The transform Lambda's runtime on aws; deploy refuses one Lambda has deprecated."""
     poll_interval_s: float = 0.05
     crawl_interval_s: float = 0.0
     """Seconds between scheduled crawls while this process consumes; 0 crawls on demand only."""
@@ -154,11 +160,13 @@ class Settings:
                 known = ", ".join(s.name for s in dataclasses.fields(cls))
                 raise BackendError(f"unknown setting {name!r}; known settings: {known}")
             values[name] = _coerce(spec, value) if isinstance(value, str) else value
-        settings = cls(**values)
+        settings = cls(**{**values, "region": values.get("region") or None})
         if settings.backend not in BACKENDS:
             raise BackendError(
                 f"unknown backend {settings.backend!r}; choose one of {', '.join(BACKENDS)}"
             )
+        if settings.backend == "local" and settings.region is None:
+            settings = dataclasses.replace(settings, region=DEFAULT_REGION)
         return dataclasses.replace(settings, root=Path(settings.root).expanduser().resolve())
 
 

@@ -109,10 +109,30 @@ def catalog_row(table: Mapping[str, Any], partitions: Sequence[Any]) -> dict[str
     }
 
 
+ERROR_FIELDS = {
+    "errorCode": ("errorCode", "ErrorCode", "lastErrorCode"),
+    "errorMessage": ("errorMessage", "ErrorMessage", "lastErrorMessage"),
+}
+"""Column -> the names Firehose's error documents give it: processing and partitioning failures
+use ``errorCode``; format conversion failures ``ErrorCode`` (documented today) or
+``lastErrorCode`` (documented before, and written by older delivery streams)."""
+
+
 def failures_frame(documents: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Firehose's error documents (one per failed record) with the record decoded for reading."""
+    """Firehose's error documents (one per failed record, of any documented shape) with the
+    code and message under one name and the record decoded for reading."""
+    rows = [
+        {
+            **document,
+            **{
+                column: next((document[n] for n in names if document.get(n) is not None), None)
+                for column, names in ERROR_FIELDS.items()
+            },
+        }
+        for document in documents
+    ]
     frame = pd.DataFrame(
-        list(documents),
+        rows,
         columns=["key", "errorCode", "errorMessage", "attemptsMade", "arrivalTimestamp", "rawData"],
     )
     frame["arrivalTimestamp"] = pd.to_datetime(frame["arrivalTimestamp"], unit="ms", utc=True)
@@ -121,6 +141,12 @@ def failures_frame(documents: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         for raw in frame["rawData"]
     ]
     return frame
+
+
+def failure_summary(failures: pd.DataFrame) -> str:
+    """The failed records by error code, most frequent first (for ``status``)."""
+    counts = failures["errorCode"].fillna("no code").value_counts()
+    return ", ".join(f"{count} {code}" for code, count in counts.items())
 
 
 class Orders:

@@ -299,3 +299,13 @@ def test_status_prints_while_a_stage_fails_and_names_its_error(platform):
         poller.error = None
     assert "change stream" in text
     assert status.attrs["errors"] == {poller.stage: "DiskError: database or disk is full"}
+
+
+def test_status_names_the_codes_of_failed_records(platform):
+    """A record the transform cannot read goes to the error prefix; status names its code."""
+    platform.stream.put_records([("o-1", b"not a stream record")])
+    platform.flush(timeout=30)
+    lake = platform.status().set_index("stage").loc["lake"]
+    assert lake["failed"] == 1
+    code = platform.read_errors().errorCode[0]
+    assert code and lake["detail"].endswith(f"error objects, 0 dropped (1 {code})")

@@ -1,10 +1,12 @@
 """CloudFormation: deploy the stack through a change set, read its outputs, tear it down.
 
 The stack is named after the ``prefix`` setting and made from ``cloudformation/stack.yaml``.
-:func:`provision` packages the transform Lambda, uploads it to an artifact bucket, then creates
-or updates the stack through a change set (a change set without changes is not an error),
-showing the stack's events as they come. :func:`teardown` empties the lake and artifact
-buckets (every version) and deletes the stack and the artifact bucket.
+:func:`provision` refuses a region, prefix or Lambda runtime the stack cannot have
+(:func:`preflight`), packages the transform Lambda, uploads it to an artifact bucket, then
+creates or updates the stack through a change set (a change set without changes is not an
+error), refusing one that replaces a resource holding data unless told to, and shows the
+stack's events as they come. :func:`teardown` empties the lake and artifact buckets (every
+version), deletes the stack, then what it keeps on deletion and the artifact bucket.
 
 A template over 51,200 bytes (CloudFormation's limit for an inline body) is uploaded beside the
 code and passed by URL.
@@ -16,7 +18,9 @@ protected stack is reported, not unprotected).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +28,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from helpers.aws import s3
+from helpers.aws import s3, support
 from helpers.aws.awslambda import code_key, package_transform
 from helpers.aws.session import Session
-from helpers.config import PROJECT_ROOT, Settings
+from helpers.config import PROJECT_ROOT, Settings, load_template
 from helpers.exceptions import DeployError
 from helpers.progress import tqdm
 
@@ -36,6 +40,7 @@ CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAN
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 POLL_S = 5.0
 TEMPLATE_BODY_LIMIT = 51_200
+BUCKET_NAME_LIMIT = 63
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,13 @@ def stack_name(settings: Settings) -> str:
 
 
 def artifact_bucket(settings: Settings) -> str:
-    """The bucket deploy uploads the Lambda package to."""
-    return f"{settings.prefix}-artifacts-{settings.account_id}-{settings.region}"
+    """The bucket deploy uploads the Lambda package to: ``<prefix>-artifacts-<account>-<region>``,
+    or ``-code-`` in place of ``-artifacts-`` where that would pass S3's 63 characters (a
+    prefix of 27 or more in a 14-character region), so that existing stacks keep theirs."""
+    name = f"{settings.prefix}-artifacts-{settings.account_id}-{settings.region}"
+    if len(name) > BUCKET_NAME_LIMIT:
+        name = f"{settings.prefix}-code-{settings.account_id}-{settings.region}"
+    return name
 
 
 def describe_stack(client: Any, name: str) -> dict[str, Any] | None:
@@ -159,6 +169,7 @@ SETTING_PARAMETERS = {
     "AthenaResultsRetentionDays": "athena_results_retention_days",
     "ErrorRetentionDays": "error_retention_days",
     "LogRetentionDays": "log_retention_days",
+    "LambdaRuntime": "lambda_runtime",
 }
 """Stack parameter -> the setting that gives its value. ``BufferIntervalSeconds`` is left to
 the template: the local default (1 s) is below what Firehose accepts."""
@@ -193,14 +204,103 @@ def template_parameters(
     ]
 
 
-def provision(session: Session, template: Path = TEMPLATE, progress: bool = True) -> dict[str, Any]:
-    """Create or update the stack; returns ``stack``, ``action`` (created, updated or
-    unchanged) and ``outputs``.
+@dataclass(frozen=True)
+class Replacement:
+    """A resource a change set replaces (``Replacement`` True) or may (Conditional)."""
 
-    Raises :class:`~helpers.exceptions.DeployError` with the first failed resource's reason
-    when CloudFormation rolls back.
+    logical_id: str
+    resource_type: str
+    replacement: str
+    causes: tuple[str, ...]
+    """The properties (or attributes) whose change requires recreating it."""
+
+    def __str__(self) -> str:
+        how = "may be replaced" if self.replacement == "Conditional" else "will be replaced"
+        because = f" (changed: {', '.join(self.causes)})" if self.causes else ""
+        return f"{self.logical_id} ({self.resource_type}) {how}{because}"
+
+
+def kept_resources(template: dict[str, Any]) -> set[str]:
+    """Logical ids of the resources that hold data: those the template keeps (Retain or
+    Snapshot) when an update replaces them."""
+    return {
+        name
+        for name, resource in template["Resources"].items()
+        if resource.get("UpdateReplacePolicy") in ("Retain", "Snapshot")
+    }
+
+
+def replacements(changes: list[dict[str, Any]]) -> list[Replacement]:
+    """The replacements among a change set's ``Changes`` (DescribeChangeSet's shape)."""
+    found = []
+    for change in changes:
+        resource = change.get("ResourceChange", {})
+        if resource.get("Action") != "Modify" or resource.get("Replacement") == "False":
+            continue
+        causes = {
+            detail["Target"].get("Name") or detail["Target"].get("Attribute", "")
+            for detail in resource.get("Details", [])
+            if detail.get("Target", {}).get("RequiresRecreation") in ("Always", "Conditionally")
+        }
+        found.append(
+            Replacement(
+                resource["LogicalResourceId"],
+                resource["ResourceType"],
+                resource.get("Replacement", "Conditional"),
+                tuple(sorted(causes)),
+            )
+        )
+    return found
+
+
+def refused_replacements(
+    replaced: list[Replacement], kept: set[str], allow_replacement: bool
+) -> list[Replacement]:
+    """The replacements deploy refuses: of resources that hold data, unless allowed."""
+    return [] if allow_replacement else [r for r in replaced if r.logical_id in kept]
+
+
+def change_set_changes(client: Any, stack: str, change_set: str) -> list[dict[str, Any]]:
+    """Every change of a change set (DescribeChangeSet pages them)."""
+    response = client.describe_change_set(StackName=stack, ChangeSetName=change_set)
+    changes = list(response.get("Changes", []))
+    while response.get("NextToken"):
+        response = client.describe_change_set(
+            StackName=stack, ChangeSetName=change_set, NextToken=response["NextToken"]
+        )
+        changes.extend(response.get("Changes", []))
+    return changes
+
+
+def preflight(settings: Settings, region: str, template: dict[str, Any], today: dt.date) -> None:
+    """Refuse what the stack cannot be deployed with, before anything is created: a region
+    without its resource types, a prefix the template does not allow, a deprecated runtime."""
+    support.check_region(region)
+    pattern = template.get("Parameters", {}).get("Prefix", {}).get("AllowedPattern")
+    if pattern and not re.fullmatch(pattern, settings.prefix):
+        raise DeployError(
+            f"prefix {settings.prefix!r} does not match {pattern} (2-30 characters: a lower-case"
+            " letter, then lower-case letters, digits or hyphens); set SALESCAST_PREFIX or --prefix"
+        )
+    support.check_runtime(settings.lambda_runtime, today)
+
+
+def provision(
+    session: Session,
+    template: Path = TEMPLATE,
+    progress: bool = True,
+    allow_replacement: bool = False,
+) -> dict[str, Any]:
+    """Create or update the stack; returns ``stack``, ``action`` (created, updated or
+    unchanged), ``replaced`` (the logical ids replaced) and ``outputs``.
+
+    Raises :class:`~helpers.exceptions.DeployError` before touching anything when
+    :func:`preflight` refuses; when the change set would replace a resource that holds data
+    (the table, the stream, the lake) unless ``allow_replacement``; and with the first failed
+    resource's reason when CloudFormation rolls back.
     """
     settings = session.settings
+    preflight(settings, session.region, load_template(template), dt.date.today())
     client, storage = session.client("cloudformation"), session.client("s3")
     bucket = artifact_bucket(settings)
     s3.ensure_bucket(storage, bucket, session.region)
@@ -236,8 +336,26 @@ def provision(session: Session, template: Path = TEMPLATE, progress: bool = True
         client.delete_change_set(StackName=name, ChangeSetName=change_set)
         if any(text in reason for text in NO_CHANGES):
             _say(progress, f"stack {name} is up to date: no changes")
-            return {"stack": name, "action": "unchanged", "outputs": _outputs(client, name)}
+            return {
+                "stack": name,
+                "action": "unchanged",
+                "replaced": [],
+                "outputs": _outputs(client, name),
+            }
         raise DeployError(f"change set {change_set} of stack {name} failed: {reason}")
+    replaced = replacements(change_set_changes(client, name, change_set))
+    for replacement in replaced:
+        _say(progress, str(replacement))
+    refused = refused_replacements(
+        replaced, kept_resources(load_template(template)), allow_replacement
+    )
+    if refused:
+        client.delete_change_set(StackName=name, ChangeSetName=change_set)
+        raise DeployError(
+            f"not deploying: {'; '.join(map(str, refused))}. It holds data: the stack would "
+            "start over with an empty one (the old one is kept, outside the stack). Undo the "
+            "change, or deploy with --allow-replacement to accept it"
+        )
     seen = {event["EventId"] for event in _events(client, name)}
     client.execute_change_set(StackName=name, ChangeSetName=change_set)
     final, failures = _wait_stack(client, name, len(described.get("Changes", [])), seen, progress)
@@ -245,22 +363,35 @@ def provision(session: Session, template: Path = TEMPLATE, progress: bool = True
         reason = failures[0] if failures else "see the stack's events in the console"
         raise DeployError(f"stack {name} ended in {final}: {reason}")
     action = "created" if kind == "CREATE" else "updated"
-    return {"stack": name, "action": action, "outputs": _outputs(client, name)}
+    return {
+        "stack": name,
+        "action": action,
+        "replaced": [r.logical_id for r in replaced],
+        "outputs": _outputs(client, name),
+    }
 
 
-def teardown(session: Session, progress: bool = True) -> dict[str, Any]:
-    """Empty the lake and artifact buckets (every version), delete the stack, then the
-    artifact bucket; returns what was removed."""
+def teardown(session: Session, progress: bool = True, template: Path = TEMPLATE) -> dict[str, Any]:
+    """Empty the lake and artifact buckets (every version), delete the stack, then what the
+    stack keeps on deletion (the table, the stream, the lake: see :func:`kept_resources`) and
+    the artifact bucket; returns what was removed."""
     settings = session.settings
     client, storage = session.client("cloudformation"), session.client("s3")
     resources = resolve(session)
     name = stack_name(settings)
-    removed = {"objects": s3.empty_bucket(storage, resources.lake_bucket), "stack": None}
+    removed = {
+        "objects": s3.empty_bucket(storage, resources.lake_bucket),
+        "stack": None,
+        "kept": [],
+    }
     bucket = artifact_bucket(settings)
     removed["objects"] += s3.empty_bucket(storage, bucket)
     stack = describe_stack(client, name)
     if stack is not None:
-        for attempt in (1, 2):  # a delivery may land between emptying and deleting the bucket
+        kept = _kept(client, stack["StackId"], kept_resources(load_template(template)))
+        # a delivery may land between emptying and deleting the bucket (of a stack deployed
+        # before the lake was kept on deletion)
+        for attempt in (1, 2):
             final, failures = _delete_stack(client, stack["StackId"], progress)
             if final == "DELETE_COMPLETE":
                 break
@@ -269,6 +400,9 @@ def teardown(session: Session, progress: bool = True) -> dict[str, Any]:
                 raise DeployError(f"stack {name} could not be deleted: {reason}")
             removed["objects"] += s3.empty_bucket(storage, resources.lake_bucket)
         removed["stack"] = name
+        for resource_type, physical_id in kept:
+            removed["objects"] += _delete_kept(session, resource_type, physical_id)
+            removed["kept"].append(physical_id)
     try:
         storage.delete_bucket(Bucket=bucket)
         removed["artifact_bucket"] = bucket
@@ -276,6 +410,40 @@ def teardown(session: Session, progress: bool = True) -> dict[str, Any]:
         if error.response["Error"]["Code"] != "NoSuchBucket":
             raise
     return removed
+
+
+def _kept(client: Any, stack_id: str, kept: set[str]) -> list[tuple[str, str]]:
+    """(type, physical id) of the stack's resources that it keeps on deletion."""
+    return [
+        (resource["ResourceType"], resource["PhysicalResourceId"])
+        for page in client.get_paginator("list_stack_resources").paginate(StackName=stack_id)
+        for resource in page["StackResourceSummaries"]
+        if resource["LogicalResourceId"] in kept and resource.get("PhysicalResourceId")
+    ]
+
+
+def _delete_kept(session: Session, resource_type: str, physical_id: str) -> int:
+    """Delete a resource the stack left behind on purpose; returns the objects emptied."""
+    emptied = 0
+    try:
+        if resource_type == "AWS::S3::Bucket":
+            emptied = s3.empty_bucket(session.client("s3"), physical_id)  # late deliveries
+            session.client("s3").delete_bucket(Bucket=physical_id)
+        elif resource_type == "AWS::DynamoDB::Table":
+            session.client("dynamodb").delete_table(TableName=physical_id)
+        elif resource_type == "AWS::Kinesis::Stream":
+            session.client("kinesis").delete_stream(
+                StreamName=physical_id, EnforceConsumerDeletion=True
+            )
+        else:
+            raise DeployError(
+                f"the stack kept {physical_id} ({resource_type}) and teardown does not know how "
+                "to delete it; delete it in the console"
+            )
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("NoSuchBucket", "ResourceNotFoundException"):
+            raise
+    return emptied
 
 
 def _outputs(client: Any, name: str) -> dict[str, str]:

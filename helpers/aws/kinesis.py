@@ -14,11 +14,20 @@ from typing import Any
 PACE_S = 0.25
 
 
+def list_shards(client: Any, stream: str) -> list[dict[str, Any]]:
+    """Every shard of the stream. Paged by hand: ListShards refuses ``StreamName`` together
+    with ``NextToken``, which botocore's paginator sends (boto/botocore#2009)."""
+    response = client.list_shards(StreamName=stream)
+    shards = response["Shards"]
+    while response.get("NextToken"):
+        response = client.list_shards(NextToken=response["NextToken"])
+        shards.extend(response["Shards"])
+    return shards
+
+
 def read_since(client: Any, stream: str, since: float) -> Iterator[bytes]:
     """Every record's data put on the stream since ``since`` (epoch seconds), shard by shard."""
-    shards = []
-    for page in client.get_paginator("list_shards").paginate(StreamName=stream):
-        shards.extend(page["Shards"])
+    shards = list_shards(client, stream)
     start = datetime.fromtimestamp(since, UTC)
     for shard in shards:
         iterator = client.get_shard_iterator(

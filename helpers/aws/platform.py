@@ -31,6 +31,7 @@ from helpers.platform import (
     Platform,
     catalog_row,
     empty_lake,
+    failure_summary,
     failures_frame,
     objects_frame,
 )
@@ -205,7 +206,8 @@ class AwsPlatform(Platform):
         )
         objects = self.lake_objects()
         errors = self.lake_objects(r.error_prefix)
-        failed = len(self.read_errors()) if len(errors) else 0
+        failures = self.read_errors() if len(errors) else None
+        failed = 0 if failures is None else len(failures)
         newest = objects["last_modified"].max() if len(objects) else None
         pending = len(self.expectations)
         rows = [
@@ -239,7 +241,8 @@ class AwsPlatform(Platform):
                 0,
                 failed,
                 None if newest is None else round(time.time() - newest.timestamp(), 3),
-                f"records delivered in the last hour; {len(objects)} objects, {len(errors)} error objects",
+                f"records delivered in the last hour; {len(objects)} objects, {len(errors)} error objects"
+                + ("" if failures is None else f" ({failure_summary(failures)})"),
             ),
         ]
         frame = pd.DataFrame(
@@ -338,10 +341,12 @@ class AwsPlatform(Platform):
 
     # provisioning and lifecycle -------------------------------------------------------------
 
-    def provision(self, progress: bool = True) -> pd.DataFrame:
+    def provision(self, progress: bool = True, allow_replacement: bool = False) -> pd.DataFrame:
         """Deploy the stack (``salescast deploy``: create or update, see
         :func:`cloudformation.provision`), then use its outputs; returns :meth:`resources`."""
-        cloudformation.provision(self.session, progress=progress)
+        cloudformation.provision(
+            self.session, progress=progress, allow_replacement=allow_replacement
+        )
         self.names = cloudformation.resolve(self.session)
         self.table.name = self.names.table_name
         return self.resources()

@@ -10,7 +10,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError
 
-from helpers.config import Settings
+from helpers.config import DEFAULT_REGION, Settings
 from helpers.exceptions import BackendError
 
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=32)
@@ -19,16 +19,15 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, max_poo
 class Session:
     """A boto3 session with the region and account it acts in.
 
-    An explicit ``region`` setting (argument or ``SALESCAST_REGION``) wins over boto3's
-    configured region; the account is the caller's, from STS.
+    A ``region`` setting (argument or ``SALESCAST_REGION``), whatever its value, wins over
+    boto3's configured region; without one boto3's chain (``AWS_REGION``, the profile)
+    decides, and us-east-1 when that names none. The account is the caller's, from STS.
     """
 
     def __init__(self, settings: Settings, session: boto3.Session | None = None):
-        default_region = Settings.__dataclass_fields__["region"].default
-        explicit = settings.region if settings.region != default_region else None
-        self.boto3 = session or boto3.Session(region_name=explicit)
+        self.boto3 = session or boto3.Session(region_name=settings.region)
         if self.boto3.region_name is None:
-            self.boto3 = boto3.Session(region_name=default_region)
+            self.boto3 = boto3.Session(region_name=DEFAULT_REGION)
         self.region: str = self.boto3.region_name
         self._settings = settings
 

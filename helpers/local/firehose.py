@@ -645,16 +645,24 @@ class DataPlane:
             )
             lines = []
             for failure in group:
+                # format conversion documents its own names (ErrorCode, the Kinesis position)
+                conversion = output_type == "format-conversion-failed"
+                code, message = (
+                    ("ErrorCode", "ErrorMessage") if conversion else ("errorCode", "errorMessage")
+                )
                 document = {
                     "attemptsMade": LAMBDA_RETRIES + 1
                     if failure.code == "Lambda.FunctionError"
                     else 1,
                     "arrivalTimestamp": int(failure.record.approximate_arrival_timestamp * 1000),
-                    "errorCode": failure.code,
-                    "errorMessage": failure.message,
+                    code: failure.code,
+                    message: failure.message,
                     "attemptEndingTimestamp": ending,
                     "rawData": failure.data,
                 }
+                if conversion:
+                    document["sequenceNumber"] = failure.record.sequence_number
+                    document["subSequenceNumber"] = 0
                 if output_type == "processing-failed":
                     document["lambdaArn"] = self.function_arn
                 lines.append(json.dumps(document))

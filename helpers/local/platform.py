@@ -47,6 +47,7 @@ from helpers.platform import (
     Platform,
     catalog_row,
     empty_lake,
+    failure_summary,
     failures_frame,
     objects_frame,
 )
@@ -378,7 +379,8 @@ class LocalPlatform(Platform):
                 0,
                 counters["failed"],
                 None if last is None else round(now - last, 3),
-                f"{objects} objects, {error_objects} error objects, {counters['dropped']} dropped",
+                f"{objects} objects, {error_objects} error objects, {counters['dropped']} dropped"
+                + (f" ({failure_summary(self.read_errors())})" if error_objects else ""),
             ),
         ]
         frame = pd.DataFrame(

@@ -13,12 +13,14 @@ import zipfile
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 import helpers
 from helpers.aws import cloudformation
 from helpers.aws.awslambda import HANDLER, code_key, package_transform
 from helpers.aws.session import Session
 from helpers.config import Settings, load_template
+from helpers.exceptions import DeployError
 
 TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"
@@ -30,6 +32,8 @@ Parameters:
 Resources:
   OrdersTable:
     Type: AWS::DynamoDB::Table
+    DeletionPolicy: Retain
+    UpdateReplacePolicy: Retain
     Properties:
       TableName: !Sub ${Prefix}-orders-v2
       BillingMode: PAY_PER_REQUEST
@@ -149,13 +153,15 @@ def test_teardown_empties_versioned_buckets_and_deletes_the_stack(session, templ
         s3.put_object(Bucket="salescast-lake-v2", Key="sales/year=2026/a.parquet", Body=body)
     s3.delete_object(Bucket="salescast-lake-v2", Key="sales/year=2026/a.parquet")  # a marker
 
-    removed = cloudformation.teardown(session, progress=False)
+    removed = cloudformation.teardown(session, progress=False, template=template)
     assert removed["stack"] == "salescast"
     assert removed["objects"] == 4  # two versions and a marker in the lake, the code zip
+    assert removed["kept"] == ["salescast-orders-v2"]  # moto keeps it, as CloudFormation does
+    assert boto3.client("dynamodb").list_tables()["TableNames"] == []
     assert cloudformation.describe_stack(boto3.client("cloudformation"), "salescast") is None
     buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert cloudformation.artifact_bucket(session.settings) not in buckets
-    assert cloudformation.teardown(session, progress=False)["stack"] is None  # idempotent
+    assert cloudformation.teardown(session, progress=False, template=template)["stack"] is None
 
 
 def test_the_real_template_takes_what_deploy_passes(session):
@@ -214,3 +220,158 @@ def test_no_credentials_is_a_clear_error(monkeypatch):
     result = CliRunner().invoke(app, ["status", "--backend", "aws"])
     assert result.exit_code == 2
     assert "configure credentials" in result.output
+
+
+def table_replacement() -> dict:
+    """A change of DescribeChangeSet that replaces the table (the shape botocore documents)."""
+    return {
+        "Type": "Resource",
+        "ResourceChange": {
+            "PolicyAction": "ReplaceAndRetain",
+            "Action": "Modify",
+            "LogicalResourceId": "OrdersTable",
+            "PhysicalResourceId": "salescast-orders-v2",
+            "ResourceType": "AWS::DynamoDB::Table",
+            "Replacement": "True",
+            "Scope": ["Properties"],
+            "Details": [
+                {
+                    "Target": {
+                        "Attribute": "Properties",
+                        "Name": "KeySchema",
+                        "RequiresRecreation": "Always",
+                    },
+                    "Evaluation": "Static",
+                    "ChangeSource": "DirectModification",
+                },
+                {
+                    "Target": {
+                        "Attribute": "Properties",
+                        "Name": "BillingMode",
+                        "RequiresRecreation": "Never",
+                    },
+                    "Evaluation": "Static",
+                    "ChangeSource": "DirectModification",
+                },
+            ],
+        },
+    }
+
+
+def modify(logical_id: str, resource_type: str, replacement: str, requires: str) -> dict:
+    return {
+        "Type": "Resource",
+        "ResourceChange": {
+            "Action": "Modify",
+            "LogicalResourceId": logical_id,
+            "ResourceType": resource_type,
+            "Replacement": replacement,
+            "Details": [
+                {
+                    "Target": {
+                        "Attribute": "Properties",
+                        "Name": "Name",
+                        "RequiresRecreation": requires,
+                    },
+                    "Evaluation": "Dynamic",
+                    "ChangeSource": "ParameterReference",
+                    "CausingEntity": "Prefix",
+                }
+            ],
+        },
+    }
+
+
+def test_replacements_are_read_from_change_sets_as_botocore_describes_them():
+    """The stub checks the responses against botocore's model of DescribeChangeSet and the
+    calls' parameters (the second page by NextToken)."""
+    client = boto3.client("cloudformation", region_name="us-east-1")
+    first = [
+        table_replacement(),
+        modify("TransformFunction", "AWS::Lambda::Function", "False", "Never"),
+        {
+            "Type": "Resource",
+            "ResourceChange": {
+                "Action": "Add",
+                "LogicalResourceId": "New",
+                "ResourceType": "AWS::SQS::Queue",
+            },
+        },
+    ]
+    second = [
+        modify("WorkGroup", "AWS::Athena::WorkGroup", "Conditional", "Conditionally"),
+        modify("ChangesStream", "AWS::Kinesis::Stream", "Conditional", "Conditionally"),
+    ]
+    expected = {"StackName": "salescast", "ChangeSetName": "cs"}
+    with Stubber(client) as stub:
+        stub.add_response("describe_change_set", {"Changes": first, "NextToken": "t"}, expected)
+        stub.add_response(
+            "describe_change_set", {"Changes": second}, {**expected, "NextToken": "t"}
+        )
+        changes = cloudformation.change_set_changes(client, "salescast", "cs")
+        stub.assert_no_pending_responses()
+    replaced = cloudformation.replacements(changes)
+    assert [str(r) for r in replaced] == [
+        "OrdersTable (AWS::DynamoDB::Table) will be replaced (changed: KeySchema)",
+        "WorkGroup (AWS::Athena::WorkGroup) may be replaced (changed: Name)",
+        "ChangesStream (AWS::Kinesis::Stream) may be replaced (changed: Name)",
+    ]
+    kept = cloudformation.kept_resources(load_template())
+    refused = cloudformation.refused_replacements(replaced, kept, allow_replacement=False)
+    assert [r.logical_id for r in refused] == ["OrdersTable", "ChangesStream"]
+    assert cloudformation.refused_replacements(replaced, kept, allow_replacement=True) == []
+
+
+def test_deploy_refuses_to_replace_the_table_unless_allowed(session, template, monkeypatch):
+    """moto's change sets carry no replacement details: CloudFormation's are given here."""
+    cloudformation.provision(session, template, progress=False)
+    template.write_text(TEMPLATE + "  Prefix: {Value: !Ref Prefix}\n")
+    monkeypatch.setattr(cloudformation, "change_set_changes", lambda *_: [table_replacement()])
+    client = boto3.client("cloudformation")
+    before = len(client.list_change_sets(StackName="salescast")["Summaries"])
+    with pytest.raises(DeployError) as refused:
+        cloudformation.provision(session, template, progress=False)
+    assert str(refused.value).startswith(
+        "not deploying: OrdersTable (AWS::DynamoDB::Table) will be replaced (changed: KeySchema)."
+    )
+    assert "--allow-replacement" in str(refused.value)
+    assert len(client.list_change_sets(StackName="salescast")["Summaries"]) == before
+    assert cloudformation.describe_stack(client, "salescast")["StackStatus"] == "CREATE_COMPLETE"
+
+    updated = cloudformation.provision(session, template, progress=False, allow_replacement=True)
+    assert (updated["action"], updated["replaced"]) == ("updated", ["OrdersTable"])
+
+
+def test_deploy_refuses_a_region_without_pipes_before_touching_anything(aws, monkeypatch):
+    from typer.testing import CliRunner
+
+    from helpers.cli import app
+
+    monkeypatch.setenv("SALESCAST_REGION", "ca-west-1")
+    result = CliRunner().invoke(app, ["deploy"])
+    assert result.exit_code == 1
+    assert (
+        "cannot deploy to ca-west-1: CloudFormation has no AWS::Pipes::Pipe there" in result.output
+    )
+    assert "us-east-1" in result.output
+    for region in ("ca-west-1", "us-east-1"):
+        assert boto3.client("s3", region_name=region).list_buckets()["Buckets"] == []
+        stacks = boto3.client("cloudformation", region_name=region).list_stacks()
+        assert stacks["StackSummaries"] == []
+
+
+def test_deploy_refuses_a_deprecated_runtime_before_touching_anything(aws):
+    session = Session(Settings.from_env(backend="aws", lambda_runtime="python3.9"))
+    with pytest.raises(
+        DeployError, match=r"Lambda deprecated the runtime python3\.9 on 2025-12-15"
+    ):
+        cloudformation.provision(session, progress=False)
+    assert boto3.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_deploy_refuses_a_prefix_the_template_does_not_allow(aws):
+    session = Session(Settings.from_env(backend="aws", prefix="Sales_Cast"))
+    with pytest.raises(DeployError, match="prefix 'Sales_Cast' does not match") as refused:
+        cloudformation.provision(session, progress=False)
+    assert "set SALESCAST_PREFIX or --prefix" in str(refused.value)
+    assert boto3.client("s3").list_buckets()["Buckets"] == []

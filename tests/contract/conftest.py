@@ -60,7 +60,8 @@ def aws_platform(aws):
     import boto3
 
     account = boto3.client("sts").get_caller_identity()["Account"]
-    settings = Settings.from_env(backend="aws", account_id=account)
+    region = boto3.Session().region_name  # the platform's, from boto3's chain
+    settings = Settings.from_env(backend="aws", account_id=account, region=region)
     create_moto_resources(settings)
     with helpers.connect(backend="aws") as platform:
         yield platform

@@ -138,6 +138,40 @@ def test_write_dataset_registers_a_partitioned_table(platform, probe):
     assert pq.read_table(io.BytesIO(body)).num_rows == 1
 
 
+ERROR_DOCUMENTS = {
+    "processing-failed": {"errorCode": "Lambda.ProcessingFailedStatus", "errorMessage": "failed"},
+    "format-conversion-failed": {
+        "ErrorCode": "DataFormatConversion.MalformedData",
+        "ErrorMessage": "now",
+    },
+    "format-conversion-failed/old": {
+        "lastErrorCode": "DataFormatConversion.Old",
+        "lastErrorMessage": "before",
+    },
+}
+"""Error document shapes by Firehose's documentation: processing failures, then format
+conversion failures as documented today and as documented (and written) before."""
+
+
+def test_every_documented_error_shape_is_read(platform, probe):
+    for folder, fields in ERROR_DOCUMENTS.items():
+        document = {
+            "attemptsMade": 1,
+            "arrivalTimestamp": 1767607201500,
+            **fields,
+            "attemptEndingTimestamp": 1767607262000,
+            "rawData": base64.b64encode(b"{}").decode(),
+        }
+        key = f"{platform.settings.error_prefix}{folder}/2026/01/05/failed-{uuid.uuid4()}"
+        probe.put_object(key, (json.dumps(document) + "\n").encode())
+    documents = platform.read_errors().sort_values("errorCode")
+    assert documents[["errorCode", "errorMessage"]].values.tolist() == [
+        ["DataFormatConversion.MalformedData", "now"],
+        ["DataFormatConversion.Old", "before"],
+        ["Lambda.ProcessingFailedStatus", "failed"],
+    ]
+
+
 def test_status_shows_the_same_stages(platform):
     status = platform.status()
     assert list(status.columns) == [

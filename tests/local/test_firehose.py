@@ -454,9 +454,17 @@ def test_ok_json_that_does_not_fit_the_schema_fails_format_conversion(bucket, ta
     assert re.fullmatch(rf"errors/format-conversion-failed/\d{{4}}/\d\d/\d\d/{NAME}-1-.+", key)
     assert '"quantity":"abc"' in base64.b64decode(document["rawData"]).decode()
     assert '"order_id":"o-00001"' in base64.b64decode(document["rawData"]).decode()
-    assert {"attemptsMade", "arrivalTimestamp", "attemptEndingTimestamp", "rawData"} <= set(
-        document
-    )
+    assert set(document) == {  # the documented shape of format conversion failures
+        "attemptsMade",
+        "arrivalTimestamp",
+        "ErrorCode",
+        "ErrorMessage",
+        "attemptEndingTimestamp",
+        "rawData",
+        "sequenceNumber",
+        "subSequenceNumber",
+    }
+    assert document["ErrorCode"] == "DataFormatConversion.MalformedData"
     assert errors(bucket, "processing-failed") == []
     assert delivery.counters() == {"received": 4, "ok": 3, "dropped": 0, "failed": 1}
 
