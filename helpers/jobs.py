@@ -37,6 +37,7 @@ from papermill.exceptions import PapermillExecutionError
 from helpers import progress as progress_bars
 from helpers.config import PROJECT_ROOT
 from helpers.exceptions import JobFailedError, JobParameterError
+from helpers.limits import PARAMETERS
 from helpers.workbench import FIGURES_MIME
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -104,6 +105,10 @@ def typed_parameters(values: dict[str, Any], declared: dict[str, dict[str, Any]]
             raise JobParameterError(f"no notebook declares parameter {name!r}; known: {known}")
         kind = declared[name]["type"]
         typed[name] = _convert(name, value, kind)
+        limit = PARAMETERS.get(name)
+        problem = limit.problem(typed[name]) if limit else None
+        if problem:
+            raise JobParameterError(f"parameter {name}: {problem}; nothing was run")
     return typed
 
 
@@ -230,7 +235,7 @@ def run_notebooks(
     for name in ("ROOT", "OUTPUT"):
         if given.get(name):
             given[name] = str(Path(given[name]).resolve())
-    run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_id = run_id or new_run_id()
     if not RUN_ID.fullmatch(run_id):
         raise JobParameterError(
             f"run id {run_id!r} is not a folder name; use letters, digits, '.', '_' and '-'"
@@ -269,6 +274,11 @@ def run_notebooks(
     if job.status == "failed":
         raise JobFailedError(f"{job.error}. Summary: {folder / 'summary.md'}")
     return job
+
+
+def new_run_id() -> str:
+    """A run's default id: the UTC time to the second."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _now() -> str:
