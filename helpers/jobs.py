@@ -317,6 +317,13 @@ class _IpcKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         self.managers.add(self)
 
+    async def _async_interrupt_kernel(self) -> None:
+        """Interrupts, except the one jupyter_client sends on the way to every shutdown: the
+        kernel is idle then, and logs a stray "KeyboardInterrupt caught in kernel" when the
+        interrupt lands while it handles a message."""
+        if not self.shutting_down:
+            await super()._async_interrupt_kernel()
+
     @classmethod
     def kill_kernels(cls) -> None:
         """Kill every kernel still running (its process group: the kernel leads its own)."""
