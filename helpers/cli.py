@@ -10,31 +10,93 @@ $ salescast status                           # records per stage, lag, failures
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
 
 import helpers
 from helpers import generate, jobs, workbench
-from helpers.exceptions import JobParameterError, SalescastError
+from helpers.config import BACKENDS, Settings
+from helpers.exceptions import JobParameterError, QueryError, SalescastError
+from helpers.limits import PARAMETERS, Limit
+from helpers.local.platform import STATE_MARKER
 
 app = typer.Typer(
     help="Sales forecasting workbench: stream orders to the lake, query and forecast them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # rich help shows every flag as "--yes <bool>" and eats "[...]"
 )
+
+
+def _within(limit: Limit, help: str, **option: Any) -> Any:
+    """An option whose values ``limit`` checks as it parses them, before the command runs;
+    the refusal names the option, the value and what is allowed, and so does the help."""
+
+    def parse(text: str) -> Any:
+        if not isinstance(text, str):  # the option's default
+            return text
+        try:
+            return limit.parse(text)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+
+    return typer.Option(help=f"{help}; {limit}", parser=parse, metavar=_metavar(limit), **option)
+
+
+def _metavar(limit: Limit) -> str:
+    if limit.choices:
+        return "[" + "|".join(limit.choices) + "]"
+    return "INTEGER" if limit.kind is int else "NUMBER"
+
+
+def _iso_date(text: str) -> str:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO date such as 2026-03-01") from None
+    return text
+
 
 Root = Annotated[
     Path | None,
-    typer.Option(help="Local state and lake folder [env SALESCAST_ROOT; default data/local]"),
+    typer.Option(
+        help="Local state and lake folder",
+        envvar="SALESCAST_ROOT",
+        show_envvar=True,
+        show_default="data/local",
+        file_okay=False,
+    ),
 ]
-Backend = Annotated[str | None, typer.Option(help="local or aws [env SALESCAST_BACKEND]")]
+Backend = Annotated[
+    str | None,
+    _within(
+        Limit(str, choices=BACKENDS),
+        "Where the platform runs",
+        envvar="SALESCAST_BACKEND",
+        show_envvar=True,
+        show_default="local",
+    ),
+]
 
 
-def _connect(backend: str | None, root: Path | None, **settings) -> helpers.Platform:
+def _connect(
+    backend: str | None, root: Path | None, existing: bool = True, **settings: Any
+) -> helpers.Platform:
+    """The platform; with ``existing``, a local root must already hold salescast state
+    (commands that only read or add to it never create an empty one)."""
     try:
+        if existing:
+            resolved = Settings.from_env(backend=backend, root=root)
+            if resolved.backend == "local" and not (resolved.root / STATE_MARKER).exists():
+                raise SalescastError(
+                    f"no salescast state at {resolved.root}: stream orders there first "
+                    f"(salescast stream --root {resolved.root}), or point --root or "
+                    f"SALESCAST_ROOT at an existing root"
+                )
         return helpers.connect(backend=backend, root=root, **settings)
     except SalescastError as error:
         typer.secho(f"error: {error}", fg="red", err=True)
@@ -47,28 +109,52 @@ def _show(frame: pd.DataFrame) -> None:
 
 @app.command()
 def stream(
-    days: Annotated[int, typer.Option(help="Days of history to backfill (0 for none)")] = 730,
-    end: Annotated[str | None, typer.Option(help="First day not backfilled (ISO date)")] = None,
-    rate: Annotated[float, typer.Option(help="Live orders per second after the backfill")] = 0.0,
-    duration: Annotated[float, typer.Option(help="Seconds of live streaming")] = 0.0,
-    orders_per_day: Annotated[int, typer.Option(help="Baseline orders per day")] = 1000,
-    products: Annotated[int, typer.Option(help="Products in the catalog")] = 50,
-    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same orders")] = 42,
-    reset: Annotated[bool, typer.Option(help="Remove local state first")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the lake")] = 600.0,
+    ctx: typer.Context,
+    days: Annotated[
+        int, _within(PARAMETERS["DAYS"], "Days of history to backfill (0 for none)")
+    ] = 730,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            help="First day not backfilled (ISO date); default today",
+            parser=_iso_date,
+            metavar="DATE",
+        ),
+    ] = None,
+    rate: Annotated[
+        float, _within(PARAMETERS["LIVE_RATE"], "Live orders per second after the backfill")
+    ] = 0.0,
+    duration: Annotated[
+        float, _within(PARAMETERS["LIVE_SECONDS"], "Seconds of live streaming, with --rate")
+    ] = 0.0,
+    orders_per_day: Annotated[
+        int, _within(PARAMETERS["ORDERS_PER_DAY"], "Baseline orders per day")
+    ] = 1000,
+    products: Annotated[int, _within(PARAMETERS["PRODUCTS"], "Products in the catalog")] = 50,
+    seed: Annotated[
+        int, _within(PARAMETERS["SEED"], "Seed; the same seed gives the same orders")
+    ] = 42,
+    reset: Annotated[bool, typer.Option("--reset", help="Remove local state first")] = False,
+    timeout: Annotated[
+        float, _within(PARAMETERS["TIMEOUT"], "Seconds to wait for the lake")
+    ] = 600.0,
     root: Root = None,
     backend: Backend = None,
 ) -> None:
     """Backfill history and/or stream live orders, then wait until the lake has them all."""
+    if bool(rate) != bool(duration):
+        given = f"--rate {rate:g}" if rate else f"--duration {duration:g}"
+        missing = "--duration" if rate else "--rate"
+        ctx.fail(f"{given} needs {missing} too: live streaming takes a rate and a duration")
     params = generate.SalesParams(seed=seed, orders_per_day=orders_per_day, n_products=products)
     if reset:
-        _connect(backend, root, consume=False).teardown()
-    with _connect(backend, root) as platform:
+        _connect(backend, root, existing=False, consume=False).teardown()
+    with _connect(backend, root, existing=False) as platform:
         if days:
             typer.echo(f"backfilling {days} days of history (seed {seed})")
             counts = workbench.backfill(platform, days, params, end)
             typer.echo(f"  {counts}")
-        if rate and duration:
+        if rate:
             typer.echo(f"streaming {rate:g} orders/s for {duration:g}s")
             session = workbench.stream_live(
                 platform, rate, duration, params, timeout=timeout, scaled=False
@@ -89,7 +175,7 @@ def stream(
 
 @app.command()
 def lake(
-    records: Annotated[int, typer.Option(help="How many records to show")] = 5,
+    records: Annotated[int, _within(PARAMETERS["RECORDS"], "How many records to show")] = 5,
     root: Root = None,
     backend: Backend = None,
 ) -> None:
@@ -145,7 +231,9 @@ def crawl(root: Root = None, backend: Backend = None) -> None:
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="Athena SQL, or the name of a named query")],
-    output: Annotated[str, typer.Option(help="table or csv")] = "table",
+    output: Annotated[
+        str, _within(Limit(str, choices=("table", "csv")), "How to print the result")
+    ] = "table",
     database: Annotated[str | None, typer.Option(help="Default database")] = None,
     root: Root = None,
     backend: Backend = None,
@@ -153,9 +241,6 @@ def query(
     """Run Athena SQL over the lake and print the result."""
     from helpers import queries
 
-    if output not in ("table", "csv"):
-        typer.secho("error: --output must be table or csv", fg="red", err=True)
-        raise typer.Exit(2)
     text = queries.load(sql) if sql in (*queries.VIEWS, *queries.NAMED) else sql
     if sql in queries.VIEWS:
         text = f"SELECT * FROM {sql}"
@@ -163,6 +248,13 @@ def query(
         try:
             frame = platform.query(text, database=database)
         except SalescastError as error:
+            missing = isinstance(error, QueryError) and error.code == "TABLE_NOT_FOUND"
+            crawled = platform.settings.changes_table in set(platform.catalog_tables()["name"])
+            if missing and not crawled:
+                error = SalescastError(
+                    f"{error}. The lake is not cataloged yet: run `salescast crawl` first, "
+                    "to catalog its table and create the views"
+                )
             typer.secho(f"error: {error}", fg="red", err=True)
             raise typer.Exit(1) from None
         if output == "csv":
@@ -174,12 +266,14 @@ def query(
 
 @app.command("forecast")
 def forecast_command(
-    level: Annotated[str, typer.Option(help="total, category or product")] = "product",
-    measure: Annotated[str, typer.Option(help="units, revenue or orders")] = "units",
-    horizon: Annotated[int, typer.Option(help="Days to forecast")] = 28,
-    folds: Annotated[int, typer.Option(help="Backtest folds")] = 3,
+    level: Annotated[
+        str, _within(PARAMETERS["LEVEL"], "The lowest level; every level above it too")
+    ] = "product",
+    measure: Annotated[str, _within(PARAMETERS["MEASURE"], "What to forecast")] = "units",
+    horizon: Annotated[int, _within(PARAMETERS["HORIZON"], "Days to forecast")] = 28,
+    folds: Annotated[int, _within(PARAMETERS["FOLDS"], "Backtest folds")] = 3,
     seasonality_mode: Annotated[
-        str, typer.Option(help="Prophet's: auto (by the data), additive or multiplicative")
+        str, _within(PARAMETERS["SEASONALITY_MODE"], "Prophet's; auto decides by the data")
     ] = "auto",
     root: Root = None,
     backend: Backend = None,
@@ -210,7 +304,7 @@ def report(
     output: Annotated[
         Path | None, typer.Option(help="Folder; default <root>/reports/<run id>")
     ] = None,
-    top: Annotated[int, typer.Option(help="Series to chart")] = 5,
+    top: Annotated[int, _within(PARAMETERS["TOP"], "Series to chart")] = 5,
     root: Root = None,
     backend: Backend = None,
 ) -> None:
@@ -233,10 +327,15 @@ def report(
 def run(
     ctx: typer.Context,
     file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="YAML file of NAME: value parameters")
+        Path | None,
+        typer.Option(
+            "--file", "-f", help="YAML file of NAME: value parameters", exists=True, dir_okay=False
+        ),
     ] = None,
     run_id: Annotated[str | None, typer.Option(help="The run's id; default the UTC time")] = None,
-    runs: Annotated[Path, typer.Option(help="Where runs go, one folder each")] = jobs.RUNS,
+    runs: Annotated[
+        Path, typer.Option(help="Where runs go, one folder each", file_okay=False)
+    ] = jobs.RUNS,
     list_parameters: Annotated[
         bool, typer.Option("--list-parameters", help="Show the notebooks' parameters and stop")
     ] = False,
@@ -264,10 +363,19 @@ def run(
             return
         parameters = jobs.read_parameter_file(file) if file else {}
         parameters |= _parameter_pairs(ctx.args)
+        run_id = run_id or jobs.new_run_id()
         job = jobs.run_notebooks(parameters, run_id=run_id, notebooks=notebooks, runs=runs)
+    except JobParameterError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from None
     except SalescastError as error:
         typer.secho(f"error: {error}", fg="red", err=True)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        summary = runs.resolve() / str(run_id) / "summary.md"
+        where = f"; how far it got: {summary}" if summary.exists() else ""
+        typer.secho(f"interrupted{where}", fg="red", err=True)
+        raise typer.Exit(130) from None
     typer.echo((job.folder / "summary.md").read_text())
     typer.echo(f"notebooks and summary: {job.folder}")
 
@@ -277,12 +385,16 @@ def _parameter_pairs(args: list[str]) -> dict[str, str]:
     pairs, rest = {}, list(args)
     while rest:
         flag = rest.pop(0)
-        if flag not in ("-p", "--parameter") or len(rest) < 2:
+        if flag not in ("-p", "--parameter"):
             raise JobParameterError(
                 f"unexpected argument {flag!r}: pass parameters as -p NAME VALUE"
             )
-        name, value = rest.pop(0), rest.pop(0)
-        pairs[name] = value
+        if not rest:
+            raise JobParameterError(f"{flag} needs a NAME and a VALUE, e.g. {flag} DAYS 30")
+        name = rest.pop(0)
+        if not rest or rest[0] in ("-p", "--parameter"):
+            raise JobParameterError(f"{flag} {name} has no VALUE: pass {flag} {name} VALUE")
+        pairs[name] = rest.pop(0)
     return pairs
 
 
@@ -302,7 +414,7 @@ def deploy(
     type, a deprecated Lambda runtime, and replacing what holds data unless allowed."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    with _connect("aws", None, prefix=prefix) as platform:
+    with _connect("aws", None, existing=False, prefix=prefix) as platform:
         try:
             resources = platform.provision(allow_replacement=allow_replacement)
         except (SalescastError, BotoCoreError, ClientError) as error:
@@ -323,7 +435,7 @@ def teardown(
     if not yes:
         typer.secho("refusing to remove anything without --yes", fg="red", err=True)
         raise typer.Exit(2)
-    platform = _connect(backend, root, consume=False)
+    platform = _connect(backend, root, existing=False, consume=False)
     if platform.settings.backend == "local":
         platform.teardown()
         typer.echo(f"removed {platform.settings.root}")

@@ -19,14 +19,17 @@ import json
 import math
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import nbformat
 import papermill
@@ -37,6 +40,7 @@ from papermill.exceptions import PapermillExecutionError
 from helpers import progress as progress_bars
 from helpers.config import PROJECT_ROOT
 from helpers.exceptions import JobFailedError, JobParameterError
+from helpers.limits import PARAMETERS
 from helpers.workbench import FIGURES_MIME
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -104,6 +108,10 @@ def typed_parameters(values: dict[str, Any], declared: dict[str, dict[str, Any]]
             raise JobParameterError(f"no notebook declares parameter {name!r}; known: {known}")
         kind = declared[name]["type"]
         typed[name] = _convert(name, value, kind)
+        limit = PARAMETERS.get(name)
+        problem = limit.problem(typed[name]) if limit else None
+        if problem:
+            raise JobParameterError(f"parameter {name}: {problem}; nothing was run")
     return typed
 
 
@@ -230,7 +238,7 @@ def run_notebooks(
     for name in ("ROOT", "OUTPUT"):
         if given.get(name):
             given[name] = str(Path(given[name]).resolve())
-    run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_id = run_id or new_run_id()
     if not RUN_ID.fullmatch(run_id):
         raise JobParameterError(
             f"run id {run_id!r} is not a folder name; use letters, digits, '.', '_' and '-'"
@@ -271,6 +279,11 @@ def run_notebooks(
     return job
 
 
+def new_run_id() -> str:
+    """A run's default id: the UTC time to the second."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -293,24 +306,73 @@ class _IpcKernelManager(AsyncKernelManager):
     """Kernels on local IPC sockets rather than TCP ports: nothing to eavesdrop on, and no
     warning from every kernel saying its TCP traffic is unencrypted."""
 
+    managers: ClassVar[weakref.WeakSet[_IpcKernelManager]] = weakref.WeakSet()
+    """Every manager alive, so that an interrupted run can stop its kernel."""
+
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("transport", "ipc")
         kwargs.setdefault(
             "ip", os.path.join(tempfile.gettempdir(), f"salescast-{uuid.uuid4().hex}")
         )
         super().__init__(**kwargs)
+        self.managers.add(self)
+
+    async def _async_interrupt_kernel(self) -> None:
+        """Interrupts, except the one jupyter_client sends on the way to every shutdown: the
+        kernel is idle then, and logs a stray "KeyboardInterrupt caught in kernel" when the
+        interrupt lands while it handles a message."""
+        if not self.shutting_down:
+            await super()._async_interrupt_kernel()
+
+    @classmethod
+    def kill_kernels(cls) -> None:
+        """Kill every kernel still running (its process group: the kernel leads its own)."""
+        for manager in list(cls.managers):
+            process = getattr(manager.provisioner, "process", None)
+            if process is not None and process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+
+
+def _interruptible(work: Callable[[], None]) -> None:
+    """``work`` in a worker thread, so that Ctrl-C reaches this one as KeyboardInterrupt.
+
+    nbclient, run on the main thread, takes SIGINT for itself: a run went on through Ctrl-C
+    while its kernel logged a stray KeyboardInterrupt. Off the main thread it cannot; an
+    interrupt kills the kernel, waits for the worker to see it, and goes on up.
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:  # handed to the caller's thread below
+            failure.append(error)
+
+    worker = threading.Thread(target=run, name="salescast-notebook", daemon=True)
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        _IpcKernelManager.kill_kernels()
+        worker.join(timeout=30)
+        raise
+    if failure:
+        raise failure[0]
 
 
 def _execute(path: Path, output: Path, values: dict[str, Any], job: JobRun) -> NotebookRun:
     started = time.perf_counter()
     status = "succeeded"
     try:
-        papermill.execute_notebook(
-            str(path),
-            str(output),
-            parameters=values,
-            progress_bar=False,
-            kernel_manager_class=_IpcKernelManager,
+        _interruptible(
+            lambda: papermill.execute_notebook(
+                str(path),
+                str(output),
+                parameters=values,
+                progress_bar=False,
+                kernel_manager_class=_IpcKernelManager,
+            )
         )
     except PapermillExecutionError as error:
         status = job.status = "failed"

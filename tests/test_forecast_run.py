@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -162,3 +164,21 @@ def streamed_into(platform, params: SalesParams):
     platform.apply(backfill(40, end="2026-01-10", params=params), progress=False)
     platform.flush()
     return platform
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"horizon": -5}, "horizon must be a whole number, 1 or more, got -5"),
+        ({"horizon": 0}, "horizon must be a whole number, 1 or more, got 0"),
+        ({"folds": 0}, "folds must be a whole number, 1 or more, got 0"),
+        ({"level": "store"}, "level must be one of ['total', 'category', 'product']"),
+        ({"seasonality_mode": "linear"}, "seasonality_mode must be one of ['auto', "),
+    ],
+)
+def test_run_forecast_checks_its_arguments_before_writing(tmp_path, arguments, message):
+    """The API refuses what the command refuses, before the crawl or any table is written."""
+    with helpers.connect(root=tmp_path / "root", consume=False) as platform:
+        platform.crawl = lambda: pytest.fail("crawled before checking the arguments")
+        with pytest.raises(ValueError, match=re.escape(message)):
+            run_forecast(platform, **arguments)

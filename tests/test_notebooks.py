@@ -120,7 +120,9 @@ def test_cli_lists_parameters_and_refuses_malformed_ones():
     listed = runner.invoke(app, ["run", "--list-parameters"])
     assert listed.exit_code == 0 and "SEASONALITY_MODE" in listed.output
     missing = runner.invoke(app, ["run", "-p", "DAYS"])
-    assert missing.exit_code == 1 and "pass parameters as -p NAME VALUE" in missing.output
+    assert missing.exit_code == 2 and "-p DAYS has no VALUE" in missing.output
+    stray = runner.invoke(app, ["run", "DAYS", "30"])
+    assert stray.exit_code == 2 and "pass parameters as -p NAME VALUE" in stray.output
 
 
 @pytest.fixture

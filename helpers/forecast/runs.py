@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from numbers import Integral
 
 import pandas as pd
 
@@ -23,11 +24,16 @@ from helpers.exceptions import SalescastError
 from helpers.forecast.models import MODELS
 from helpers.forecast.selection import backtest_and_forecast
 from helpers.forecast.series import (
+    LEVELS,
+    MEASURES,
     PROMOTIONS_TABLE,
     complete_daily_sales,
     hierarchy_from_daily_sales,
     promotion_shares,
 )
+
+SEASONALITY_MODES = ("auto", "additive", "multiplicative")
+"""Prophet's seasonality modes, and ``auto``: chosen per series from the data."""
 
 
 def promotion_plan(platform) -> pd.DataFrame | None:
@@ -82,6 +88,7 @@ def run_forecast(
     >>> run = run_forecast(platform, level="category", horizon=14, folds=2)  # doctest: +SKIP
     >>> platform.query("SELECT * FROM forecasts WHERE run_id = ?", params=[run.run_id])  # doctest: +SKIP
     """
+    _check_arguments(level, measure, horizon, folds, forecast_kwargs.get("seasonality_mode"))
     run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     platform.crawl()  # the latest partitions, and the views
     try:
@@ -152,3 +159,30 @@ def run_forecast(
     return ForecastRun(
         run_id, forecasts, metrics, choices, locations, level, result.reconciliation, periods
     )
+
+
+def _check_arguments(
+    level: str, measure: str, horizon: int, folds: int, seasonality_mode: str | None
+) -> None:
+    """ValueError naming the argument, its value and what is allowed, before a run writes
+    anything (the crawl included)."""
+    checks = (
+        ("level", level, level in LEVELS, f"one of {list(LEVELS)}"),
+        ("measure", measure, measure in MEASURES, f"one of {list(MEASURES)}"),
+        (
+            "horizon",
+            horizon,
+            isinstance(horizon, Integral) and horizon >= 1,
+            "a whole number, 1 or more",
+        ),
+        ("folds", folds, isinstance(folds, Integral) and folds >= 1, "a whole number, 1 or more"),
+        (
+            "seasonality_mode",
+            seasonality_mode,
+            seasonality_mode in (None, *SEASONALITY_MODES),
+            f"one of {list(SEASONALITY_MODES)}",
+        ),
+    )
+    for name, value, ok, allowed in checks:
+        if not ok:
+            raise ValueError(f"{name} must be {allowed}, got {value!r}; nothing was written")
