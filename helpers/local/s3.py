@@ -53,37 +53,56 @@ class Bucket:
 
     def put_object(self, key: str, body: bytes, private: bool = False) -> None:
         """Write an object atomically and durably; ``private``, readable by its owner only."""
+        self._check_key(key)
+        staging = self.staging_file()
+        opener = (lambda path, flags: os.open(path, flags, 0o600)) if private else None
+        with open(staging, "wb", opener=opener) as handle:
+            handle.write(body)
+        self.commit(staging, key)
+
+    def staging_file(self) -> Path:
+        """A new temporary file beside the bucket (not an object): write it, then ``commit``."""
+        return self._staging / uuid.uuid4().hex
+
+    def commit(self, staging: Path, key: str) -> None:
+        """Make a written ``staging_file`` the object ``key`` at once and durably (synced,
+        renamed into place, the folder synced)."""
+        self._check_key(key)
+        with open(staging, "rb+") as handle:
+            os.fsync(handle.fileno())
+        target = self.path / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, target)
+        _sync_folder(target.parent)
+
+    def _check_key(self, key: str) -> None:
         parts = key.split("/")
         if not key or any(part in ("", ".", "..") for part in parts):
             raise ValueError(
                 f"invalid object key {key!r}: the local lake needs keys of non-empty segments "
                 "without '.', '..', '//' or a trailing '/'"
             )
-        target = self.path / key
         for depth in range(1, len(parts)):
             if (self.path.joinpath(*parts[:depth])).is_file():
                 raise ValueError(
                     f"cannot write {key!r}: object {'/'.join(parts[:depth])!r} exists, and a "
                     "local bucket cannot hold both a key and keys below it"
                 )
-        if target.is_dir():
+        if (self.path / key).is_dir():
             raise ValueError(
                 f"cannot write {key!r}: keys below it exist, and a local bucket cannot hold "
                 "both a key and keys below it"
             )
-        staging = self._staging / uuid.uuid4().hex
-        opener = (lambda path, flags: os.open(path, flags, 0o600)) if private else None
-        with open(staging, "wb", opener=opener) as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, target)
-        directory = os.open(target.parent, os.O_RDONLY)
+
+    def delete_object(self, key: str) -> bool:
+        """DeleteObject, durably; returns whether there was one."""
+        target = self.path / key
         try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+            target.unlink()
+        except FileNotFoundError:
+            return False
+        _sync_folder(target.parent)
+        return True
 
     def get_object(self, key: str) -> bytes:
         """The object's bytes; KeyError if there is none."""
@@ -115,3 +134,11 @@ class Bucket:
         for info in objects:
             (self.path / info.key).unlink(missing_ok=True)
         return len(objects)
+
+
+def _sync_folder(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
