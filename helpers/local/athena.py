@@ -14,6 +14,9 @@ with no local equivalent), ``DIVISION_BY_ZERO``, ``INVALID_FUNCTION_ARGUMENT``, 
 ``GENERIC_USER_ERROR`` for the rest. Arrays, maps and rows come back as Python lists, dicts
 and tuples in the frame, and in Athena's text (``[1, 2]``, ``{a=1, b=2}``) in the CSV.
 
+The objects of a table are those its listing shows but the sources of a committed
+compaction (``helpers.local.compaction``), hidden from the commit until they are deleted.
+
 A catalog view's result is kept in the warm connection and reused until an object it reads
 changes (Athena's query result reuse, keyed on the objects instead of an age).
 
