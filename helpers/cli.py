@@ -229,6 +229,17 @@ def crawl(root: Root = None, backend: Backend = None) -> None:
 
 
 @app.command()
+def compact(root: Root = None) -> None:
+    """Compact the local lake's small objects (on aws, see the README: a Glue job or CTAS)."""
+    with _connect("local", root, consume=False) as platform:
+        result = platform.compact()
+        typer.echo(
+            f"{result['sources']} objects into {len(result['outputs'])} in "
+            f"{len(result['partitions'])} partitions; {result['deleted']} deleted"
+        )
+
+
+@app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="Athena SQL, or the name of a named query")],
     output: Annotated[

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from helpers.config import Settings
-from helpers.exceptions import InvalidOrderError, OrderNotFoundError
+from helpers.exceptions import BackendError, InvalidOrderError, OrderNotFoundError
 from helpers.progress import tqdm
 from helpers.schema import (
     KEY,
@@ -314,6 +314,14 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def teardown(self) -> None:
         """Remove what :meth:`provision` created, the lake included."""
+
+    def compact(self, force: bool = True, grace_s: float | None = None) -> dict:
+        """Merge the lake's small objects into larger ones (the local backend; on aws a Glue
+        job or Athena statements do it, see the README's "Compaction")."""
+        raise BackendError(
+            f"compact() runs on the local backend only; on {self.settings.backend}, compact "
+            "a partition with a Glue job or Athena CTAS/INSERT (see the README)"
+        )
 
     def named_query(self, name: str, params: list | dict | None = None) -> pd.DataFrame:
         """Run one of the named queries of ``helpers/queries``."""

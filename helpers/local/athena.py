@@ -14,6 +14,9 @@ with no local equivalent), ``DIVISION_BY_ZERO``, ``INVALID_FUNCTION_ARGUMENT``, 
 ``GENERIC_USER_ERROR`` for the rest. Arrays, maps and rows come back as Python lists, dicts
 and tuples in the frame, and in Athena's text (``[1, 2]``, ``{a=1, b=2}``) in the CSV.
 
+The objects of a table are those its listing shows but the sources of a committed
+compaction (``helpers.local.compaction``), hidden from the commit until they are deleted.
+
 A catalog view's result is kept in the warm connection and reused until an object it reads
 changes (Athena's query result reuse, keyed on the objects instead of an age).
 
@@ -51,7 +54,7 @@ import sqlglot
 from sqlglot import exp
 
 from helpers.exceptions import QueryError
-from helpers.local import trino, trino_zones
+from helpers.local import compaction, trino, trino_zones
 from helpers.local.athena_views import (
     _HIGH,
     _LATEST,
@@ -382,20 +385,38 @@ class Athena(MaintainedViews):
     def _table_objects(self, definition: dict[str, Any]) -> list[tuple[str, int, str]]:
         """The local path, size and signature (key, size, time) of every object of the
         table's registered partitions (only those are visible, as on Athena)."""
+        return self._table_listing(definition)[0]
+
+    def _table_listing(
+        self, definition: dict[str, Any]
+    ) -> tuple[list[tuple[str, int, str]], dict[str, list[tuple[str, int]]]]:
+        """``_table_objects``, and the compactions behind them: the local path of each
+        compacted object -> [(local path of a source, its rows), ...] in row order. The
+        sources of a committed compaction are not among the objects, even before they are
+        deleted (see ``helpers.local.compaction``)."""
         registered_prefixes = {
             _key(partition["StorageDescriptor"]["Location"], self.bucket.name)
             for partition in self.catalog.partitions(definition["DatabaseName"], definition["Name"])
         }
         location = _key(definition["StorageDescriptor"]["Location"], self.bucket.name)
-        return [
+        listing, compacted = compaction.visible_objects(
+            self.bucket, self.bucket.list_objects(location)
+        )
+        objects = [
             (
                 str(self.bucket.local_path(info.key)),
                 info.size,
                 f"{info.key} {info.size} {info.last_modified.timestamp()}",
             )
-            for info in self.bucket.list_objects(location)
+            for info in listing
             if info.key[: info.key.rfind("/") + 1] in registered_prefixes
         ]
+        path = self.bucket.local_path
+        compactions = {
+            str(path(output)): [(str(path(source)), rows) for source, rows in sources]
+            for output, sources in compacted.items()
+        }
+        return objects, compactions
 
     def _typed_source(
         self,

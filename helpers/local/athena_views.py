@@ -51,7 +51,7 @@ class MaintainedViews:
     """What ``Athena`` does for the maintained views: point latest-row subqueries at their
     kept state, and aggregate views over them at their kept partial results. Expects of the
     engine ``catalog``, ``state_root``, ``_local`` (per thread: ``latest``, ``rows``),
-    ``_table_objects``, ``_typed_source`` and ``_translate``."""
+    ``_table_listing``, ``_typed_source`` and ``_translate``."""
 
     def _use_latest_rows(self, connection, registered, tree, database) -> list[tuple[int, str]]:
         """Point every latest-row subquery of ``tree`` (see ``_latest_pattern``) at a DuckDB
@@ -72,7 +72,7 @@ class MaintainedViews:
             names = {c["Name"] for c in definition["StorageDescriptor"]["Columns"]} | {
                 key["Name"] for key in definition.get("PartitionKeys", [])
             }
-            objects = self._table_objects(definition)
+            objects, compactions = self._table_listing(definition)
             if not objects or not set(pattern.columns) <= names or names & _VIRTUAL_COLUMNS:
                 continue
             state = _LatestRows(
@@ -83,7 +83,9 @@ class MaintainedViews:
                     d, paths, position=True, by_name=by_name
                 ),
             )
-            superseded = state.refresh(connection, {path: stamp for path, _, stamp in objects})
+            superseded = state.refresh(
+                connection, {path: stamp for path, _, stamp in objects}, compactions
+            )
             if superseded is None:
                 continue
             body = state.body([path for path, _, _ in objects], superseded)
@@ -333,9 +335,13 @@ class _LatestRows:
         )
         self.directory = root / hashlib.sha256(identity.encode()).hexdigest()[:16]
 
-    def refresh(self, connection, objects: dict[str, str]) -> list[str] | None:
-        """Merge the objects not merged yet (``objects``: path -> signature). Returns the
-        superseded files, or None if two objects' positions could meet."""
+    def refresh(
+        self, connection, objects: dict[str, str], compactions: dict | None = None
+    ) -> list[str] | None:
+        """Merge the objects not merged yet (``objects``: path -> signature). Objects that
+        were merged and are now compacted (``compactions``: output path -> [(source path,
+        rows), ...]) are moved to their output (``_move``) instead. Returns the superseded
+        files, or None if two objects' positions could meet."""
         paths = sorted(objects)
         prefixes = connection.execute(
             f"SELECT count(DISTINCT hash(p) & {_HIGH}::UBIGINT) FROM unnest(?::VARCHAR[]) t(p)",
@@ -346,10 +352,14 @@ class _LatestRows:
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            manifest = self._manifest()
+            manifest = before = self._manifest()
+            if any(objects.get(path) != stamp for path, stamp in manifest["objects"].items()):
+                manifest = self._move(connection, manifest, objects, compactions or {})
             if any(objects.get(path) != stamp for path, stamp in manifest["objects"].items()):
                 manifest = self._replace(manifest, [])
             new = [path for path in paths if path not in manifest["objects"]]
+            if manifest is not before and not new:
+                self._save(manifest)  # moved (with nothing new) or started again
             if new:
                 manifest["schemas"].update((path, _schema_fingerprint(path)) for path in new)
                 self._merge(connection, manifest, new)
@@ -413,6 +423,65 @@ class _LatestRows:
                 connection.execute(f"DROP TABLE IF EXISTS {table}")
         manifest["batches"].append({"id": batch, "superseded": bool(lost), "objects": new})
 
+    def _move(self, connection, manifest: dict, objects: dict, compactions: dict) -> dict:
+        """The state with the rows of merged objects that a compaction merged into a new
+        object moved there: each position of a source becomes the output's high half with
+        the row's number in the output, in one new batch that replaces every earlier one
+        (an aggregate that had applied them all goes on from it). ``manifest`` unchanged
+        if an output holds rows of objects not merged (the state then starts again)."""
+        moves = []  # (source, output, offset of the source's first row in the output)
+        for output, sources in compactions.items():
+            if output not in objects or output in manifest["objects"]:
+                continue
+            merged = [source in manifest["objects"] for source, _ in sources]
+            if not any(merged):
+                continue  # rows never merged: the output is merged as a new object
+            if not all(merged) or any(source in objects for source, _ in sources):
+                return manifest
+            offset = 0
+            for source, rows in sources:
+                moves.append((source, output, offset))
+                offset += rows
+        if not moves:
+            return manifest
+        batch = uuid.uuid4().hex[:12]
+        moved = f"__moves_{batch}"
+        connection.execute(
+            f"CREATE TEMP TABLE {moved} AS SELECT hash(s) & {_HIGH}::UBIGINT AS old, "
+            f"hash(o) & {_HIGH}::UBIGINT AS new, f AS offset FROM (SELECT "
+            "unnest(?::VARCHAR[]) AS s, unnest(?::VARCHAR[]) AS o, unnest(?::UBIGINT[]) AS f)",
+            [[m[0] for m in moves], [m[1] for m in moves], [m[2] for m in moves]],
+        )
+        position = (
+            "CASE WHEN m.old IS NULL THEN t.pos "
+            "ELSE m.new | (m.offset + (t.pos & 4294967295::UBIGINT)) END AS pos"
+        )
+        join = f"LEFT JOIN {moved} AS m ON t.pos & {_HIGH}::UBIGINT = m.old"
+        try:
+            for kind, columns in (("keys", "t.h, "), ("superseded", "")):
+                files = self._files(manifest, kind)
+                if files:
+                    target = str(self.directory / f"{kind}-{batch}.parquet")
+                    connection.execute(
+                        f"COPY (SELECT {columns}{position} FROM {_parquet(files)} AS t {join}) "
+                        f"TO {sql_literal(target)} (FORMAT parquet)"
+                    )
+        finally:
+            connection.execute(f"DROP TABLE IF EXISTS {moved}")
+        gone = {source for source, _, _ in moves}
+        outputs = {output for _, output, _ in moves}
+        kept = {
+            "objects": {p: s for p, s in manifest["objects"].items() if p not in gone},
+            "schemas": {p: s for p, s in manifest["schemas"].items() if p not in gone},
+            "batches": manifest["batches"],
+        }
+        kept["objects"].update((output, objects[output]) for output in outputs)
+        kept["schemas"].update((output, _schema_fingerprint(output)) for output in outputs)
+        replaced = [b["id"] for b in manifest["batches"]]
+        superseded = bool(self._files(manifest, "superseded"))
+        one = {"id": batch, "superseded": superseded, "objects": [], "replaces": replaced}
+        return self._replace(kept, [one])
+
     def _files_holding(self, connection, paths, positions: list[int]) -> list[str]:
         """Which of ``paths`` hold rows at ``positions``."""
         prefixes = {position & _HIGH for position in positions}
@@ -442,6 +511,8 @@ class _LatestRows:
             kept = before
             batches = self.manifest["batches"]
             ids = [batch["id"] for batch in batches]
+            if batches and kept["applied"] and batches[0].get("replaces") == kept["applied"]:
+                kept = {**kept, "applied": [batches[0]["id"]]}  # the same rows, moved
             if not kept["applied"] or ids[: len(kept["applied"])] != kept["applied"]:
                 kept = {"applied": ids, "files": [], "types": {}}
                 leaf = self.body(self.paths, self.superseded)

@@ -28,6 +28,7 @@ from helpers.config import Settings
 from helpers.exceptions import BackendError, PipelineStuckError
 from helpers.local.athena import Athena
 from helpers.local.awslambda import Function
+from helpers.local.compaction import Compactor, visible_objects
 from helpers.local.dynamodb import Table
 from helpers.local.firehose import DeliveryStream
 from helpers.local.glue import (
@@ -184,6 +185,7 @@ class LocalPlatform(Platform):
             s.lake_prefix,
         )
         self.athena = Athena(self.catalog, self.bucket, root / "athena.sqlite", s.athena_prefix)
+        self.compactor = Compactor(self.bucket, s.lake_prefix, root / "compaction.lock")
         self._lock_path = root / "consumer.lock"
         self._lock_handle = None
         self._stop = threading.Event()
@@ -448,11 +450,44 @@ class LocalPlatform(Platform):
         return result
 
     def _scheduled_crawl(self) -> int:
-        """One scheduled crawl; returns 0 so that the poller waits a full interval."""
+        """One scheduled crawl, then the compaction of the partitions that need it (see
+        ``Compactor``): only objects the crawl's refresh of the views has seen, so that the
+        views move their rows instead of reading the lake again. Returns 0 so that the
+        poller waits a full interval."""
+        started = time.time()
         result = self.crawl()
         if result["tables_created"] or result["partitions_added"]:
             log.info("scheduled crawl: %s", result)
+        compacted = self.compactor.run(before=started)
+        if compacted.outputs:
+            self.athena.refresh(self.settings.database)
+            log.info("scheduled compaction: %s", compacted.summary())
         return 0
+
+    def compact(self, force: bool = True, grace_s: float | None = None) -> dict:
+        """Compact the lake's small objects (see ``helpers.local.compaction``): with
+        ``force`` every partition with two small objects or more, else those that are no
+        longer written or have too many. Sources are deleted ``grace_s`` after their output
+        is committed (default the compactor's; hidden from queries meanwhile), by this run
+        or a later one. The views' maintained state is brought up to date after it.
+        Returns what the run did."""
+        if grace_s is not None and grace_s < 0:
+            raise ValueError(f"grace_s must be 0 or more, not {grace_s}")
+        compactor = self.compactor
+        if grace_s is not None:
+            compactor = Compactor(
+                self.bucket,
+                compactor.prefix,
+                compactor.lock_path,
+                compactor.small_bytes,
+                compactor.max_small,
+                compactor.quiet_s,
+                grace_s,
+                compactor.target_bytes,
+            )
+        result = compactor.run(force=force).summary()
+        result["views_refreshed"] = self.athena.refresh(self.settings.database)
+        return result
 
     def create_views(self) -> list[str]:
         """Create (or refresh) the catalog views of ``helpers/queries`` once their table exists."""
@@ -514,7 +549,16 @@ class LocalPlatform(Platform):
         )
         if not base.exists():
             return empty_lake()
-        dataset = ds.dataset(base, format="parquet", partitioning=partitioning)
+        # the objects a reader sees: no compaction records, no sources of a compacted object
+        objects, _ = visible_objects(
+            self.bucket, self.bucket.list_objects(self.settings.lake_prefix)
+        )
+        paths = [str(self.bucket.local_path(info.key)) for info in objects]
+        if not paths:
+            return empty_lake()
+        dataset = ds.dataset(
+            paths, format="parquet", partitioning=partitioning, partition_base_dir=str(base)
+        )
         table = dataset.head(limit) if limit else dataset.to_table()
         return table.to_pandas()
 

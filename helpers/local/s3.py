@@ -58,30 +58,31 @@ class Bucket:
 
     def put_object(self, key: str, body: bytes, private: bool = False) -> None:
         """Write an object atomically and durably; ``private``, readable by its owner only."""
-        parts = key.split("/")
-        if not key or any(part in ("", ".", "..") for part in parts):
-            raise ValueError(
-                f"invalid object key {key!r}: the local lake needs keys of non-empty segments "
-                "without '.', '..', '//' or a trailing '/'"
-            )
-        target = self.path / key
-        for depth in range(1, len(parts)):
-            if (self.path.joinpath(*parts[:depth])).is_file():
-                raise ValueError(
-                    f"cannot write {key!r}: object {'/'.join(parts[:depth])!r} exists, and a "
-                    "local bucket cannot hold both a key and keys below it"
-                )
-        if target.is_dir():
-            raise ValueError(
-                f"cannot write {key!r}: keys below it exist, and a local bucket cannot hold "
-                "both a key and keys below it"
-            )
-        staging = self._staging / uuid.uuid4().hex
+        self._check_key(key)
+        staging = self.staging_file()
         opener = (lambda path, flags: os.open(path, flags, 0o600)) if private else None
         try:
             with open(staging, "wb", opener=opener) as handle:
                 handle.write(body)
-                handle.flush()
+        except OSError as error:
+            staging.unlink(missing_ok=True)
+            if error.errno == errno.ENOSPC:
+                raise DiskFullError.at(self.path, f"writing the object {key!r}") from None
+            raise
+        self.commit(staging, key)
+
+    def staging_file(self) -> Path:
+        """A new temporary file beside the bucket (not an object): write it, then ``commit``."""
+        return self._staging / uuid.uuid4().hex
+
+    def commit(self, staging: Path, key: str) -> None:
+        """Make a written ``staging_file`` the object ``key`` at once and durably (synced,
+        renamed into place, the folder synced). A full disk removes the staging file and raises
+        :class:`DiskFullError`."""
+        self._check_key(key)
+        target = self.path / key
+        try:
+            with open(staging, "rb+") as handle:
                 os.fsync(handle.fileno())
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -90,11 +91,36 @@ class Bucket:
                 raise DiskFullError.at(self.path, f"writing the object {key!r}") from None
             raise
         os.replace(staging, target)
-        directory = os.open(target.parent, os.O_RDONLY)
+        _sync_folder(target.parent)
+
+    def _check_key(self, key: str) -> None:
+        parts = key.split("/")
+        if not key or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(
+                f"invalid object key {key!r}: the local lake needs keys of non-empty segments "
+                "without '.', '..', '//' or a trailing '/'"
+            )
+        for depth in range(1, len(parts)):
+            if (self.path.joinpath(*parts[:depth])).is_file():
+                raise ValueError(
+                    f"cannot write {key!r}: object {'/'.join(parts[:depth])!r} exists, and a "
+                    "local bucket cannot hold both a key and keys below it"
+                )
+        if (self.path / key).is_dir():
+            raise ValueError(
+                f"cannot write {key!r}: keys below it exist, and a local bucket cannot hold "
+                "both a key and keys below it"
+            )
+
+    def delete_object(self, key: str) -> bool:
+        """DeleteObject, durably; returns whether there was one."""
+        target = self.path / key
         try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+            target.unlink()
+        except FileNotFoundError:
+            return False
+        _sync_folder(target.parent)
+        return True
 
     def get_object(self, key: str) -> bytes:
         """The object's bytes; KeyError if there is none."""
@@ -158,3 +184,11 @@ def expiry(created: datetime, days: int) -> datetime:
     due = created.astimezone(UTC) + timedelta(days=days)
     midnight = due.replace(hour=0, minute=0, second=0, microsecond=0)
     return midnight if midnight == due else midnight + timedelta(days=1)
+
+
+def _sync_folder(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
