@@ -17,9 +17,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/salescast run -p BACKEND local -p RESET true
 
-# JupyterLab on the project's kernel (this .venv), at the notebooks; as root it needs --allow-root.
+# JupyterLab on the project's kernel (this .venv), rooted at the repository so that notebooks/,
+# runs/ and the reports under data/ are all reachable, opened at the notebooks, without the news
+# pop-up or update checks (jupyter/overrides.json); as root it needs --allow-root.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+	mkdir -p $(LAB_SETTINGS) && cp jupyter/overrides.json $(LAB_SETTINGS)/overrides.json
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
+		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+		$$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check helpers tests benchmarks notebooks
