@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -252,12 +252,9 @@ def run_notebooks(
     job = JobRun(run_id, folder, given, _now(), settings)
     started = time.perf_counter()
     try:
-        with (
-            _text_progress_in_kernels(),
-            progress_bars.tqdm(
-                notebooks, desc="notebooks", unit="notebook", disable=not progress
-            ) as bar,
-        ):
+        with progress_bars.tqdm(
+            notebooks, desc="notebooks", unit="notebook", disable=not progress
+        ) as bar:
             for path in bar:
                 bar.set_postfix_str(path.stem)
                 own = {name for name, spec in declared.items() if path.stem in spec["notebooks"]}
@@ -286,20 +283,6 @@ def new_run_id() -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@contextlib.contextmanager
-def _text_progress_in_kernels() -> Iterator[None]:
-    """Kernels inherit the environment: text bars, which an executed notebook keeps."""
-    previous = os.environ.get(progress_bars.VARIABLE)
-    os.environ[progress_bars.VARIABLE] = "text"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(progress_bars.VARIABLE)
-        else:
-            os.environ[progress_bars.VARIABLE] = previous
 
 
 class _IpcKernelManager(AsyncKernelManager):

@@ -371,6 +371,8 @@ def daily_errors(run: ReportRun) -> pd.DataFrame:
         for fold in range(count):
             end = len(y) - horizon * (count - 1 - fold)
             windows.append({"unique_id": uid, "fold": fold, "sales": y[end - horizon : end].mean()})
+    if not windows:  # no series was long enough to backtest
+        return pd.DataFrame()
     scored = run.metrics.merge(pd.DataFrame(windows), on=["unique_id", "fold"])
     sums = scored.groupby(["unique_id", "model"])[["mae", "sales"]].sum()
     return (sums["mae"] / sums["sales"].where(sums["sales"] > 0)).unstack("model")
@@ -420,9 +422,12 @@ def _headline(run: ReportRun, total: pd.Series) -> str:
     for label, days in run.periods:
         first, last = run.start, run.start + pd.Timedelta(days=days - 1)
         pace = {7: "in an average week of the last four", RECENT_DAYS: "in the last four weeks"}
-        recent = total["last 4 weeks"] * days / RECENT_DAYS
         against = pace.get(days, f"over {days} days at the last four weeks' pace")
-        comparisons = [_compared(total[label], recent, against, measure)]
+        if pd.isna(total["last 4 weeks"]):  # the history is shorter than four weeks
+            comparisons = [f"no four weeks of sales {html.escape(against[3:])} to compare with"]
+        else:
+            recent = total["last 4 weeks"] * days / RECENT_DAYS
+            comparisons = [_compared(total[label], recent, against, measure)]
         year = total[f"{label} last year"]
         if pd.notna(year):
             span = _span(*_year_ago(run.start, days))

@@ -182,3 +182,25 @@ def test_run_forecast_checks_its_arguments_before_writing(tmp_path, arguments, m
         platform.crawl = lambda: pytest.fail("crawled before checking the arguments")
         with pytest.raises(ValueError, match=re.escape(message)):
             run_forecast(platform, **arguments)
+
+
+def test_a_history_too_short_to_backtest_is_written_whole_and_reported(tmp_path):
+    """Three days cannot hold a backtest window: every series takes its baseline, the tables
+    are still typed and written (no metrics, no runners-up), and the report says what it
+    cannot compare."""
+    from helpers.report import export_report
+
+    params = SalesParams(orders_per_day=80, n_products=3, n_categories=2, seed=5)
+    with streamed(tmp_path / "root", 3, params) as platform:
+        run = run_forecast(platform, level="product", horizon=14, folds=3, progress=False)
+        metrics = platform.query(
+            "SELECT count(*) AS n FROM forecast_metrics WHERE run_id = ?", params=[run.run_id]
+        )
+        choices = platform.query(
+            "SELECT runner_up, folds FROM forecast_choices WHERE run_id = ?", params=[run.run_id]
+        )
+        page = export_report(platform, run.run_id)["html"].read_text()
+
+    assert run.metrics.empty and metrics.n.iloc[0] == 0
+    assert choices.runner_up.isna().all() and (choices.folds == 0).all()
+    assert "no four weeks of sales" in page

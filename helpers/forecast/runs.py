@@ -153,12 +153,20 @@ def run_forecast(
         "forecast_runs": parameters,  # last: the record that the run is complete
     }
     locations = {
-        table: platform.write_dataset(table, frame, {"run_id": run_id})
+        table: platform.write_dataset(table, _typed(frame), {"run_id": run_id})
         for table, frame in tables.items()
     }
     return ForecastRun(
         run_id, forecasts, metrics, choices, locations, level, result.reconciliation, periods
     )
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its columns of text that hold no value typed as text: a run whose series
+    are all too short to backtest has no metrics and no runners-up, and a table's columns
+    need types in the catalog."""
+    empty = [name for name in frame if frame[name].dtype == object and frame[name].isna().all()]
+    return frame.astype(dict.fromkeys(empty, "string")) if empty else frame
 
 
 def _check_arguments(

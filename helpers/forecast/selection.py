@@ -40,6 +40,9 @@ FORECAST_COLUMNS = [
     "model",
 ]
 METRIC_COLUMNS = ["unique_id", "model", "fold", "mae", "rmse", "smape", "mase"]
+METRIC_TYPES = {"unique_id": "string", "model": "string", "fold": "int64"} | {
+    name: "float64" for name in METRIC_COLUMNS[3:]
+}  # so that no backtest at all (every series too short) is still a typed table
 PERIOD_COLUMNS = ["unique_id", "days", *FORECAST_COLUMNS[2:7]]
 PERIOD_DAYS = (7, 28)  # the periods of daily data whose totals get intervals, and the horizon
 ENSEMBLES = ("median", "weighted")
@@ -171,7 +174,7 @@ def backtest_and_forecast(
     periods = _period_totals(chosen, forecasts, sorted(lengths), widen, round(level * 100))
     return ModelSetForecast(
         forecasts.sort_values(["unique_id", "ds"], ignore_index=True),
-        pd.DataFrame(metrics, columns=METRIC_COLUMNS),
+        pd.DataFrame(metrics, columns=METRIC_COLUMNS).astype(METRIC_TYPES),
         pd.DataFrame(choices).sort_values("unique_id", ignore_index=True),
         method,
         widen,
