@@ -12,11 +12,13 @@ access control.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,14 +63,8 @@ class Bucket:
         self._check_key(key)
         staging = self.staging_file()
         opener = (lambda path, flags: os.open(path, flags, 0o600)) if private else None
-        try:
-            with open(staging, "wb", opener=opener) as handle:
-                handle.write(body)
-        except OSError as error:
-            staging.unlink(missing_ok=True)
-            if error.errno == errno.ENOSPC:
-                raise DiskFullError.at(self.path, f"writing the object {key!r}") from None
-            raise
+        with self._writing(staging, key), open(staging, "wb", opener=opener) as handle:
+            handle.write(body)
         self.commit(staging, key)
 
     def staging_file(self) -> Path:
@@ -81,17 +77,23 @@ class Bucket:
         :class:`DiskFullError`."""
         self._check_key(key)
         target = self.path / key
-        try:
+        with self._writing(staging, key):
             with open(staging, "rb+") as handle:
                 os.fsync(handle.fileno())
             target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, target)
+        _sync_folder(target.parent)
+
+    @contextlib.contextmanager
+    def _writing(self, staging: Path, key: str) -> Iterator[None]:
+        """On any write error the staging file goes; a full disk raises DiskFullError."""
+        try:
+            yield
         except OSError as error:
             staging.unlink(missing_ok=True)
             if error.errno == errno.ENOSPC:
                 raise DiskFullError.at(self.path, f"writing the object {key!r}") from None
             raise
-        os.replace(staging, target)
-        _sync_folder(target.parent)
 
     def _check_key(self, key: str) -> None:
         parts = key.split("/")
