@@ -315,7 +315,7 @@ def report(
     output: Annotated[
         Path | None, typer.Option(help="Folder; default <root>/reports/<run id>")
     ] = None,
-    top: Annotated[int, _within(PARAMETERS["TOP"], "Series to chart")] = 5,
+    top: Annotated[int, _within(PARAMETERS["TOP"], "Series to chart")] = 6,
     root: Root = None,
     backend: Backend = None,
 ) -> None:
@@ -446,6 +446,14 @@ def teardown(
     if not yes:
         typer.secho("refusing to remove anything without --yes", fg="red", err=True)
         raise typer.Exit(2)
+    try:
+        resolved = Settings.from_env(backend=backend, root=root)
+    except SalescastError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    if resolved.backend == "local" and not resolved.root.exists():
+        typer.echo(f"nothing to remove: there is nothing at {resolved.root}")
+        return
     platform = _connect(backend, root, existing=False, consume=False)
     if platform.settings.backend == "local":
         platform.teardown()

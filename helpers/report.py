@@ -356,6 +356,8 @@ def series_figures(run: ReportRun) -> pd.DataFrame:
         label, days = _comparable(run.periods)
         row["change"] = _change(row[label], row["last 4 weeks"], days / RECENT_DAYS)
         row["error"] = errors.get(uid)
+        week = totals.get((uid, 7))
+        row["week error"] = week.get("backtest_error") if week is not None else None
         rows.append(row)
     return pd.DataFrame(rows).set_index("id", drop=False)
 
@@ -507,9 +509,11 @@ def _series_table(run: ReportRun, figures: pd.DataFrame) -> str:
             f"<td class='n' data-v='{row['units last 4 weeks']:.2f}'>"
             f"{_number(row['units last 4 weeks'], 'units')}</td>"
         )
-        error = row["error"]
+        error, per = row["week error"], "a week"
+        if pd.isna(error):  # no week's total was backtested (a shorter horizon, an old run)
+            error, per = row["error"], "a day"
         cells.append(
-            f"<td class='trust' data-v='{error:.4f}'>{_trust(error)}</td>"
+            f"<td class='trust' data-v='{error:.4f}'>{_trust(error, per)}</td>"
             if pd.notna(error)
             else "<td data-v='99'>not backtested: too little history</td>"
         )
@@ -520,8 +524,9 @@ def _series_table(run: ReportRun, figures: pd.DataFrame) -> str:
         + _note(
             f"{_measure_word(measure).capitalize()}, with the range below each figure "
             f"({run.range_words}). Trend: {comparable.lower()} against "
-            f"the last four weeks. How far to trust it: the forecast's typical error on a day "
-            f"when it was tried on the last weeks of the history (its backtest). Click a "
+            f"the last four weeks. How far to trust it: how far the forecast's total for a "
+            f"week (a day where weeks were not tried) typically missed when it was made again "
+            f"for the last weeks of the history (its backtest). Click a "
             f"column to sort."
         )
     )
@@ -731,9 +736,9 @@ def _windows(count: int, horizon: int) -> str:
     )
 
 
-def _trust(error: float) -> str:
+def _trust(error: float, per: str) -> str:
     word = next(word for limit, word in TRUST if error < limit)
-    return f"{word} · ±{error:.0%} a day"
+    return f"{word} · ±{error:.0%} {per}"
 
 
 def _arrow(change: float) -> str:

@@ -261,3 +261,12 @@ def test_an_interrupted_run_stops_and_prints_no_traceback(tmp_path):
     said = [line for line in stderr.splitlines() if not line.startswith("notebooks: ")]
     assert said == [f"interrupted; how far it got: {summary}"]  # and the bar's lines
     assert summary.read_text().startswith("# Run stopped: interrupted")
+
+
+def test_teardown_of_a_root_that_does_not_exist_removes_nothing_and_creates_nothing(tmp_path):
+    missing = tmp_path / "never-made"
+
+    output = invoke("teardown", "--yes", "--root", str(missing))
+
+    assert output.strip() == f"nothing to remove: there is nothing at {missing}"
+    assert not missing.exists()

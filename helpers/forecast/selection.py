@@ -43,7 +43,7 @@ METRIC_COLUMNS = ["unique_id", "model", "fold", "mae", "rmse", "smape", "mase"]
 METRIC_TYPES = {"unique_id": "string", "model": "string", "fold": "int64"} | {
     name: "float64" for name in METRIC_COLUMNS[3:]
 }  # so that no backtest at all (every series too short) is still a typed table
-PERIOD_COLUMNS = ["unique_id", "days", *FORECAST_COLUMNS[2:7]]
+PERIOD_COLUMNS = ["unique_id", "days", *FORECAST_COLUMNS[2:7], "backtest_error"]
 PERIOD_DAYS = (7, 28)  # the periods of daily data whose totals get intervals, and the horizon
 ENSEMBLES = ("median", "weighted")
 CHOSEN = "chosen"  # the metrics' name for each series' chosen (and reconciled) forecast
@@ -60,7 +60,8 @@ class ModelSetForecast:
     factor each interval level's half widths were multiplied by (see
     :func:`helpers.forecast.intervals.widening`); ``periods`` has :data:`PERIOD_COLUMNS`: each
     series' total over its first 7 and 28 days (of daily data) and over the horizon, with
-    intervals of those totals (:func:`helpers.forecast.intervals.period_factor`).
+    intervals of those totals (:func:`helpers.forecast.intervals.period_factor`) and how far
+    the backtests' totals of that length missed (``backtest_error``, a share of the actual).
     """
 
     forecasts: pd.DataFrame
@@ -203,6 +204,7 @@ def _period_totals(
         for uid, frame in forecasts.groupby("unique_id", sort=True):
             ahead = frame.sort_values("ds").iloc[:days]
             row = {"unique_id": uid, "days": days, "yhat": ahead["yhat"].sum()}
+            row["backtest_error"] = _period_error(chosen[uid], days) if uid in chosen else np.nan
             clip = uid not in chosen or nonnegative(chosen[uid].task.y)
             width = 0.0
             for level in sorted(bounds):  # nested: a wider level is never narrower
@@ -219,6 +221,16 @@ def _period_totals(
                     row[f"yhat_upper{suffix}"] = upper
             rows.append(row)
     return pd.DataFrame(rows, columns=PERIOD_COLUMNS)
+
+
+def _period_error(choice: _Choice, days: int) -> float:
+    """How far the chosen forecast's period totals missed in the backtests, as a share of the
+    actual totals (mean absolute miss over mean total); NaN without sales or a whole period."""
+    if choice.actuals.shape[1] < days:
+        return float("nan")
+    actual = choice.actuals[:, :days].sum(axis=1)
+    missed = np.abs(actual - choice.backtest[:, :days].sum(axis=1))
+    return float(missed.mean() / actual.mean()) if actual.mean() > 0 else float("nan")
 
 
 def _regressor(

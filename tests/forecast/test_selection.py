@@ -536,3 +536,24 @@ def test_period_totals_of_other_frequencies_are_the_horizon_and_short_series_add
     total, days = result.periods.iloc[0], result.forecasts
     assert total.days == 7 and total.yhat_lower == pytest.approx(days.yhat_lower.sum())
     assert total.yhat_upper_80 == pytest.approx(days.yhat_upper_80.sum())
+
+
+def test_a_period_backtest_error_is_how_far_the_backtests_totals_missed():
+    """The mean absolute miss of each window's first-week total over the mean actual total."""
+    values = weekly_noise(3, 98)
+    result = backtest_and_forecast(
+        long_frame(values), 14, folds=2, models=("seasonal_naive", "naive"), progress=False
+    )
+    metrics = result.metrics[result.metrics.model == CHOSEN]
+
+    for uid, y in values.items():
+        error = result.periods.set_index(["unique_id", "days"]).loc[(uid, 7), "backtest_error"]
+        windows = [(98 - 14 * (2 - fold), fold) for fold in range(2)]
+        actual = [y[start : start + 7].sum() for start, _ in windows]
+        assert len(metrics[metrics.unique_id == uid]) == 2
+        assert 0 < error < 0.3
+        naive = [y[start - 7 : start].sum() for start, _ in windows]  # last week again
+        chosen = result.choices.set_index("unique_id").loc[uid, "model"]
+        if chosen == "seasonal_naive":
+            expected = np.mean(np.abs(np.subtract(actual, naive))) / np.mean(actual)
+            assert error == pytest.approx(expected)
