@@ -742,8 +742,9 @@ def _trust(error: float, per: str) -> str:
 
 
 def _arrow(change: float) -> str:
-    """A change as an arrow and a signed percentage (a true minus sign), coloured."""
-    signed = f"{change:+.0%}".replace("-", "−")
+    """A change as an arrow and a signed percentage (a true minus sign), coloured; a change
+    that rounds to nothing is 0%, unsigned."""
+    signed = f"{change:+.0%}".replace("-", "−") if round(change * 100) else "0%"
     if abs(change) < FLAT:
         return f"<span class='flat'>→ flat ({signed})</span>"
     css, arrow = ("up", "▲") if change > 0 else ("down", "▼")

@@ -234,3 +234,13 @@ def test_a_run_that_fails_midway_never_reaches_the_report(lake, product_run, tmp
     assert f"Run</dt><dd>{latest.run_id.iloc[0]};" in paths["html"].read_text()
     with pytest.raises(ValueError, match="no run record"):
         export_report(lake, "zz-failed", tmp_path / "failed")
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [(-0.004, "→ flat (0%)"), (0.004, "→ flat (0%)"), (-0.006, "→ flat (−1%)"), (0.2, "▲ +20%")],
+)
+def test_changes_read_with_a_true_minus_and_no_signed_zero(change, shown):
+    from helpers.report import _arrow
+
+    assert re.sub("<[^>]+>", "", _arrow(change)) == shown
