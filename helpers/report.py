@@ -341,11 +341,8 @@ def series_figures(run: ReportRun) -> pd.DataFrame:
         for label, days in run.periods:
             ahead = future.iloc[:days]
             row[label] = ahead["yhat"].sum()
-            row[f"{label} low"] = ahead["yhat_lower"].sum()
-            row[f"{label} high"] = ahead["yhat_upper"].sum()
-            total = totals.get((uid, days))
-            if total is not None:
-                row[f"{label} low"], row[f"{label} high"] = total["yhat_lower"], total["yhat_upper"]
+            total = totals.get((uid, days), ahead[["yhat_lower", "yhat_upper"]].sum())
+            row[f"{label} low"], row[f"{label} high"] = total["yhat_lower"], total["yhat_upper"]
             year_ago = past[past["ds"].between(*_year_ago(run.start, days))]
             row[f"{label} last year"] = year_ago["y"].sum() if len(year_ago) == days else None
         last = past[past["ds"] >= run.start - pd.Timedelta(days=RECENT_DAYS)]

@@ -57,24 +57,32 @@ def accepted_changes(output: str) -> list[dict]:
     return changes
 
 
-def test_sigkill_loses_no_accepted_change(tmp_path):
-    root = tmp_path / "root"
-    rng = random.Random(20261127)
+def kill_writers(
+    script: str, root, rng: random.Random, wait: tuple[float, float], **environment: str
+) -> list[dict]:
+    """Five rounds of ``script`` writing to ``root``, each killed (SIGKILL) after a random
+    wait in ``wait`` seconds; the changes the writers said were accepted."""
+    environment = {**os.environ, "PYTHONPATH": os.getcwd(), **environment}
     accepted: list[dict] = []
-    environment = {**os.environ, "PYTHONPATH": os.getcwd()}
     for round_number in range(5):
         writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(root), str(round_number)],
+            [sys.executable, "-c", script, str(root), str(round_number)],
             stdout=subprocess.PIPE,
             text=True,
             env=environment,
         )
         assert json.loads(writer.stdout.readline()) == {"ready": True}
-        time.sleep(rng.uniform(0.3, 2.5))
+        time.sleep(rng.uniform(*wait))
         writer.send_signal(signal.SIGKILL)
         output, _ = writer.communicate()
         assert writer.returncode == -signal.SIGKILL
         accepted += accepted_changes(output)
+    return accepted
+
+
+def test_sigkill_loses_no_accepted_change(tmp_path):
+    root = tmp_path / "root"
+    accepted = kill_writers(WRITER, root, random.Random(20261127), (0.3, 2.5))
 
     assert sum(len(change["ids"]) for change in accepted) > 1000, "kills came too early"
     with helpers.connect(root=root) as platform:
@@ -105,25 +113,13 @@ TRIMMING_WRITER = WRITER.replace(
 
 def test_sigkill_while_trimming_loses_no_accepted_change(tmp_path):
     root = tmp_path / "root"
-    rng = random.Random(20261207)
-    accepted: list[dict] = []
-    environment = {
-        **os.environ,
-        "PYTHONPATH": os.getcwd(),
-        "SALESCAST_KINESIS_SEGMENT_BYTES": "20000",
-    }
-    for round_number in range(5):
-        writer = subprocess.Popen(
-            [sys.executable, "-c", TRIMMING_WRITER, str(root), str(round_number)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=environment,
-        )
-        assert json.loads(writer.stdout.readline()) == {"ready": True}
-        time.sleep(rng.uniform(0.5, 2.5))
-        writer.send_signal(signal.SIGKILL)
-        output, _ = writer.communicate()
-        accepted += accepted_changes(output)
+    accepted = kill_writers(
+        TRIMMING_WRITER,
+        root,
+        random.Random(20261207),
+        (0.5, 2.5),
+        SALESCAST_KINESIS_SEGMENT_BYTES="20000",
+    )
 
     assert sum(len(change["ids"]) for change in accepted) > 1000, "kills came too early"
     with helpers.connect(root=root) as platform:

@@ -191,29 +191,32 @@ def _period_totals(
     period totals (one share per level and length, over the run's series). A series without
     backtests (too short) gets its days' intervals added up."""
     errors = {uid: choice.actuals - choice.backtest for uid, choice in chosen.items()}
+    half = {  # each series' daily half width per level
+        level: {
+            uid: factor * intervals.conformal_half_width(e.ravel(), level)
+            for uid, e in errors.items()
+        }
+        for level, factor in widen.items()
+    }
+    series = {uid: frame.sort_values("ds") for uid, frame in forecasts.groupby("unique_id")}
     rows = []
     for days in lengths:
-        bounds = {}
-        for level, factor in widen.items():
-            half = {
-                uid: factor * intervals.conformal_half_width(e.ravel(), level)
-                for uid, e in errors.items()
-            }
-            share = intervals.period_factor(list(errors.values()), list(half.values()), days, level)
-            bounds[level] = {uid: share * days * width for uid, width in half.items()}
-        for uid, frame in forecasts.groupby("unique_id", sort=True):
-            ahead = frame.sort_values("ds").iloc[:days]
-            row = {"unique_id": uid, "days": days, "yhat": ahead["yhat"].sum()}
+        share = {
+            level: intervals.period_factor(list(errors.values()), list(h.values()), days, level)
+            for level, h in half.items()
+        }
+        for uid, frame in series.items():
+            ahead = frame.iloc[:days]
+            total = ahead["yhat"].sum()
+            row = {"unique_id": uid, "days": days, "yhat": total}
             row["backtest_error"] = _period_error(chosen[uid], days) if uid in chosen else np.nan
             clip = uid not in chosen or nonnegative(chosen[uid].task.y)
             width = 0.0
-            for level in sorted(bounds):  # nested: a wider level is never narrower
-                width = max(width, bounds[level].get(uid, 0.0))
-                for suffix in ("" if level == main else None, "_80" if level == 80 else None):
-                    if suffix is None:
-                        continue
+            for level in sorted(half):  # nested: a wider level is never narrower
+                for suffix in _suffixes(level, main):
                     if uid in chosen:
-                        lower, upper = row["yhat"] - width, row["yhat"] + width
+                        width = max(width, share[level] * days * half[level][uid])
+                        lower, upper = total - width, total + width
                     else:
                         lower = ahead[f"yhat_lower{suffix}"].sum()
                         upper = ahead[f"yhat_upper{suffix}"].sum()
@@ -221,6 +224,12 @@ def _period_totals(
                     row[f"yhat_upper{suffix}"] = upper
             rows.append(row)
     return pd.DataFrame(rows, columns=PERIOD_COLUMNS)
+
+
+def _suffixes(level: int, main: int) -> list[str]:
+    """The interval columns' suffixes of ``level``: ``""`` for the main one, ``"_80"`` for
+    80 % (both when 80 % is the main level)."""
+    return [suffix for suffix, own in (("", level == main), ("_80", level == 80)) if own]
 
 
 def _period_error(choice: _Choice, days: int) -> float:
@@ -392,9 +401,8 @@ def _with_intervals(
     clip = nonnegative(task.y)
     for level, factor in widen.items():
         lower, upper = intervals.bounds(choice.final, errors, level, clip, factor)
-        for suffix in ("" if level == main else None, "_80" if level == 80 else None):
-            if suffix is not None:
-                frame[f"yhat_lower{suffix}"], frame[f"yhat_upper{suffix}"] = lower, upper
+        for suffix in _suffixes(level, main):
+            frame[f"yhat_lower{suffix}"], frame[f"yhat_upper{suffix}"] = lower, upper
     return frame
 
 

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from helpers.local.durable import sync_directory
 from helpers.local.glue import EntityNotFoundError
 from helpers.queries import sql_literal
 
@@ -666,11 +667,7 @@ def _write_json(path: Path, value: Any) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself, too
-    finally:
-        os.close(directory)
+    sync_directory(path.parent)  # the rename itself, too
 
 
 class UnreadableObject(Exception):

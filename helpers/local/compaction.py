@@ -72,6 +72,13 @@ def is_record(key: str) -> bool:
     return f"/{RECORDS}/" in f"/{key}"
 
 
+def _record_parts(record: str) -> tuple[str, str]:
+    """The partition folder of a compaction record and the key of the output it stands for
+    (``<partition>/<output>``)."""
+    folder = record[: record.index(f"{RECORDS}/")]
+    return folder, folder + record.rsplit("/", 1)[1].removesuffix(".json")
+
+
 def visible_objects(
     bucket: Bucket, listing: list[ObjectInfo]
 ) -> tuple[list[ObjectInfo], dict[str, list[tuple[str, int]]]]:
@@ -85,8 +92,7 @@ def visible_objects(
     for info in listing:
         if not is_record(info.key):
             continue
-        folder = info.key[: info.key.index(f"{RECORDS}/")]
-        output = folder + info.key.rsplit("/", 1)[1].removesuffix(".json")
+        folder, output = _record_parts(info.key)
         if output not in listed:
             continue  # not committed (or compacted again): inert
         try:
@@ -226,8 +232,7 @@ class Compactor:
         for info in listing:
             if not is_record(info.key):
                 continue
-            folder = info.key[: info.key.index(f"{RECORDS}/")]
-            output = folder + info.key.rsplit("/", 1)[1].removesuffix(".json")
+            folder, output = _record_parts(info.key)
             if output not in listed:
                 self.bucket.delete_object(info.key)
                 result.rolled_back += 1

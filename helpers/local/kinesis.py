@@ -56,6 +56,7 @@ from typing import NamedTuple
 import numpy as np
 
 from helpers.exceptions import DiskFullError, StateFileError, TrimmedDataAccessError
+from helpers.local.durable import sync_directory
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class Stream:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(staging, meta)
-            _sync_directory(self.path)
+            sync_directory(self.path)
         try:
             stored = json.loads(meta.read_text())["shard_count"]
             if not isinstance(stored, int) or isinstance(stored, bool) or stored < 1:
@@ -237,7 +238,7 @@ class Stream:
             legacy = self.path / f"{shard.shard_id}{suffix}"
             if legacy.exists():
                 os.replace(legacy, self._segment_path(shard.index, 1, suffix))
-                _sync_directory(self.path)
+                sync_directory(self.path)
 
     def _listed(self, shard: int) -> dict[int, set[str]]:
         """The segments on disk: first position -> the suffixes present."""
@@ -259,7 +260,7 @@ class Stream:
             if suffixes != {".log", ".idx"}:
                 for suffix in suffixes:
                     self._segment_path(shard.index, first, suffix).unlink(missing_ok=True)
-        _sync_directory(self.path)
+        sync_directory(self.path)
 
     def _refresh(self, shard: int) -> list[_Segment]:
         """The shard's segments as they are on disk now (another handle may have added or
@@ -293,7 +294,7 @@ class Stream:
             os.close(log)
             raise
         if create:
-            _sync_directory(self.path)
+            sync_directory(self.path)
         return _Segment(first, log, index)
 
     def _roll(self, shard: int, first: int) -> _Segment:
@@ -605,7 +606,7 @@ class Stream:
                     segments.pop(0)
                     removed["records"] += count
                     removed["bytes"] += size
-            _sync_directory(self.path)
+            sync_directory(self.path)
         return removed
 
     def _newest(self, shard: int, segment: _Segment) -> float:
@@ -666,15 +667,6 @@ class Stream:
             if descriptor >= 0:
                 os.close(descriptor)
         self._segments, self._high_fd, self._lock_fd = [], -1, -1
-
-
-def _sync_directory(path: Path) -> None:
-    """Make the names in a folder (new, renamed or removed files) durable."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _write_all(descriptor: int, data: bytes, offset: int) -> None:

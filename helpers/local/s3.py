@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from helpers.exceptions import DiskFullError
+from helpers.local.durable import sync_directory
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class Bucket:
                 os.fsync(handle.fileno())
             target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, target)
-        _sync_folder(target.parent)
+        sync_directory(target.parent)
 
     @contextlib.contextmanager
     def _writing(self, staging: Path, key: str) -> Iterator[None]:
@@ -121,7 +122,7 @@ class Bucket:
             target.unlink()
         except FileNotFoundError:
             return False
-        _sync_folder(target.parent)
+        sync_directory(target.parent)
         return True
 
     def get_object(self, key: str) -> bytes:
@@ -186,11 +187,3 @@ def expiry(created: datetime, days: int) -> datetime:
     due = created.astimezone(UTC) + timedelta(days=days)
     midnight = due.replace(hour=0, minute=0, second=0, microsecond=0)
     return midnight if midnight == due else midnight + timedelta(days=1)
-
-
-def _sync_folder(folder: Path) -> None:
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
