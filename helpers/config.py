@@ -133,6 +133,27 @@ class Settings:
         return f"{self.prefix}-transform"
 
     @property
+    def consumer_function_name(self) -> str:
+        """The real-time consumer Lambda (``helpers/realtime.py``) on the Kinesis stream."""
+        return f"{self.prefix}-realtime"
+
+    @property
+    def consumer_dlq_name(self) -> str:
+        return f"{self.prefix}-realtime-dlq"
+
+    @property
+    def expectations_table_name(self) -> str:
+        return f"{self.prefix}-expectations"
+
+    @property
+    def nowcast_table_name(self) -> str:
+        return f"{self.prefix}-nowcast"
+
+    @property
+    def alert_topic_name(self) -> str:
+        return f"{self.prefix}-alerts"
+
+    @property
     def workgroup(self) -> str:
         return f"{self.prefix}-workgroup"
 

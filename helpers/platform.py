@@ -268,6 +268,12 @@ class Platform(abc.ABC):
         return {}
 
     @abc.abstractmethod
+    def publish_expectations(self, frame: pd.DataFrame) -> int:
+        """Write a forecast run's expectations (one row per series and upcoming day, the fields
+        of :data:`helpers.realtime.EXPECTATION_FIELDS`) where the real-time consumer reads them;
+        returns the rows written."""
+
+    @abc.abstractmethod
     def lake_objects(self, prefix: str | None = None) -> pd.DataFrame:
         """The lake's objects: key, size, last_modified, and the partition they belong to."""
 

@@ -313,6 +313,9 @@ class AwsPlatform(Platform):
         )
         return next(iter(written["partitions_values"]))
 
+    def publish_expectations(self, frame: pd.DataFrame) -> int:
+        raise NotImplementedError("expectations on aws: the stack's table comes with issue 18")
+
     def read_errors(self, limit: int | None = None) -> pd.DataFrame:
         r = self.names
         client = self.session.client("s3")

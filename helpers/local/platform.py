@@ -53,11 +53,15 @@ from helpers.platform import (
     objects_frame,
 )
 from helpers.progress import tqdm
+from helpers.realtime import SqliteStore
 from helpers.schema import PARTITION_KEYS
 
 log = logging.getLogger(__name__)
 STATE_MARKER = "dynamodb.sqlite"
 """A file every local root has; a non-empty folder without it is not opened as a root."""
+
+REALTIME_STATE = "realtime.sqlite"
+"""The real-time consumer's store (expectations, running totals, alerts) under the root."""
 
 TRANSFORM_HANDLER = "helpers.transform.lambda_handler"
 TRANSFORM_LOGGER = "salescast.transform"
@@ -420,6 +424,13 @@ class LocalPlatform(Platform):
             "dead_letters": self.pipe.trim_dead_letters(now),
             "pipe_batches": self.pipe.trim_sent(self.delivery.checkpoints()),
         }
+
+    def publish_expectations(self, frame: pd.DataFrame) -> int:
+        store = SqliteStore(Path(self.settings.root) / REALTIME_STATE)
+        try:
+            return store.put_expectations(frame.to_dict("records"))
+        finally:
+            store.close()
 
     def dead_letters(self) -> pd.DataFrame:
         """The pipe's dead-letter queue: one row per message, oldest first (what the stream
