@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.aws.awslambda import HANDLER, SOURCE, code_key, package_transform
+from helpers.aws.awslambda import HANDLER, SOURCE, code_key, package_module
 from helpers.aws.support import load_support
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -41,11 +41,11 @@ print(json.dumps({"results": results, "third_party": third_party, "path": sys.pa
 
 
 def test_the_package_holds_transform_py_unchanged_and_is_reproducible():
-    package = package_transform()
+    package = package_module()
     archive = zipfile.ZipFile(io.BytesIO(package))
     assert archive.namelist() == ["transform.py"]
     assert archive.read("transform.py") == SOURCE.read_bytes()
-    assert package == package_transform()  # same bytes, same key: no needless stack update
+    assert package == package_module()  # same bytes, same key: no needless stack update
     assert code_key(package).startswith("lambda/transform-")
 
 
@@ -55,7 +55,7 @@ SAMPLES = sorted(FIXTURES.glob("*.json"))
 def run_package(python: str, folder: Path) -> dict:
     """The packaged handler on every sample event, in ``python`` with the standard library
     alone (isolated, no site-packages): its results, third-party modules and path."""
-    zipfile.ZipFile(io.BytesIO(package_transform())).extractall(folder / "task")
+    zipfile.ZipFile(io.BytesIO(package_module())).extractall(folder / "task")
     command = [python, "-I", "-S", "-c", RUNNER, str(folder / "task"), HANDLER]
     result = subprocess.run(
         [*command, *map(str, SAMPLES)], capture_output=True, text=True, cwd=folder, check=True

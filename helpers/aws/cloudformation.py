@@ -2,7 +2,8 @@
 
 The stack is named after the ``prefix`` setting and made from ``cloudformation/stack.yaml``.
 :func:`provision` refuses a region, prefix or Lambda runtime the stack cannot have
-(:func:`preflight`), packages the transform Lambda, uploads it to an artifact bucket, then
+(:func:`preflight`), packages the transform and consumer Lambdas, uploads them to an artifact
+bucket, then
 creates or updates the stack through a change set (a change set without changes is not an
 error), refusing one that replaces a resource holding data unless told to, and shows the
 stack's events as they come. :func:`teardown` empties the lake and artifact buckets (every
@@ -29,7 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from helpers.aws import s3, support
-from helpers.aws.awslambda import code_key, package_transform
+from helpers.aws.awslambda import CODE_PARAMETERS, code_key, package_module
 from helpers.aws.session import Session
 from helpers.config import PROJECT_ROOT, Settings, load_template
 from helpers.exceptions import DeployError
@@ -60,9 +61,15 @@ class Resources:
     lake_prefix: str
     error_prefix: str
     athena_results_prefix: str
+    expectations_table_name: str
+    nowcast_table_name: str
+    consumer_function_name: str
     table_stream_arn: str | None = None
     stream_arn: str | None = None
     dead_letter_queue_url: str | None = None
+    alert_topic_arn: str | None = None
+    consumer_function_arn: str | None = None
+    consumer_dead_letter_queue_url: str | None = None
     stack: str | None = None
     """The stack the names come from; None when they are derived from the settings."""
 
@@ -83,6 +90,9 @@ class Resources:
             lake_prefix=settings.lake_prefix,
             error_prefix=settings.error_prefix,
             athena_results_prefix=settings.athena_prefix,
+            expectations_table_name=settings.expectations_table_name,
+            nowcast_table_name=settings.nowcast_table_name,
+            consumer_function_name=settings.consumer_function_name,
         )
 
     @classmethod
@@ -109,6 +119,11 @@ OUTPUTS = {
     "LakePrefix": "lake_prefix",
     "ErrorPrefix": "error_prefix",
     "AthenaResultsPrefix": "athena_results_prefix",
+    "ExpectationsTableName": "expectations_table_name",
+    "NowcastTableName": "nowcast_table_name",
+    "AlertTopicArn": "alert_topic_arn",
+    "ConsumerFunctionArn": "consumer_function_arn",
+    "ConsumerDeadLetterQueueUrl": "consumer_dead_letter_queue_url",
 }
 """Stack output -> :class:`Resources` field."""
 
@@ -186,14 +201,15 @@ def template_source(storage: Any, bucket: str, region: str, body: str) -> dict[s
 
 
 def template_parameters(
-    client: Any, source: dict[str, str], settings: Settings, bucket: str, key: str
+    client: Any, source: dict[str, str], settings: Settings, bucket: str, keys: dict[str, str]
 ) -> list[dict[str, str]]:
-    """Values for the parameters the template declares: the artifact's bucket and key, and
-    those of :data:`SETTING_PARAMETERS`, so that the stack and the settings agree."""
+    """Values for the parameters the template declares: the artifact bucket, the packages'
+    keys (by parameter, as :func:`upload_code` gives them), and those of
+    :data:`SETTING_PARAMETERS`, so that the stack and the settings agree."""
     summary = client.get_template_summary(**source)
     declared = {parameter["ParameterKey"] for parameter in summary["Parameters"]}
     values = {name: getattr(settings, field) for name, field in SETTING_PARAMETERS.items()}
-    values.update(ArtifactBucket=bucket, LambdaCodeKey=key)
+    values.update(keys, ArtifactBucket=bucket)
     return [
         {
             "ParameterKey": name,
@@ -202,6 +218,17 @@ def template_parameters(
         for name, value in sorted(values.items())
         if name in declared
     ]
+
+
+def upload_code(storage: Any, bucket: str) -> dict[str, str]:
+    """Upload each Lambda's package (:data:`~helpers.aws.awslambda.CODE_PARAMETERS`) to the
+    artifact bucket under its content-named key; returns the keys by stack parameter."""
+    keys = {}
+    for parameter, source in CODE_PARAMETERS.items():
+        package = package_module(source)
+        keys[parameter] = code_key(package, source)
+        storage.put_object(Bucket=bucket, Key=keys[parameter], Body=package)
+    return keys
 
 
 @dataclass(frozen=True)
@@ -304,11 +331,9 @@ def provision(
     client, storage = session.client("cloudformation"), session.client("s3")
     bucket = artifact_bucket(settings)
     s3.ensure_bucket(storage, bucket, session.region)
-    package = package_transform()
-    key = code_key(package)
-    storage.put_object(Bucket=bucket, Key=key, Body=package)
+    keys = upload_code(storage, bucket)
     source = template_source(storage, bucket, session.region, Path(template).read_text())
-    parameters = template_parameters(client, source, settings, bucket, key)
+    parameters = template_parameters(client, source, settings, bucket, keys)
 
     name = stack_name(settings)
     stack = describe_stack(client, name)

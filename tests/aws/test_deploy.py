@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 
 import helpers
 from helpers.aws import cloudformation
-from helpers.aws.awslambda import HANDLER, code_key, package_transform
+from helpers.aws.awslambda import CONSUMER_SOURCE, HANDLER, code_key, package_module
 from helpers.aws.session import Session
 from helpers.config import Settings, load_template
 from helpers.exceptions import DeployError
@@ -155,7 +155,7 @@ def test_teardown_empties_versioned_buckets_and_deletes_the_stack(session, templ
 
     removed = cloudformation.teardown(session, progress=False, template=template)
     assert removed["stack"] == "salescast"
-    assert removed["objects"] == 4  # two versions and a marker in the lake, the code zip
+    assert removed["objects"] == 5  # two versions and a marker in the lake, the two code zips
     assert removed["kept"] == ["salescast-orders-v2"]  # moto keeps it, as CloudFormation does
     assert boto3.client("dynamodb").list_tables()["TableNames"] == []
     assert cloudformation.describe_stack(boto3.client("cloudformation"), "salescast") is None
@@ -171,11 +171,16 @@ def test_the_real_template_takes_what_deploy_passes(session):
         {"TemplateBody": body},
         session.settings,
         "artifacts",
-        "lambda/x.zip",
+        {"LambdaCodeKey": "lambda/x.zip", "ConsumerCodeKey": "lambda/y.zip"},
     )
-    names = {p["ParameterKey"] for p in passed}
-    assert {"Prefix", "ArtifactBucket", "LambdaCodeKey"} <= names
-    assert names == {"ArtifactBucket", "LambdaCodeKey", *cloudformation.SETTING_PARAMETERS}
+    values = {p["ParameterKey"]: p["ParameterValue"] for p in passed}
+    assert (values["LambdaCodeKey"], values["ConsumerCodeKey"]) == ("lambda/x.zip", "lambda/y.zip")
+    assert set(values) == {
+        "ArtifactBucket",
+        "LambdaCodeKey",
+        "ConsumerCodeKey",
+        *cloudformation.SETTING_PARAMETERS,
+    }
     template = load_template()
     assert set(cloudformation.OUTPUTS) == set(template["Outputs"])
     function = template["Resources"]["TransformFunction"]["Properties"]
@@ -195,7 +200,10 @@ def test_salescast_deploy_and_teardown_with_the_real_template(aws, monkeypatch):
     assert deployed.exit_code == 0, deployed.output
     assert "stack salescast in us-east-1 is ready" in deployed.output
     code = boto3.client("s3").list_objects_v2(Bucket="salescast-artifacts-123456789012-us-east-1")
-    assert [o["Key"] for o in code["Contents"]] == [code_key(package_transform())]
+    assert sorted(o["Key"] for o in code["Contents"]) == [
+        code_key(package_module(CONSUMER_SOURCE), CONSUMER_SOURCE),
+        code_key(package_module()),
+    ]
     tables = boto3.client("dynamodb").list_tables()["TableNames"]
     assert tables == ["salescast-orders"]
 
