@@ -84,6 +84,22 @@ def empty_lake() -> pd.DataFrame:
 
 
 RESOURCE_COLUMNS = ["service", "kind", "name", "arn", "detail"]
+NOWCAST_COLUMNS = ["day", "series_id", "units", "revenue", "orders", "last_order_ms", "updated_ms"]
+"""``nowcasts()``: one row per series and day, the real-time consumer's running totals."""
+ALERT_COLUMNS = [
+    "day",
+    "series_id",
+    "name",
+    "kind",
+    "state",
+    "expected",
+    "actual",
+    "low",
+    "high",
+    "since",
+    "cleared_at",
+]
+"""``alerts()``: one row per alert episode (kind high, low or stalled; state open or cleared)."""
 CATALOG_COLUMNS = [
     "database",
     "name",
@@ -272,6 +288,16 @@ class Platform(abc.ABC):
         """Write a forecast run's expectations (one row per series and upcoming day, the fields
         of :data:`helpers.realtime.EXPECTATION_FIELDS`) where the real-time consumer reads them;
         returns the rows written."""
+
+    def nowcasts(self, day: str | None = None) -> pd.DataFrame:
+        """The real-time consumer's running totals of ``day`` (UTC ``YYYY-MM-DD``, today by
+        default): one row per series, the columns of :data:`NOWCAST_COLUMNS`."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep real-time totals yet")
+
+    def alerts(self, open_only: bool = False) -> pd.DataFrame:
+        """The real-time consumer's alerts, one row per episode (or the open ones), oldest
+        first: the columns of :data:`ALERT_COLUMNS`."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep real-time alerts yet")
 
     @abc.abstractmethod
     def lake_objects(self, prefix: str | None = None) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The orders table on DynamoDB: the :class:`~helpers.platform.OrdersTable` writes and reads.
+"""The orders table on DynamoDB: the :class:`~helpers.platform.OrdersTable` writes and reads;
+and the batch writes and queries of the real-time tables (:func:`batch_put`, :func:`query`).
 
 Puts go through boto3's batch writer (BatchWriteItem, 25 items a request, unprocessed items
 retried); updates are UpdateItem with the condition ``attribute_exists(order_id)``; deletes
@@ -22,13 +23,18 @@ from typing import Any
 import pyarrow as pa
 from boto3.dynamodb.table import BatchWriter
 
-from helpers.exceptions import OrderNotFoundError
+from helpers.exceptions import OrderNotFoundError, SalescastError
 from helpers.platform import merge_updates
 from helpers.schema import KEY, items_json
 
 THREADS = 16
 GET_BATCH = 100
+WRITE_BATCH = 25
+"""The most requests one BatchWriteItem takes."""
 UNPROCESSED_PAUSE_S = 0.2
+UNPROCESSED_ATTEMPTS = 8
+"""BatchWriteItem calls per batch before its unprocessed items are an error (the pauses
+between them double from :data:`UNPROCESSED_PAUSE_S`, about 50 s in all)."""
 
 
 class Table:
@@ -152,3 +158,47 @@ class Table:
     def approximate_count(self) -> int:
         """DynamoDB's item count (DescribeTable), refreshed about every six hours; free."""
         return self.client.describe_table(TableName=self.name)["Table"]["ItemCount"]
+
+
+def batch_put(
+    client: Any,
+    table: str,
+    items: Sequence[dict],
+    attempts: int = UNPROCESSED_ATTEMPTS,
+    pause: float = UNPROCESSED_PAUSE_S,
+) -> int:
+    """PutItem of every item (AttributeValue JSON) by BatchWriteItem, 25 a request; returns the
+    count.
+
+    DynamoDB may leave some items of a request unprocessed (throttling, or a partition over its
+    throughput) and says which: those are sent again after a pause that doubles each time, as
+    its documentation advises. Raises :class:`~helpers.exceptions.SalescastError` naming the
+    table when items are still unprocessed after ``attempts`` requests.
+
+    Examples
+    --------
+    >>> batch_put(boto3.client("dynamodb"), "salescast-expectations", items)  # 60: 3 requests
+    60
+    """
+    for start in range(0, len(items), WRITE_BATCH):
+        pending = [{"PutRequest": {"Item": item}} for item in items[start : start + WRITE_BATCH]]
+        for attempt in range(attempts):
+            response = client.batch_write_item(RequestItems={table: pending})
+            pending = response.get("UnprocessedItems", {}).get(table, [])
+            if not pending:
+                break
+            if attempt + 1 < attempts:
+                time.sleep(pause * 2**attempt)
+        else:
+            raise SalescastError(
+                f"{len(pending)} item(s) still unprocessed by {table} after {attempts} "
+                f"BatchWriteItem requests (throttled); {start} of {len(items)} were written. "
+                "Retry later, or raise the table's throughput."
+            )
+    return len(items)
+
+
+def query(client: Any, table: str, **parameters: Any) -> list[dict]:
+    """Every item a Query returns (all its pages), as AttributeValue JSON."""
+    pages = client.get_paginator("query").paginate(TableName=table, **parameters)
+    return [item for page in pages for item in page["Items"]]

@@ -7,6 +7,7 @@ Nothing runs in this process: the pipe, the stream, Firehose and its Lambda move
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import time
@@ -16,7 +17,7 @@ import boto3
 import pandas as pd
 
 from helpers import queries
-from helpers.aws import athena, cloudformation, cloudwatch, glue, kinesis
+from helpers.aws import athena, cloudformation, cloudwatch, glue, kinesis, realtime
 from helpers.aws.cloudformation import Resources
 from helpers.aws.dynamodb import Table
 from helpers.aws.flush import LAKE_COLUMNS, Expectations, LakeView, stream_states
@@ -150,7 +151,7 @@ class AwsPlatform(Platform):
             key for key, (_, state) in expected.items() if in_stream.get(key, _ABSENT) != state
         ]
         if missing:
-            queued = self._dead_letters()
+            queued = self._dead_letters(r.dead_letter_queue_url)
             hint = (
                 f"{queued} record(s) wait in the pipe's dead-letter queue {r.dead_letter_queue_url}."
                 if queued
@@ -170,8 +171,8 @@ class AwsPlatform(Platform):
         )
         return PipelineStuckError("delivery stream", len(expected), timeout, hint)
 
-    def _dead_letters(self) -> int:
-        url = self.names.dead_letter_queue_url
+    def _dead_letters(self, url: str | None) -> int:
+        """Messages waiting in a dead-letter queue (0 without one)."""
         if not url:
             return 0
         attributes = self.session.client("sqs").get_queue_attributes(
@@ -184,6 +185,8 @@ class AwsPlatform(Platform):
 
         ``pending`` counts the changes written through this platform and not yet confirmed
         by ``flush``; the table's count is DynamoDB's own, refreshed about every six hours.
+        The Kinesis row also says how the real-time consumer reads the stream (its mapping's
+        state, how far behind, its dead letters), which ``attrs["consumer"]`` holds too.
         """
         r = self.names
         watch = self.session.client("cloudwatch")
@@ -210,6 +213,7 @@ class AwsPlatform(Platform):
         failed = 0 if failures is None else len(failures)
         newest = objects["last_modified"].max() if len(objects) else None
         pending = len(self.expectations)
+        consumer = self._consumer(watch)
         rows = [
             (
                 "table",
@@ -223,7 +227,7 @@ class AwsPlatform(Platform):
                 "change stream",
                 int(pipe["EventCount"]),
                 pending,
-                self._dead_letters(),
+                self._dead_letters(r.dead_letter_queue_url),
                 None,
                 f"pipe events in the last hour; {int(pipe['ExecutionFailed'])} failed executions; failed = dead letters",
             ),
@@ -233,7 +237,13 @@ class AwsPlatform(Platform):
                 0,
                 0,
                 None,
-                f"records in the last hour; Firehose {delivery['KinesisMillisBehindLatest'] / 1000:g}s behind",
+                f"records in the last hour; Firehose {delivery['KinesisMillisBehindLatest'] / 1000:g}s behind; "
+                + (
+                    f"consumer {consumer['state']} ({consumer['last_result']}), "
+                    f"{consumer['seconds_behind']:g}s behind, {consumer['dead_letters']} dead letters"
+                    if consumer
+                    else "no real-time consumer"
+                ),
             ),
             (
                 "lake",
@@ -251,7 +261,35 @@ class AwsPlatform(Platform):
         )
         frame.attrs["consuming"] = False
         frame.attrs["errors"] = {}
+        frame.attrs["consumer"] = consumer
         return frame
+
+    def _consumer(self, watch: Any) -> dict[str, Any]:
+        """The real-time consumer's event source mapping: ``state`` and ``last_result``
+        (Lambda's words), ``seconds_behind`` (the last hour's highest IteratorAge) and
+        ``dead_letters`` (batches given up on, in its queue); empty without a mapping."""
+        r = self.names
+        client = self.session.client("lambda")
+        try:
+            mappings = client.list_event_source_mappings(FunctionName=r.consumer_function_name)
+        except client.exceptions.ResourceNotFoundException:
+            return {}
+        if not mappings["EventSourceMappings"]:
+            return {}
+        mapping = mappings["EventSourceMappings"][0]
+        age = cloudwatch.metrics(
+            watch,
+            "AWS/Lambda",
+            "FunctionName",
+            r.consumer_function_name,
+            {"IteratorAge": "Maximum"},
+        )
+        return {
+            "state": mapping["State"],
+            "last_result": mapping.get("LastProcessingResult", "no result yet"),
+            "seconds_behind": age["IteratorAge"] / 1000,
+            "dead_letters": self._dead_letters(r.consumer_dead_letter_queue_url),
+        }
 
     # catalog and SQL ---------------------------------------------------------------------
 
@@ -313,8 +351,25 @@ class AwsPlatform(Platform):
         )
         return next(iter(written["partitions_values"]))
 
+    # real time ------------------------------------------------------------------------------
+
     def publish_expectations(self, frame: pd.DataFrame) -> int:
-        raise NotImplementedError("expectations on aws: the stack's table comes with issue 18")
+        """Write the expectations to the stack's expectations table (BatchWriteItem, unprocessed
+        items sent again); see :func:`helpers.aws.realtime.publish_expectations`."""
+        return realtime.publish_expectations(
+            self.session.client("dynamodb"), self.names.expectations_table_name, frame
+        )
+
+    def nowcasts(self, day: str | None = None) -> pd.DataFrame:
+        day = day or dt.datetime.now(dt.UTC).date().isoformat()
+        return realtime.nowcasts(
+            self.session.client("dynamodb"), self.names.nowcast_table_name, day
+        )
+
+    def alerts(self, open_only: bool = False) -> pd.DataFrame:
+        return realtime.alerts(
+            self.session.client("dynamodb"), self.names.nowcast_table_name, open_only
+        )
 
     def read_errors(self, limit: int | None = None) -> pd.DataFrame:
         r = self.names

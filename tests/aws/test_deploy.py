@@ -57,28 +57,6 @@ Outputs:
 
 
 @pytest.fixture
-def session(aws, monkeypatch):
-    """A session on moto, polling fast; moto's stacks get their outputs from change sets.
-
-    moto builds a stack's outputs when the stack object is made (from an empty template, for
-    a change set of type CREATE) and not when a change set is executed; CloudFormation
-    evaluates them on every create and update. The patch rebuilds them after execution.
-    """
-    from moto.cloudformation.models import ChangeSet
-
-    apply = ChangeSet.apply
-
-    def apply_with_outputs(change_set):
-        apply(change_set)
-        change_set.stack.template_dict = change_set.template_dict
-        change_set.stack.output_map = change_set.stack._create_output_map()
-
-    monkeypatch.setattr(ChangeSet, "apply", apply_with_outputs)
-    monkeypatch.setattr(cloudformation, "POLL_S", 0.01)
-    return Session(Settings.from_env(backend="aws"))
-
-
-@pytest.fixture
 def template(tmp_path):
     path = tmp_path / "stack.yaml"
     path.write_text(TEMPLATE)
@@ -205,7 +183,7 @@ def test_salescast_deploy_and_teardown_with_the_real_template(aws, monkeypatch):
         code_key(package_module()),
     ]
     tables = boto3.client("dynamodb").list_tables()["TableNames"]
-    assert tables == ["salescast-orders"]
+    assert tables == ["salescast-expectations", "salescast-nowcast", "salescast-orders"]
 
     refused = runner.invoke(app, ["teardown", "--backend", "aws"])
     assert refused.exit_code == 2

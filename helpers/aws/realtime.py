@@ -1,0 +1,135 @@
+"""The real-time tables on DynamoDB: expectations written by forecast runs, and the consumer's
+running totals and alerts read back as frames.
+
+Item shapes are those of ``helpers/realtime.py`` (the consumer writes the nowcast table):
+
+- expectations: one item per ``series_id`` (hash key) and ``day`` (range key), the fields of
+  :data:`helpers.realtime.EXPECTATION_FIELDS`, ``profile`` a JSON string;
+- totals: ``pk = "TOTAL#<day>"``, ``sk = <series_id>``;
+- alerts: ``pk = "ALERT#<day>"``, ``sk = "<series_id>#<kind>#<since>"``, with a ``state``
+  (open or cleared) that only alerts have: the table's sparse index ``alerts-by-state``
+  (``state``, ``since``) holds the alerts alone, so reading them never reads the orders' items.
+
+DynamoDB numbers travel as :class:`~decimal.Decimal` (floats are refused by boto3's
+serializer, and NaN or infinity by DynamoDB); they come back as floats, counts as integers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from decimal import Decimal
+from numbers import Integral, Real
+from typing import Any
+
+import pandas as pd
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from helpers.aws.dynamodb import batch_put, query
+from helpers.platform import ALERT_COLUMNS, NOWCAST_COLUMNS
+from helpers.realtime import EXPECTATION_FIELDS
+
+ALERTS_INDEX = "alerts-by-state"
+ALERT_STATES = ("open", "cleared")
+COUNTS = ("orders", "last_order_ms", "updated_ms")
+AMOUNTS = ("units", "revenue", "expected", "actual", "low", "high")
+
+_serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
+
+
+def expectation_item(row: Mapping[str, Any]) -> dict[str, dict]:
+    """One expectation as a DynamoDB item (AttributeValue JSON): numbers as Decimal, the
+    profile as a JSON string.
+
+    Raises ValueError naming the series, day and field when a field is missing or a number is
+    not finite (DynamoDB stores neither NaN nor infinity).
+
+    Examples
+    --------
+    >>> item = expectation_item({**row, "units": 12.5, "profile": [0.0] * 23 + [1.0]})
+    >>> item["units"], item["profile"]["S"][:10]
+    ({'N': '12.5'}, '[0.0, 0.0,')
+    """
+    where = f"expectation {row.get('series_id')!r} of {row.get('day')!r}"
+    missing = [name for name in EXPECTATION_FIELDS if name not in row]
+    if missing:
+        raise ValueError(f"{where} lacks {', '.join(missing)}; give every field of the spec")
+    item = {}
+    for name in EXPECTATION_FIELDS:
+        value = row[name]
+        if name == "profile" and not isinstance(value, str):
+            value = json.dumps([float(share) for share in value])
+        elif isinstance(value, Integral) and not isinstance(value, bool):
+            value = Decimal(int(value))
+        elif isinstance(value, Real):
+            if not math.isfinite(value):
+                raise ValueError(f"{where}: {name} is {value}; DynamoDB stores finite numbers only")
+            value = Decimal(str(float(value)))  # the float's shortest repr, not its binary digits
+        item[name] = _serialize(value)
+    return item
+
+
+def publish_expectations(client: Any, table: str, frame: pd.DataFrame) -> int:
+    """Write a forecast run's expectations, replacing those of the same series and day;
+    returns the rows given (a series and day given twice keeps the last, as locally)."""
+    items = {}
+    for row in frame.to_dict("records"):
+        item = expectation_item(row)
+        items[(row["series_id"], row["day"])] = item  # one request may not repeat a key
+    batch_put(client, table, list(items.values()))
+    return len(frame)
+
+
+def plain(item: Mapping[str, dict]) -> dict[str, Any]:
+    """An item's attributes as Python values: numbers as int when whole, else float."""
+    values = {name: _deserialize(value) for name, value in item.items()}
+    return {
+        name: (int(value) if value == value.to_integral_value() else float(value))
+        if isinstance(value, Decimal)
+        else value
+        for name, value in values.items()
+    }
+
+
+def _typed(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns)
+    for name in columns:
+        if name in AMOUNTS:
+            frame[name] = frame[name].astype("float64")
+        elif name in COUNTS:
+            frame[name] = frame[name].astype("Int64")
+    return frame
+
+
+def nowcasts(client: Any, table: str, day: str) -> pd.DataFrame:
+    """The running totals of ``day`` (``YYYY-MM-DD``), one row per series: a Query of
+    ``TOTAL#<day>``."""
+    items = query(
+        client,
+        table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"TOTAL#{day}"}},
+        ConsistentRead=True,
+    )
+    rows = [{**plain(item), "day": day, "series_id": item["sk"]["S"]} for item in items]
+    return _typed(rows, NOWCAST_COLUMNS).sort_values("series_id", ignore_index=True)
+
+
+def alerts(client: Any, table: str, open_only: bool = False) -> pd.DataFrame:
+    """Every alert episode (or the open ones), oldest first: Queries of the sparse index of
+    alerts by state, which holds no other item."""
+    rows = []
+    for state in ("open",) if open_only else ALERT_STATES:
+        items = query(
+            client,
+            table,
+            IndexName=ALERTS_INDEX,
+            KeyConditionExpression="#state = :state",
+            ExpressionAttributeNames={"#state": "state"},  # a reserved word in expressions
+            ExpressionAttributeValues={":state": {"S": state}},
+        )
+        rows += [{**plain(item), "day": item["pk"]["S"].removeprefix("ALERT#")} for item in items]
+    frame = _typed(rows, ALERT_COLUMNS)
+    return frame.sort_values(["since", "series_id"], ignore_index=True)
