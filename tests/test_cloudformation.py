@@ -19,6 +19,7 @@ from cfnlint.api import lint_file
 
 from helpers import queries, transform
 from helpers.aws import template
+from helpers.aws.awslambda import CODE_PARAMETERS, CONSUMER_HANDLER, CONSUMER_SOURCE
 from helpers.config import TEMPLATE_PATH, Settings, load_template, template_defaults
 from helpers.local.platform import error_prefix_template, lake_prefix_template
 from helpers.schema import KEY, glue_columns, glue_partition_keys
@@ -40,6 +41,11 @@ OUTPUTS = {
     "LakePrefix",
     "ErrorPrefix",
     "AthenaResultsPrefix",
+    "ExpectationsTableName",
+    "NowcastTableName",
+    "AlertTopicArn",
+    "ConsumerFunctionArn",
+    "ConsumerDeadLetterQueueUrl",
 }
 """The outputs the aws backend reads."""
 ROLE_SERVICES = {
@@ -47,6 +53,7 @@ ROLE_SERVICES = {
     "DeliveryRole": "firehose.amazonaws.com",
     "TransformRole": "lambda.amazonaws.com",
     "CrawlerRole": "glue.amazonaws.com",
+    "ConsumerRole": "lambda.amazonaws.com",
 }
 SETTING_PARAMETERS = {
     "prefix": "Prefix",
@@ -276,6 +283,11 @@ def test_names_match_settings(stack):
         ("LakeDelivery", "DeliveryStreamName"): settings.delivery_stream_name,
         ("LakeCrawler", "Name"): settings.crawler_name,
         ("TransformFunction", "FunctionName"): settings.function_name,
+        ("ConsumerFunction", "FunctionName"): settings.consumer_function_name,
+        ("ExpectationsTable", "TableName"): settings.expectations_table_name,
+        ("NowcastTable", "TableName"): settings.nowcast_table_name,
+        ("AlertTopic", "TopicName"): settings.alert_topic_name,
+        ("ConsumerDeadLetterQueue", "QueueName"): settings.consumer_dlq_name,
         ("LakeBucket", "BucketName"): settings.bucket,
         ("WorkGroup", "Name"): settings.workgroup,
     }
@@ -358,3 +370,148 @@ def test_lambda_runs_the_transform_module(stack):
 
 def test_outputs_are_what_the_backend_reads(stack):
     assert set(stack["Outputs"]) == OUTPUTS
+
+
+# the real-time consumer -------------------------------------------------------------------------
+
+
+def test_consumer_reads_the_stream_with_the_contracts_mapping(stack):
+    """The settings of /work/rt_spec.md, which the local emulation shares."""
+    mapping = properties(stack, "ConsumerEventSourceMapping")
+    assert mapping == {
+        "FunctionName": {"Ref": "ConsumerFunction"},
+        "EventSourceArn": {"Fn::GetAtt": ["ChangesStream", "Arn"]},
+        "StartingPosition": "LATEST",
+        "BatchSize": 100,
+        "MaximumBatchingWindowInSeconds": 1,
+        "BisectBatchOnFunctionError": True,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "MaximumRetryAttempts": 3,
+        "MaximumRecordAgeInSeconds": 3600,
+        "DestinationConfig": {
+            "OnFailure": {"Destination": {"Fn::GetAtt": ["ConsumerDeadLetterQueue", "Arn"]}}
+        },
+    }
+
+
+def test_consumer_runs_realtime_py_with_the_contracts_environment(stack):
+    function = properties(stack, "ConsumerFunction")
+    assert function["Handler"] == CONSUMER_HANDLER
+    assert function["Handler"].split(".")[0] == CONSUMER_SOURCE.stem == "realtime"
+    assert function["Code"] == {
+        "S3Bucket": {"Ref": "ArtifactBucket"},
+        "S3Key": {"Ref": "ConsumerCodeKey"},
+    }
+    assert set(CODE_PARAMETERS) <= set(stack["Parameters"])
+    assert function["Runtime"] == properties(stack, "TransformFunction")["Runtime"]
+    assert function["Environment"]["Variables"] == {
+        "EXPECTATIONS_TABLE": {"Ref": "ExpectationsTable"},
+        "NOWCAST_TABLE": {"Ref": "NowcastTable"},
+        "ALERT_TOPIC_ARN": {"Ref": "AlertTopic"},
+        "ALERT_MARGIN": {"Ref": "AlertMargin"},
+        "STALL_MINUTES": {"Ref": "StallMinutes"},
+        "STALL_MIN_EXPECTED": {"Ref": "StallMinExpected"},
+    }
+    defaults = template_defaults()
+    assert (defaults["AlertMargin"], defaults["StallMinutes"], defaults["StallMinExpected"]) == (
+        0.25,
+        15,
+        20,
+    )
+    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "ConsumerLogGroup"}}
+    logs = properties(stack, "ConsumerLogGroup")
+    assert logs["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${Prefix}-realtime"}
+    assert logs["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_consumer_role_grants_only_what_it_uses_on_the_stacks_resources(stack):
+    granted = statements(stack, "ConsumerRole")
+    stream = {"Fn::GetAtt": ["ChangesStream", "Arn"]}
+    assert set(granted["ReadTheKinesisStream"]["Action"]) == {
+        "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary",
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:ListShards",
+    }
+    assert granted["ReadTheKinesisStream"]["Resource"] == stream
+    subscribe = granted["SubscribeAsAnEnhancedFanOutConsumer"]
+    assert subscribe["Resource"] == {"Fn::Sub": "${ChangesStream.Arn}/consumer/*"}
+    assert granted["ListStreams"]["Action"] == "kinesis:ListStreams"
+    reads = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
+    assert set(granted["ReadTheExpectations"]["Action"]) == reads
+    writes = {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:ConditionCheckItem",
+    }
+    assert set(granted["KeepTheRunningState"]["Action"]) == reads | writes
+    for sid, table in (
+        ("ReadTheExpectations", "ExpectationsTable"),
+        ("KeepTheRunningState", "NowcastTable"),
+    ):
+        assert granted[sid]["Resource"] == [
+            {"Fn::GetAtt": [table, "Arn"]},
+            {"Fn::Sub": f"${{{table}.Arn}}/index/*"},
+        ]
+    dynamodb = {
+        action
+        for statement in granted.values()
+        for action in _listed(statement["Action"])
+        if action.startswith("dynamodb:")
+    }
+    assert dynamodb == reads | writes  # no table, scan, stream or delete actions
+    assert granted["PublishAlerts"] == {
+        "Sid": "PublishAlerts",
+        "Effect": "Allow",
+        "Action": "sns:Publish",
+        "Resource": {"Ref": "AlertTopic"},
+    }
+    assert granted["RecordFailedBatches"]["Action"] == "sqs:SendMessage"
+    assert granted["RecordFailedBatches"]["Resource"] == {
+        "Fn::GetAtt": ["ConsumerDeadLetterQueue", "Arn"]
+    }
+    assert set(granted["WriteItsOwnLogs"]["Action"]) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    assert granted["WriteItsOwnLogs"]["Resource"] == {"Fn::GetAtt": ["ConsumerLogGroup", "Arn"]}
+    assert len(granted) == 8
+
+
+def test_real_time_tables_have_the_contracts_keys_and_expire_by_ttl(stack):
+    keys = {
+        "ExpectationsTable": [("series_id", "HASH"), ("day", "RANGE")],
+        "NowcastTable": [("pk", "HASH"), ("sk", "RANGE")],
+    }
+    for logical_id, expected in keys.items():
+        table = properties(stack, logical_id)
+        assert [(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]] == expected
+        assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+        assert table["BillingMode"] == properties(stack, "OrdersTable")["BillingMode"]
+        resource = stack["Resources"][logical_id]
+        assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Delete", "Delete")
+    (by_day,) = properties(stack, "ExpectationsTable")["GlobalSecondaryIndexes"]
+    assert (by_day["IndexName"], by_day["KeySchema"][0]["AttributeName"]) == ("by-day", "day")
+    (alerts,) = properties(stack, "NowcastTable")["GlobalSecondaryIndexes"]
+    assert alerts["IndexName"] == "alerts-by-state"
+    assert [k["AttributeName"] for k in alerts["KeySchema"]] == ["state", "since"]
+
+
+def test_alert_topic_is_encrypted_and_the_clock_invokes_the_consumer_every_minute(stack):
+    assert properties(stack, "AlertTopic")["KmsMasterKeyId"] == "alias/aws/sns"
+    clock = properties(stack, "ConsumerClock")
+    assert (clock["ScheduleExpression"], clock["State"]) == ("rate(1 minute)", "ENABLED")
+    assert clock["Targets"] == [
+        {"Id": "consumer", "Arn": {"Fn::GetAtt": ["ConsumerFunction", "Arn"]}}
+    ]
+    assert properties(stack, "ConsumerClockPermission") == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": {"Ref": "ConsumerFunction"},
+        "Principal": "events.amazonaws.com",
+        "SourceAccount": {"Ref": "AWS::AccountId"},
+        "SourceArn": {"Fn::GetAtt": ["ConsumerClock", "Arn"]},
+    }
+    queue = properties(stack, "ConsumerDeadLetterQueue")
+    assert queue["MessageRetentionPeriod"] == 1_209_600 and queue["SqsManagedSseEnabled"] is True

@@ -150,8 +150,9 @@ def test_every_generated_name_fits_for_the_longest_prefix_and_region(stack):
     assert {"BucketName", "TableName", "FunctionName", "DeliveryStreamName", "RoleName"} <= set(
         checked
     )
-    queue = stack["Resources"]["PipeDeadLetterQueue"]["Properties"]["QueueName"]["Fn::Sub"]
-    assert len(queue.replace("${Prefix}", prefix)) <= 80  # SQS's limit; its schema has none
+    for queue in ("PipeDeadLetterQueue", "ConsumerDeadLetterQueue"):
+        name = stack["Resources"][queue]["Properties"]["QueueName"]["Fn::Sub"]
+        assert len(name.replace("${Prefix}", prefix)) <= 80  # SQS's limit; its schema has none
 
     settings = Settings(prefix=prefix, account_id="123456789012", region=region)
     assert len(artifact_bucket(settings)) <= BUCKET_NAME_LIMIT

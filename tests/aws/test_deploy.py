@@ -182,7 +182,7 @@ def test_salescast_deploy_and_teardown_with_the_real_template(aws, monkeypatch):
         code_key(package_module(CONSUMER_SOURCE), CONSUMER_SOURCE),
         code_key(package_module()),
     ]
-    tables = boto3.client("dynamodb").list_tables()["TableNames"]
+    tables = sorted(boto3.client("dynamodb").list_tables()["TableNames"])
     assert tables == ["salescast-expectations", "salescast-nowcast", "salescast-orders"]
 
     refused = runner.invoke(app, ["teardown", "--backend", "aws"])
