@@ -356,20 +356,20 @@ class AwsPlatform(Platform):
     def publish_expectations(self, frame: pd.DataFrame) -> int:
         """Write the expectations to the stack's expectations table (BatchWriteItem, unprocessed
         items sent again); see :func:`helpers.aws.realtime.publish_expectations`."""
-        return realtime.publish_expectations(
-            self.session.client("dynamodb"), self.names.expectations_table_name, frame
-        )
+        client, table = self.session.client("dynamodb"), self.names.expectations_table_name
+        with realtime.stack_table(client, table):
+            return realtime.publish_expectations(client, table, frame)
 
     def nowcasts(self, day: str | None = None) -> pd.DataFrame:
         day = day or dt.datetime.now(dt.UTC).date().isoformat()
-        return realtime.nowcasts(
-            self.session.client("dynamodb"), self.names.nowcast_table_name, day
-        )
+        client, table = self.session.client("dynamodb"), self.names.nowcast_table_name
+        with realtime.stack_table(client, table):
+            return realtime.nowcasts(client, table, day)
 
     def alerts(self, open_only: bool = False) -> pd.DataFrame:
-        return realtime.alerts(
-            self.session.client("dynamodb"), self.names.nowcast_table_name, open_only
-        )
+        client, table = self.session.client("dynamodb"), self.names.nowcast_table_name
+        with realtime.stack_table(client, table):
+            return realtime.alerts(client, table, open_only)
 
     def read_errors(self, limit: int | None = None) -> pd.DataFrame:
         r = self.names

@@ -16,9 +16,10 @@ serializer, and NaN or infinity by DynamoDB); they come back as floats, counts a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from numbers import Integral, Real
 from typing import Any
@@ -27,6 +28,7 @@ import pandas as pd
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from helpers.aws.dynamodb import batch_put, query
+from helpers.exceptions import DeployError
 from helpers.platform import ALERT_COLUMNS, NOWCAST_COLUMNS
 from helpers.realtime import EXPECTATION_FIELDS
 
@@ -39,6 +41,19 @@ _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
 
 
+@contextlib.contextmanager
+def stack_table(client: Any, table: str) -> Iterator[None]:
+    """Turn DynamoDB's "no such table" into an error that says to deploy: a stack deployed
+    before the real-time consumer has neither table."""
+    try:
+        yield
+    except client.exceptions.ResourceNotFoundException:
+        raise DeployError(
+            f"the DynamoDB table {table} does not exist: the stack predates the real-time "
+            "consumer (or is not deployed); run `salescast deploy` to add it"
+        ) from None
+
+
 def expectation_item(row: Mapping[str, Any]) -> dict[str, dict]:
     """One expectation as a DynamoDB item (AttributeValue JSON): numbers as Decimal, the
     profile as a JSON string.
@@ -48,9 +63,10 @@ def expectation_item(row: Mapping[str, Any]) -> dict[str, dict]:
 
     Examples
     --------
-    >>> item = expectation_item({**row, "units": 12.5, "profile": [0.0] * 23 + [1.0]})
-    >>> item["units"], item["profile"]["S"][:10]
-    ({'N': '12.5'}, '[0.0, 0.0,')
+    >>> row = dict.fromkeys(EXPECTATION_FIELDS, 0) | {"series_id": "total", "units": 0.1}
+    >>> item = expectation_item(row | {"profile": [0.5] * 23 + [1.0]})
+    >>> item["series_id"], item["units"], item["profile"]["S"][:11]
+    ({'S': 'total'}, {'N': '0.1'}, '[0.5, 0.5, ')
     """
     where = f"expectation {row.get('series_id')!r} of {row.get('day')!r}"
     missing = [name for name in EXPECTATION_FIELDS if name not in row]
@@ -119,7 +135,8 @@ def nowcasts(client: Any, table: str, day: str) -> pd.DataFrame:
 
 def alerts(client: Any, table: str, open_only: bool = False) -> pd.DataFrame:
     """Every alert episode (or the open ones), oldest first: Queries of the sparse index of
-    alerts by state, which holds no other item."""
+    alerts by state, which holds no other item. An index is read eventually consistent: an
+    alert written a moment ago may show a second later."""
     rows = []
     for state in ("open",) if open_only else ALERT_STATES:
         items = query(

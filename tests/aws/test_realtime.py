@@ -26,7 +26,7 @@ from helpers.aws import cloudformation, dynamodb
 from helpers.aws.awslambda import CONSUMER_HANDLER, CONSUMER_SOURCE
 from helpers.aws.realtime import expectation_item
 from helpers.config import load_template
-from helpers.exceptions import SalescastError
+from helpers.exceptions import DeployError, SalescastError
 from helpers.platform import ALERT_COLUMNS, NOWCAST_COLUMNS
 from helpers.realtime import EXPECTATION_FIELDS
 
@@ -427,6 +427,23 @@ def test_the_stack_deploys_the_consumer_and_teardown_removes_it(session):
     assert boto3.client("lambda").list_functions()["Functions"] == []
     assert boto3.client("lambda").list_event_source_mappings()["EventSourceMappings"] == []
     assert boto3.client("events").list_rules()["Rules"] == []
+
+
+@pytest.mark.parametrize(
+    ("call", "table"),
+    [
+        (lambda platform: platform.publish_expectations(expectations(2)), "expectations"),
+        (lambda platform: platform.nowcasts("2026-12-07"), "nowcast"),
+        (lambda platform: platform.alerts(open_only=True), "nowcast"),
+    ],
+)
+def test_a_stack_without_the_real_time_tables_says_to_deploy(aws_platform, call, table):
+    with pytest.raises(DeployError) as missing:
+        call(aws_platform)
+    assert str(missing.value) == (
+        f"the DynamoDB table salescast-{table} does not exist: the stack predates the real-time "
+        "consumer (or is not deployed); run `salescast deploy` to add it"
+    )
 
 
 def test_status_without_a_consumer_says_so(aws_platform):
