@@ -577,7 +577,10 @@ def live_paced(
     """
     if not (math.isfinite(speed) and speed > 0):
         raise ValueError(f"speed must be above 0; got speed={speed}")
-    origin = None if start is None else pd.Timestamp(start, tz="UTC").timestamp()
+    origin = None
+    if start is not None:  # naive times are UTC
+        moment = pd.Timestamp(start)
+        origin = (moment.tz_localize(UTC) if moment.tzinfo is None else moment).timestamp()
     yield from _session(_Pace(params, shocks), duration, speed, origin, clock, sleep, tick)
 
 
