@@ -441,6 +441,52 @@ def backfill(
                 yield from _change_frames(shop, action, counters, quantity, chunk_orders)
 
 
+def day_so_far(
+    until: datetime | str | None = None,
+    params: SalesParams = SalesParams(),
+    chunk_orders: int = 50_000,
+) -> Iterator[Change]:
+    """Yield the orders of the day of ``until`` (default: now, UTC) stamped before it: the
+    day's history so far, so that a live session starting at ``until`` finds the day's earlier
+    sales in place, as a forecast of the day expects.
+
+    They are the orders :func:`backfill` draws for that day, with the same ids, so a later
+    backfill of the day replaces them rather than adding to them. Their amendments and
+    cancellations are left to that backfill.
+
+    Examples
+    --------
+    >>> changes = list(day_so_far("2026-03-02T12:00", SalesParams(orders_per_day=100)))
+    >>> bool(changes[-1].frame.order_ts.max() < pd.Timestamp("2026-03-02T12:00", tz="UTC"))
+    True
+    """
+    moment = _utc_seconds(until) if until is not None else time.time()
+    day = datetime.fromtimestamp(moment, UTC).date()
+    shop = _shop(params)
+    gross, promoted = _demand(params, _day_range(day, day + timedelta(days=1)))
+    batch = _draw_day(params, shop, day, gross[0], promoted[0])
+    before = int(np.searchsorted(batch.ts_ms, round(moment * 1000), side="left"))
+    for rows in _slices(before, chunk_orders):
+        yield Change("put", _put_frame(shop, batch, rows))
+
+
+def expected_paced_orders(
+    params: SalesParams, start: datetime | str, end: datetime | str, shocks: Sequence[Shock] = ()
+) -> float:
+    """The orders :func:`live_paced` expects from simulated ``start`` to ``end`` (UTC): the
+    mean of its draws, the days' noise and the shocks (minutes from ``start``) included.
+
+    Examples
+    --------
+    >>> params = SalesParams(orders_per_day=1000, noise=0)
+    >>> round(expected_paced_orders(params, "2026-03-02", "2026-03-03"))
+    959
+    """
+    pace = _Pace(params, shocks)
+    pace.origin = _utc_seconds(start)
+    return float(pace.mean(pace.origin, _utc_seconds(end)))
+
+
 @dataclass(frozen=True)
 class Shock:
     """A product's demand multiplied by ``factor`` (0 cuts it off) from ``start_minute`` to
@@ -577,10 +623,7 @@ def live_paced(
     """
     if not (math.isfinite(speed) and speed > 0):
         raise ValueError(f"speed must be above 0; got speed={speed}")
-    origin = None
-    if start is not None:  # naive times are UTC
-        moment = pd.Timestamp(start)
-        origin = (moment.tz_localize(UTC) if moment.tzinfo is None else moment).timestamp()
+    origin = None if start is None else _utc_seconds(start)
     yield from _session(_Pace(params, shocks), duration, speed, origin, clock, sleep, tick)
 
 
@@ -649,21 +692,18 @@ class _Pace:
         points = [begin, *sorted(at for at in cuts if begin < at < end), end]
         yield from pairwise(points)
 
+    def mean(self, begin: float, end: float) -> float:
+        """The orders expected in ``[begin, end)`` of session time."""
+        return sum(
+            self.intensity(low)[0].sum() * (high - low) for low, high in self.stretches(begin, end)
+        )
+
     def draw(
         self, rng: np.random.Generator, begin: float, end: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Products, stamps (ms) and prices of the orders due in ``[begin, end)``."""
-        parts = []
-        for low, high in self.stretches(begin, end):
-            rates, prices = self.intensity(low)
-            if self.rate is not None:
-                self.expected += rates.sum() * (high - low)
-                continue
-            count = rng.poisson(rates.sum() * (high - low))
-            product = _pick(rng, _cdf(rates), count) if count else np.empty(0, dtype=np.int64)
-            stamps = rng.uniform(low, high, count)
-            parts.append((product, np.round(stamps * 1000).astype(np.int64), prices[product]))
-        if self.rate is not None:
+        if self.rate is not None:  # the floor of the total expected so far, stamped at ``end``
+            self.expected += self.mean(begin, end)
             count = math.floor(round(self.expected, 6)) - self.counted
             self.counted += count
             rates, prices = self.intensity(end)
@@ -671,8 +711,14 @@ class _Pace:
                 return _no_orders()
             product = _pick(rng, _cdf(rates), count)
             return product, np.full(count, round(end * 1000), dtype=np.int64), prices[product]
-        if not parts:
-            return _no_orders()
+        parts = [_no_orders()]  # Poisson arrivals, spread over each stretch
+        for low, high in self.stretches(begin, end):
+            rates, prices = self.intensity(low)
+            count = rng.poisson(rates.sum() * (high - low))
+            if count:
+                product = _pick(rng, _cdf(rates), count)
+                stamps = np.round(rng.uniform(low, high, count) * 1000).astype(np.int64)
+                parts.append((product, stamps, prices[product]))
         product, stamps, prices = (np.concatenate(column) for column in zip(*parts, strict=True))
         in_time_order = np.argsort(stamps, kind="stable")
         return product[in_time_order], stamps[in_time_order], prices[in_time_order]
@@ -757,6 +803,12 @@ def _rng(params: SalesParams, stream: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([params.seed, stream, *keys])
 
 
+def _utc_seconds(value: datetime | str) -> float:
+    """Epoch seconds of a time; naive times are UTC."""
+    moment = pd.Timestamp(value)
+    return (moment.tz_localize(UTC) if moment.tzinfo is None else moment).timestamp()
+
+
 def _as_date(value: date | str) -> date:
     return value if type(value) is date else pd.Timestamp(value).date()
 
@@ -769,7 +821,7 @@ def _day_range(start: date, end: date) -> pd.DatetimeIndex:
 
 def _slices(length: int, size: int) -> Iterator[slice]:
     for low in range(0, length, size):
-        yield slice(low, low + size)
+        yield slice(low, min(low + size, length))
 
 
 def _pick(rng: np.random.Generator, cdf: np.ndarray, count: int) -> np.ndarray:

@@ -16,7 +16,9 @@ from helpers.generate import (
     SalesParams,
     Shock,
     backfill,
+    day_so_far,
     expected_daily_units,
+    expected_paced_orders,
     live,
     live_paced,
     product_catalog,
@@ -471,3 +473,31 @@ def test_shocks_and_paced_sessions_refuse_bad_arguments():
     with pytest.raises(ValueError, match="speed must be above 0"):
         next(live_paced(0, 10, SMALL))
     assert Shock("p-0001", 0.0, 0, 0.5).factor == 0.0  # both edges allowed: factor 0, minute 0
+
+
+def test_day_so_far_is_the_backfills_day_cut_at_the_moment():
+    until = pd.Timestamp("2026-03-02T13:30", tz="UTC")
+    earlier = pd.concat(c.frame for c in day_so_far(until, SMALL, chunk_orders=40))
+    day = pd.concat(
+        c.frame for c in backfill(1, end="2026-03-03", params=SMALL) if c.action == "put"
+    )
+    expected = day[day.order_ts < until]
+    pd.testing.assert_frame_equal(earlier.reset_index(drop=True), expected.reset_index(drop=True))
+    assert 0 < len(earlier) < len(day)
+    midnight = list(day_so_far("2026-03-02T00:00", SMALL))
+    assert midnight == []  # nothing yet at the day's first instant
+
+
+def test_expected_paced_orders_is_the_days_demand_by_hour_with_its_shocks():
+    day = gross_orders(PACED, DAY)
+    assert expected_paced_orders(PACED, DAY, DAY + pd.Timedelta(days=1)) == pytest.approx(day.sum())
+    share = np.array(PACED.hourly_profile) / sum(PACED.hourly_profile)
+    ten_to_four = (DAY + pd.Timedelta(hours=10), DAY + pd.Timedelta(hours=16))
+    assert expected_paced_orders(PACED, *ten_to_four) == pytest.approx(
+        day.sum() * share[10:16].sum()
+    )
+    tripled = [Shock("p-0002", 3.0, 0, 6 * 60)]
+    extra = 2 * day["p-0002"] * share[10:16].sum()
+    assert expected_paced_orders(PACED, *ten_to_four, shocks=tripled) == pytest.approx(
+        day.sum() * share[10:16].sum() + extra
+    )
