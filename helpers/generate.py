@@ -1,9 +1,12 @@
 """Seeded sales: a product catalog, the daily demand behind it, and the orders drawn from it.
 
 The generator stands for the shop in front of the orders table. :func:`backfill` yields a
-history day by day and :func:`live` yields orders paced by a clock; both yield :class:`Change`
-objects (puts of new orders, then quantity amendments, then cancellations) in the order a table
-should apply them. :func:`expected_daily_units` returns the demand the orders are drawn from,
+history day by day; :func:`live` yields orders at a fixed rate by a clock (the pipeline's
+load), and :func:`live_paced` the shop's own demand by day and hour on a simulated clock that
+runs faster than the wall clock (the day a forecast expects); :func:`day_so_far` is the
+backfill's draw of today up to a moment. All yield :class:`Change` objects (puts of new orders,
+then quantity amendments, then cancellations) in the order a table should apply them. A
+:class:`Shock` multiplies a product's live demand, or cuts it to zero, for a window of minutes. :func:`expected_daily_units` returns the demand the orders are drawn from,
 without noise, so that a forecast can be scored against the truth as well as against the data.
 
 Expected orders per product and day are a product of factors: a compound trend, a weekly
