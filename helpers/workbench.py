@@ -250,6 +250,7 @@ def _stream(
                 bar.set_postfix(_postfix(samples), refresh=False)
         if not samples:  # a paced session can pass without an order
             samples.append(_stage_sample(platform, start))
+        bar.total = bar.n  # a paced session's total was an estimate; this is what came
         bar.set_description("lake catching up")
         deadline = time.time() + timeout
         while _lake_total(samples[-1]) < samples[-1]["table"] and time.time() < deadline:
