@@ -6,6 +6,6 @@ SELECT product_id, category,
        hour(order_ts) AS hour,
        sum(quantity) AS units
 FROM orders_current
-WHERE order_ts >= CAST(? AS timestamp) AND order_ts < CAST(? AS timestamp)
+WHERE CAST(order_ts AS DATE) >= CAST(? AS DATE) AND CAST(order_ts AS DATE) < CAST(? AS DATE)
 GROUP BY product_id, category, day_of_week(order_ts) >= 6, hour(order_ts)
 ORDER BY product_id, weekend, hour
