@@ -205,7 +205,9 @@ def stream_paced(
 
     With ``catch_up``, today's orders before now come first (those the backfill would draw for
     today, :func:`helpers.generate.day_so_far`), so the day's running total starts where the
-    forecast expects it at this hour. ``shocks`` count minutes of the simulated clock from now.
+    forecast expects it at this hour; a later backfill of today writes those same orders again
+    (same ids, no double count), while the paced orders stay on top of it (at ``speed`` 144
+    for 30 s, about 5 % of a day). ``shocks`` count minutes of the simulated clock from now.
     The bar counts orders toward the number expected; the rest is as :func:`stream_live`.
     """
     if seconds <= 0:
