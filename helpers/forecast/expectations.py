@@ -94,12 +94,11 @@ def hourly_shares(
 
     Examples
     --------
-    >>> hourly = pd.DataFrame({"product_id": "p-1", "category": "home", "weekend": False,
-    ...                        "hour": [9, 10], "units": [3000, 1000]})
-    >>> products = pd.DataFrame({"product_id": ["p-1"], "category": ["home"]})
-    >>> shares = hourly_shares(hourly, products)
-    >>> round(float(shares.loc[("product#p-1", False), 9]), 2)
-    0.72
+    >>> hourly = pd.DataFrame({"product_id": ["p-1", "p-1", "p-2"], "category": "home",
+    ...                        "weekend": False, "hour": [9, 10, 3], "units": [3000, 1000, 4]})
+    >>> shares = hourly_shares(hourly, hourly[["product_id", "category"]])
+    >>> int(shares.loc[("product#p-2", False)].idxmax())  # 4 units: the category's shape
+    9
     """
     if prior_units <= 0:
         raise ValueError(f"prior_units must be above 0, got {prior_units!r}")
