@@ -145,6 +145,12 @@ def test_the_profile_learned_from_the_lake_recovers_a_known_hourly_pattern(platf
     platform.crawl()
     hourly = platform.named_query("hourly_profile", params=["2026-01-05", "2026-02-02"])
     assert hourly.units.sum() == 20 * 40 + 8 * 40
+    # the first day is in the window, the last is not: each edge, from both sides
+    for window, units in (
+        (["2026-01-06", "2026-02-02"], 19 * 40 + 8 * 40),  # Monday 5 January left out
+        (["2026-01-05", "2026-02-01"], 20 * 40 + 7 * 40),  # Sunday 1 February left out
+    ):
+        assert platform.named_query("hourly_profile", params=window).units.sum() == units
     products = pd.DataFrame({"product_id": ["p-busy"], "category": ["home"]})
     shares = hourly_shares(hourly, products)
     for uid in ("total", "category#home", "product#p-busy"):
@@ -287,3 +293,22 @@ def test_a_series_without_daily_sales_or_an_unknown_measure_is_refused():
         day_expectations(forecasts, DAILY[DAILY.product_id != "p-3"], _shares(), "r1")
     with pytest.raises(ValueError, match="measure must be one of"):
         day_expectations(forecasts, DAILY, _shares(), "r1", measure="profit")
+
+
+def test_revenue_per_unit_comes_from_the_last_28_days_and_not_the_29th():
+    daily = pd.DataFrame(
+        {
+            "ds": pd.to_datetime(["2026-02-28", "2026-02-01", "2026-01-31"]),
+            "product_id": ["p-1", "p-2", "p-3"],
+            "product_name": ["Lamp", "Mug", "Vase"],
+            "category": ["home", "home", "home"],
+            "units": [1, 1, 1],
+            "revenue": [10.0, 20.0, 90.0],
+            "orders": [1, 1, 1],
+        }
+    )
+    rows = day_expectations(_forecasts((6.0, 14.0)), daily, _shares(daily), "r1")
+    rows = rows.set_index("series_id")
+    assert rows.loc["product#p-2", "revenue"] == pytest.approx(10 * 20)  # 2026-02-01: day 28
+    # 2026-01-31 is the 29th day back: p-3 takes its category's 30.0 per 2 units
+    assert rows.loc["product#p-3", "revenue"] == pytest.approx(10 * 15)
