@@ -1,9 +1,12 @@
 """Seeded sales: a product catalog, the daily demand behind it, and the orders drawn from it.
 
 The generator stands for the shop in front of the orders table. :func:`backfill` yields a
-history day by day and :func:`live` yields orders paced by a clock; both yield :class:`Change`
-objects (puts of new orders, then quantity amendments, then cancellations) in the order a table
-should apply them. :func:`expected_daily_units` returns the demand the orders are drawn from,
+history day by day; :func:`live` yields orders at a fixed rate by a clock (the pipeline's
+load), and :func:`live_paced` the shop's own demand by day and hour on a simulated clock that
+runs faster than the wall clock (the day a forecast expects); :func:`day_so_far` is the
+backfill's draw of today up to a moment. All yield :class:`Change` objects (puts of new orders,
+then quantity amendments, then cancellations) in the order a table should apply them. A
+:class:`Shock` multiplies a product's live demand, or cuts it to zero, for a window of minutes. :func:`expected_daily_units` returns the demand the orders are drawn from,
 without noise, so that a forecast can be scored against the truth as well as against the data.
 
 Expected orders per product and day are a product of factors: a compound trend, a weekly
@@ -30,10 +33,11 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from itertools import pairwise
 from typing import Literal
 
 import holidays
@@ -440,6 +444,79 @@ def backfill(
                 yield from _change_frames(shop, action, counters, quantity, chunk_orders)
 
 
+def day_so_far(
+    until: datetime | str | None = None,
+    params: SalesParams = SalesParams(),
+    chunk_orders: int = 50_000,
+) -> Iterator[Change]:
+    """Yield the orders of the day of ``until`` (default: now, UTC) stamped before it: the
+    day's history so far, so that a live session starting at ``until`` finds the day's earlier
+    sales in place, as a forecast of the day expects.
+
+    They are the orders :func:`backfill` draws for that day, with the same ids, so a later
+    backfill of the day replaces them rather than adding to them. Their amendments and
+    cancellations are left to that backfill.
+
+    Examples
+    --------
+    >>> changes = list(day_so_far("2026-03-02T12:00", SalesParams(orders_per_day=100)))
+    >>> bool(changes[-1].frame.order_ts.max() < pd.Timestamp("2026-03-02T12:00", tz="UTC"))
+    True
+    """
+    moment = _utc_seconds(until) if until is not None else time.time()
+    day = datetime.fromtimestamp(moment, UTC).date()
+    shop = _shop(params)
+    gross, promoted = _demand(params, _day_range(day, day + timedelta(days=1)))
+    batch = _draw_day(params, shop, day, gross[0], promoted[0])
+    before = int(np.searchsorted(batch.ts_ms, round(moment * 1000), side="left"))
+    for rows in _slices(before, chunk_orders):
+        yield Change("put", _put_frame(shop, batch, rows))
+
+
+def expected_paced_orders(
+    params: SalesParams, start: datetime | str, end: datetime | str, shocks: Sequence[Shock] = ()
+) -> float:
+    """The orders :func:`live_paced` expects from simulated ``start`` to ``end`` (UTC): the
+    mean of its draws, the days' noise and the shocks (minutes from ``start``) included.
+
+    Examples
+    --------
+    >>> params = SalesParams(orders_per_day=1000, noise=0)
+    >>> round(expected_paced_orders(params, "2026-03-02", "2026-03-03"))
+    959
+    """
+    pace = _Pace(params, shocks)
+    pace.origin = _utc_seconds(start)
+    return float(pace.mean(pace.origin, _utc_seconds(end)))
+
+
+@dataclass(frozen=True)
+class Shock:
+    """A product's demand multiplied by ``factor`` (0 cuts it off) from ``start_minute`` to
+    ``end_minute`` (excluded) of a live session, in minutes of the session's own clock since
+    it started: the wall clock for :func:`live`, the simulated one for :func:`live_paced`.
+
+    Examples
+    --------
+    >>> Shock("p-0003", factor=3.0, start_minute=2, end_minute=5).factor
+    3.0
+    """
+
+    product_id: str
+    factor: float
+    start_minute: float
+    end_minute: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.factor) and self.factor >= 0):
+            raise ValueError(f"Shock.factor must be 0 or more; got {self.factor!r}")
+        if not 0 <= self.start_minute < self.end_minute < math.inf:
+            raise ValueError(
+                f"a shock must start at minute 0 or later and end after it starts; got "
+                f"start_minute={self.start_minute!r}, end_minute={self.end_minute!r}"
+            )
+
+
 def live(
     rate: float,
     duration: float,
@@ -447,15 +524,20 @@ def live(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     tick: float = 0.1,
+    shocks: Sequence[Shock] = (),
 ) -> Iterator[Change]:
     """Yield orders as they happen: ``rate`` orders a second for ``duration`` seconds.
 
     Every ``tick`` seconds (by ``clock``, sleeping in between) it yields the orders due since
     the start, stamped with the clock's time, then the amendments and cancellations that have
-    come due. A slow consumer gets the backlog in one frame at the next tick; the total is
-    ``floor(rate * duration)`` orders and is never exceeded. Products follow today's demand
-    (popularity, promotions and their prices); amendments and cancellations concern orders of
-    this session, at the params' shares, and all come before the session ends.
+    come due. A slow consumer gets the backlog in one frame at the next tick; without shocks
+    the total is ``floor(rate * duration)`` orders and is never exceeded. Products follow
+    today's demand (popularity, promotions and their prices); amendments and cancellations
+    concern orders of this session, at the params' shares, and all come before the session
+    ends. A shock multiplies its product's orders in its window and leaves the others' alone,
+    so the session's rate is ``rate`` times ``1 + share * (factor - 1)`` meanwhile (``share``:
+    the product's share of the day's orders). For orders paced like the shop's own day, see
+    :func:`live_paced`.
 
     Parameters
     ----------
@@ -469,6 +551,8 @@ def live(
         Seconds since the epoch, and a pause; inject fakes to run a session instantly.
     tick : float
         Seconds between yields.
+    shocks : sequence of Shock
+        Demand shocks, in minutes of the wall clock since the start.
 
     Yields
     ------
@@ -483,39 +567,211 @@ def live(
     >>> sum(len(c.frame) for c in changes if c.action == "put")
     100
     """
-    if rate <= 0 or duration < 0 or tick <= 0:
-        raise ValueError(
-            f"rate and tick must be above 0 and duration 0 or more; "
-            f"got rate={rate}, duration={duration}, tick={tick}"
+    if rate <= 0:
+        raise ValueError(f"rate must be above 0; got rate={rate}")
+    yield from _session(_Pace(params, shocks, rate=rate), duration, 1.0, None, clock, sleep, tick)
+
+
+def live_paced(
+    speed: float,
+    duration: float,
+    params: SalesParams = SalesParams(),
+    start: datetime | str | None = None,
+    shocks: Sequence[Shock] = (),
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    tick: float = 0.1,
+) -> Iterator[Change]:
+    """Yield the shop's own orders on a simulated clock that runs ``speed`` times faster than
+    the wall clock, for ``duration`` wall seconds.
+
+    Orders follow the demand :func:`backfill` draws from, hour by hour: each product's expected
+    orders for the simulated day (with that day's noise, the same draw as the backfill's), spread
+    over the UTC hours by ``params.hourly_profile``, arriving as a Poisson process. Each order
+    is stamped with its simulated time, so that a day's live sales match what a forecast of the
+    day expects. ``speed=144`` plays a day in 10 minutes; ``speed=1`` is real time. The
+    simulated clock starts at ``start`` (default: the wall clock's now); the real-time
+    consumer takes the later of the wall clock and the latest order as "now", so a clock that
+    starts behind the wall clock looks late to it. Amendments and cancellations come as in
+    :func:`live`, on the wall clock.
+
+    Parameters
+    ----------
+    speed : float
+        Simulated seconds per wall second.
+    duration : float
+        Length of the session in wall seconds.
+    params : SalesParams
+        The shop and its demand.
+    start : datetime or ISO text, optional
+        The simulated time the session starts at (UTC).
+    shocks : sequence of Shock
+        Demand shocks, in simulated minutes since ``start``.
+    clock, sleep, tick
+        As :func:`live`.
+
+    Yields
+    ------
+    Change
+        Reproducible for a given params, start, speed and wall start time.
+
+    Examples
+    --------
+    >>> now = [1_780_000_000.0]
+    >>> def sleep(seconds): now[0] += seconds
+    >>> day = live_paced(86_400 / 60, 60, SalesParams(orders_per_day=500, noise=0),
+    ...                  start="2026-03-02", clock=lambda: now[0], sleep=sleep)
+    >>> 400 < sum(len(c.frame) for c in day if c.action == "put") < 600
+    True
+    """
+    if not (math.isfinite(speed) and speed > 0):
+        raise ValueError(f"speed must be above 0; got speed={speed}")
+    origin = None if start is None else _utc_seconds(start)
+    yield from _session(_Pace(params, shocks), duration, speed, origin, clock, sleep, tick)
+
+
+class _Pace:
+    """Live orders per second of session clock, per product, and how they are drawn.
+
+    The intensity is constant between breaks (midnights, hours when demand-paced, shock
+    bounds). With a ``rate``, counts are the floor of the expected total so far (exact, as the
+    pipeline benchmark wants) and every order is stamped at the tick; without one, demand
+    follows the shop's day and hour, counts are Poisson and stamps spread over each stretch.
+    ``origin`` is the session clock's start (epoch seconds), which the session sets and the
+    shocks' minutes count from.
+    """
+
+    def __init__(self, params: SalesParams, shocks: Sequence[Shock], rate: float | None = None):
+        self.params, self.shop, self.rate = params, _shop(params), rate
+        known = set(self.shop.product_ids)
+        unknown = sorted({shock.product_id for shock in shocks} - known)
+        if unknown:
+            raise ValueError(
+                f"shocks name products the shop does not sell: {unknown}; its products are "
+                f"p-0001 to p-{params.n_products:04d}"
+            )
+        self.shocks = [
+            (np.flatnonzero(self.shop.product_ids == shock.product_id)[0], shock)
+            for shock in shocks
+        ]
+        self.hour_share = np.array(params.hourly_profile) / sum(params.hourly_profile)
+        self.days: dict[date, tuple[np.ndarray, np.ndarray]] = {}
+        self.origin = 0.0
+        self.expected = 0.0  # with a rate: the orders expected so far, and those drawn
+        self.counted = 0
+
+    def day(self, day: date) -> tuple[np.ndarray, np.ndarray]:
+        """Orders per product for the day (a rate's share of them, per second) and prices."""
+        if day not in self.days:
+            gross, promoted = _demand(self.params, _day_range(day, day + timedelta(days=1)))
+            if self.rate is not None:
+                weights = gross[0] if gross[0].sum() > 0 else self.shop.popularity
+                per_day = self.rate * weights / weights.sum()
+            else:
+                per_day = _noisy(_rng(self.params, _DAY, day.toordinal()), self.params, gross[0])
+            prices = np.where(promoted[0], self.shop.promo_price, self.shop.base_price)
+            self.days[day] = per_day, prices
+        return self.days[day]
+
+    def intensity(self, at: float) -> tuple[np.ndarray, np.ndarray]:
+        """Orders per second per product at session time ``at`` (epoch seconds), and prices."""
+        moment = datetime.fromtimestamp(at, UTC)
+        per_day, prices = self.day(moment.date())
+        hourly = 1.0 if self.rate is not None else self.hour_share[moment.hour] / 3600
+        rates = per_day * hourly
+        minute = (at - self.origin) / 60
+        for product, shock in self.shocks:
+            if shock.start_minute <= minute < shock.end_minute:
+                rates = rates.copy()
+                rates[product] *= shock.factor
+        return rates, prices
+
+    def stretches(self, begin: float, end: float) -> Iterator[tuple[float, float]]:
+        """``[begin, end)`` cut where the intensity may change."""
+        step = 86_400 if self.rate is not None else 3_600
+        cuts = {float(at) for at in np.arange(math.floor(begin / step) + 1, end / step) * step}
+        for _, shock in self.shocks:
+            cuts |= {self.origin + 60 * shock.start_minute, self.origin + 60 * shock.end_minute}
+        points = [begin, *sorted(at for at in cuts if begin < at < end), end]
+        yield from pairwise(points)
+
+    def mean(self, begin: float, end: float) -> float:
+        """The orders expected in ``[begin, end)`` of session time."""
+        return sum(
+            self.intensity(low)[0].sum() * (high - low) for low, high in self.stretches(begin, end)
         )
-    shop = _shop(params)
+
+    def draw(
+        self, rng: np.random.Generator, begin: float, end: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Products, stamps (ms) and prices of the orders due in ``[begin, end)``."""
+        if self.rate is not None:  # the floor of the total expected so far, stamped at ``end``
+            self.expected += self.mean(begin, end)
+            count = math.floor(round(self.expected, 6)) - self.counted
+            self.counted += count
+            rates, prices = self.intensity(end)
+            if count <= 0 or rates.sum() <= 0:
+                return _no_orders()
+            product = _pick(rng, _cdf(rates), count)
+            return product, np.full(count, round(end * 1000), dtype=np.int64), prices[product]
+        parts = [_no_orders()]  # Poisson arrivals, spread over each stretch
+        for low, high in self.stretches(begin, end):
+            rates, prices = self.intensity(low)
+            count = rng.poisson(rates.sum() * (high - low))
+            if count:
+                product = _pick(rng, _cdf(rates), count)
+                stamps = np.round(rng.uniform(low, high, count) * 1000).astype(np.int64)
+                parts.append((product, stamps, prices[product]))
+        product, stamps, prices = (np.concatenate(column) for column in zip(*parts, strict=True))
+        in_time_order = np.argsort(stamps, kind="stable")
+        return product[in_time_order], stamps[in_time_order], prices[in_time_order]
+
+
+def _no_orders() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0)
+
+
+def _session(
+    pace: _Pace,
+    duration: float,
+    speed: float,
+    origin: float | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    tick: float,
+) -> Iterator[Change]:
+    """The live loop: orders due by each tick, then the changes due, until ``duration``."""
+    if duration < 0 or tick <= 0:
+        raise ValueError(
+            f"tick must be above 0 and duration 0 or more; got duration={duration}, tick={tick}"
+        )
+    shop, params = pace.shop, pace.params
     start = clock()
     finish = start + duration
-    total = math.floor(round(rate * duration, 6))
+    pace.origin = start if origin is None else origin
+
+    def session_time(wall: float) -> float:
+        return pace.origin + (wall - start) * speed
+
     rng = _rng(params, _LIVE, round(start * 1e6) % 2**63)
     session = np.uint64(rng.integers(2**31)) << np.uint64(32)
-    mixes: dict[date, tuple[np.ndarray, np.ndarray]] = {}
     no_changes = (np.empty(0), np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64))
     waiting = {"update": no_changes, "delete": no_changes}  # due time, counter, quantity
     made = ticks = 0
+    drawn = start
     while True:
         next_tick = min(finish, start + ticks * tick)
         now = clock()
         if now < next_tick:
             sleep(next_tick - now)
             now = clock()
-        target = total if now >= finish else math.floor(round((now - start) * rate, 6))
-        if target > made:
-            day = datetime.fromtimestamp(now, UTC).date()
-            if day not in mixes:
-                mixes[day] = _product_mix(params, shop, day)
-            cdf, prices = mixes[day]
-            count = target - made
-            counters = _LIVE_BIT | session | np.arange(made, target, dtype=np.uint64)
-            ts_ms = np.full(count, round(now * 1000), dtype=np.int64)
-            product = _pick(rng, cdf, count)
-            batch = _draw_batch(rng, params, shop, counters, ts_ms, product, prices[product])
-            made = target
+        until = min(now, finish)
+        product, ts_ms, unit_price = pace.draw(rng, session_time(drawn), session_time(until))
+        drawn = until
+        if product.size:
+            counters = _LIVE_BIT | session | np.arange(made, made + product.size, dtype=np.uint64)
+            batch = _draw_batch(rng, params, shop, counters, ts_ms, product, unit_price)
+            made += product.size
             yield Change("put", _put_frame(shop, batch, slice(None)))
             for action, orders, at, quantity in batch.changes():
                 due = now + at * max(finish - now, 0.0)
@@ -550,6 +806,12 @@ def _rng(params: SalesParams, stream: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([params.seed, stream, *keys])
 
 
+def _utc_seconds(value: datetime | str) -> float:
+    """Epoch seconds of a time; naive times are UTC."""
+    moment = pd.Timestamp(value)
+    return (moment.tz_localize(UTC) if moment.tzinfo is None else moment).timestamp()
+
+
 def _as_date(value: date | str) -> date:
     return value if type(value) is date else pd.Timestamp(value).date()
 
@@ -562,7 +824,7 @@ def _day_range(start: date, end: date) -> pd.DatetimeIndex:
 
 def _slices(length: int, size: int) -> Iterator[slice]:
     for low in range(0, length, size):
-        yield slice(low, low + size)
+        yield slice(low, min(low + size, length))
 
 
 def _pick(rng: np.random.Generator, cdf: np.ndarray, count: int) -> np.ndarray:
@@ -690,11 +952,12 @@ def _promotions(params: SalesParams, first: date, count: int) -> np.ndarray:
     return active[longest - 1 :]
 
 
-def _product_mix(params: SalesParams, shop: _Shop, day: date) -> tuple[np.ndarray, np.ndarray]:
-    """A day's product choice (cumulative probabilities) and prices, for live orders."""
-    gross, promoted = _demand(params, _day_range(day, day + timedelta(days=1)))
-    weights = gross[0] if gross[0].sum() > 0 else shop.popularity
-    return _cdf(weights), np.where(promoted[0], shop.promo_price, shop.base_price)
+def _noisy(rng: np.random.Generator, params: SalesParams, gross: np.ndarray) -> np.ndarray:
+    """A day's expected orders per product times the day's gamma draw (the negative binomial's
+    mixing): the first draw of the day's generator, so live and backfill share it."""
+    if params.noise > 0:
+        return gross * rng.gamma(1 / params.noise, params.noise, gross.size)
+    return gross
 
 
 def _draw_day(
@@ -702,10 +965,7 @@ def _draw_day(
 ) -> _Batch:
     """One day's orders: gamma-Poisson counts per product, spread over the day by hour."""
     rng = _rng(params, _DAY, day.toordinal())
-    mean = gross
-    if params.noise > 0:
-        mean = gross * rng.gamma(1 / params.noise, params.noise, gross.size)
-    product = np.repeat(np.arange(gross.size), rng.poisson(mean))
+    product = np.repeat(np.arange(gross.size), rng.poisson(_noisy(rng, params, gross)))
     count = product.size
     hour = _pick(rng, shop.hour_cdf, count)
     ts_ms = hour * _MS_PER_HOUR + rng.integers(0, _MS_PER_HOUR, count)

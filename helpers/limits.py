@@ -81,6 +81,7 @@ PARAMETERS = {
     "PRODUCTS": Limit(int, 1),
     "SEED": Limit(int, 0),
     "LIVE_RATE": Limit(float, 0),
+    "LIVE_SPEED": Limit(float, 0, above=True),
     "LIVE_SECONDS": Limit(float, 0),
     "TIMEOUT": Limit(float, 0, above=True),
     "RECORDS": Limit(int, 0),

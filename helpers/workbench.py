@@ -22,8 +22,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -158,32 +160,89 @@ def stream_live(
     timeout: float = 120.0,
     sample_s: float | None = None,
     scaled: bool = True,
+    shocks: Sequence[generate.Shock] = (),
 ) -> LiveSession:
     """Stream live orders (``order_ts`` = now) at ``rate`` a second (scaled by
     ``SALESCAST_SCALE`` unless ``scaled`` is False) for ``seconds``, showing a bar of the
-    orders put, with the changes per stage and the freshness so far.
+    orders put, with the changes per stage and the freshness so far. ``shocks``
+    (:class:`helpers.generate.Shock`) multiply or cut a product's orders from one minute of
+    the session to another.
 
     Freshness is measured as a user sees it: every ``sample_s`` the count of changes the table
     has accepted is noted, and the sample is fresh once the lake (delivered plus failed) holds
     as many. Locally the counts are exact and sampled every 0.5 s, so a delay is known to
     about that. On aws they are CloudWatch's sums over the last hour, a minute or two late, so
     it samples every 30 s and the figures are coarse. After the session it waits, up to
-    ``timeout``, for the lake to catch up, and warns if it does not.
+    ``timeout``, for the lake to catch up, and warns if it does not. At a fixed rate the
+    orders are not the shop's own day: streaming faster than the day's demand reads as a
+    spike against its forecast; :func:`stream_paced` streams the day as forecast.
     """
-    if sample_s is None:
-        sample_s = LOCAL_SAMPLE_S if platform.settings.backend == "local" else AWS_SAMPLE_S
     factor = scale() if scaled else 1
     if factor != 1:
         print(f"{SCALE_VARIABLE}={factor:g}: the live rate scaled by it")
     rate *= factor
     total = math.floor(rate * seconds)
-    counts = {"put": 0, "update": 0, "delete": 0}
     if total <= 0:
-        return LiveSession(counts, pd.DataFrame(columns=["elapsed_s", *STAGES]), np.empty(0))
+        return _no_session()
+    changes = generate.live(rate, seconds, params=params, shocks=shocks)
+    return _stream(platform, changes, total, f"live {rate:g}/s", timeout, sample_s)
+
+
+def stream_paced(
+    platform: Platform,
+    speed: float,
+    seconds: float,
+    params: generate.SalesParams,
+    shocks: Sequence[generate.Shock] = (),
+    catch_up: bool = True,
+    timeout: float = 120.0,
+    sample_s: float | None = None,
+) -> LiveSession:
+    """Stream the shop's own day: orders as its demand expects them by day and hour, stamped
+    on a simulated clock that starts now and runs ``speed`` times faster than the wall clock
+    (144: a day in 10 minutes), for ``seconds`` of wall time, so that live sales match the
+    forecast's expectation of the day (:func:`helpers.generate.live_paced`).
+
+    With ``catch_up``, today's orders before now come first (those the backfill would draw for
+    today, :func:`helpers.generate.day_so_far`), so the day's running total starts where the
+    forecast expects it at this hour; a later backfill of today writes those same orders again
+    (same ids, no double count), while the paced orders stay on top of it (at ``speed`` 144
+    for 30 s, about 5 % of a day). ``shocks`` count minutes of the simulated clock from now.
+    The bar counts orders toward the number expected; the rest is as :func:`stream_live`.
+    """
+    if seconds <= 0:
+        return _no_session()
+    now = pd.Timestamp.now(tz="UTC")
+    earlier = list(generate.day_so_far(now, params)) if catch_up else []
+    simulated_end = now + pd.Timedelta(seconds=speed * seconds)
+    expected = generate.expected_paced_orders(params, now, simulated_end, shocks)
+    total = sum(len(change.frame) for change in earlier) + round(expected)
+    paced = generate.live_paced(speed, seconds, params, start=now, shocks=shocks)
+    changes = chain(earlier, paced)
+    return _stream(platform, changes, total, f"paced x{speed:g}", timeout, sample_s)
+
+
+def _no_session() -> LiveSession:
+    counts = {"put": 0, "update": 0, "delete": 0}
+    return LiveSession(counts, pd.DataFrame(columns=["elapsed_s", *STAGES]), np.empty(0))
+
+
+def _stream(
+    platform: Platform,
+    changes: Iterable[generate.Change],
+    total: int,
+    description: str,
+    timeout: float,
+    sample_s: float | None,
+) -> LiveSession:
+    """Apply live changes as they come, with a bar and stage samples; then wait for the lake."""
+    if sample_s is None:
+        sample_s = LOCAL_SAMPLE_S if platform.settings.backend == "local" else AWS_SAMPLE_S
+    counts = {"put": 0, "update": 0, "delete": 0}
     samples: list[dict[str, float]] = []
     start = time.time()
-    with tqdm(total=total, unit="order", desc=f"live {rate:g}/s") as bar:
-        for change in generate.live(rate, seconds, params=params):
+    with tqdm(total=total, unit="order", desc=description) as bar:
+        for change in changes:
             done = platform.apply([change], progress=False)
             for action, number in done.items():
                 counts[action] += number
@@ -191,6 +250,9 @@ def stream_live(
             if not samples or time.time() - start - samples[-1]["elapsed_s"] >= sample_s:
                 samples.append(_stage_sample(platform, start))
                 bar.set_postfix(_postfix(samples), refresh=False)
+        if not samples:  # a paced session can pass without an order
+            samples.append(_stage_sample(platform, start))
+        bar.total = bar.n  # a paced session's total was an estimate; this is what came
         bar.set_description("lake catching up")
         deadline = time.time() + timeout
         while _lake_total(samples[-1]) < samples[-1]["table"] and time.time() < deadline:

@@ -14,9 +14,13 @@ from helpers.generate import (
     CATEGORIES,
     Change,
     SalesParams,
+    Shock,
     backfill,
+    day_so_far,
     expected_daily_units,
+    expected_paced_orders,
     live,
+    live_paced,
     product_catalog,
 )
 from helpers.schema import ORDER_FIELDS, validate_orders
@@ -327,3 +331,173 @@ def test_live_follows_todays_product_mix():
     expected = expected / expected.sum()
     realised = puts.product_id.value_counts(normalize=True).reindex(expected.index, fill_value=0)
     np.testing.assert_allclose(realised, expected, atol=0.01)
+
+
+PACED = SalesParams(orders_per_day=6000, n_products=10, n_customers=200, noise=0.0)
+DAY = pd.Timestamp("2026-03-02", tz="UTC")  # a Monday, no holiday, no promotion lift to speak of
+
+
+def paced_puts(params: SalesParams = PACED, **kwargs) -> pd.DataFrame:
+    """A simulated day in a minute of a fake wall clock (ticks of half a second)."""
+    clock = FakeClock()
+    options = {"start": DAY, "clock": clock, "sleep": clock.sleep, "tick": 0.5} | kwargs
+    changes = live_paced(86_400 / 60, 60, params, **options)
+    return pd.concat(c.frame for c in changes if c.action == "put")
+
+
+def gross_orders(params: SalesParams, day: pd.Timestamp) -> pd.Series:
+    """Expected orders per product on ``day`` before cancellations, by product_id."""
+    truth = expected_daily_units(params, day.date(), day.date() + timedelta(days=1))
+    return truth.set_index("product_id").expected_orders / (1 - params.cancel_share)
+
+
+def within_noise(counts: np.ndarray, expected: np.ndarray) -> bool:
+    """Every Poisson count within 5 standard deviations of its expectation."""
+    return bool((np.abs(counts - expected) <= 5 * np.sqrt(expected) + 1).all())
+
+
+def test_live_paced_follows_the_hourly_profile_and_the_days_demand():
+    puts = paced_puts()
+    assert len(validate_orders(puts)) == len(puts)
+    assert puts.order_ts.min() >= DAY and puts.order_ts.max() < DAY + pd.Timedelta(days=1)
+    expected = gross_orders(PACED, DAY)
+    hours = puts.order_ts.dt.hour.value_counts().reindex(range(24), fill_value=0)
+    share = np.array(PACED.hourly_profile) / sum(PACED.hourly_profile)
+    assert within_noise(hours.to_numpy(), share * expected.sum())
+    products = puts.product_id.value_counts().reindex(expected.index, fill_value=0)
+    assert within_noise(products.to_numpy(), expected.to_numpy())
+    assert abs(len(puts) - expected.sum()) <= 5 * np.sqrt(expected.sum())
+
+
+def test_live_paced_draws_the_days_noise_the_backfill_draws():
+    params = replace(PACED, noise=0.3)
+    paced = paced_puts(params).product_id.value_counts()
+    day = pd.concat(c.frame for c in backfill(1, end=DAY.date() + timedelta(days=1), params=params)
+                    if c.action == "put").product_id.value_counts()  # fmt: skip
+    both = pd.concat([paced, day], axis=1).fillna(0).to_numpy()
+    # both Poisson around the same noisy mean: the difference is Poisson noise alone
+    statistic = ((both[:, 0] - both[:, 1]) ** 2 / np.maximum(both.sum(axis=1), 1)).sum()
+    assert statistic < params.n_products + 5 * np.sqrt(2 * params.n_products)
+
+
+def test_live_paced_runs_its_clock_speed_times_the_wall_clock_from_now_by_default():
+    clock = FakeClock()
+    start = clock.now
+    stamps = []
+    for change in live_paced(144, 30, PACED, clock=clock, sleep=clock.sleep, tick=0.5):
+        if change.action == "put":
+            latest = change.frame.order_ts.max().timestamp()
+            assert latest <= start + 144 * (clock.now - start) + 1e-3  # never ahead of its clock
+            stamps.append(change.frame.order_ts)
+    stamps = pd.concat(stamps)
+    assert stamps.is_monotonic_increasing
+    assert stamps.min().timestamp() >= start
+    assert stamps.max().timestamp() > start + 144 * 30 - 60  # 72 simulated minutes
+    assert clock.now == pytest.approx(start + 30)
+
+
+def test_live_paced_is_reproducible_for_a_seed_and_start():
+    first, second = paced_puts(), paced_puts()
+    pd.testing.assert_frame_equal(first, second)
+    assert not paced_puts(replace(PACED, seed=43)).order_id.isin(first.order_id).any()
+
+
+def window_counts(puts: pd.DataFrame, begin: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    inside = puts[(puts.order_ts >= begin) & (puts.order_ts < end)]
+    return inside.product_id.value_counts().reindex(PACED_IDS, fill_value=0)
+
+
+PACED_IDS = [f"p-{n:04d}" for n in range(1, PACED.n_products + 1)]
+
+
+@pytest.mark.parametrize("factor", [3.0, 0.0])
+def test_a_paced_shock_multiplies_exactly_its_product_in_its_window(factor):
+    shock = Shock("p-0002", factor, start_minute=10 * 60, end_minute=16 * 60)  # 10:00 to 16:00
+    puts = paced_puts(shocks=[shock])
+    begin, end = DAY + pd.Timedelta(hours=10), DAY + pd.Timedelta(hours=16)
+    share = np.array(PACED.hourly_profile) / sum(PACED.hourly_profile)
+    expected = gross_orders(PACED, DAY)
+    inside = window_counts(puts, begin, end)
+    outside = puts.product_id.value_counts().reindex(PACED_IDS, fill_value=0) - inside
+    in_window = expected * share[10:16].sum()
+    shocked = in_window.where(in_window.index != "p-0002", in_window * factor)
+    assert within_noise(inside.to_numpy(), shocked.to_numpy())
+    assert within_noise(outside.to_numpy(), (expected - in_window).to_numpy())
+    if factor == 0:
+        assert inside["p-0002"] == 0 and outside["p-0002"] > 100
+    else:
+        assert inside["p-0002"] > 2.5 * in_window["p-0002"]
+
+
+def test_a_shock_in_a_rate_session_adds_exactly_its_products_extra_orders():
+    clock = FakeClock()
+    start = clock.now
+    shares = gross_orders(SMALL, pd.Timestamp(start, unit="s").normalize()).pipe(
+        lambda s: s / s.sum()
+    )
+    shock = Shock("p-0001", 4.0, start_minute=0.1, end_minute=0.2)  # seconds 6 to 12 of 20
+    changes = live(500, 20, SMALL, clock=clock, sleep=clock.sleep, tick=0.1, shocks=[shock])
+    puts = pd.concat(c.frame for c in changes if c.action == "put")
+    assert len(puts) == np.floor(500 * (20 + 3 * shares["p-0001"] * 6) + 1e-6)
+    seconds = puts.order_ts.map(pd.Timestamp.timestamp) - start
+    in_window = (seconds >= 6) & (seconds < 12)
+    ours = puts.product_id == "p-0001"
+    expected_ours = 500 * 6 * 4 * shares["p-0001"]
+    assert abs((ours & in_window).sum() - expected_ours) <= 5 * np.sqrt(expected_ours)
+    others = (~ours & in_window).sum()
+    assert abs(others - 500 * 6 * (1 - shares["p-0001"])) <= 5 * np.sqrt(500 * 6)
+
+
+def test_a_shock_to_zero_in_a_rate_session_leaves_no_order_of_the_product_in_its_window():
+    clock = FakeClock()
+    start = clock.now
+    shock = Shock("p-0001", 0.0, start_minute=0.05, end_minute=0.1)  # seconds 3 to 6
+    changes = live(1000, 10, SMALL, clock=clock, sleep=clock.sleep, tick=0.1, shocks=[shock])
+    puts = pd.concat(c.frame for c in changes if c.action == "put")
+    seconds = puts.order_ts.map(pd.Timestamp.timestamp) - start
+    ours = puts[puts.product_id == "p-0001"]
+    ours_seconds = seconds[puts.product_id == "p-0001"]
+    assert not ((ours_seconds >= 3) & (ours_seconds < 6)).any()
+    assert ((ours_seconds < 3).sum() > 0) and ((ours_seconds >= 6).sum() > 0) and len(ours)
+
+
+def test_shocks_and_paced_sessions_refuse_bad_arguments():
+    with pytest.raises(ValueError, match=r"Shock\.factor must be 0 or more"):
+        Shock("p-0001", -1.0, 0, 1)
+    with pytest.raises(ValueError, match="end after it starts"):
+        Shock("p-0001", 2.0, 5, 5)
+    with pytest.raises(ValueError, match="start at minute 0 or later"):
+        Shock("p-0001", 2.0, -1, 5)
+    with pytest.raises(ValueError, match=r"does not sell: \['p-9999'\]"):
+        next(live(10, 1, SMALL, shocks=[Shock("p-9999", 2.0, 0, 1)]))
+    with pytest.raises(ValueError, match="speed must be above 0"):
+        next(live_paced(0, 10, SMALL))
+    assert Shock("p-0001", 0.0, 0, 0.5).factor == 0.0  # both edges allowed: factor 0, minute 0
+
+
+def test_day_so_far_is_the_backfills_day_cut_at_the_moment():
+    until = pd.Timestamp("2026-03-02T13:30", tz="UTC")
+    earlier = pd.concat(c.frame for c in day_so_far(until, SMALL, chunk_orders=40))
+    day = pd.concat(
+        c.frame for c in backfill(1, end="2026-03-03", params=SMALL) if c.action == "put"
+    )
+    expected = day[day.order_ts < until]
+    pd.testing.assert_frame_equal(earlier.reset_index(drop=True), expected.reset_index(drop=True))
+    assert 0 < len(earlier) < len(day)
+    midnight = list(day_so_far("2026-03-02T00:00", SMALL))
+    assert midnight == []  # nothing yet at the day's first instant
+
+
+def test_expected_paced_orders_is_the_days_demand_by_hour_with_its_shocks():
+    day = gross_orders(PACED, DAY)
+    assert expected_paced_orders(PACED, DAY, DAY + pd.Timedelta(days=1)) == pytest.approx(day.sum())
+    share = np.array(PACED.hourly_profile) / sum(PACED.hourly_profile)
+    ten_to_four = (DAY + pd.Timedelta(hours=10), DAY + pd.Timedelta(hours=16))
+    assert expected_paced_orders(PACED, *ten_to_four) == pytest.approx(
+        day.sum() * share[10:16].sum()
+    )
+    tripled = [Shock("p-0002", 3.0, 0, 6 * 60)]
+    extra = 2 * day["p-0002"] * share[10:16].sum()
+    assert expected_paced_orders(PACED, *ten_to_four, shocks=tripled) == pytest.approx(
+        day.sum() * share[10:16].sum() + extra
+    )

@@ -86,12 +86,12 @@ def test_parameters_are_checked_and_typed_as_the_notebooks_declare():
         "01_generate_and_stream"
     ]
     typed = jobs.typed_parameters(
-        {"DAYS": "30", "LIVE_RATE": "5", "RESET": "true", "LEVEL": "category", "RUN_ID": 7},
+        {"DAYS": "30", "LIVE_SPEED": "5", "RESET": "true", "LEVEL": "category", "RUN_ID": 7},
         declared,
     )
     assert typed == {
         "DAYS": 30,
-        "LIVE_RATE": 5.0,
+        "LIVE_SPEED": 5.0,
         "RESET": True,
         "LEVEL": "category",
         "RUN_ID": "7",

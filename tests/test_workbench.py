@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import helpers
-from helpers import plots, workbench
+from helpers import generate, plots, workbench
 from helpers.exceptions import SalescastError
 
 
@@ -119,3 +119,34 @@ def test_reset_removes_a_salescast_root_and_nothing_else(tmp_path, make_orders):
     assert (precious / "chapter1.tex").exists()
     with pytest.raises(SalescastError, match="RESET only applies to the local backend"):
         workbench.connect(backend="aws", reset=True)
+
+
+def test_paced_session_catches_up_with_today_then_streams_the_day_as_forecast(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("SALESCAST_SCALE", raising=False)
+    params = workbench.sales_params(2000, 5, seed=4)
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.2) as platform:
+        started = pd.Timestamp.now(tz="UTC")
+        session = workbench.stream_paced(platform, speed=3600, seconds=2, params=params)
+        table = platform.orders.scan()
+        lake = platform.status().set_index("stage").loc["lake", "records"]
+        assert workbench.stream_paced(platform, 3600, 0, params).timeline.empty
+    earlier = {uid for c in generate.day_so_far(started, params) for uid in c.frame.order_id}
+    assert earlier <= set(table.order_id)  # the day so far, as the backfill draws it
+    paced = table[~table.order_id.isin(earlier)]
+    assert (pd.to_datetime(paced.order_ts, utc=True) >= started.floor("ms")).all()
+    assert (pd.to_datetime(paced.order_ts, utc=True) < started + pd.Timedelta(hours=3)).all()
+    assert session.counts["put"] - session.counts["delete"] == len(table)  # cancelled: gone
+    assert lake == sum(session.counts.values())  # the session waited for the lake
+
+
+def test_a_shocked_live_session_streams_the_products_extra_orders(tmp_path, monkeypatch):
+    monkeypatch.delenv("SALESCAST_SCALE", raising=False)
+    params = workbench.sales_params(100, 5, seed=4)
+    cut = generate.Shock("p-0001", 0.0, start_minute=0, end_minute=1)
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.2) as platform:
+        session = workbench.stream_live(platform, 50, 2, params, shocks=[cut])
+        products = platform.orders.scan().product_id
+    assert "p-0001" not in set(products)
+    assert session.counts["put"] - session.counts["delete"] == len(products) > 40

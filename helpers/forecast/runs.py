@@ -1,11 +1,14 @@
 """Forecasting runs on any backend: ``daily_sales`` by SQL in, tables back in the lake.
 
 A run forecasts every level from the total down to the one asked (so the levels can be made to
-add up) and writes five tables partitioned by ``run_id``: ``forecasts`` (one row per series and
+add up) and writes six tables partitioned by ``run_id``: ``forecasts`` (one row per series and
 day, with the series' ``level``), ``forecast_periods`` (each series' total over the next week,
 four weeks and the horizon, with intervals of those totals), ``forecast_metrics`` (the
-backtests), ``forecast_choices`` (the model each series took, and why) and ``forecast_runs``
-(the run's parameters).
+backtests), ``forecast_choices`` (the model each series took, and why),
+``forecast_expectations`` (each series' expected units and revenue per day with its intraday
+profile, :mod:`helpers.forecast.expectations`) and ``forecast_runs`` (the run's parameters).
+The expectations are also published where the real-time consumer reads them
+(``platform.publish_expectations``).
 
 The run record in ``forecast_runs`` is written last, once the other tables are: a run
 that fails on the way has none, so readers that take runs from ``forecast_runs`` (the report)
@@ -21,6 +24,7 @@ from numbers import Integral
 import pandas as pd
 
 from helpers.exceptions import SalescastError
+from helpers.forecast.expectations import EXPECTATIONS_TABLE, expectations_of_run
 from helpers.forecast.models import MODELS
 from helpers.forecast.selection import backtest_and_forecast
 from helpers.forecast.series import (
@@ -58,6 +62,8 @@ class ForecastRun:
     level: str = "product"
     reconciliation: str | None = None
     periods: pd.DataFrame | None = None
+    expectations: pd.DataFrame | None = None
+    """One row per series and forecast day for the real-time consumer (as published)."""
 
     @property
     def series(self) -> int:
@@ -123,6 +129,7 @@ def run_forecast(
     metrics = result.metrics.assign(level=result.metrics["unique_id"].map(levels), **labels)
     choices = result.choices.assign(level=result.choices["unique_id"].map(levels), **labels)
     periods = result.periods.assign(level=result.periods["unique_id"].map(levels), **labels)
+    expectations = expectations_of_run(platform, forecasts, daily, run_id, measure, interval)
     parameters = pd.DataFrame(
         [
             {
@@ -150,14 +157,27 @@ def run_forecast(
         "forecast_periods": periods,
         "forecast_metrics": metrics,
         "forecast_choices": choices,
-        "forecast_runs": parameters,  # last: the record that the run is complete
+        EXPECTATIONS_TABLE: expectations,
     }
     locations = {
         table: platform.write_dataset(table, _typed(frame), {"run_id": run_id})
         for table, frame in tables.items()
     }
+    platform.publish_expectations(expectations)
+    # last: the record that the run is complete
+    locations["forecast_runs"] = platform.write_dataset(
+        "forecast_runs", _typed(parameters), {"run_id": run_id}
+    )
     return ForecastRun(
-        run_id, forecasts, metrics, choices, locations, level, result.reconciliation, periods
+        run_id,
+        forecasts,
+        metrics,
+        choices,
+        locations,
+        level,
+        result.reconciliation,
+        periods,
+        expectations,
     )
 
 

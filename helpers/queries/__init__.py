@@ -24,13 +24,16 @@ NAMED = (
     "week_over_week",
     "data_freshness",
 )
+"""The queries the notebooks run as they are (also saved as Athena named queries on aws)."""
+PARAMETERISED = ("hourly_profile",)
+"""Queries that steps run with parameters (``platform.named_query(name, params=[...])``)."""
 
 
 def load(name: str) -> str:
     """The SQL text of a view or named query."""
     path = FOLDER / f"{name}.sql"
     if not path.exists():
-        known = ", ".join((*VIEWS, *NAMED))
+        known = ", ".join((*VIEWS, *NAMED, *PARAMETERISED))
         raise KeyError(f"no query named {name!r}; known: {known}")
     return path.read_text()
 
