@@ -2,27 +2,104 @@
 
 A second consumer of the Kinesis stream, beside Firehose: each record is the DynamoDB Streams
 record that the pipe forwarded. The same file runs on both backends; for AWS it is zipped alone,
-unchanged, as ``realtime.py``, so it uses the standard library only (on AWS the Lambda runtime's
-boto3, imported when the DynamoDB store is used).
+unchanged, as ``realtime.py`` (handler ``realtime.lambda_handler``), so it uses the standard
+library only (on AWS the Lambda runtime's boto3, imported when the DynamoDB store is used).
 
-State lives in a store: locally the SQLite file named by ``REALTIME_DB``
-(:class:`SqliteStore`), on AWS the stack's expectations and nowcast DynamoDB tables.
+Events
+------
+- A Kinesis event source mapping's event: ``Records[]`` of ``kinesis.data`` (base64 of the
+  DynamoDB Streams record JSON) and ``kinesis.sequenceNumber``. The response is
+  ``{"batchItemFailures": [{"itemIdentifier": <sequenceNumber>}]}`` naming the first record
+  that could not be read (``ReportBatchItemFailures``: Lambda checkpoints before it and retries
+  from it); the records before it are applied. An event without a ``Records`` list raises.
+- A scheduled EventBridge event (``"source": "aws.events"``): only re-evaluates alerts by the
+  clock, so that a stall is seen while no record arrives.
+
+State (one store: locally the SQLite file ``REALTIME_DB`` names, :class:`SqliteStore`; on AWS
+the stack's DynamoDB tables ``EXPECTATIONS_TABLE`` and ``NOWCAST_TABLE``, :class:`DynamoStore`)
+-------------------------------------------------------------------------------------------
+- totals per UTC day of the order and series (``"total"``, ``"category#<name>"``,
+  ``"product#<id>"``): ``units, revenue, orders, last_order_ms`` (newest INSERT's order time),
+  ``recent_units, recent_ms`` (the decayed recent total below), ``updated_ms``.
+- each order's current contribution: ``day, product_id, category, units, revenue, seq`` (the
+  40-digit padded stream sequence number last applied). INSERT adds, MODIFY replaces the
+  contribution, REMOVE takes it away and leaves a zero contribution (a tombstone) carrying its
+  sequence number; a record whose sequence number is not above the order's is skipped
+  (duplicates, redeliveries). A batch's contributions and totals commit in one transaction, so
+  a kill mid-batch and the redelivery give exact totals. Records of orders older than the day
+  before "now" are skipped without state: only today's (and yesterday's) totals are kept.
+- alerts: ``day, series_id, kind, since, name, state, expected, actual, low, high,
+  cleared_at``. ``expires_at`` (2 days after the day) bounds every row (DynamoDB's TTL).
+
+"Now" is the later of the wall clock and the newest order time applied: a simulated day that
+runs ahead of the clock is judged by its own time.
+
+Nowcast
+-------
+The day's running units plus the expected remainder, ``E * (1 - F(now))``, where ``E`` is the
+expected day's units and ``F`` the cumulative hourly profile (linear within an hour). Its 90 %
+interval adds, in quadrature, the day interval's half width scaled to the remainder and the
+count noise of the remainder (``1.645 * sqrt(D * remainder)``, ``D`` the units' dispersion
+below). Revenue likewise with the revenue interval.
+
+Alert rule
+----------
+A running total of the whole day cannot say "it is back to normal" after a burst (the excess
+stays in it), so alerts judge the *recent* running total: the units of the series' new orders
+with exponentially decaying weight ``exp(-age / RECENT_MINUTES)``, against the same integral of
+the expected rate ``E * F'(t)`` (``mu``). Its noise: counts of orders are Poisson, units per
+order ``q`` add the dispersion ``D = E[q^2]/E[q] ~= m + (m - 1)/m`` (``m`` the series' units per
+order today, 1.5 before any), and a decayed Poisson sum has variance ``D`` times the integral with
+half the time constant (``v``); the forecast's own day-level error, the relative standard
+deviation ``r`` of the 90 % day interval, is added as ``(r * mu)^2``. The band is
+``mu +- BAND_Z * sqrt(D * v + (r * mu)^2)`` (``BAND_Z`` 4), bounded below by 0.
+
+- ``high``: the recent total is above ``band_high * (1 + ALERT_MARGIN)``; ``low``: below
+  ``band_low * (1 - ALERT_MARGIN)``; both only once ``mu >= MIN_EXPECTED_UNITS`` (10), so
+  small counts never alert on noise.
+- ``stalled``: no new order for ``STALL_MINUTES`` while at least ``STALL_MIN_EXPECTED`` orders
+  were expected in that silence (``E / m * (F(now) - F(last order))``); ``since`` is the last
+  order's time.
+- One alert per series and episode: a series with an open alert raises no other; the alert is
+  cleared once the recent total is back inside the band itself (without the margin: the
+  hysteresis that keeps a series at the edge from flapping) and no stall holds. Open alerts of a
+  day that has ended are cleared. On AWS each opened or cleared alert is published to
+  ``ALERT_TOPIC_ARN``.
+
+With the decayed total, a product at 3x is caught once ``1 - exp(-t / RECENT_MINUTES)`` exceeds
+about a third (a tenth of an hour of its simulated time with the default 15 minutes), one cut
+to zero by the stall (``STALL_MINUTES``) or the low band, whichever comes first.
+
+Environment
+-----------
+``REALTIME_DB`` (local store), ``EXPECTATIONS_TABLE``, ``NOWCAST_TABLE``, ``ALERT_TOPIC_ARN``
+(AWS), ``ALERT_MARGIN`` (0.25), ``STALL_MINUTES`` (15), ``STALL_MIN_EXPECTED`` (20),
+``RECENT_MINUTES`` (15).
 
 Expectations (written by each forecast run, read here) are one row per series and upcoming day:
-``series_id`` (``"total"``, ``"category#<name>"``, ``"product#<product_id>"``), ``day``
-(``YYYY-MM-DD``, UTC), ``level``, ``name``, ``units`` with ``units_lo_80``, ``units_hi_80``,
-``units_lo_90``, ``units_hi_90``, ``revenue`` with ``revenue_lo_90``, ``revenue_hi_90``,
-``profile`` (JSON list of 24 cumulative shares of the day's units by the end of each UTC hour),
-``run_id`` and ``expires_at`` (epoch seconds, DynamoDB's TTL attribute).
+``series_id``, ``day`` (``YYYY-MM-DD``, UTC), ``level``, ``name``, ``units`` with
+``units_lo_80``, ``units_hi_80``, ``units_lo_90``, ``units_hi_90``, ``revenue`` with
+``revenue_lo_90``, ``revenue_hi_90``, ``profile`` (JSON list of 24 cumulative shares of the
+day's units by the end of each UTC hour), ``run_id`` and ``expires_at`` (epoch seconds).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import logging
+import math
+import os
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger("salescast.realtime")
 
 EXPECTATION_FIELDS = (
     "series_id",
@@ -42,6 +119,634 @@ EXPECTATION_FIELDS = (
     "expires_at",
 )
 """The fields of an expectation, in the order the local table keeps them."""
+TOTAL_FIELDS = (
+    "day",
+    "series_id",
+    "units",
+    "revenue",
+    "orders",
+    "last_order_ms",
+    "recent",
+    "recent_ms",
+    "updated_ms",
+    "expires_at",
+)
+CONTRIBUTION_FIELDS = (
+    "order_id",
+    "day",
+    "product_id",
+    "category",
+    "units",
+    "revenue",
+    "seq",
+    "expires_at",
+)
+ALERT_FIELDS = (
+    "day",
+    "series_id",
+    "kind",
+    "since",
+    "name",
+    "state",
+    "expected",
+    "actual",
+    "low",
+    "high",
+    "cleared_at",
+    "expires_at",
+)
+ALERT_KINDS = ("high", "low", "stalled")
+EVENT_SEQ_DIGITS = 40
+MS_PER_DAY = 86_400_000
+MS_PER_HOUR = 3_600_000
+KEEP_DAYS = 2
+"""``expires_at`` is this many days after the end of the row's day."""
+BAND_Z = 4.0
+"""Standard deviations of the band around the expected recent total."""
+MIN_EXPECTED_UNITS = 10.0
+"""High and low alerts wait until the expected recent total reaches this."""
+LEVEL_MIN_RELATIVE = 0.15
+"""The learned day level is never trusted closer than this relative error: demand drifts
+within a day, and a burst that the level absorbed must not make the normal rate look low."""
+Z_90 = 1.6448536269514722
+DEFAULT_UNITS_PER_ORDER = 1.5
+_IMAGE = {"INSERT": "NewImage", "MODIFY": "NewImage", "REMOVE": "OldImage"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The handler's tuning, from its environment (see the module docstring)."""
+
+    alert_margin: float = 0.25
+    stall_minutes: float = 15.0
+    stall_min_expected: float = 20.0
+    recent_minutes: tuple[float, ...] = (0.25, 2.0, 15.0, 60.0)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Config:
+        """The defaults, overridden by the variables set (an empty one counts as unset).
+
+        Examples
+        --------
+        >>> Config.from_env({"ALERT_MARGIN": "0.5", "RECENT_MINUTES": "1,30"}).recent_minutes
+        (1.0, 30.0)
+        """
+        values: dict[str, Any] = {}
+        for name, variable in (
+            ("alert_margin", "ALERT_MARGIN"),
+            ("stall_minutes", "STALL_MINUTES"),
+            ("stall_min_expected", "STALL_MIN_EXPECTED"),
+        ):
+            raw = environ.get(variable)
+            if raw:
+                values[name] = _setting(variable, raw, minimum=0.0)
+        raw = environ.get("RECENT_MINUTES")
+        if raw:
+            scales = tuple(
+                _setting("RECENT_MINUTES", part, 0.0, above=True) for part in raw.split(",")
+            )
+            values["recent_minutes"] = tuple(sorted(scales))
+        return cls(**values)
+
+
+def _setting(variable: str, raw: str, minimum: float, above: bool = False) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < minimum or (above and value == minimum):
+        raise ValueError(
+            f"{variable}={raw!r}: expected {'numbers above' if above else 'a number of'} 0"
+            f"{'' if above else ' or more'}; fix the function's environment"
+        )
+    return value
+
+
+class MalformedRecord(ValueError):
+    """A record the consumer cannot read; the message names the field and the problem."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One order change read from a stream record."""
+
+    order_id: str
+    seq: str
+    event_name: str
+    day: str
+    order_ms: int
+    product_id: str
+    category: str
+    units: float
+    revenue: float
+
+
+# reading records ----------------------------------------------------------------------------
+
+
+def read_record(record: Mapping[str, Any]) -> Change | None:
+    """The order change in one Kinesis event record, None for a record of another source or
+    event (skipped, as the transform drops them); raise :class:`MalformedRecord`."""
+    try:
+        raw = base64.b64decode(record["kinesis"]["data"], validate=True)
+        stream_record = json.loads(raw)
+    except (KeyError, TypeError, ValueError, binascii.Error) as error:
+        raise MalformedRecord(f"kinesis.data: is not base64 of JSON ({error})") from None
+    if not isinstance(stream_record, dict):
+        raise MalformedRecord("kinesis.data: is not a JSON object")
+    if stream_record.get("eventSource") != "aws:dynamodb":
+        return None
+    event_name = stream_record.get("eventName")
+    image_name = _IMAGE.get(event_name)
+    if image_name is None:
+        return None
+    change = stream_record.get("dynamodb")
+    image = change.get(image_name) if isinstance(change, dict) else None
+    if not isinstance(image, dict):
+        raise MalformedRecord(f"dynamodb.{image_name}: is missing (needed by {event_name})")
+    seq = change.get("SequenceNumber")
+    if not (isinstance(seq, str) and seq.isdigit() and seq.isascii() and len(seq) <= 40):
+        raise MalformedRecord(f"dynamodb.SequenceNumber: is not 1-40 digits ({seq!r:.64})")
+    order_id = _text(image, "order_id", image_name)
+    product_id = _text(image, "product_id", image_name)
+    category = _text(image, "category", image_name)
+    order_ms = _epoch_ms(_text(image, "order_ts", image_name), image_name)
+    quantity = _number(image, "quantity", image_name)
+    price = _number(image, "unit_price", image_name)
+    if quantity < 1 or not quantity.is_integer():
+        raise MalformedRecord(f"dynamodb.{image_name}.quantity: is {quantity:g}, not 1 or more")
+    day = datetime.fromtimestamp(order_ms / 1000, UTC).strftime("%Y-%m-%d")
+    return Change(
+        order_id,
+        seq.zfill(EVENT_SEQ_DIGITS),
+        event_name,
+        day,
+        order_ms,
+        product_id,
+        category,
+        quantity,
+        quantity * price,
+    )
+
+
+def _text(image: Mapping[str, Any], name: str, where: str) -> str:
+    value = image.get(name)
+    text = value.get("S") if isinstance(value, dict) else None
+    if not isinstance(text, str) or not text:
+        raise MalformedRecord(f"dynamodb.{where}.{name}: is not a non-empty {{'S': text}}")
+    return text
+
+
+def _number(image: Mapping[str, Any], name: str, where: str) -> float:
+    value = image.get(name)
+    text = value.get("N") if isinstance(value, dict) else None
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise MalformedRecord(f"dynamodb.{where}.{name}: is not a {{'N': number}} of 0 or more")
+    return number
+
+
+def _epoch_ms(text: str, where: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedRecord(
+            f"dynamodb.{where}.order_ts: is not ISO 8601 ({text!r:.64})"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000)
+
+
+# applying changes ---------------------------------------------------------------------------
+
+
+def series_of(product_id: str, category: str) -> tuple[str, str, str]:
+    """The series an order counts in."""
+    return ("total", f"category#{category}", f"product#{product_id}")
+
+
+def day_start_ms(day: str) -> int:
+    return round(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def expires_at(day: str) -> int:
+    """Epoch seconds ``KEEP_DAYS`` after the end of ``day`` (DynamoDB's TTL attribute)."""
+    return (day_start_ms(day) + (1 + KEEP_DAYS) * MS_PER_DAY) // 1000
+
+
+def day_of(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def empty_total(day: str, series_id: str, slots: int) -> dict[str, Any]:
+    return {
+        "day": day,
+        "series_id": series_id,
+        "units": 0.0,
+        "revenue": 0.0,
+        "orders": 0,
+        "last_order_ms": 0,
+        "recent": [0.0] * slots,
+        "recent_ms": day_start_ms(day),
+        "updated_ms": 0,
+        "expires_at": expires_at(day),
+    }
+
+
+def apply_change(
+    change: Change,
+    prior: Mapping[str, Any] | None,
+    totals: dict[tuple[str, str], dict[str, Any]],
+    scales_ms: tuple[float, ...],
+    now_ms: int,
+) -> dict[str, Any] | None:
+    """Apply one change to ``totals`` (by (day, series_id); missing rows are created); returns
+    the order's new contribution, or None when the change is not newer than ``prior``."""
+    if prior is not None and prior["seq"] >= change.seq:
+        return None
+    if prior is not None and prior["units"] > 0:
+        for series_id in series_of(prior["product_id"], prior["category"]):
+            total = totals.setdefault(
+                (prior["day"], series_id), empty_total(prior["day"], series_id, len(scales_ms))
+            )
+            total["units"] -= prior["units"]
+            total["revenue"] -= prior["revenue"]
+            total["orders"] -= 1
+            total["updated_ms"] = now_ms
+    removed = change.event_name == "REMOVE"
+    day = prior["day"] if removed and prior is not None else change.day
+    contribution = {
+        "order_id": change.order_id,
+        "day": day,
+        "product_id": change.product_id,
+        "category": change.category,
+        "units": 0.0 if removed else change.units,
+        "revenue": 0.0 if removed else change.revenue,
+        "seq": change.seq,
+        "expires_at": expires_at(day),
+    }
+    if removed:
+        return contribution
+    for series_id in series_of(change.product_id, change.category):
+        total = totals.setdefault((day, series_id), empty_total(day, series_id, len(scales_ms)))
+        total["units"] += change.units
+        total["revenue"] += change.revenue
+        total["orders"] += 1
+        total["updated_ms"] = now_ms
+        if change.event_name == "INSERT":  # new demand: the stall clock and the recent totals
+            if len(total["recent"]) != len(scales_ms):  # the scales were changed: start again
+                total["recent"] = [0.0] * len(scales_ms)
+            total["last_order_ms"] = max(total["last_order_ms"], change.order_ms)
+            age = change.order_ms - total["recent_ms"]
+            if age >= 0:
+                total["recent"] = [
+                    units * math.exp(-age / scale) + change.units
+                    for units, scale in zip(total["recent"], scales_ms, strict=True)
+                ]
+                total["recent_ms"] = change.order_ms
+            else:  # an order older than the newest: its weight has decayed already
+                total["recent"] = [
+                    units + change.units * math.exp(age / scale)
+                    for units, scale in zip(total["recent"], scales_ms, strict=True)
+                ]
+    return contribution
+
+
+# expectations, nowcasts and the band ------------------------------------------------------
+
+
+def profile_share(profile: list[float], hours: float) -> float:
+    """The cumulative share of the day's units by ``hours`` into the day (0..24)."""
+    hours = min(24.0, max(0.0, hours))
+    hour = min(23, int(hours))
+    before = profile[hour - 1] if hour else 0.0
+    return before + (profile[hour] - before) * (hours - hour)
+
+
+def decayed_expected(profile: list[float], units: float, hours: float, tau_h: float) -> float:
+    """The integral of the expected rate ``units * F'(s)`` over the day up to ``hours``,
+    weighted by ``exp(-(hours - s) / tau_h)``."""
+    hours = min(24.0, max(0.0, hours))
+    total = 0.0
+    for hour in range(min(24, math.ceil(hours))):
+        rate = units * (profile[hour] - (profile[hour - 1] if hour else 0.0))
+        end = min(hour + 1.0, hours)
+        total += (
+            rate * tau_h * (math.exp(-(hours - end) / tau_h) - math.exp(-(hours - hour) / tau_h))
+        )
+    return total
+
+
+def dispersion(total: Mapping[str, Any] | None) -> tuple[float, float]:
+    """Units per order ``m`` of the series today (1.5 before any order) and the units' Poisson
+    dispersion ``D = E[q^2]/E[q]`` for ``q = 1 + Poisson(m - 1)``."""
+    per_order = DEFAULT_UNITS_PER_ORDER
+    if total is not None and total["orders"] > 0 and total["units"] >= total["orders"]:
+        per_order = total["units"] / total["orders"]
+    return per_order, per_order + (per_order - 1) / per_order
+
+
+def nowcast(
+    series_id: str,
+    day: str,
+    total: Mapping[str, Any] | None,
+    expectation: Mapping[str, Any] | None,
+    now_ms: float,
+) -> dict[str, Any]:
+    """A series' end-of-day nowcast at ``now_ms``: the running total plus the expected
+    remainder, with a 90 % interval (see the module docstring). Without an expectation the
+    nowcast is the running total alone and the expected columns are None."""
+    total = total or empty_total(day, series_id)
+    hours = (now_ms - day_start_ms(day)) / MS_PER_HOUR
+    row = {
+        "day": day,
+        "series_id": series_id,
+        "level": series_id.split("#", 1)[0],
+        "name": series_id.split("#", 1)[-1],
+        "units": total["units"],
+        "revenue": total["revenue"],
+        "orders": total["orders"],
+        "last_order": iso(total["last_order_ms"]) if total["last_order_ms"] else None,
+        "elapsed_share": None,
+        "expected_units": None,
+        "expected_so_far": None,
+        "nowcast_units": total["units"],
+        "nowcast_units_lo_90": total["units"],
+        "nowcast_units_hi_90": total["units"],
+        "nowcast_revenue": total["revenue"],
+        "nowcast_revenue_lo_90": total["revenue"],
+        "nowcast_revenue_hi_90": total["revenue"],
+    }
+    if expectation is None:
+        return row
+    share = profile_share(expectation["profile"], hours)
+    left = 1.0 - share
+    _, spread = dispersion(total)
+    units_left = expectation["units"] * left
+    units_half = math.hypot(
+        (expectation["units_hi_90"] - expectation["units_lo_90"]) / 2 * left,
+        Z_90 * math.sqrt(spread * units_left),
+    )
+    revenue_left = expectation["revenue"] * left
+    per_unit = expectation["revenue"] / expectation["units"] if expectation["units"] else 0.0
+    revenue_half = math.hypot(
+        (expectation["revenue_hi_90"] - expectation["revenue_lo_90"]) / 2 * left,
+        Z_90 * math.sqrt(spread * units_left) * per_unit,
+    )
+    row.update(
+        level=expectation["level"],
+        name=expectation["name"],
+        elapsed_share=share,
+        expected_units=expectation["units"],
+        expected_so_far=expectation["units"] * share,
+        nowcast_units=total["units"] + units_left,
+        nowcast_units_lo_90=total["units"] + max(0.0, units_left - units_half),
+        nowcast_units_hi_90=total["units"] + units_left + units_half,
+        nowcast_revenue=total["revenue"] + revenue_left,
+        nowcast_revenue_lo_90=total["revenue"] + max(0.0, revenue_left - revenue_half),
+        nowcast_revenue_hi_90=total["revenue"] + revenue_left + revenue_half,
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A series' recent total on one time scale against its band, and the verdict."""
+
+    minutes: float
+    expected: float
+    actual: float
+    band_low: float
+    band_high: float
+    low: float
+    high: float
+    kind: str | None  # the alert it calls for, None if none
+    since_ms: float
+
+    @property
+    def in_band(self) -> bool:
+        return self.kind != "stalled" and self.band_low <= self.actual <= self.band_high
+
+
+def judge(
+    total: Mapping[str, Any] | None,
+    expectation: Mapping[str, Any],
+    now_ms: float,
+    config: Config,
+) -> list[Judgement]:
+    """Judge a series at ``now_ms`` by the rule of the module docstring: one judgement per
+    time scale, the stall first if there is one."""
+    day = expectation["day"]
+    total = total or empty_total(day, expectation["series_id"], len(config.recent_minutes))
+    start = day_start_ms(day)
+    hours = (now_ms - start) / MS_PER_HOUR
+    profile, units = expectation["profile"], expectation["units"]
+    per_order, spread = dispersion(total)
+    # the day's level so far, before the longest recent stretch, shrunk to the forecast's
+    relative = (
+        (expectation["units_hi_90"] - expectation["units_lo_90"]) / (2 * Z_90 * units)
+        if units
+        else 0.0
+    )
+    prior = 1 / max(relative, 1e-3) ** 2  # a gamma prior of mean 1 and that relative error
+    recent = (
+        total["recent"]
+        if len(total["recent"]) == len(config.recent_minutes)
+        else [0.0] * len(config.recent_minutes)
+    )
+    longest = config.recent_minutes[-1] / 60
+    seen = max(
+        0.0,
+        total["units"]
+        - recent[-1] * math.exp(-max(0.0, now_ms - total["recent_ms"]) / (longest * MS_PER_HOUR)),
+    )
+    due = max(
+        0.0,
+        units * profile_share(profile, hours) - decayed_expected(profile, units, hours, longest),
+    )
+    shape = prior + seen / spread
+    level = shape / (prior + due / spread)
+    shape = min(shape, max(prior, 1 / LEVEL_MIN_RELATIVE**2))
+    last = max(total["last_order_ms"], start)
+    silent = profile_share(profile, hours) - profile_share(profile, (last - start) / MS_PER_HOUR)
+    if (
+        now_ms - last >= config.stall_minutes * 60_000
+        and level * units / per_order * silent >= config.stall_min_expected
+    ):
+        expected = level * units * silent
+        return [Judgement(config.stall_minutes, expected, 0.0, 0, 0, 0, 0, "stalled", last)]
+    judgements = []
+    for minutes, decayed in zip(config.recent_minutes, recent, strict=True):
+        scale_h = minutes / 60
+        expected = level * decayed_expected(profile, units, hours, scale_h)
+        variance = level * decayed_expected(profile, units, hours, scale_h / 2)
+        actual = decayed * math.exp(
+            -max(0.0, now_ms - total["recent_ms"]) / (scale_h * MS_PER_HOUR)
+        )
+        deviation = math.sqrt(spread * variance + expected**2 / shape)
+        band_low = max(0.0, expected - BAND_Z * deviation)
+        band_high = expected + BAND_Z * deviation
+        low, high = band_low * (1 - config.alert_margin), band_high * (1 + config.alert_margin)
+        kind = None
+        if expected >= MIN_EXPECTED_UNITS and actual > high:
+            kind = "high"
+        elif expected >= MIN_EXPECTED_UNITS and actual < low:
+            kind = "low"
+        judgements.append(
+            Judgement(minutes, expected, actual, band_low, band_high, low, high, kind, now_ms)
+        )
+    return judgements
+
+
+def evaluate(
+    totals: Mapping[str, Mapping[str, Any]],
+    expectations: Mapping[str, Mapping[str, Any]],
+    open_alerts: Iterable[Mapping[str, Any]],
+    now_ms: float,
+    config: Config,
+) -> list[dict[str, Any]]:
+    """The alerts to write at ``now_ms``: new open ones and cleared ones (see the module
+    docstring); ``totals`` and ``expectations`` are today's by series, ``open_alerts`` every
+    open alert of any day."""
+    today = day_of(now_ms)
+    changed, open_by_series = [], {}
+    for alert in open_alerts:
+        if alert["day"] != today:  # the day ended
+            changed.append({**alert, "state": "cleared", "cleared_at": iso(now_ms)})
+        else:
+            open_by_series[alert["series_id"]] = alert
+    for series_id, expectation in expectations.items():
+        judgements = judge(totals.get(series_id), expectation, now_ms, config)
+        alert = open_by_series.get(series_id)
+        if alert is not None:
+            if all(j.in_band or j.expected < MIN_EXPECTED_UNITS for j in judgements):
+                changed.append(
+                    {
+                        **alert,
+                        "state": "cleared",
+                        "cleared_at": iso(now_ms),
+                    }
+                )
+            continue
+        verdict = next((j for j in judgements if j.kind is not None), None)
+        if verdict is not None:
+            changed.append(
+                {
+                    "day": today,
+                    "series_id": series_id,
+                    "kind": verdict.kind,
+                    "since": iso(verdict.since_ms),
+                    "name": expectation["name"],
+                    "state": "open",
+                    "expected": verdict.expected,
+                    "actual": verdict.actual,
+                    "low": verdict.low,
+                    "high": verdict.high,
+                    "cleared_at": None,
+                    "expires_at": expires_at(today),
+                }
+            )
+    return changed
+
+
+# the handler ----------------------------------------------------------------------------------
+
+
+def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list]:
+    """Apply a Kinesis batch of order changes (or a scheduled tick) and judge the alerts.
+
+    Parameters
+    ----------
+    event : dict
+        A Kinesis event source mapping's event (``Records``), or a scheduled EventBridge event
+        (``"source": "aws.events"``).
+    context : object
+        The Lambda context (unused).
+
+    Returns
+    -------
+    dict
+        ``{"batchItemFailures": [...]}``: empty, or the first record that could not be read
+        (``itemIdentifier`` its ``kinesis.sequenceNumber``); the records before it are applied.
+
+    Raises
+    ------
+    ValueError
+        If the event is neither (Lambda then retries the batch, bisecting it).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> os.environ["REALTIME_DB"] = os.path.join(tempfile.mkdtemp(), "realtime.sqlite")
+    >>> lambda_handler({"Records": []}, None)
+    {'batchItemFailures': []}
+    """
+    config = Config.from_env()
+    store = open_store()
+    if isinstance(event, Mapping) and event.get("source") == "aws.events":
+        store.judge(config, wall_ms())
+        return {"batchItemFailures": []}
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list):
+        raise ValueError("event.Records: is missing or not a list; expected a Kinesis event")
+    changes, failures = [], []
+    for record in records:
+        try:
+            change = read_record(record)
+        except MalformedRecord as error:
+            sequence = (record.get("kinesis") or {}).get("sequenceNumber")
+            if not isinstance(sequence, str) or not sequence:
+                raise ValueError(f"a record without kinesis.sequenceNumber: {error}") from None
+            logger.warning(json.dumps({"sequenceNumber": sequence, "reason": str(error)}))
+            failures.append({"itemIdentifier": sequence})
+            break
+        if change is not None:
+            changes.append(change)
+    store.apply(changes, config, wall_ms())
+    store.judge(config, wall_ms())
+    return {"batchItemFailures": failures}
+
+
+def wall_ms() -> int:
+    """The wall clock in epoch milliseconds."""
+    return round(time.time() * 1000)
+
+
+_stores: dict[tuple, Any] = {}
+
+
+def open_store() -> SqliteStore | DynamoStore:
+    """The store the environment names (``REALTIME_DB`` locally, else the DynamoDB tables),
+    opened once per runtime process."""
+    path = os.environ.get("REALTIME_DB")
+    if path:
+        key: tuple = ("sqlite", path)
+        if key not in _stores:
+            _stores[key] = SqliteStore(path)
+        return _stores[key]
+    names = tuple(
+        os.environ.get(v) for v in ("EXPECTATIONS_TABLE", "NOWCAST_TABLE", "ALERT_TOPIC_ARN")
+    )
+    if not all(names[:2]):
+        raise ValueError(
+            "set REALTIME_DB (local) or EXPECTATIONS_TABLE and NOWCAST_TABLE (aws) in the"
+            " function's environment"
+        )
+    key = ("dynamodb", *names)
+    if key not in _stores:
+        _stores[key] = DynamoStore(*names)
+    return _stores[key]
+
+
+# the local store ----------------------------------------------------------------------------
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS expectations (
@@ -52,6 +757,24 @@ CREATE TABLE IF NOT EXISTS expectations (
     profile TEXT NOT NULL, run_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
     PRIMARY KEY (series_id, day)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS totals (
+    day TEXT NOT NULL, series_id TEXT NOT NULL, units REAL NOT NULL, revenue REAL NOT NULL,
+    orders INTEGER NOT NULL, last_order_ms INTEGER NOT NULL, recent TEXT NOT NULL,
+    recent_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+    PRIMARY KEY (day, series_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contributions (
+    order_id TEXT PRIMARY KEY, day TEXT NOT NULL, product_id TEXT NOT NULL,
+    category TEXT NOT NULL, units REAL NOT NULL, revenue REAL NOT NULL, seq TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+    day TEXT NOT NULL, series_id TEXT NOT NULL, kind TEXT NOT NULL, since TEXT NOT NULL,
+    name TEXT NOT NULL, state TEXT NOT NULL, expected REAL, actual REAL, low REAL, high REAL,
+    cleared_at TEXT, expires_at INTEGER NOT NULL,
+    PRIMARY KEY (day, series_id, kind, since)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 1), latest_order_ms INTEGER);
 """
 
 
@@ -65,6 +788,7 @@ class SqliteStore:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=FULL")
         self._connection.executescript(_SCHEMA)
+        self._expectations: dict[str, tuple[float, dict]] = {}
 
     def put_expectations(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Write expectations, replacing those of the same series and day; returns the count."""
@@ -76,6 +800,7 @@ class SqliteStore:
                 f"VALUES ({marks})",
                 values,
             )
+        self._expectations.clear()
         return len(values)
 
     def expectations(self, day: str) -> dict[str, dict[str, Any]]:
@@ -89,6 +814,128 @@ class SqliteStore:
             row["profile"] = json.loads(row["profile"])
             found[row["series_id"]] = row
         return found
+
+    def _cached_expectations(self, day: str) -> dict[str, dict[str, Any]]:
+        """The day's expectations, read again at most every 10 s (a new run takes over)."""
+        read_at, found = self._expectations.get(day, (0.0, {}))
+        if time.monotonic() - read_at > 10:
+            found = self.expectations(day)
+            self._expectations = {day: (time.monotonic(), found)}
+        return found
+
+    def latest_order_ms(self) -> int:
+        return self._connection.execute(
+            "SELECT coalesce(max(latest_order_ms), 0) FROM clock"
+        ).fetchone()[0]
+
+    def apply(self, changes: list[Change], config: Config, wall: int) -> int:
+        """Apply a batch's changes in one transaction; returns how many were newer than the
+        orders' contributions (the others are skipped)."""
+        if not changes:
+            return 0
+        with self._transaction() as connection:
+            now_ms = max(wall, self.latest_order_ms())
+            oldest = day_of(now_ms - MS_PER_DAY)
+            changes = [c for c in changes if c.day >= oldest]
+            if not changes:
+                return 0
+            ids = list({c.order_id for c in changes})
+            prior: dict[str, dict[str, Any]] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                cursor = connection.execute(
+                    f"SELECT {', '.join(CONTRIBUTION_FIELDS)} FROM contributions"
+                    f" WHERE order_id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+                for values in cursor:
+                    prior[values[0]] = dict(zip(CONTRIBUTION_FIELDS, values, strict=True))
+            days = {c.day for c in changes} | {p["day"] for p in prior.values()}
+            totals = {}
+            for day in days:
+                for series_id, row in self.totals(day).items():
+                    totals[day, series_id] = row
+            before = {key: dict(row) for key, row in totals.items()}
+            newest = max((c.order_ms for c in changes if c.event_name == "INSERT"), default=0)
+            applied = {}
+            for change in changes:
+                contribution = apply_change(
+                    change,
+                    applied.get(change.order_id) or prior.get(change.order_id),
+                    totals,
+                    tuple(minutes * 60_000 for minutes in config.recent_minutes),
+                    max(now_ms, newest),
+                )
+                if contribution is not None:
+                    applied[change.order_id] = contribution
+            connection.executemany(
+                f"INSERT OR REPLACE INTO contributions VALUES ({', '.join('?' * len(CONTRIBUTION_FIELDS))})",
+                [tuple(c[f] for f in CONTRIBUTION_FIELDS) for c in applied.values()],
+            )
+            connection.executemany(
+                f"INSERT OR REPLACE INTO totals VALUES ({', '.join('?' * len(TOTAL_FIELDS))})",
+                [_total_values(row) for key, row in totals.items() if before.get(key) != row],
+            )
+            if newest:
+                connection.execute(
+                    "INSERT INTO clock VALUES (1, ?) ON CONFLICT(id) DO UPDATE"
+                    " SET latest_order_ms = max(latest_order_ms, excluded.latest_order_ms)",
+                    (newest,),
+                )
+        return len(applied)
+
+    def totals(self, day: str) -> dict[str, dict[str, Any]]:
+        """The day's running totals by ``series_id``."""
+        cursor = self._connection.execute(
+            f"SELECT {', '.join(TOTAL_FIELDS)} FROM totals WHERE day = ?", (day,)
+        )
+        found = {}
+        for values in cursor:
+            row = dict(zip(TOTAL_FIELDS, values, strict=True))
+            row["recent"] = json.loads(row["recent"])
+            found[row["series_id"]] = row
+        return found
+
+    def alerts(self, open_only: bool = False) -> list[dict[str, Any]]:
+        """Alerts, oldest first; only the open ones with ``open_only``."""
+        where = "WHERE state = 'open'" if open_only else ""
+        cursor = self._connection.execute(
+            f"SELECT {', '.join(ALERT_FIELDS)} FROM alerts {where} ORDER BY since, series_id"
+        )
+        return [dict(zip(ALERT_FIELDS, values, strict=True)) for values in cursor]
+
+    def judge(self, config: Config, wall: int) -> list[dict[str, Any]]:
+        """Open and clear alerts at "now"; returns the alerts written."""
+        now_ms = max(wall, self.latest_order_ms())
+        day = day_of(now_ms)
+        expectations = self._cached_expectations(day)
+        open_alerts = self.alerts(open_only=True)
+        if not expectations and not open_alerts:
+            return []
+        changed = evaluate(self.totals(day), expectations, open_alerts, now_ms, config)
+        if changed:
+            with self._transaction() as connection:
+                connection.executemany(
+                    f"INSERT OR REPLACE INTO alerts VALUES ({', '.join('?' * len(ALERT_FIELDS))})",
+                    [tuple(alert[f] for f in ALERT_FIELDS) for alert in changed],
+                )
+            for alert in changed:
+                logger.info(json.dumps(alert))
+        return changed
+
+    def now_ms(self, wall: int | None = None) -> int:
+        """ "Now" as the consumer judges it: the later of the clock and the newest order."""
+        return max(wall_ms() if wall is None else wall, self.latest_order_ms())
+
+    def nowcasts(self, day: str | None = None, wall: int | None = None) -> list[dict[str, Any]]:
+        """Every series' nowcast of ``day`` (today by "now"), expected series first."""
+        now_ms = self.now_ms(wall)
+        day = day or day_of(now_ms)
+        totals, expectations = self.totals(day), self.expectations(day)
+        return [
+            nowcast(series_id, day, totals.get(series_id), expectations.get(series_id), now_ms)
+            for series_id in sorted(set(totals) | set(expectations))
+        ]
 
     def _transaction(self):
         return _Transaction(self._connection)
@@ -109,6 +956,10 @@ class _Transaction:
 
     def __exit__(self, kind, error, trace) -> None:
         self.connection.execute("ROLLBACK" if kind else "COMMIT")
+
+
+def _total_values(row: Mapping[str, Any]) -> tuple:
+    return tuple(json.dumps(row[f]) if f == "recent" else row[f] for f in TOTAL_FIELDS)
 
 
 def _expectation_values(row: Mapping[str, Any]) -> tuple:
