@@ -273,6 +273,18 @@ class Platform(abc.ABC):
         of :data:`helpers.realtime.EXPECTATION_FIELDS`) where the real-time consumer reads them;
         returns the rows written."""
 
+    def nowcasts(self, day: str | None = None) -> pd.DataFrame:
+        """The real-time consumer's nowcast of every series for ``day`` (``YYYY-MM-DD``, UTC;
+        today by the consumer's clock when None): running totals, the expected day and the
+        end-of-day nowcast with its 90 % interval, columns
+        :data:`helpers.realtime.NOWCAST_FIELDS`."""
+        raise NotImplementedError(f"{type(self).__name__} does not read nowcasts yet")
+
+    def alerts(self, open_only: bool = False) -> pd.DataFrame:
+        """The real-time consumer's alerts, oldest first (only the open ones with
+        ``open_only``), columns :data:`helpers.realtime.ALERT_FIELDS`."""
+        raise NotImplementedError(f"{type(self).__name__} does not read alerts yet")
+
     @abc.abstractmethod
     def lake_objects(self, prefix: str | None = None) -> pd.DataFrame:
         """The lake's objects: key, size, last_modified, and the partition they belong to."""

@@ -155,6 +155,26 @@ ALERT_FIELDS = (
     "cleared_at",
     "expires_at",
 )
+NOWCAST_FIELDS = (
+    "day",
+    "series_id",
+    "level",
+    "name",
+    "units",
+    "revenue",
+    "orders",
+    "last_order",
+    "elapsed_share",
+    "expected_units",
+    "expected_so_far",
+    "nowcast_units",
+    "nowcast_units_lo_90",
+    "nowcast_units_hi_90",
+    "nowcast_revenue",
+    "nowcast_revenue_lo_90",
+    "nowcast_revenue_hi_90",
+)
+"""The fields of a nowcast (:func:`nowcast`)."""
 ALERT_KINDS = ("high", "low", "stalled")
 EVENT_SEQ_DIGITS = 40
 MS_PER_DAY = 86_400_000

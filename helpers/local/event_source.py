@@ -127,14 +127,15 @@ class _Outcome:
 
 class EventSourceMapping:
     """A Kinesis event source mapping of a function; ``invoke(event)`` runs the function and
-    raises :class:`~helpers.local.awslambda.FunctionError` when it fails."""
+    raises :class:`~helpers.local.awslambda.FunctionError` when it fails. Without ``invoke``
+    it is a handle that reads the mapping's state (checkpoints, counters, dead letters)."""
 
     def __init__(
         self,
         state_path: Path,
         source: Stream,
         function_arn: str,
-        invoke: Callable[[dict[str, Any]], Any],
+        invoke: Callable[[dict[str, Any]], Any] | None,
         config: MappingConfig,
         region: str,
         account_id: str,
@@ -205,6 +206,8 @@ class EventSourceMapping:
 
     def step(self) -> int:
         """One batch per shard that has one due; returns the records checkpointed past."""
+        if self.invoke is None:
+            raise RuntimeError("this handle of the mapping only reads its state; step its runner")
         moved = 0
         for shard in self.source.shards:
             moved += self._step_shard(shard.index)
