@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import random
+import signal
 import textwrap
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -506,9 +509,10 @@ WRITER = textwrap.dedent(
     root, seed = sys.argv[1], int(sys.argv[2])
     day = date.fromisoformat("{FUTURE}")
     params = SalesParams(seed=seed, orders_per_day=1500, n_products=8)
+    changes = list(backfill(1, end=day + timedelta(days=1), params=params, chunk_orders=100))
     with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
         print(json.dumps({{"ready": True}}), flush=True)
-        for change in backfill(1, end=day + timedelta(days=1), params=params, chunk_orders=100):
+        for change in changes:
             ids = change.frame["order_id"].tolist()
             if change.action == "put":
                 platform.orders.put(change.frame)
@@ -529,4 +533,29 @@ def test_platform_totals_are_exact_after_sigkills_of_the_consumer(tmp_path):
     with helpers.connect(root=root) as platform:
         platform.flush(timeout=120)
         assert platform.table.count() > 0
+        assert_platform_totals(platform, FUTURE)
+
+
+@pytest.mark.slow
+def test_platform_totals_are_exact_after_sigkills_of_the_consumer_runtime(tmp_path):
+    """SIGKILL the consumer's runtime process (its handler mid-batch, or between the store's
+    commit and the checkpoint) again and again while orders stream; the totals stay exact."""
+    params = SalesParams(seed=5, orders_per_day=3000, n_products=8)
+    changes = list(backfill(1, end=FUTURE + timedelta(days=1), params=params, chunk_orders=50))
+    rng, kills = random.Random(7), 0
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1) as platform:
+        for change in changes:
+            if change.action == "put":
+                platform.orders.put(change.frame)
+            elif change.action == "update":
+                platform.orders.update(change.frame)
+            else:
+                platform.orders.delete(change.frame.order_id.tolist())
+            time.sleep(rng.uniform(0.0, 0.3))
+            workers = platform._consumer_runner.function._workers
+            if workers:  # a runtime is up (a killed one restarts at the next step)
+                os.kill(workers[0].process.pid, signal.SIGKILL)
+                kills += 1
+        platform.flush(timeout=120)
+        assert kills >= 3
         assert_platform_totals(platform, FUTURE)
