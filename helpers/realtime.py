@@ -91,6 +91,7 @@ import json
 import logging
 import math
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -191,6 +192,8 @@ within a day, and a burst that the level absorbed must not make the normal rate 
 Z_90 = 1.6448536269514722
 DEFAULT_UNITS_PER_ORDER = 1.5
 _IMAGE = {"INSERT": "NewImage", "MODIFY": "NewImage", "REMOVE": "OldImage"}
+_ORDER_DAYS = re.compile(rb'"order_ts":\s*\{\s*"S":\s*"([0-9]{4}-[0-9]{2}-[0-9]{2})').findall
+"""The order days of a stream record's images, read from its JSON text."""
 
 
 @dataclass(frozen=True)
@@ -264,11 +267,16 @@ class Change:
 # reading records ----------------------------------------------------------------------------
 
 
-def read_record(record: Mapping[str, Any]) -> Change | None:
+def read_record(record: Mapping[str, Any], oldest: str = "") -> Change | None:
     """The order change in one Kinesis event record, None for a record of another source or
-    event (skipped, as the transform drops them); raise :class:`MalformedRecord`."""
+    event (skipped, as the transform drops them) or of an order day before ``oldest`` (found
+    without parsing the JSON: a backlog of old days costs little); raise
+    :class:`MalformedRecord`."""
     try:
         raw = base64.b64decode(record["kinesis"]["data"], validate=True)
+        days = _ORDER_DAYS(raw)
+        if days and max(days).decode() < oldest:
+            return None
         stream_record = json.loads(raw)
     except (KeyError, TypeError, ValueError, binascii.Error) as error:
         raise MalformedRecord(f"kinesis.data: is not base64 of JSON ({error})") from None
@@ -718,9 +726,10 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list]:
     if not isinstance(records, list):
         raise ValueError("event.Records: is missing or not a list; expected a Kinesis event")
     changes, failures = [], []
+    oldest = day_of(store.now_ms(wall_ms()) - MS_PER_DAY)
     for record in records:
         try:
-            change = read_record(record)
+            change = read_record(record, oldest)
         except MalformedRecord as error:
             sequence = (record.get("kinesis") or {}).get("sequenceNumber")
             if not isinstance(sequence, str) or not sequence:
