@@ -87,6 +87,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import math
@@ -807,7 +808,81 @@ CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 1), latest_
 """
 
 
-class SqliteStore:
+class _Store:
+    """What both stores share: the clock, applying a batch, judging alerts, nowcasts.
+
+    A store provides ``expectations(day)``, ``totals(day)``, ``alerts(open_only)``,
+    ``latest_order_ms()``, ``_write_alerts(alerts)`` and ``_apply(changes, config, now_ms)``.
+    """
+
+    _expectations: dict[str, tuple[float, dict]]
+
+    def now_ms(self, wall: int | None = None) -> int:
+        """ "Now" as the consumer judges it: the later of the clock and the newest order."""
+        return max(wall_ms() if wall is None else wall, self.latest_order_ms())
+
+    def apply(self, changes: list[Change], config: Config, wall: int) -> int:
+        """Apply a batch's changes atomically (see the module docstring); returns how many
+        were newer than the orders' contributions (the others are skipped)."""
+        oldest = day_of(self.now_ms(wall) - MS_PER_DAY)
+        changes = [change for change in changes if change.day >= oldest]
+        return self._apply(changes, config, self.now_ms(wall)) if changes else 0
+
+    def judge(self, config: Config, wall: int) -> list[dict[str, Any]]:
+        """Open and clear alerts at "now"; returns the alerts written."""
+        now_ms = self.now_ms(wall)
+        day = day_of(now_ms)
+        expectations = self._cached_expectations(day)
+        open_alerts = self.alerts(open_only=True)
+        if not expectations and not open_alerts:
+            return []
+        changed = evaluate(self.totals(day), expectations, open_alerts, now_ms, config)
+        if changed:
+            self._write_alerts(changed)
+            for alert in changed:
+                logger.info(json.dumps(alert))
+        return changed
+
+    def _cached_expectations(self, day: str) -> dict[str, dict[str, Any]]:
+        """The day's expectations, read again at most every 10 s (a new run takes over)."""
+        read_at, found = self._expectations.get(day, (-math.inf, {}))
+        if time.monotonic() - read_at > 10:
+            found = self.expectations(day)
+            self._expectations = {day: (time.monotonic(), found)}
+        return found
+
+    def nowcasts(self, day: str | None = None, wall: int | None = None) -> list[dict[str, Any]]:
+        """Every series' nowcast of ``day`` (today by "now"), by ``series_id``."""
+        now_ms = self.now_ms(wall)
+        day = day or day_of(now_ms)
+        totals, expectations = self.totals(day), self.expectations(day)
+        return [
+            nowcast(series_id, day, totals.get(series_id), expectations.get(series_id), now_ms)
+            for series_id in sorted(set(totals) | set(expectations))
+        ]
+
+
+def plan(
+    changes: list[Change],
+    prior: Mapping[str, Mapping[str, Any]],
+    totals: dict[tuple[str, str], dict[str, Any]],
+    config: Config,
+    now_ms: int,
+) -> dict[str, dict[str, Any]]:
+    """Apply changes in order to ``totals`` from the orders' ``prior`` contributions; returns
+    the new contributions of the orders whose changes were applied."""
+    scales_ms = tuple(minutes * 60_000 for minutes in config.recent_minutes)
+    newest = max((c.order_ms for c in changes if c.event_name == "INSERT"), default=0)
+    applied: dict[str, dict[str, Any]] = {}
+    for change in changes:
+        current = applied.get(change.order_id) or prior.get(change.order_id)
+        contribution = apply_change(change, current, totals, scales_ms, max(now_ms, newest))
+        if contribution is not None:
+            applied[change.order_id] = contribution
+    return applied
+
+
+class SqliteStore(_Store):
     """The consumer's state in one SQLite file (the local stand-in for its DynamoDB tables)."""
 
     def __init__(self, path: str | Path):
@@ -817,7 +892,7 @@ class SqliteStore:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=FULL")
         self._connection.executescript(_SCHEMA)
-        self._expectations: dict[str, tuple[float, dict]] = {}
+        self._expectations = {}
 
     def put_expectations(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Write expectations, replacing those of the same series and day; returns the count."""
@@ -844,30 +919,14 @@ class SqliteStore:
             found[row["series_id"]] = row
         return found
 
-    def _cached_expectations(self, day: str) -> dict[str, dict[str, Any]]:
-        """The day's expectations, read again at most every 10 s (a new run takes over)."""
-        read_at, found = self._expectations.get(day, (0.0, {}))
-        if time.monotonic() - read_at > 10:
-            found = self.expectations(day)
-            self._expectations = {day: (time.monotonic(), found)}
-        return found
-
     def latest_order_ms(self) -> int:
         return self._connection.execute(
             "SELECT coalesce(max(latest_order_ms), 0) FROM clock"
         ).fetchone()[0]
 
-    def apply(self, changes: list[Change], config: Config, wall: int) -> int:
-        """Apply a batch's changes in one transaction; returns how many were newer than the
-        orders' contributions (the others are skipped)."""
-        if not changes:
-            return 0
+    def _apply(self, changes: list[Change], config: Config, now_ms: int) -> int:
+        """The batch in one transaction: contributions read, totals moved, both written."""
         with self._transaction() as connection:
-            now_ms = max(wall, self.latest_order_ms())
-            oldest = day_of(now_ms - MS_PER_DAY)
-            changes = [c for c in changes if c.day >= oldest]
-            if not changes:
-                return 0
             ids = list({c.order_id for c in changes})
             prior: dict[str, dict[str, Any]] = {}
             for start in range(0, len(ids), 500):
@@ -879,32 +938,23 @@ class SqliteStore:
                 )
                 for values in cursor:
                     prior[values[0]] = dict(zip(CONTRIBUTION_FIELDS, values, strict=True))
-            days = {c.day for c in changes} | {p["day"] for p in prior.values()}
-            totals = {}
-            for day in days:
-                for series_id, row in self.totals(day).items():
-                    totals[day, series_id] = row
+            totals = {
+                (day, series_id): row
+                for day in {c.day for c in changes} | {p["day"] for p in prior.values()}
+                for series_id, row in self.totals(day).items()
+            }
             before = {key: dict(row) for key, row in totals.items()}
-            newest = max((c.order_ms for c in changes if c.event_name == "INSERT"), default=0)
-            applied = {}
-            for change in changes:
-                contribution = apply_change(
-                    change,
-                    applied.get(change.order_id) or prior.get(change.order_id),
-                    totals,
-                    tuple(minutes * 60_000 for minutes in config.recent_minutes),
-                    max(now_ms, newest),
-                )
-                if contribution is not None:
-                    applied[change.order_id] = contribution
+            applied = plan(changes, prior, totals, config, now_ms)
+            marks = ", ".join("?" * len(CONTRIBUTION_FIELDS))
             connection.executemany(
-                f"INSERT OR REPLACE INTO contributions VALUES ({', '.join('?' * len(CONTRIBUTION_FIELDS))})",
+                f"INSERT OR REPLACE INTO contributions VALUES ({marks})",
                 [tuple(c[f] for f in CONTRIBUTION_FIELDS) for c in applied.values()],
             )
             connection.executemany(
                 f"INSERT OR REPLACE INTO totals VALUES ({', '.join('?' * len(TOTAL_FIELDS))})",
                 [_total_values(row) for key, row in totals.items() if before.get(key) != row],
             )
+            newest = max((c.order_ms for c in changes if c.event_name == "INSERT"), default=0)
             if newest:
                 connection.execute(
                     "INSERT INTO clock VALUES (1, ?) ON CONFLICT(id) DO UPDATE"
@@ -933,44 +983,307 @@ class SqliteStore:
         )
         return [dict(zip(ALERT_FIELDS, values, strict=True)) for values in cursor]
 
-    def judge(self, config: Config, wall: int) -> list[dict[str, Any]]:
-        """Open and clear alerts at "now"; returns the alerts written."""
-        now_ms = max(wall, self.latest_order_ms())
-        day = day_of(now_ms)
-        expectations = self._cached_expectations(day)
-        open_alerts = self.alerts(open_only=True)
-        if not expectations and not open_alerts:
-            return []
-        changed = evaluate(self.totals(day), expectations, open_alerts, now_ms, config)
-        if changed:
-            with self._transaction() as connection:
-                connection.executemany(
-                    f"INSERT OR REPLACE INTO alerts VALUES ({', '.join('?' * len(ALERT_FIELDS))})",
-                    [tuple(alert[f] for f in ALERT_FIELDS) for alert in changed],
-                )
-            for alert in changed:
-                logger.info(json.dumps(alert))
-        return changed
-
-    def now_ms(self, wall: int | None = None) -> int:
-        """ "Now" as the consumer judges it: the later of the clock and the newest order."""
-        return max(wall_ms() if wall is None else wall, self.latest_order_ms())
-
-    def nowcasts(self, day: str | None = None, wall: int | None = None) -> list[dict[str, Any]]:
-        """Every series' nowcast of ``day`` (today by "now"), expected series first."""
-        now_ms = self.now_ms(wall)
-        day = day or day_of(now_ms)
-        totals, expectations = self.totals(day), self.expectations(day)
-        return [
-            nowcast(series_id, day, totals.get(series_id), expectations.get(series_id), now_ms)
-            for series_id in sorted(set(totals) | set(expectations))
-        ]
+    def _write_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        with self._transaction() as connection:
+            connection.executemany(
+                f"INSERT OR REPLACE INTO alerts VALUES ({', '.join('?' * len(ALERT_FIELDS))})",
+                [tuple(alert[f] for f in ALERT_FIELDS) for alert in alerts],
+            )
 
     def _transaction(self):
         return _Transaction(self._connection)
 
     def close(self) -> None:
         self._connection.close()
+
+
+class DynamoStore(_Store):
+    """The consumer's state in the stack's DynamoDB tables; opened and cleared alerts are
+    published to the SNS topic (``Subject`` ``salescast alert: <kind> <name>``, ``Message``
+    the alert's JSON).
+
+    Items of the nowcast table (``pk`` HASH, ``sk`` RANGE, TTL attribute ``expires_at``):
+    ``TOTAL#<day>`` / ``<series_id>`` (the totals, ``recent`` as JSON text, and ``version``),
+    ``ORDER#<order_id>`` / ``ORDER`` (the contribution), ``ALERT#<day>`` /
+    ``<series_id>#<kind>#<since>`` (the alert) and ``CLOCK`` / ``CLOCK``
+    (``latest_order_ms``). The expectations table is keyed ``series_id`` / ``day``.
+
+    A batch is written in transactions of at most ``MAX_TRANSACTION_ITEMS`` items: each
+    holds some of the batch's changes, their orders' contributions and the totals as they
+    stand after them, every item conditioned on the version read (the order's ``seq``, the
+    total's ``version``). A transaction is all or nothing, so a crash between two leaves the
+    totals exact for the changes written, and the redelivery skips those by their ``seq``;
+    a conflict with another shard's invocation reads again and retries.
+    """
+
+    MAX_TRANSACTION_ITEMS = 100
+    RETRIES = 8
+
+    def __init__(
+        self,
+        expectations_table: str,
+        nowcast_table: str,
+        topic_arn: str | None = None,
+        dynamodb: Any = None,
+        sns: Any = None,
+    ):
+        import boto3  # the Lambda runtime ships it; only this store needs it
+
+        self.expectations_table, self.nowcast_table, self.topic_arn = (
+            expectations_table,
+            nowcast_table,
+            topic_arn,
+        )
+        self.dynamodb = dynamodb or boto3.client("dynamodb")
+        self.sns = sns or (boto3.client("sns") if topic_arn else None)
+        self._expectations = {}
+
+    # reads --------------------------------------------------------------------------------
+
+    def expectations(self, day: str) -> dict[str, dict[str, Any]]:
+        found = {}
+        for item in self._pages(
+            "scan",
+            TableName=self.expectations_table,
+            FilterExpression="#d = :day",
+            ExpressionAttributeNames={"#d": "day"},
+            ExpressionAttributeValues={":day": {"S": day}},
+            ConsistentRead=True,
+        ):
+            row = _from_item(item)
+            row["profile"] = json.loads(row["profile"])
+            found[row["series_id"]] = row
+        return found
+
+    def put_expectations(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Write expectations (``BatchWriteItem``, unprocessed items retried); returns the count."""
+        items = [
+            {
+                "PutRequest": {
+                    "Item": _to_item(
+                        dict(zip(EXPECTATION_FIELDS, _expectation_values(row), strict=True))
+                    )
+                }
+            }
+            for row in rows
+        ]
+        for start in range(0, len(items), 25):
+            requests = {self.expectations_table: items[start : start + 25]}
+            for attempt in range(self.RETRIES):
+                left = self.dynamodb.batch_write_item(RequestItems=requests).get("UnprocessedItems")
+                if not left:
+                    break
+                requests = left
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise RuntimeError(f"{self.expectations_table} kept refusing writes; try again")
+        self._expectations.clear()
+        return len(items)
+
+    def totals(self, day: str) -> dict[str, dict[str, Any]]:
+        found = {}
+        for item in self._query(f"TOTAL#{day}"):
+            row = _from_item(item)
+            row["recent"] = json.loads(row["recent"])
+            found[row["series_id"]] = row
+        return found
+
+    def alerts(self, open_only: bool = False) -> list[dict[str, Any]]:
+        """Alerts of today and yesterday (by "now"; older ones expire), oldest first."""
+        now_ms = self.now_ms()
+        rows = [
+            _from_item(item)
+            for day in (day_of(now_ms - MS_PER_DAY), day_of(now_ms))
+            for item in self._query(f"ALERT#{day}")
+        ]
+        rows = [{field: row.get(field) for field in ALERT_FIELDS} for row in rows]
+        if open_only:
+            rows = [row for row in rows if row["state"] == "open"]
+        return sorted(rows, key=lambda row: (row["since"], row["series_id"]))
+
+    def latest_order_ms(self) -> int:
+        item = self.dynamodb.get_item(
+            TableName=self.nowcast_table,
+            Key={"pk": {"S": "CLOCK"}, "sk": {"S": "CLOCK"}},
+            ConsistentRead=True,
+        ).get("Item")
+        return int(item["latest_order_ms"]["N"]) if item else 0
+
+    def _query(self, pk: str) -> list[dict]:
+        return self._pages(
+            "query",
+            TableName=self.nowcast_table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ConsistentRead=True,
+        )
+
+    def _pages(self, operation: str, **request: Any) -> list[dict]:
+        items, start = [], None
+        while True:
+            page = getattr(self.dynamodb, operation)(
+                **request, **({"ExclusiveStartKey": start} if start else {})
+            )
+            items += page.get("Items", [])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    def _get(self, keys: list[dict]) -> dict[tuple[str, str], dict]:
+        """Items by (pk, sk), read consistently, 100 keys a request."""
+        found = {}
+        for start in range(0, len(keys), 100):
+            request = {
+                self.nowcast_table: {"Keys": keys[start : start + 100], "ConsistentRead": True}
+            }
+            for attempt in range(self.RETRIES):
+                answer = self.dynamodb.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self.nowcast_table, []):
+                    found[item["pk"]["S"], item["sk"]["S"]] = item
+                request = answer.get("UnprocessedKeys")
+                if not request:
+                    break
+                time.sleep(0.05 * 2**attempt)
+        return found
+
+    # writes -------------------------------------------------------------------------------
+
+    def _apply(self, changes: list[Change], config: Config, now_ms: int) -> int:
+        applied, attempts = 0, 0
+        while changes:
+            try:
+                done, count = self._apply_some(changes, config, now_ms)
+            except self.dynamodb.exceptions.TransactionCanceledException:
+                attempts += 1  # another shard's invocation moved a total first: read again
+                if attempts >= self.RETRIES:
+                    raise
+                time.sleep(0.02 * 2**attempts)
+                continue
+            changes, applied = changes[done:], applied + count
+        return applied
+
+    def _apply_some(self, changes: list[Change], config: Config, now_ms: int) -> tuple[int, int]:
+        """Write as many of the changes as one transaction holds; returns how many it took
+        and how many of those were applied."""
+        ids = list(dict.fromkeys(c.order_id for c in changes))
+        orders = self._get([{"pk": {"S": f"ORDER#{i}"}, "sk": {"S": "ORDER"}} for i in ids])
+        prior = {key[0].removeprefix("ORDER#"): _from_item(item) for key, item in orders.items()}
+        keys = {key for change in changes for key in _total_keys(change, prior)}
+        stored = self._get([{"pk": {"S": f"TOTAL#{d}"}, "sk": {"S": s}} for d, s in keys])
+        totals, versions = {}, {}
+        for item in stored.values():
+            row = _from_item(item)
+            row["recent"] = json.loads(row["recent"])
+            versions[row["day"], row["series_id"]] = row.pop("version")
+            totals[row["day"], row["series_id"]] = row
+        # take changes while their orders and totals fit one transaction
+        taken, touched = 0, set()
+        for change in changes:
+            needs = {("ORDER", change.order_id), *_total_keys(change, prior)}
+            if taken and len(touched | needs) > self.MAX_TRANSACTION_ITEMS:
+                break
+            touched |= needs
+            taken += 1
+        before = {key: dict(row) for key, row in totals.items()}
+        applied = plan(changes[:taken], prior, totals, config, now_ms)
+        actions = []
+        for order_id, contribution in applied.items():
+            item = {"pk": f"ORDER#{order_id}", "sk": "ORDER", **contribution}
+            old = prior.get(order_id)
+            actions.append(self._put(item, "seq", old and old["seq"]))
+        for key, row in totals.items():
+            if before.get(key) == row:
+                continue
+            version = versions.get(key)
+            item = {
+                "pk": f"TOTAL#{key[0]}",
+                "sk": key[1],
+                **row,
+                "recent": json.dumps(row["recent"]),
+                "version": (version or 0) + 1,
+            }
+            actions.append(self._put(item, "version", version))
+        if actions:
+            self.dynamodb.transact_write_items(TransactItems=actions)
+        newest = max((c.order_ms for c in changes[:taken] if c.event_name == "INSERT"), default=0)
+        if newest:  # the clock moves forward only, apart from the transaction
+            with contextlib.suppress(self.dynamodb.exceptions.ConditionalCheckFailedException):
+                self.dynamodb.update_item(
+                    TableName=self.nowcast_table,
+                    Key={"pk": {"S": "CLOCK"}, "sk": {"S": "CLOCK"}},
+                    UpdateExpression="SET latest_order_ms = :t",
+                    ConditionExpression="attribute_not_exists(latest_order_ms)"
+                    " OR latest_order_ms < :t",
+                    ExpressionAttributeValues={":t": {"N": str(newest)}},
+                )
+        return taken, len(applied)
+
+    def _put(self, row: Mapping[str, Any], field: str, old: Any) -> dict:
+        """A transaction's Put of an item, conditioned on ``field`` still being ``old`` (or
+        the item not existing when ``old`` is None)."""
+        put: dict[str, Any] = {"TableName": self.nowcast_table, "Item": _to_item(row)}
+        if old is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "#f = :old"
+            put["ExpressionAttributeNames"] = {"#f": field}
+            put["ExpressionAttributeValues"] = _to_item({":old": old})
+        return {"Put": put}
+
+    def _write_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        for alert in alerts:
+            item = {
+                "pk": f"ALERT#{alert['day']}",
+                "sk": f"{alert['series_id']}#{alert['kind']}#{alert['since']}",
+                **alert,
+            }
+            self.dynamodb.put_item(TableName=self.nowcast_table, Item=_to_item(item))
+            if self.sns is not None:
+                self.sns.publish(
+                    TopicArn=self.topic_arn,
+                    Subject=f"salescast alert: {alert['kind']} {alert['name']}"[:100],
+                    Message=json.dumps(alert),
+                )
+
+
+def _total_keys(change: Change, prior: Mapping[str, Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """The (day, series_id) of the totals a change moves: its own and its order's prior."""
+    keys = {(change.day, s) for s in series_of(change.product_id, change.category)}
+    old = prior.get(change.order_id)
+    if old is not None:
+        keys |= {(old["day"], s) for s in series_of(old["product_id"], old["category"])}
+    return keys
+
+
+def _to_item(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A row as DynamoDB attribute values: numbers as ``N``, text as ``S``, None left out."""
+    item = {}
+    for name, value in row.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            item[name] = {"S": str(value)}
+        else:
+            item[name] = {
+                "N": repr(int(value))
+                if float(value).is_integer() and abs(value) < 2**53
+                else repr(float(value))
+            }
+    return item
+
+
+def _from_item(item: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """DynamoDB attribute values as a row; numbers as int when whole, else float."""
+    row: dict[str, Any] = {}
+    for name, value in item.items():
+        if name in ("pk", "sk"):
+            continue
+        if "N" in value:
+            number = float(value["N"])
+            row[name] = int(number) if number.is_integer() and "." not in value["N"] else number
+        else:
+            row[name] = value.get("S")
+    return row
 
 
 class _Transaction:
