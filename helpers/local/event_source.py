@@ -40,7 +40,6 @@ retries with back-off (a failed batch is retried at the next step).
 
 from __future__ import annotations
 
-import base64
 import importlib
 import json
 import logging
@@ -53,16 +52,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pybase64
+
 from helpers.local.awslambda import Context, Function, FunctionError
 from helpers.local.kinesis import Record, Stream
 from helpers.local.sqlite import Database
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS checkpoints (shard INTEGER PRIMARY KEY, seq INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, sent REAL, body TEXT);"
-    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-)
 COUNTERS = ("invocations", "function_errors", "partial_failures", "records", "discarded")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS checkpoints (shard INTEGER PRIMARY KEY, seq INTEGER NOT NULL"
+    + "".join(f", {name} INTEGER NOT NULL DEFAULT 0" for name in COUNTERS)
+    + ");"
+    "CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY, sent REAL, body TEXT);"
+)
+_CHECKPOINT = (  # a shard's position and counters, one statement per batch
+    f"INSERT INTO checkpoints (shard, seq, {', '.join(COUNTERS)})"
+    f" VALUES (?, ?{', ?' * len(COUNTERS)}) ON CONFLICT(shard) DO UPDATE SET seq = excluded.seq"
+    + "".join(f", {name} = {name} + excluded.{name}" for name in COUNTERS)
+)
 RUN_SECONDS = 0.5
 """How long one call of the runtime keeps stepping before it reports back."""
 log = logging.getLogger(__name__)
@@ -163,7 +170,7 @@ class EventSourceMapping:
                 if shard.index not in stored:
                     start = tops[shard.index] if self.config.starting_position == "LATEST" else 0
                     connection.execute(
-                        "INSERT INTO checkpoints VALUES (?, ?)", (shard.index, start)
+                        "INSERT INTO checkpoints (shard, seq) VALUES (?, ?)", (shard.index, start)
                     )
                     continue
                 seq = stored[shard.index]
@@ -178,7 +185,7 @@ class EventSourceMapping:
                         horizon,
                     )
                     connection.execute(
-                        "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (shard.index, horizon)
+                        "UPDATE checkpoints SET seq = ? WHERE shard = ?", (horizon, shard.index)
                     )
 
     def checkpoints(self) -> dict[int, int]:
@@ -188,8 +195,8 @@ class EventSourceMapping:
 
     def counters(self) -> dict[str, int]:
         """Invocations, function errors, partial failures, records processed and discarded."""
-        stored = dict(self.db.read("SELECT name, value FROM counters"))
-        return {name: stored.get(name, 0) for name in COUNTERS}
+        sums = self.db.read(f"SELECT {', '.join(f'sum({n})' for n in COUNTERS)} FROM checkpoints")
+        return {name: value or 0 for name, value in zip(COUNTERS, sums[0], strict=True)}
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """The on-failure destination's messages, oldest first."""
@@ -300,7 +307,7 @@ class EventSourceMapping:
                         "kinesisSchemaVersion": "1.0",
                         "partitionKey": record.partition_key,
                         "sequenceNumber": record.sequence_number,
-                        "data": base64.b64encode(record.data).decode("ascii"),
+                        "data": pybase64.b64encode_as_string(record.data),
                         "approximateArrivalTimestamp": round(
                             record.approximate_arrival_timestamp, 3
                         ),
@@ -326,12 +333,7 @@ class EventSourceMapping:
                     (self.clock(), json.dumps(body)),
                 )
             connection.execute(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (shard, position)
-            )
-            connection.executemany(
-                "INSERT INTO counters VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                [(name, value) for name, value in counts.items() if value],
+                _CHECKPOINT, (shard, position, *(counts.get(name, 0) for name in COUNTERS))
             )
         self.positions[shard] = position
 
