@@ -79,7 +79,7 @@ the expected rate ``L * E * F'(t)`` (``mu``).
 
 Measured on generated days (``tests/test_realtime.py``, the generator's demand as the
 expectation): no alert in 700 product-days at 2,000 and 50,000 orders a day; at 50,000 a day,
-products of 2,400 to 150 orders a day at 3x from noon raised their one alert after 5 to 50
+products of about 20,000, 3,500 and 950 units a day at 3x from noon raised their one alert after 5 to 50
 minutes of the day's clock, cut to zero after 0 to 9 minutes (a stall, or a low total), and
 each cleared 10 to 50 minutes after the shock ended. The time to an alert shrinks with the
 series' rate, down to seconds of the day's clock on the shortest scale.

@@ -9,6 +9,7 @@ import math
 import os
 import random
 import signal
+import sqlite3
 import textwrap
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -559,3 +560,21 @@ def test_platform_totals_are_exact_after_sigkills_of_the_consumer_runtime(tmp_pa
         platform.flush(timeout=120)
         assert kills >= 3
         assert_platform_totals(platform, FUTURE)
+
+
+def test_kinesis_retention_keeps_what_the_consumer_has_not_read(tmp_path, make_orders):
+    root = tmp_path / "root"
+    with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
+        platform.orders.put(make_orders(200))
+        platform.flush(timeout=60)
+    later = time.time() + 3 * 86400  # past the stream's 24 h retention
+    with sqlite3.connect(root / "event_source.sqlite") as state:  # the consumer fell behind
+        state.execute("UPDATE checkpoints SET seq = 0")
+    with helpers.connect(root=root, consume=False) as platform:
+        assert platform.trim(now=later)["kinesis_records"] == 0
+        assert platform.stream.count() == 200
+        status = platform.status().set_index("stage")
+        assert status.loc["realtime consumer", "pending"] == 200
+    with helpers.connect(root=root) as platform:
+        platform.flush(timeout=60)  # it catches up (the orders are old: nothing to total)
+        assert platform.trim(now=later)["kinesis_records"] == 200
