@@ -222,6 +222,10 @@ LEVEL_MIN_RELATIVE = 0.15
 within a day, and a burst that the level absorbed must not make the normal rate look low."""
 Z_90 = 1.6448536269514722
 DEFAULT_UNITS_PER_ORDER = 1.5
+CLOCK_READ_S = 1.0
+"""How long a store trusts the newest order time it read (another shard's may be newer)."""
+JUDGE_EVERY_S = 1.0
+"""A batch that moved no total is judged only if this long has passed since the last time."""
 _IMAGE = {"INSERT": "NewImage", "MODIFY": "NewImage", "REMOVE": "OldImage"}
 _ORDER_DAYS = re.compile(rb'"order_ts":\s*\{\s*"S":\s*"([0-9]{4}-[0-9]{2}-[0-9]{2})').findall
 """The order days of a stream record's images, read from its JSON text."""
@@ -788,8 +792,10 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list]:
             break
         if change is not None:
             changes.append(change)
-    store.apply(changes, config, wall_ms())
-    store.judge(config, wall_ms())
+    # judge when totals moved, else at most every JUDGE_EVERY_S (a backlog of old days, or
+    # records skipped as redelivered, move nothing a judgement reads but the clock)
+    if store.apply(changes, config, wall_ms()) or store.judge_due():
+        store.judge(config, wall_ms())
     return {"batchItemFailures": failures}
 
 
@@ -864,20 +870,41 @@ class _Store:
     """
 
     _expectations: dict[str, tuple[float, dict]]
+    _clock: tuple[float, int] = (-math.inf, 0)  # when the newest order time was read, and it
+    _judged_at: float = -math.inf
 
     def now_ms(self, wall: int | None = None) -> int:
-        """ "Now" as the consumer judges it: the later of the clock and the newest order."""
-        return max(wall_ms() if wall is None else wall, self.latest_order_ms())
+        """ "Now" as the consumer judges it: the later of the clock and the newest order
+        (read again at most every ``CLOCK_READ_S``; this process's own writes at once)."""
+        read_at, latest = self._clock
+        if time.monotonic() - read_at > CLOCK_READ_S:
+            latest = self.latest_order_ms()
+            self._clock = (time.monotonic(), latest)
+        return max(wall_ms() if wall is None else wall, latest)
+
+    def _moved_clock(self, newest: int) -> None:
+        """This process applied orders up to ``newest``."""
+        read_at, latest = self._clock
+        self._clock = (read_at, max(latest, newest))
+
+    def judge_due(self) -> bool:
+        """Whether ``JUDGE_EVERY_S`` has passed since the last judgement."""
+        return time.monotonic() - self._judged_at >= JUDGE_EVERY_S
 
     def apply(self, changes: list[Change], config: Config, wall: int) -> int:
         """Apply a batch's changes atomically (see the module docstring); returns how many
         were newer than the orders' contributions (the others are skipped)."""
-        oldest = day_of(self.now_ms(wall) - MS_PER_DAY)
-        changes = [change for change in changes if change.day >= oldest]
-        return self._apply(changes, config, self.now_ms(wall)) if changes else 0
+        now_ms = self.now_ms(wall)
+        changes = [change for change in changes if change.day >= day_of(now_ms - MS_PER_DAY)]
+        if not changes:
+            return 0
+        applied = self._apply(changes, config, now_ms)
+        self._moved_clock(max((c.order_ms for c in changes if c.event_name == "INSERT"), default=0))
+        return applied
 
     def judge(self, config: Config, wall: int) -> list[dict[str, Any]]:
         """Open and clear alerts at "now"; returns the alerts written."""
+        self._judged_at = time.monotonic()
         now_ms = self.now_ms(wall)
         day = day_of(now_ms)
         expectations = self._cached_expectations(day)
