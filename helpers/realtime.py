@@ -207,7 +207,6 @@ NOWCAST_FIELDS = (
     "nowcast_revenue_hi_90",
 )
 """The fields of a nowcast (:func:`nowcast`)."""
-ALERT_KINDS = ("high", "low", "stalled")
 EVENT_SEQ_DIGITS = 40
 MS_PER_DAY = 86_400_000
 MS_PER_HOUR = 3_600_000
@@ -517,7 +516,8 @@ def decayed_expected(profile: list[float], units: float, hours: float, tau_h: fl
     weighted by ``exp(-(hours - s) / tau_h)``."""
     hours = min(24.0, max(0.0, hours))
     total = 0.0
-    for hour in range(min(24, math.ceil(hours))):
+    first = max(0, int(hours - 40 * tau_h))  # earlier hours weigh under exp(-40)
+    for hour in range(first, min(24, math.ceil(hours))):
         rate = units * (profile[hour] - (profile[hour - 1] if hour else 0.0))
         end = min(hour + 1.0, hours)
         total += (
