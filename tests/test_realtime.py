@@ -8,8 +8,11 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import textwrap
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -578,3 +581,26 @@ def test_kinesis_retention_keeps_what_the_consumer_has_not_read(tmp_path, make_o
     with helpers.connect(root=root) as platform:
         platform.flush(timeout=60)  # it catches up (the orders are old: nothing to total)
         assert platform.trim(now=later)["kinesis_records"] == 200
+
+
+def test_the_handler_runs_alone_on_the_standard_library(tmp_path, table):
+    """Zipped alone as on AWS: a copy of the file, without site-packages (no pybase64, no
+    helpers), applies a batch."""
+    shutil.copy(rt.__file__, tmp_path / "realtime.py")
+    table.put_items(validated_table([order(n) for n in range(5)]))
+    event = kinesis_event(stream_texts(table))
+    script = (
+        "import json, sys, realtime\n"
+        "print(json.dumps(realtime.lambda_handler(json.load(sys.stdin), None)))\n"
+        "print(realtime.open_store().totals(sys.argv[1])['total']['orders'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script, str(FUTURE)],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"REALTIME_DB": str(tmp_path / "state.sqlite"), "PYTHONPATH": str(tmp_path)},
+        check=True,
+    )
+    assert done.stdout.split("\n")[:2] == ['{"batchItemFailures": []}', "5"]
