@@ -1065,6 +1065,16 @@ class SqliteStore(_Store):
                 [tuple(alert[f] for f in ALERT_FIELDS) for alert in alerts],
             )
 
+    def trim(self, now: float | None = None) -> int:
+        """Delete the rows whose ``expires_at`` (epoch seconds) has passed, as DynamoDB's TTL
+        does; returns how many."""
+        now = time.time() if now is None else now
+        with self._transaction() as connection:
+            return sum(
+                connection.execute(f"DELETE FROM {table} WHERE expires_at < ?", (now,)).rowcount
+                for table in ("expectations", "totals", "contributions", "alerts")
+            )
+
     def _transaction(self):
         return _Transaction(self._connection)
 

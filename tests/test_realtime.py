@@ -246,6 +246,16 @@ def test_a_cancellation_redelivered_before_its_insert_keeps_the_order_out(store,
     )
 
 
+def test_rows_go_when_their_expiry_passes(store, table):
+    table.put_items(validated_table([order(1)]))
+    rt.lambda_handler(kinesis_event(stream_texts(table)), None)
+    store.put_expectations([expectation("total", FUTURE, 10.0)])
+    expiry = rt.expires_at(str(FUTURE))
+    assert store.trim(now=expiry) == 0  # at the expiry itself: kept
+    assert store.trim(now=expiry + 1) == 5  # expectation, 3 totals, the order's contribution
+    assert store.totals(str(FUTURE)) == {} and store.expectations(str(FUTURE)) == {}
+
+
 def test_orders_older_than_yesterday_are_not_kept(store, table):
     today = datetime.now(UTC).date()
     table.put_items(
@@ -580,7 +590,8 @@ def test_kinesis_retention_keeps_what_the_consumer_has_not_read(tmp_path, make_o
         assert status.loc["realtime consumer", "pending"] == 200
     with helpers.connect(root=root) as platform:
         platform.flush(timeout=60)  # it catches up (the orders are old: nothing to total)
-        assert platform.trim(now=later)["kinesis_records"] == 200
+        trimmed = platform.trim(now=later)
+        assert trimmed["kinesis_records"] == 200 and trimmed["realtime_rows"] == 0
 
 
 def test_the_handler_runs_alone_on_the_standard_library(tmp_path, table):

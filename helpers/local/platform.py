@@ -487,11 +487,13 @@ class LocalPlatform(Platform):
         """Apply every retention period now; returns what each let go.
 
         The change stream keeps 24 hours and the Kinesis stream ``stream_retention_hours``,
-        but each only what its consumer (the pipe, the delivery stream) has committed past,
-        so nothing accepted is lost before it is in the lake; Athena's results and the failed
-        records expire by the bucket's lifecycle rules (``athena_results_retention_days``,
-        ``error_retention_days``), query executions after Athena's 45 days, delivery records
-        after ``log_retention_days`` and dead letters after the queue's 14 days. Each removal
+        but each only what its consumers (the pipe; the delivery stream and the real-time
+        consumer) have committed past, so nothing accepted is lost before it is in the lake
+        and the running totals; Athena's results and the failed records expire by the
+        bucket's lifecycle rules (``athena_results_retention_days``, ``error_retention_days``),
+        query executions after Athena's 45 days, delivery records after
+        ``log_retention_days``, dead letters after the queues' 14 days and the real-time
+        store's rows at their ``expires_at`` (DynamoDB's TTL). Each removal
         is its own transaction or unlink, so a kill at any moment loses nothing else.
         """
         s = self.settings
@@ -512,6 +514,7 @@ class LocalPlatform(Platform):
             "error_objects": self.bucket.expire(s.error_prefix, s.error_retention_days, now),
             "dead_letters": self.pipe.trim_dead_letters(now),
             "consumer_dead_letters": self.consumer.trim_dead_letters(DEAD_LETTER_RETENTION_S, now),
+            "realtime_rows": self._trim_realtime(now),
             "pipe_batches": self.pipe.trim_sent(self.delivery.checkpoints()),
         }
 
@@ -524,6 +527,13 @@ class LocalPlatform(Platform):
 
     def _realtime(self) -> SqliteStore:
         return SqliteStore(Path(self.settings.root) / REALTIME_STATE)
+
+    def _trim_realtime(self, now: float) -> int:
+        store = self._realtime()
+        try:
+            return store.trim(now)
+        finally:
+            store.close()
 
     def nowcasts(self, day: str | None = None) -> pd.DataFrame:
         store = self._realtime()
