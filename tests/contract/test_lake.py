@@ -182,4 +182,10 @@ def test_status_shows_the_same_stages(platform):
         "seconds_since_delivery",
         "detail",
     ]
-    assert status.stage.tolist() == ["table", "change stream", "kinesis stream", "lake"]
+    assert status.stage.tolist() == [
+        "table",
+        "change stream",
+        "kinesis stream",
+        "lake",
+        "realtime consumer",
+    ]
