@@ -84,22 +84,33 @@ def empty_lake() -> pd.DataFrame:
 
 
 RESOURCE_COLUMNS = ["service", "kind", "name", "arn", "detail"]
-NOWCAST_COLUMNS = ["day", "series_id", "units", "revenue", "orders", "last_order_ms", "updated_ms"]
-"""``nowcasts()``: one row per series and day, the real-time consumer's running totals."""
-ALERT_COLUMNS = [
+_REALTIME_COUNTS = ("orders", "expires_at")
+_REALTIME_TEXT = (
     "day",
     "series_id",
+    "level",
     "name",
+    "last_order",
     "kind",
-    "state",
-    "expected",
-    "actual",
-    "low",
-    "high",
     "since",
+    "state",
     "cleared_at",
-]
-"""``alerts()``: one row per alert episode (kind high, low or stalled; state open or cleared)."""
+)
+
+
+def realtime_frame(rows: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> pd.DataFrame:
+    """Nowcasts or alerts as a frame with the same columns and types on both backends: counts
+    (``orders``, ``expires_at``) as nullable integers, text as objects, every other field as
+    floats (DynamoDB gives whole numbers back as integers, SQLite as they were stored)."""
+    frame = pd.DataFrame(list(rows), columns=list(fields))
+    for name in fields:
+        if name in _REALTIME_COUNTS:
+            frame[name] = frame[name].astype("Int64")
+        elif name not in _REALTIME_TEXT:
+            frame[name] = frame[name].astype("float64")
+    return frame
+
+
 CATALOG_COLUMNS = [
     "database",
     "name",

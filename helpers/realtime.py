@@ -208,6 +208,8 @@ NOWCAST_FIELDS = (
 )
 """The fields of a nowcast (:func:`nowcast`)."""
 EVENT_SEQ_DIGITS = 40
+EXPECTATIONS_BY_DAY = "by-day"
+"""The expectations table's index by ``day`` (then ``series_id``): a day of every series."""
 MS_PER_DAY = 86_400_000
 MS_PER_HOUR = 3_600_000
 KEEP_DAYS = 2
@@ -1091,7 +1093,9 @@ class DynamoStore(_Store):
     ``TOTAL#<day>`` / ``<series_id>`` (the totals, ``recent`` as JSON text, and ``version``),
     ``ORDER#<order_id>`` / ``ORDER`` (the contribution), ``ALERT#<day>`` /
     ``<series_id>#<kind>#<since>`` (the alert) and ``CLOCK`` / ``CLOCK``
-    (``latest_order_ms``). The expectations table is keyed ``series_id`` / ``day``.
+    (``latest_order_ms``). The expectations table is keyed ``series_id`` / ``day`` and read by
+    its index :data:`EXPECTATIONS_BY_DAY`; forecast runs write it
+    (:func:`helpers.aws.realtime.publish_expectations`).
 
     A batch is written in transactions of at most ``MAX_TRANSACTION_ITEMS`` items: each
     holds some of the batch's changes, their orders' contributions and the totals as they
@@ -1127,43 +1131,18 @@ class DynamoStore(_Store):
 
     def expectations(self, day: str) -> dict[str, dict[str, Any]]:
         found = {}
-        for item in self._pages(
-            "scan",
+        for item in self._pages(  # an index is read eventually consistent: a run's rows
+            "query",  # show within a second, and a new run's replace a day's as they come
             TableName=self.expectations_table,
-            FilterExpression="#d = :day",
-            ExpressionAttributeNames={"#d": "day"},
+            IndexName=EXPECTATIONS_BY_DAY,
+            KeyConditionExpression="#d = :day",
+            ExpressionAttributeNames={"#d": "day"},  # a reserved word in expressions
             ExpressionAttributeValues={":day": {"S": day}},
-            ConsistentRead=True,
         ):
             row = _from_item(item)
             row["profile"] = json.loads(row["profile"])
             found[row["series_id"]] = row
         return found
-
-    def put_expectations(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Write expectations (``BatchWriteItem``, unprocessed items retried); returns the count."""
-        items = [
-            {
-                "PutRequest": {
-                    "Item": _to_item(
-                        dict(zip(EXPECTATION_FIELDS, _expectation_values(row), strict=True))
-                    )
-                }
-            }
-            for row in rows
-        ]
-        for start in range(0, len(items), 25):
-            requests = {self.expectations_table: items[start : start + 25]}
-            for attempt in range(self.RETRIES):
-                left = self.dynamodb.batch_write_item(RequestItems=requests).get("UnprocessedItems")
-                if not left:
-                    break
-                requests = left
-                time.sleep(0.05 * 2**attempt)
-            else:
-                raise RuntimeError(f"{self.expectations_table} kept refusing writes; try again")
-        self._expectations.clear()
-        return len(items)
 
     def totals(self, day: str) -> dict[str, dict[str, Any]]:
         found = {}

@@ -18,6 +18,7 @@ import pytest
 from cfnlint.api import lint_file
 
 from helpers import queries, transform
+from helpers import realtime as rt
 from helpers.aws import template
 from helpers.aws.awslambda import CODE_PARAMETERS, CONSUMER_HANDLER, CONSUMER_SOURCE
 from helpers.config import TEMPLATE_PATH, Settings, load_template, template_defaults
@@ -493,7 +494,10 @@ def test_real_time_tables_have_the_contracts_keys_and_expire_by_ttl(stack):
         resource = stack["Resources"][logical_id]
         assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Delete", "Delete")
     (by_day,) = properties(stack, "ExpectationsTable")["GlobalSecondaryIndexes"]
-    assert (by_day["IndexName"], by_day["KeySchema"][0]["AttributeName"]) == ("by-day", "day")
+    assert (by_day["IndexName"], by_day["KeySchema"][0]["AttributeName"]) == (
+        rt.EXPECTATIONS_BY_DAY,
+        "day",
+    )
     (alerts,) = properties(stack, "NowcastTable")["GlobalSecondaryIndexes"]
     assert alerts["IndexName"] == "alerts-by-state"
     assert [k["AttributeName"] for k in alerts["KeySchema"]] == ["state", "since"]

@@ -7,7 +7,6 @@ Nothing runs in this process: the pipe, the stream, Firehose and its Lambda move
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import time
@@ -361,10 +360,9 @@ class AwsPlatform(Platform):
             return realtime.publish_expectations(client, table, frame)
 
     def nowcasts(self, day: str | None = None) -> pd.DataFrame:
-        day = day or dt.datetime.now(dt.UTC).date().isoformat()
-        client, table = self.session.client("dynamodb"), self.names.nowcast_table_name
-        with realtime.stack_table(client, table):
-            return realtime.nowcasts(client, table, day)
+        client = self.session.client("dynamodb")
+        with realtime.stack_table(client, self.names.nowcast_table_name):
+            return realtime.nowcasts(client, self.names, day)
 
     def alerts(self, open_only: bool = False) -> pd.DataFrame:
         client, table = self.session.client("dynamodb"), self.names.nowcast_table_name

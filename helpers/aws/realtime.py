@@ -29,13 +29,11 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from helpers.aws.dynamodb import batch_put, query
 from helpers.exceptions import DeployError
-from helpers.platform import ALERT_COLUMNS, NOWCAST_COLUMNS
-from helpers.realtime import EXPECTATION_FIELDS
+from helpers.platform import realtime_frame
+from helpers.realtime import ALERT_FIELDS, EXPECTATION_FIELDS, NOWCAST_FIELDS, DynamoStore
 
 ALERTS_INDEX = "alerts-by-state"
 ALERT_STATES = ("open", "cleared")
-COUNTS = ("orders", "last_order_ms", "updated_ms")
-AMOUNTS = ("units", "revenue", "expected", "actual", "low", "high")
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -109,28 +107,13 @@ def plain(item: Mapping[str, dict]) -> dict[str, Any]:
     }
 
 
-def _typed(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=columns)
-    for name in columns:
-        if name in AMOUNTS:
-            frame[name] = frame[name].astype("float64")
-        elif name in COUNTS:
-            frame[name] = frame[name].astype("Int64")
-    return frame
-
-
-def nowcasts(client: Any, table: str, day: str) -> pd.DataFrame:
-    """The running totals of ``day`` (``YYYY-MM-DD``), one row per series: a Query of
-    ``TOTAL#<day>``."""
-    items = query(
-        client,
-        table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"TOTAL#{day}"}},
-        ConsistentRead=True,
-    )
-    rows = [{**plain(item), "day": day, "series_id": item["sk"]["S"]} for item in items]
-    return _typed(rows, NOWCAST_COLUMNS).sort_values("series_id", ignore_index=True)
+def nowcasts(client: Any, names: Any, day: str | None) -> pd.DataFrame:
+    """Every series' nowcast of ``day`` (today by the consumer's clock when None), as the
+    consumer computes it from the running totals and the expectations: the columns of
+    :data:`helpers.realtime.NOWCAST_FIELDS`, as on the local backend."""
+    store = DynamoStore(names.expectations_table_name, names.nowcast_table_name, dynamodb=client)
+    frame = realtime_frame(store.nowcasts(day), NOWCAST_FIELDS)
+    return frame.sort_values("series_id", ignore_index=True)
 
 
 def alerts(client: Any, table: str, open_only: bool = False) -> pd.DataFrame:
@@ -148,5 +131,5 @@ def alerts(client: Any, table: str, open_only: bool = False) -> pd.DataFrame:
             ExpressionAttributeValues={":state": {"S": state}},
         )
         rows += [{**plain(item), "day": item["pk"]["S"].removeprefix("ALERT#")} for item in items]
-    frame = _typed(rows, ALERT_COLUMNS)
+    frame = realtime_frame(rows, ALERT_FIELDS)
     return frame.sort_values(["since", "series_id"], ignore_index=True)

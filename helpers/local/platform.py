@@ -57,6 +57,7 @@ from helpers.platform import (
     failure_summary,
     failures_frame,
     objects_frame,
+    realtime_frame,
 )
 from helpers.progress import tqdm
 from helpers.realtime import ALERT_FIELDS, NOWCAST_FIELDS, SqliteStore
@@ -538,14 +539,14 @@ class LocalPlatform(Platform):
     def nowcasts(self, day: str | None = None) -> pd.DataFrame:
         store = self._realtime()
         try:
-            return pd.DataFrame(store.nowcasts(day), columns=list(NOWCAST_FIELDS))
+            return realtime_frame(store.nowcasts(day), NOWCAST_FIELDS)
         finally:
             store.close()
 
     def alerts(self, open_only: bool = False) -> pd.DataFrame:
         store = self._realtime()
         try:
-            return pd.DataFrame(store.alerts(open_only), columns=list(ALERT_FIELDS))
+            return realtime_frame(store.alerts(open_only), ALERT_FIELDS)
         finally:
             store.close()
 

@@ -22,13 +22,16 @@ import pandas as pd
 import pytest
 
 import helpers
+from helpers import realtime as rt
 from helpers.aws import cloudformation, dynamodb
 from helpers.aws.awslambda import CONSUMER_HANDLER, CONSUMER_SOURCE
 from helpers.aws.realtime import expectation_item
 from helpers.config import load_template
 from helpers.exceptions import DeployError, SalescastError
-from helpers.platform import ALERT_COLUMNS, NOWCAST_COLUMNS
+from helpers.platform import realtime_frame
 from helpers.realtime import EXPECTATION_FIELDS
+from tests.test_realtime import expectation as expectation_row
+from tests.test_realtime import steady_orders
 
 MAPPING = {
     "BatchSize": 100,
@@ -269,39 +272,31 @@ def alert(day: str, series_id: str, kind: str, since: str, state: str, **more) -
     }
 
 
-def test_nowcasts_read_one_days_totals_and_nothing_else(platform):
-    put(
-        platform.settings,
-        [
-            total("2026-12-07", "total", 120, "2399.50", 80),
-            total("2026-12-07", "product#p-002", 20, "399.80", 15),
-            total("2026-12-07", "category#home", 120, "2399.50", 80),
-            total("2026-12-06", "total", 999, "1.00", 1),
-            {  # an order's contribution, same table
-                "pk": "ORDER#o-1",
-                "sk": "ORDER",
-                "day": "2026-12-07",
-                "units": 2,
-                "revenue": Decimal("39.98"),
-            },
-            alert("2026-12-07", "product#p-002", "high", "2026-12-07T10:00:00Z", "open"),
-        ],
+def test_nowcasts_are_the_consumers_as_on_the_local_backend(platform, tmp_path):
+    """Orders applied by the consumer's DynamoDB store read back as the same nowcasts that
+    the local store gives for the same orders and expectations; other days stay out."""
+    day = "2030-01-02"
+    rows = [expectation_row("product#p-1", day, 240.0), expectation_row("total", day, 480.0)]
+    platform.publish_expectations(pd.DataFrame(rows))
+    changes = steady_orders(day, "p-1", 10, 9.5, 12)
+    settings = platform.settings
+    remote = rt.DynamoStore(
+        settings.expectations_table_name,
+        settings.nowcast_table_name,
+        dynamodb=boto3.client("dynamodb"),
     )
-    frame = platform.nowcasts("2026-12-07")
-    assert list(frame.columns) == NOWCAST_COLUMNS
-    assert frame.series_id.tolist() == ["category#home", "product#p-002", "total"]
-    assert set(frame.day) == {"2026-12-07"}
-    row = frame.set_index("series_id").loc["total"]
-    assert (row["units"], row["revenue"], row["orders"]) == (120.0, 2399.5, 80)
-    assert row["last_order_ms"] == 1_765_000_000_080
-    assert str(frame.orders.dtype) == "Int64" and frame.revenue.dtype == "float64"
-    assert platform.nowcasts("2026-12-05").empty
-
-
-def test_nowcasts_default_to_todays_utc_day(platform):
-    today = dt.datetime.now(dt.UTC).date().isoformat()
-    put(platform.settings, [total(today, "total", 5, "10", 3)])
-    assert platform.nowcasts().series_id.tolist() == ["total"]
+    local = rt.SqliteStore(tmp_path / "realtime.sqlite")
+    local.put_expectations(rows)
+    for store in (remote, local):
+        store.apply(changes, rt.Config(), 0)
+    frame = platform.nowcasts(day)
+    assert list(frame.columns) == list(rt.NOWCAST_FIELDS)
+    assert frame.series_id.tolist() == ["category#home", "product#p-1", "total"]
+    expected = realtime_frame(local.nowcasts(day), rt.NOWCAST_FIELDS)
+    pd.testing.assert_frame_equal(frame, expected.sort_values("series_id", ignore_index=True))
+    product = frame.set_index("series_id").loc["product#p-1"]
+    assert product["orders"] == len(changes) == 25 and product["expected_units"] == 240.0
+    assert platform.nowcasts("2030-01-01").empty
 
 
 def test_alerts_read_every_episode_or_the_open_ones_oldest_first(platform):
@@ -322,7 +317,7 @@ def test_alerts_read_every_episode_or_the_open_ones_oldest_first(platform):
         ],
     )
     every = platform.alerts()
-    assert list(every.columns) == ALERT_COLUMNS
+    assert list(every.columns) == list(rt.ALERT_FIELDS)
     assert every.since.tolist() == [
         "2026-12-06T23:50:00Z",
         "2026-12-07T10:00:00Z",
@@ -342,9 +337,9 @@ def test_alerts_read_every_episode_or_the_open_ones_oldest_first(platform):
 
 
 def test_no_totals_or_alerts_are_empty_frames_with_the_columns(platform):
-    assert list(platform.nowcasts("2026-12-07").columns) == NOWCAST_COLUMNS
+    assert list(platform.nowcasts("2026-12-07").columns) == list(rt.NOWCAST_FIELDS)
     assert platform.nowcasts("2026-12-07").empty
-    assert list(platform.alerts().columns) == ALERT_COLUMNS and platform.alerts().empty
+    assert list(platform.alerts().columns) == list(rt.ALERT_FIELDS) and platform.alerts().empty
 
 
 # the deployed stack -----------------------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import boto3
+import pandas as pd
 import pytest
 
 from helpers import realtime as rt
+from helpers.aws.realtime import publish_expectations
 from helpers.local.dynamodb import Table
 from helpers.schema import item_to_order, validated_table
 from tests.test_realtime import (
@@ -35,6 +37,16 @@ def tables(aws, monkeypatch):
         AttributeDefinitions=[
             {"AttributeName": "series_id", "AttributeType": "S"},
             {"AttributeName": "day", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": rt.EXPECTATIONS_BY_DAY,
+                "KeySchema": [
+                    {"AttributeName": "day", "KeyType": "HASH"},
+                    {"AttributeName": "series_id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
         ],
         BillingMode="PAY_PER_REQUEST",
     )
@@ -125,7 +137,11 @@ def test_a_crash_between_transactions_leaves_exact_totals_after_redelivery(
 def test_a_stall_is_written_and_published_once(tables, monkeypatch):
     day = "2030-01-02"
     store = rt.open_store()
-    store.put_expectations([expectation("product#p-1", day, 2400.0, relative=1e-3)])
+    publish_expectations(
+        store.dynamodb,
+        "expectations",
+        pd.DataFrame([expectation("product#p-1", day, 2400.0, relative=1e-3)]),
+    )
     store.apply(steady_orders(day, "p-1", 100, 9.5, 10), rt.Config(), 0)
     now = store.latest_order_ms() + 20 * 60_000
     monkeypatch.setattr(rt, "wall_ms", lambda: now)
