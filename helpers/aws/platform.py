@@ -184,8 +184,8 @@ class AwsPlatform(Platform):
 
         ``pending`` counts the changes written through this platform and not yet confirmed
         by ``flush``; the table's count is DynamoDB's own, refreshed about every six hours.
-        The Kinesis row also says how the real-time consumer reads the stream (its mapping's
-        state, how far behind, its dead letters), which ``attrs["consumer"]`` holds too.
+        The real-time consumer's row gives its mapping's state, how far behind it reads, its
+        invocations in the last hour and its dead letters; ``attrs["consumer"]`` holds them.
         """
         r = self.names
         watch = self.session.client("cloudwatch")
@@ -236,13 +236,7 @@ class AwsPlatform(Platform):
                 0,
                 0,
                 None,
-                f"records in the last hour; Firehose {delivery['KinesisMillisBehindLatest'] / 1000:g}s behind; "
-                + (
-                    f"consumer {consumer['state']} ({consumer['last_result']}), "
-                    f"{consumer['seconds_behind']:g}s behind, {consumer['dead_letters']} dead letters"
-                    if consumer
-                    else "no real-time consumer"
-                ),
+                f"records in the last hour; Firehose {delivery['KinesisMillisBehindLatest'] / 1000:g}s behind",
             ),
             (
                 "lake",
@@ -252,6 +246,19 @@ class AwsPlatform(Platform):
                 None if newest is None else round(time.time() - newest.timestamp(), 3),
                 f"records delivered in the last hour; {len(objects)} objects, {len(errors)} error objects"
                 + ("" if failures is None else f" ({failure_summary(failures)})"),
+            ),
+            (
+                "realtime consumer",
+                consumer.get("invocations", 0),
+                0,
+                consumer.get("dead_letters", 0),
+                None,
+                f"mapping {consumer['state']} ({consumer['last_result']}),"
+                f" {consumer['seconds_behind']:g}s behind;"
+                " records = invocations in the last hour (Lambda counts no records);"
+                " failed = batches in its on-failure queue"
+                if consumer
+                else "no real-time consumer: run `salescast deploy` to add it",
             ),
         ]
         frame = pd.DataFrame(
@@ -281,9 +288,10 @@ class AwsPlatform(Platform):
             "AWS/Lambda",
             "FunctionName",
             r.consumer_function_name,
-            {"IteratorAge": "Maximum"},
+            {"IteratorAge": "Maximum", "Invocations": "Sum"},
         )
         return {
+            "invocations": int(age["Invocations"]),
             "state": mapping["State"],
             "last_result": mapping.get("LastProcessingResult", "no result yet"),
             "seconds_behind": age["IteratorAge"] / 1000,

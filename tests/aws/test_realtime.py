@@ -409,9 +409,10 @@ def test_the_stack_deploys_the_consumer_and_teardown_removes_it(session):
         assert len(stored(platform.settings)) == 30
 
         status = platform.status().set_index("stage")
-        assert status.loc["kinesis stream", "detail"].endswith(
-            "consumer Enabled (no result yet), 0s behind, 0 dead letters"
+        assert status.loc["realtime consumer", "detail"].startswith(
+            "mapping Enabled (no result yet), 0s behind;"
         )
+        assert status.loc["realtime consumer", ["records", "failed"]].tolist() == [0, 0]
         assert status.attrs["consumer"]["state"] == "Enabled"
 
     removed = cloudformation.teardown(session, progress=False)
@@ -443,5 +444,7 @@ def test_a_stack_without_the_real_time_tables_says_to_deploy(aws_platform, call,
 
 def test_status_without_a_consumer_says_so(aws_platform):
     status = aws_platform.status().set_index("stage")
-    assert status.loc["kinesis stream", "detail"].endswith("no real-time consumer")
+    assert status.loc["realtime consumer", "detail"] == (
+        "no real-time consumer: run `salescast deploy` to add it"
+    )
     assert status.attrs["consumer"] == {}
