@@ -27,7 +27,7 @@ from helpers import queries
 from helpers.config import Settings
 from helpers.exceptions import BackendError, PipelineStuckError
 from helpers.local.athena import Athena
-from helpers.local.awslambda import Function
+from helpers.local.awslambda import Function, trim_logs
 from helpers.local.compaction import Compactor, visible_objects
 from helpers.local.dynamodb import Table
 from helpers.local.firehose import DeliveryStream
@@ -405,7 +405,8 @@ class LocalPlatform(Platform):
         so nothing accepted is lost before it is in the lake; Athena's results and the failed
         records expire by the bucket's lifecycle rules (``athena_results_retention_days``,
         ``error_retention_days``), query executions after Athena's 45 days, delivery records
-        after ``log_retention_days`` and dead letters after the queue's 14 days. Each removal
+        and the functions' logs (``<root>/logs``, by whole files) after ``log_retention_days``,
+        and dead letters after the queue's 14 days. Each removal
         is its own transaction or unlink, so a kill at any moment loses nothing else.
         """
         s = self.settings
@@ -423,6 +424,7 @@ class LocalPlatform(Platform):
             "error_objects": self.bucket.expire(s.error_prefix, s.error_retention_days, now),
             "dead_letters": self.pipe.trim_dead_letters(now),
             "pipe_batches": self.pipe.trim_sent(self.delivery.checkpoints()),
+            "log_files": trim_logs(self.function.log_path.parent, s.log_retention_days, now),
         }
 
     def publish_expectations(self, frame: pd.DataFrame) -> int:
