@@ -19,10 +19,10 @@ tuples to ``L``, sets to ``SS``/``NS``/``BS`` and None inside them to ``NULL``; 
 
 Examples
 --------
->>> orders = validate_orders([{"order_id": "o-1", "order_ts": "2026-01-05T10:00:00Z",
+>>> orders = validated_table([{"order_id": "o-1", "order_ts": "2026-01-05T10:00:00Z",
 ...     "customer_id": "c-1", "product_id": "p-1", "product_name": "Teal Lamp",
 ...     "category": "home", "channel": "web", "quantity": 2, "unit_price": 9.5}])
->>> items_json(orders)[0][0][-40:]
+>>> items_json(orders)[0][0][-46:]
 '"quantity":{"N":"2"},"unit_price":{"N":"9.5"}}'
 """
 
@@ -160,7 +160,9 @@ def validate_orders(records: Any) -> pd.DataFrame:
 
     ``records`` is a DataFrame, a dict, or dicts. Returns a DataFrame with the columns of
     ``ORDER_FIELDS`` in order: strings, ``order_ts`` as UTC ``datetime64[ms]``, ``quantity`` as
-    int64 and ``unit_price`` as float64. Naive timestamps are taken as UTC.
+    int64 and ``unit_price`` as float64, then, when some order has other attributes,
+    ``attributes``: each order's as the lake holds them (AttributeValue JSON text, or None).
+    Naive timestamps are taken as UTC.
     """
     return validated_table(records).to_pandas()
 
