@@ -81,6 +81,7 @@ def build_lake(platform, orders: int, days: int = 730, seed: int = 11) -> int:
             ],
             event_ts=event_ts,
             order_ts=events.order_ts.dt.tz_localize(None),
+            attributes=None,
         )
         sequence += len(events)
         table = pa.Table.from_pandas(events[LAKE_SCHEMA.names], schema=LAKE_SCHEMA, safe=False)
@@ -124,6 +125,7 @@ def append_day(platform, day: pd.Timestamp, number: int, first_seq: int) -> int:
                 for seq in range(first_seq + written, first_seq + written + len(events))
             ],
             event_ts=pd.Timestamp.now(tz="UTC").floor("s").tz_localize(None),
+            attributes=None,
         )
         written += len(events)
         sink = pa.BufferOutputStream()

@@ -102,7 +102,8 @@ class Settings:
     athena_results_retention_days: int = int(_STACK["AthenaResultsRetentionDays"])
     error_retention_days: int = int(_STACK["ErrorRetentionDays"])
     log_retention_days: int = int(_STACK["LogRetentionDays"])
-    """Days the delivery records (the stand-in for the delivery stream's logs) are kept."""
+    """Days the delivery records (the stand-in for the delivery stream's logs) and the
+    functions' logs in ``<root>/logs`` (the log groups' retention) are kept."""
     retention_interval_s: float = 300.0
     """Seconds between retention trims while this process consumes; 0 trims on demand only."""
     consumer_batch_size: int = 100

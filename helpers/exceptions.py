@@ -77,7 +77,8 @@ class JobFailedError(SalescastError, RuntimeError):
 
 class TrimmedDataAccessError(SalescastError, LookupError):
     """A read asked for records that retention already trimmed from a stream; ``code`` is the
-    name of the exception AWS answers with."""
+    name of the exception AWS answers with (``TrimmedDataAccessException`` for DynamoDB
+    Streams), or ``TrimmedPosition`` for Kinesis, which answers none and skips them."""
 
     def __init__(self, code: str, message: str):
         self.code = code

@@ -24,6 +24,7 @@ from helpers.schema import (
     LAKE_SCHEMA,
     ORDER_FIELDS,
     PARTITION_KEYS,
+    is_missing,
     item_to_order,
     validated_table,
 )
@@ -194,7 +195,8 @@ class Orders:
 
         Every order is checked before any is written; a bad one raises
         :class:`~helpers.exceptions.InvalidOrderError` naming the order and field.
-        Returns the number of orders written.
+        Fields beyond the order's are stored as other attributes of the item
+        (:mod:`helpers.schema` says how). Returns the number of orders written.
         """
         orders = validated_table(records)
         for start in range(0, orders.num_rows, WRITE_CHUNK):
@@ -207,6 +209,8 @@ class Orders:
 
         Either ``update("o-1", quantity=3)`` or ``update(frame_or_dicts)`` whose rows hold
         ``order_id`` and the fields to change. An unknown order raises OrderNotFoundError.
+        Other attributes (:mod:`helpers.schema`) are set like fields, and those a change
+        does not name are kept.
         """
         if isinstance(records, str):
             rows = [{KEY: records, **changes}]
@@ -219,12 +223,12 @@ class Orders:
                 raise InvalidOrderError(
                     KEY, "is missing", "name the order to update", f"row {position}"
                 )
-            unknown = set(row) - set(ORDER_FIELDS)
-            if unknown:
+            removed = [name for name, value in row.items() if is_missing(value)]
+            if removed:  # UpdateItem's SET cannot remove an attribute
                 raise InvalidOrderError(
-                    sorted(unknown)[0],
-                    "is not an order field",
-                    f"use only {', '.join(ORDER_FIELDS)}",
+                    removed[0],
+                    "is missing (None or NaN)",
+                    "give a value; to remove an attribute, put the whole order without it",
                     f"order {row[KEY]!r}",
                 )
         return self._table.update_items(rows).to_pandas()
@@ -247,10 +251,13 @@ class Orders:
         return None if item is None else item_to_order(item)
 
     def scan(self) -> pd.DataFrame:
-        """Every order in the table (Scan), one row each; for checks, not for big tables."""
-        return pd.DataFrame(
-            [item_to_order(item) for item in self._table.scan()], columns=list(ORDER_FIELDS)
-        )
+        """Every order in the table (Scan), one row each; for checks, not for big tables.
+
+        The order's fields come first, then any other attribute an order has (missing where
+        an order lacks it)."""
+        orders = [item_to_order(item) for item in self._table.scan()]
+        names = dict.fromkeys([*ORDER_FIELDS, *(name for order in orders for name in order)])
+        return pd.DataFrame(orders, columns=list(names))
 
     def count(self) -> int:
         """Number of orders in the table."""

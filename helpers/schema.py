@@ -4,22 +4,37 @@ One place says what an order is. The table stores orders as DynamoDB AttributeVa
 (``{"quantity": {"N": "3"}}``); the lake stores the change log with the columns of
 ``LAKE_SCHEMA`` plus the hive partition keys ``year``, ``month`` and ``day``.
 
+Other attributes
+----------------
+DynamoDB is schemaless, so an order may carry attributes beyond ``ORDER_FIELDS`` (another
+producer's ``gift_wrap``, or one given to ``orders.put``). None is dropped: the table keeps them
+as attributes of the item, ``orders.get``/``scan`` return them beside the order's fields, an
+update keeps them, and the lake's ``attributes`` column holds them as one JSON object in
+AttributeValue JSON (``{"gift_wrap":{"BOOL":true}}``, NULL when there are none), which SQL reads
+with ``json_extract_scalar(attributes, '$.gift_wrap.BOOL')``. Values given to the door map as
+boto3's serializer maps them: text to ``S``, numbers to ``N`` (38 significant digits at most,
+magnitudes 1E-130 to 1E+126), bool to ``BOOL``, bytes to ``B``, mappings to ``M``, lists and
+tuples to ``L``, sets to ``SS``/``NS``/``BS`` and None inside them to ``NULL``; a missing value
+(None or NaN, as pandas fills a column some orders lack) means the order has no such attribute.
+
 Examples
 --------
->>> orders = validate_orders([{"order_id": "o-1", "order_ts": "2026-01-05T10:00:00Z",
+>>> orders = validated_table([{"order_id": "o-1", "order_ts": "2026-01-05T10:00:00Z",
 ...     "customer_id": "c-1", "product_id": "p-1", "product_name": "Teal Lamp",
 ...     "category": "home", "channel": "web", "quantity": 2, "unit_price": 9.5}])
->>> items_json(orders)[0][0][-40:]
+>>> items_json(orders)[0][0][-46:]
 '"quantity":{"N":"2"},"unit_price":{"N":"9.5"}}'
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import math
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,7 +69,9 @@ EVENT_FIELDS: dict[str, str] = {
     "event_seq": "string",
     "event_ts": "timestamp",
 }
-LAKE_FIELDS: dict[str, str] = {**ORDER_FIELDS, **EVENT_FIELDS}
+ATTRIBUTES = "attributes"
+"""The lake column holding an order's other attributes (see the module docstring)."""
+LAKE_FIELDS: dict[str, str] = {**ORDER_FIELDS, **EVENT_FIELDS, ATTRIBUTES: "string"}
 PARTITION_KEYS = ("year", "month", "day")
 EVENT_SEQ_DIGITS = 40
 
@@ -99,9 +116,13 @@ def _as_frame(records: Any) -> pd.DataFrame:
                 "pass dicts or a pandas DataFrame",
                 f"record {position}",
             )
-    return (
-        pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(ORDER_FIELDS))
-    )
+    if not records:
+        return pd.DataFrame(columns=list(ORDER_FIELDS))
+    frame = pd.DataFrame.from_records(records)
+    for name in frame.columns:
+        if name not in ORDER_FIELDS:  # as given: pandas would make [5, missing] [5.0, NaN]
+            frame[name] = pd.Series([record.get(name) for record in records], dtype=object)
+    return frame
 
 
 def _where(frame: pd.DataFrame, row: int) -> str:
@@ -119,7 +140,8 @@ def _first_bad(frame: pd.DataFrame, bad: np.ndarray, field: str, problem, fix: s
         raise InvalidOrderError(field, problem(value), fix, _where(frame, row))
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """Whether a value stands for no value: None, NaT or NaN (how pandas fills a gap)."""
     import pandas as pd
 
     return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
@@ -128,7 +150,7 @@ def _missing(value: Any) -> bool:
 def _describe(value: Any) -> str:
     if isinstance(value, float | np.floating) and math.isnan(value):
         return "is missing or NaN (no number)"  # pandas reads a missing number as NaN
-    if _missing(value):
+    if is_missing(value):
         return "is missing"
     return f"has type {type(value).__name__} ({value!r})"
 
@@ -138,7 +160,9 @@ def validate_orders(records: Any) -> pd.DataFrame:
 
     ``records`` is a DataFrame, a dict, or dicts. Returns a DataFrame with the columns of
     ``ORDER_FIELDS`` in order: strings, ``order_ts`` as UTC ``datetime64[ms]``, ``quantity`` as
-    int64 and ``unit_price`` as float64. Naive timestamps are taken as UTC.
+    int64 and ``unit_price`` as float64, then, when some order has other attributes,
+    ``attributes``: each order's as the lake holds them (AttributeValue JSON text, or None).
+    Naive timestamps are taken as UTC.
     """
     return validated_table(records).to_pandas()
 
@@ -146,14 +170,6 @@ def validate_orders(records: Any) -> pd.DataFrame:
 def validated_table(records: Any) -> pa.Table:
     """:func:`validate_orders` as an Arrow table, the form the table writes take."""
     frame = _as_frame(records)
-    unknown = [name for name in frame.columns if name not in ORDER_FIELDS]
-    if unknown:
-        raise InvalidOrderError(
-            str(unknown[0]),
-            "is not an order field",
-            f"use only {', '.join(ORDER_FIELDS)}",
-            _where(frame, 0),
-        )
     for name in ORDER_FIELDS:
         if name not in frame:
             raise InvalidOrderError(name, "is missing", "give every order field", _where(frame, 0))
@@ -173,10 +189,17 @@ def validated_table(records: Any) -> pa.Table:
     arrays.append(pa.array(_quantities(frame), pa.int64()))
     arrays.append(pa.array(_prices(frame), pa.float64()))
     table = pa.Table.from_arrays(arrays, schema=ORDER_SCHEMA)
+    others = [name for name in frame.columns if name not in ORDER_FIELDS]
+    if others:
+        table = table.append_column(ATTRIBUTES, _other_attributes(frame, others))
     sizes = item_sizes(table)
     if (sizes > MAX_ITEM_BYTES).any():
         row = int(np.flatnonzero(sizes > MAX_ITEM_BYTES)[0])
-        longest = max(STRING_FIELDS, key=lambda name: len(str(table[name][row]).encode()))
+        sizes_by_name = {name: len(str(table[name][row]).encode()) for name in STRING_FIELDS}
+        if ATTRIBUTES in table.column_names and table[ATTRIBUTES][row].is_valid:
+            others = json.loads(table[ATTRIBUTES][row].as_py())
+            sizes_by_name.update({name: _value_size(value) for name, value in others.items()})
+        longest = max(sizes_by_name, key=sizes_by_name.get)
         raise InvalidOrderError(
             longest,
             f"makes the item {int(sizes[row]):,} bytes",
@@ -185,6 +208,101 @@ def validated_table(records: Any) -> pa.Table:
             _where(frame, row),
         )
     return table
+
+
+def _other_attributes(frame: pd.DataFrame, names: list[Any]) -> pa.Array:
+    """Each order's other attributes as the text of their AttributeValue JSON object (None when
+    it has none), in column order; raise naming the first bad name or value."""
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise InvalidOrderError(
+                str(name),
+                "is not an attribute name",
+                "name attributes with non-empty strings",
+                _where(frame, 0),
+            )
+    columns = [frame[name].tolist() for name in names]
+    texts = []
+    for row, values in enumerate(zip(*columns, strict=True)):
+        parts = []
+        for name, value in zip(names, values, strict=True):
+            if is_missing(value):
+                continue
+            try:
+                parts.append(f"{json.dumps(name)}:{attribute_value(value)}")
+            except (TypeError, ValueError) as problem:
+                raise InvalidOrderError(
+                    name,
+                    str(problem),
+                    "give text, a number, a bool, bytes, or a list, set or mapping of them",
+                    _where(frame, row),
+                ) from None
+        texts.append("{" + ",".join(parts) + "}" if parts else None)
+    return pa.array(texts, pa.string())
+
+
+def attribute_value(value: Any) -> str:
+    """A plain value as DynamoDB AttributeValue JSON text, as boto3's serializer maps it.
+
+    Raises TypeError or ValueError saying why a value cannot be stored.
+
+    Examples
+    --------
+    >>> attribute_value({"wrap": True, "notes": ["red", 2]})
+    '{"M":{"wrap":{"BOOL":true},"notes":{"L":[{"S":"red"},{"N":"2"}]}}}'
+    """
+    if value is None:
+        return '{"NULL":true}'
+    if isinstance(value, bool | np.bool_):
+        return '{"BOOL":true}' if value else '{"BOOL":false}'
+    if isinstance(value, str):
+        return '{"S":' + json.dumps(value) + "}"
+    if isinstance(value, int | float | Decimal | np.integer | np.floating):
+        return '{"N":"' + _number_text(value) + '"}'
+    if isinstance(value, bytes | bytearray):
+        return '{"B":"' + base64.b64encode(value).decode() + '"}'
+    if isinstance(value, Mapping):
+        if not all(isinstance(name, str) for name in value):
+            raise TypeError("is a mapping with a name that is not text")
+        inner = ",".join(f"{json.dumps(name)}:{attribute_value(v)}" for name, v in value.items())
+        return '{"M":{' + inner + "}}"
+    if isinstance(value, list | tuple):
+        return '{"L":[' + ",".join(attribute_value(element) for element in value) + "]}"
+    if isinstance(value, set | frozenset):
+        return _set_value(value)
+    raise TypeError(f"has type {type(value).__name__}, which DynamoDB cannot store")
+
+
+def _set_value(members: set | frozenset) -> str:
+    if members and all(isinstance(member, str) for member in members):
+        return '{"SS":' + json.dumps(sorted(members)) + "}"
+    if members and all(isinstance(member, bytes) for member in members):
+        return '{"BS":' + json.dumps([base64.b64encode(m).decode() for m in sorted(members)]) + "}"
+    numbers = (int, float, Decimal, np.integer, np.floating)
+    if members and all(isinstance(m, numbers) and not isinstance(m, bool) for m in members):
+        return '{"NS":' + json.dumps(sorted(_number_text(m) for m in members)) + "}"
+    raise ValueError("is an empty set or one of mixed types; DynamoDB sets hold one type, 1+")
+
+
+def _number_text(value: Any) -> str:
+    """A number's text for ``N``, within DynamoDB's precision and range, or raise."""
+    if isinstance(value, float | np.floating):  # a whole float as DynamoDB keeps it: 5, not 5.0
+        whole = float(value).is_integer() and abs(value) < 2**53
+        text = str(int(value)) if whole else str(Decimal(repr(float(value))))
+    else:
+        text = str(value)
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"is not a number ({text!r})") from None
+    if not number.is_finite():
+        raise ValueError(f"is not finite ({text})")
+    significant = "".join(map(str, number.as_tuple().digits)).strip("0")
+    if len(significant) > 38:
+        raise ValueError(f"has more than 38 significant digits ({text})")
+    if number and not -130 <= number.adjusted() <= 125:
+        raise ValueError(f"is out of DynamoDB's range 1E-130 to 9.99E+125 ({text})")
+    return text
 
 
 def _strings(frame: pd.DataFrame, name: str) -> pa.Array:
@@ -237,7 +355,7 @@ def _timestamps(frame: pd.DataFrame) -> pd.Series:
         frame,
         bad,
         "order_ts",
-        lambda v: _describe(v) if _missing(v) else f"is not a timestamp ({v!r})",
+        lambda v: _describe(v) if is_missing(v) else f"is not a timestamp ({v!r})",
         fix,
     )
     years = parsed.dt.year.to_numpy()
@@ -321,6 +439,9 @@ def items_json(table: pa.Table) -> tuple[list[str], np.ndarray]:
             pieces += [opening + '{"S":"', _json_escape(column), '"}']
         else:
             pieces += [opening + '{"N":"', pc.cast(column, pa.string()), '"}']
+    if ATTRIBUTES in table.column_names:  # ',' and the inside of the object, or nothing
+        inner = pc.utf8_slice_codeunits(table[ATTRIBUTES], 1, -1)
+        pieces.append(pc.fill_null(pc.binary_join_element_wise(",", inner, ""), ""))
     pieces.append("}")
     joined = pc.binary_join_element_wise(*pieces, "")
     return joined.to_pylist(), item_sizes(table)
@@ -340,6 +461,10 @@ def item_sizes(table: pa.Table) -> np.ndarray:
             text = pc.cast(column, pa.string())
             sizes += (pc.utf8_length(text).to_numpy() + 1) // 2 + 1
         sizes += len(name)
+    if ATTRIBUTES in table.column_names:
+        for row, text in enumerate(table[ATTRIBUTES].to_pylist()):
+            if text is not None:
+                sizes[row] += item_size(json.loads(text))
     return sizes
 
 
@@ -382,22 +507,54 @@ def item_to_order(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _plain(value: Mapping[str, Any]) -> Any:
-    """An AttributeValue as a plain value: numbers as text for the caller to read."""
+    """An AttributeValue as a plain value, as boto3's deserializer gives it (numbers as int or
+    Decimal, binary as bytes, sets as sets), so that writing it back stores the same value."""
     (kind, inner), *_ = value.items()
     if kind == "NULL":
         return None
+    if kind == "N":
+        return _number(inner)
+    if kind == "B":
+        return base64.b64decode(inner)
     if kind == "L":
         return [_plain(element) for element in inner]
     if kind == "M":
         return {name: _plain(element) for name, element in inner.items()}
+    if kind == "SS":
+        return set(inner)
+    if kind == "NS":
+        return {_number(text) for text in inner}
+    if kind == "BS":
+        return {base64.b64decode(text) for text in inner}
     return inner
 
 
-def item_size(item: Mapping[str, Mapping[str, str]]) -> int:
-    """Approximate DynamoDB item size in bytes: attribute names plus values, UTF-8."""
-    size = 0
-    for name, value in item.items():
-        ((kind, text),) = value.items()
-        size += len(name.encode())
-        size += len(text.encode()) if kind == "S" else (len(text) + 1) // 2 + 1
-    return size
+def _number(text: str) -> int | Decimal:
+    return int(text) if text.lstrip("-").isdigit() else Decimal(text)
+
+
+def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
+    """Approximate DynamoDB item size in bytes: attribute names plus values, UTF-8.
+
+    Follows DynamoDB's rules: strings by their UTF-8 bytes, numbers about one byte per two
+    digits plus one, binary by its bytes, BOOL and NULL one byte, lists and maps 3 bytes
+    plus one per element and their contents.
+    """
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "N":
+        return (len(inner) + 1) // 2 + 1
+    if kind == "B":
+        return len(base64.b64decode(inner))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + _value_size(element) for element in inner)
+    if kind == "M":
+        return 3 + sum(1 + len(n.encode()) + _value_size(v) for n, v in inner.items())
+    return sum(_value_size({kind[0]: member}) for member in inner)  # SS, NS, BS

@@ -23,6 +23,12 @@ Firehose (source: a Kinesis Data Stream fed by an EventBridge Pipe) invokes
   ``event_seq`` is ``SequenceNumber`` left-padded with zeros to 40 digits, so string order is
   stream order. INSERT and MODIFY take their values from ``NewImage``; REMOVE from ``OldImage``.
   ``metadata.partitionKeys`` holds ``year``, ``month``, ``day`` of ``order_ts`` (UTC).
+  ``attributes`` holds the image's attributes beyond the order's (DynamoDB is schemaless:
+  another writer may add any) as the text of one JSON object in AttributeValue JSON, names and
+  values as in the image (``{"gift_wrap":{"BOOL":true}}``), or null when there are none. They
+  are kept whole, in the form DynamoDB's export to S3 uses, rather than as columns of their own:
+  Firehose converts JSON to Parquet with the Glue table's columns and would drop a name the
+  table does not have yet, so a new attribute would be lost until someone altered the table.
 - ``Dropped``: a well-formed record of an event it does not handle (``eventSource`` other than
   ``aws:dynamodb``, or another ``eventName``); ``data`` is returned as received.
 - ``ProcessingFailed``: anything malformed; ``data`` is returned as received, so the raw record
@@ -35,7 +41,8 @@ Record-level problems never raise; an event without a ``records`` list does (Fir
 retries the batch). Not handled: MSK or Direct PUT specifics (``kafkaRecordValue``),
 KPL-aggregated or compressed Kinesis payloads, several stream records in one Kinesis record
 (a Pipe with an input template that batches them), DynamoDB types other than ``S`` and ``N`` for
-the order attributes, and tables other than the orders table (its attributes are required).
+the order attributes, and tables other than the orders table (its attributes are required;
+other attributes are kept as they are, without checking their AttributeValue shape).
 Naive ``order_ts`` values are taken as UTC; fractions beyond milliseconds are truncated; only
 years 1970-2999 (after conversion to UTC) are accepted; empty strings fail. Needs a Python 3.11+
 runtime (``binascii.a2b_base64(strict_mode=True)``).
@@ -43,12 +50,14 @@ runtime (``binascii.a2b_base64(strict_mode=True)``).
 Speed
 -----
 It is on the hot path. Records in the exact shape the local pipe writes (compact JSON in the
-stream's key order, strings without escapes) are read by one regex without building JSON
-objects; other canonical records (``...Z`` timestamps, plain digits) are parsed and take an
-inlined fast path; anything else, valid or not, takes the reference path (:func:`_convert`),
-which also names the problem. The tests check that all three give the same answers. Order days, event seconds and the
-``metadata`` dicts are cached, so ``Ok`` records of one day share one ``metadata`` object (treat
-the response as read-only), and the cyclic GC is paused for the length of a batch.
+stream's key order, strings without escapes, no other attributes) are read by one regex
+without building JSON objects; other canonical records without other attributes (``...Z``
+timestamps, plain digits) are parsed and take an inlined fast path; anything else, valid or
+not, takes the reference path (:func:`_convert`), which also names the problem and keeps
+other attributes. The tests check that all three give the same answers. Order days, event
+seconds and the ``metadata`` dicts are cached, so ``Ok`` records of one day share one
+``metadata`` object (treat the response as read-only), and the cyclic GC is paused for the
+length of a batch.
 """
 
 from __future__ import annotations
@@ -76,6 +85,7 @@ FIELDS = (
     "event_name",
     "event_seq",
     "event_ts",
+    "attributes",
 )
 """Keys of an ``Ok`` record's JSON row, in order (the lake's columns)."""
 PARTITION_KEYS = ("year", "month", "day")
@@ -97,6 +107,7 @@ _CANONICAL_TS = re.compile(f"{_DAY}T{_CLOCK}Z").fullmatch
 _ATTRIBUTES = tuple(
     (name, "N" if name in ("quantity", "unit_price") else "S") for name in FIELDS[:9]
 )
+_ORDER_ATTRIBUTES = frozenset(name for name, _ in _ATTRIBUTES)
 
 
 def _canonical_record_regex():
@@ -323,6 +334,8 @@ def _row(data):
         event_name = stream_record["eventName"]
         change = stream_record["dynamodb"]
         image = change[_IMAGE[event_name]]
+        if len(image) != len(_ATTRIBUTES):  # attributes beyond the order's: the reference
+            raise LookupError
         values = tuple(image[name][kind] for name, kind in _ATTRIBUTES)
         seq = change["SequenceNumber"]
         created = change["ApproximateCreationDateTime"]
@@ -393,7 +406,7 @@ def _line(
         f'"product_name":{name},"category":{category},'
         f'"channel":{channel},"quantity":{int(quantity)},"unit_price":{float(price)!r},'
         f'"event_name":"{event_name}","event_seq":"{seq.zfill(EVENT_SEQ_DIGITS)}",'
-        f'"event_ts":"{event_ts}"}}\n'
+        f'"event_ts":"{event_ts}","attributes":null}}\n'
     )
     return line, order_ts
 
@@ -471,15 +484,29 @@ def _convert(stream_record):
         raise _Malformed(f"dynamodb.SequenceNumber: is not 1-40 digits ({seq[:64]!r})")
 
     event_ts = _epoch(change.get("ApproximateCreationDateTime"))
+    attributes = _other_attributes(image, where)
 
     line = (
         f'{{"order_id":{values[0]},"order_ts":"{order_ts}","customer_id":{values[1]},'
         f'"product_id":{values[2]},"product_name":{values[3]},"category":{values[4]},'
         f'"channel":{values[5]},"quantity":{quantity},"unit_price":{price!r},'
         f'"event_name":"{event_name}","event_seq":"{seq.zfill(EVENT_SEQ_DIGITS)}",'
-        f'"event_ts":"{event_ts}"}}\n'
+        f'"event_ts":"{event_ts}","attributes":{attributes}}}\n'
     )
     return line, order_ts
+
+
+def _other_attributes(image, where):
+    """The image's attributes beyond the order's as the JSON literal of their AttributeValue
+    JSON object text (names and values as in the image), or ``null`` when there are none."""
+    if len(image) == len(_ATTRIBUTES):  # every order attribute is there: nothing else
+        return "null"
+    others = {name: value for name, value in image.items() if name not in _ORDER_ATTRIBUTES}
+    try:
+        text = _dumps(others, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or Infinity, which JSON parsers accept and JSON cannot hold
+        raise _Malformed(f"{where}{', '.join(others)}: hold NaN or Infinity") from None
+    return _quote(text)
 
 
 def _absent(field, value, expected):

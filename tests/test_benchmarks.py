@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 import helpers
 from benchmarks.moto_peer import run_moto_pipeline
 from benchmarks.pipeline import history, measure_freshness, measure_throughput
 from benchmarks.query import build_lake, measure, pandas_peer
+from benchmarks.soak import QUICK, soak
 
 
 def test_pipeline_benchmark_pieces_run(tmp_path):
@@ -32,3 +35,22 @@ def test_query_benchmark_pieces_run(tmp_path):
     for name in ("daily_sales", "top_products"):
         for when in ("first", "after_crawl", "after_append", "warm"):
             assert figures[f"{name}_{when}_s"] > 0
+
+
+def test_soak_quick_mode_prints_each_period_and_trims_within_the_run(tmp_path):
+    printed = []
+    result = soak(tmp_path / "soak", QUICK, out=printed.append)
+    lines = result["lines"]
+    assert len(lines) == QUICK.periods
+    assert "retention clock moved forward" in printed[0]
+    assert len([text for text in printed if re.match(r"\s*\d+\.\d\d\s+[\d,]+\s", text)]) == (
+        QUICK.periods
+    )
+    written = lines[-1]["orders"]
+    assert written == QUICK.periods * QUICK.rate * QUICK.period_s
+    # the trimmed state shrinks: the streams keep about a window of records, not the run
+    window = QUICK.rate * QUICK.window_s
+    assert lines[-1]["stream_kept"] < min(written / 2, 2 * window)
+    assert lines[-1]["kinesis_kept"] < written / 2
+    assert all(line["query_s"] > 0 for line in lines[-2:])  # crawled by then
+    assert result["verdict"]["stream_kept"][0] and result["verdict"]["objects"][0]

@@ -18,7 +18,7 @@ from helpers.exceptions import (
     OrderNotFoundError,
     PipelineStuckError,
 )
-from helpers.schema import ORDER_FIELDS
+from helpers.schema import LAKE_FIELDS, ORDER_FIELDS, item_size, items_json, validated_table
 
 
 def latest_per_order(lake: pd.DataFrame) -> pd.DataFrame:
@@ -262,10 +262,54 @@ def test_an_item_another_writer_shaped_otherwise_comes_back_as_it_is(platform):
     platform.table._write([("x-1", json.dumps(item), 40)])
     got = platform.orders.get("x-1")
     assert got["order_id"] == "x-1" and got["quantity"] == "three" and got["unit_price"] is None
-    assert got["note"] == {"a": "1"}
+    assert got["note"] == {"a": 1}
     assert platform.orders.scan().order_id.tolist() == ["x-1"]
-    with pytest.raises(InvalidOrderError, match="quantity"):
+    with pytest.raises(InvalidOrderError, match="field 'customer_id' is missing"):
         platform.orders.update("x-1", unit_price=2.0)  # the merged order is checked
+
+
+def test_other_attributes_reach_the_lake_and_sql_and_none_is_dropped(platform, make_orders):
+    """Another producer writes items with attributes beyond the order's straight into the
+    table; the put door takes them too. Every one reaches the lake's ``attributes`` column,
+    the crawled catalog and SQL, and an update keeps the ones it does not name."""
+    orders = make_orders(4)
+    platform.orders.put(orders.iloc[:2])
+    foreign = []
+    for position in (2, 3):  # another producer: its own item JSON, the table's write path
+        order = orders.iloc[position]
+        item = json.loads(items_json(validated_table(orders.iloc[[position]]))[0][0])
+        item["gift_wrap"] = {"BOOL": position == 2}
+        item["shipping"] = {"M": {"city": {"S": f"city-{position}"}}}
+        foreign.append((order.order_id, json.dumps(item), item_size(item)))
+    platform.table._write(foreign)
+    door = {**orders.iloc[0].to_dict(), "order_id": "o-door", "coupon": "WINTER", "points": 7}
+    platform.orders.put([door])
+    updated = platform.orders.update(orders.order_id[2], quantity=9)  # keeps the others
+    assert json.loads(updated.attributes[0])["gift_wrap"] == {"BOOL": True}  # as the lake has it
+    platform.flush(timeout=60)
+    platform.crawl()
+
+    columns = platform.catalog_tables().set_index("name").loc["orders_changes", "columns"]
+    assert columns == len(LAKE_FIELDS)  # the crawler found the attributes column
+    lake = platform.read_lake()
+    assert len(lake) == 6 and lake.attributes.isna().sum() == 2  # the two plain puts
+    result = platform.query(
+        "SELECT order_id, quantity,"
+        " json_extract_scalar(attributes, '$.gift_wrap.BOOL') AS gift_wrap,"
+        " json_extract_scalar(attributes, '$.shipping.M.city.S') AS city,"
+        " json_extract_scalar(attributes, '$.coupon.S') AS coupon"
+        " FROM orders_current WHERE attributes IS NOT NULL ORDER BY order_id"
+    ).set_index("order_id")
+    assert result.loc[orders.order_id[2]].tolist() == [9, "true", "city-2", None]
+    assert result.loc[orders.order_id[3]].tolist()[1:] == ["false", "city-3", None]
+    assert result.loc["o-door"].tolist()[1:] == [None, None, "WINTER"]
+    scanned = platform.orders.scan().set_index("order_id")
+    assert (
+        scanned.loc["o-door", "points"] == 7
+        and scanned.loc[orders.order_id[3], "gift_wrap"] is False
+    )
+    with pytest.raises(InvalidOrderError, match="remove an attribute"):
+        platform.orders.update("o-door", coupon=None)
 
 
 @pytest.mark.parametrize("ids", [None, [None], ["o-ok", 5], [""], 7])

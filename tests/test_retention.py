@@ -263,3 +263,18 @@ def test_records_lost_after_the_change_stream_trimmed_them_are_named(tmp_path, m
         p.orders.put(later)
         p.flush(timeout=60)
         assert _ids(later) <= _ids(p.read_lake())
+
+
+def test_the_functions_logs_follow_the_log_retention(platform, make_orders):
+    """platform.trim rotates <root>/logs and deletes what is older than log_retention_days."""
+    logs = platform.function.log_path.parent
+    platform.orders.put(make_orders(5))
+    platform.flush(timeout=60)
+    with platform.function.log_path.open("a") as log:  # as the Lambda logs a failed record
+        log.write("2026-01-05 10:00:00,000 WARNING a failed record\n")
+    live = sorted(path.name for path in logs.glob("*.log") if path.stat().st_size)
+    assert platform.trim()["log_files"] == 0  # rotated, not deleted
+    assert sorted(p.name.rpartition(".")[0] for p in logs.glob("*.log.*")) == live
+    days = platform.settings.log_retention_days
+    assert platform.trim(now=time.time() + days * DAY + 60)["log_files"] == len(live)
+    assert not list(logs.glob("*.log.*"))

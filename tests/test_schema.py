@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,15 @@ def order(**overrides):
         ({"order_ts": [2026]}, "order_ts", "has type list"),
         ({"order_id": ""}, "order_id", "is empty"),
         ({"customer_id": 17}, "customer_id", "has type int"),
-        ({"colour": "red"}, "colour", "is not an order field"),
+        ({"colour": float("inf")}, "colour", "is not finite"),
+        ({"colour": set()}, "colour", "is an empty set"),
+        ({"colour": {"red", 2}}, "colour", "of mixed types"),
+        ({"colour": {"shade": object()}}, "colour", "has type object"),
+        ({"colour": {1: "red"}}, "colour", "with a name that is not text"),
+        ({"colour": 10**38 + 1}, "colour", "more than 38 significant digits"),
+        ({"colour": 1e126}, "colour", "out of DynamoDB's range"),
+        ({"colour": Decimal("1E-131")}, "colour", "out of DynamoDB's range"),
+        ({"": "red"}, "", "is not an attribute name"),
     ],
 )
 def test_bad_orders_name_the_field(overrides, field, problem):
@@ -185,3 +194,58 @@ def test_a_nan_price_is_called_nan_not_just_missing():
         validated_table([order(unit_price=float("nan"))])
     with pytest.raises(InvalidOrderError, match="is missing"):
         validated_table([order(unit_price=None), order(unit_price="x")])
+
+
+# --- other attributes (DynamoDB is schemaless) ----------------------------------------------
+
+
+def test_other_attributes_are_stored_sized_and_read_back_unchanged():
+    others = {
+        "gift_wrap": True,
+        "note": "leave at the door",
+        "blank": "",
+        "points": 2**60 + 1,  # beyond a float's precision: kept exact
+        "ratio": Decimal("0.1234567890123456789012345678901234567"),  # 37 digits
+        "weight": 2.5,
+        "whole": 3.0,  # stored as DynamoDB keeps it: 3
+        "photo": b"\x00\xff",
+        "tags": {"red", "sale"},
+        "sizes": {1, 2.5},
+        "blobs": {b"a"},
+        "shipping": {"city": "Lyon", "floor": None, "lines": ["a", 2]},
+        "largest": 10**38 - 1,  # 38 significant digits: the most DynamoDB holds
+        "huge": 9.99e125,
+        "tiny": Decimal("1E-130"),
+    }
+    plain = order(order_id="o-x")
+    table = validated_table([plain, {**order(order_id="o-y"), **others}])
+    texts, sizes = items_json(table)
+    assert json.loads(texts[0]) == json.loads(items_json(validated_table([plain]))[0][0])
+    item = json.loads(texts[1])
+    assert list(item) == [*ORDER_FIELDS, *others]  # the order's fields, then the others
+    assert item["whole"] == {"N": "3"} and item["points"] == {"N": str(2**60 + 1)}
+    assert item["shipping"]["M"]["floor"] == {"NULL": True}
+    assert item["tags"] == {"SS": ["red", "sale"]} and item["photo"] == {"B": "AP8="}
+    assert sizes.tolist() == [item_size(json.loads(texts[0])), item_size(item)]
+    back = item_to_order(item)
+    expected = {**others, "whole": 3, "huge": Decimal("9.99E+125")}  # N as boto3 reads it
+    assert {name: back[name] for name in others} == expected
+    again = items_json(validated_table([back]))[0][0]
+    assert json.loads(again) == item  # a read and a write store the very same item
+
+
+def test_other_attributes_missing_in_some_orders_are_absent_from_theirs():
+    records = [order(order_id="o-1"), order(order_id="o-2", note="x", points=5)]
+    for given in (records, pd.DataFrame(records)):
+        texts, _ = items_json(validated_table(given))
+        assert list(json.loads(texts[0])) == list(ORDER_FIELDS)
+        assert json.loads(texts[1])["points"] == {"N": "5"}  # not 5.0 beside a missing value
+    assert validated_table(records[:1]).column_names == list(ORDER_FIELDS)
+
+
+def test_other_attributes_count_towards_the_item_size_limit():
+    base = order(order_id="o-1", note="")
+    room = MAX_ITEM_BYTES - item_sizes(validated_table([base]))[0]
+    validated_table([{**base, "note": "x" * room}])  # exactly the limit
+    with pytest.raises(InvalidOrderError, match="field 'note' makes the item 409,601 bytes"):
+        validated_table([{**base, "note": "x" * (room + 1)}])

@@ -134,6 +134,7 @@ def test_insert_row(insert):
         "event_name": "INSERT",
         "event_seq": "0000000000004421584500000000017450439091",
         "event_ts": "2026-01-05 10:00:01.000",
+        "attributes": None,
     }
     assert out["metadata"] == {"partitionKeys": {"year": "2026", "month": "01", "day": "05"}}
 
@@ -248,6 +249,55 @@ def test_fast_paths_agree_with_the_reference_conversion(insert, modify, remove):
         data = base64.b64encode(compact.encode()).decode()
         assert transform._row(data) == transform._convert(plain)
         assert "Lampe \\u00f8 \\u2603" in transform._row(data)[0]
+
+
+# --- other attributes --------------------------------------------------------------------
+
+OTHERS = {
+    "gift_wrap": {"BOOL": True},
+    "note": {"S": 'Grüße "bitte"'},
+    "shipping": {"M": {"city": {"S": "Lyon"}, "floor": {"NULL": True}}},
+    "tags": {"SS": ["red", "sale"]},
+}
+
+
+def with_others(stream_record: dict, image: str) -> dict:
+    extended = copy.deepcopy(stream_record)
+    extended["dynamodb"][image].update(OTHERS)
+    return extended
+
+
+def test_other_attributes_are_kept_whole_in_the_attributes_column(insert, modify, remove):
+    """Another writer's attributes reach the lake as AttributeValue JSON, none dropped; an
+    image without them gives NULL, and the order's own columns are unchanged."""
+    for stream_record, image in ((insert, "NewImage"), (modify, "NewImage"), (remove, "OldImage")):
+        extended = with_others(stream_record, image)
+        plain_row, extended_row = (row(out) for out in run(stream_record, extended))
+        assert plain_row["attributes"] is None
+        assert json.loads(extended_row.pop("attributes")) == OTHERS
+        assert list(json.loads(row(run(extended)[0])["attributes"])) == list(OTHERS)
+        assert {**extended_row, "attributes": None} == plain_row
+
+
+def test_other_attributes_in_the_local_pipe_shape_leave_the_fast_paths(insert):
+    """The exact compact shape the pipe writes, with other attributes: the regex does not
+    match it and the parsed path hands it to the reference, which keeps them."""
+    plain = copy.deepcopy(insert)
+    plain["dynamodb"]["NewImage"]["product_name"] = {"S": "Teal Lamp"}
+    plain["dynamodb"]["ApproximateCreationDateTime"] = 1767610800
+    extended = with_others(plain, "NewImage")
+    assert transform._CANONICAL_RECORD(json.dumps(plain, separators=(",", ":")))
+    assert not transform._CANONICAL_RECORD(json.dumps(extended, separators=(",", ":")))
+    assert transform._row(encode(extended)) == transform._convert(extended)
+    assert '"attributes":"{\\"gift_wrap\\"' in transform._row(encode(extended))[0]
+
+
+def test_other_attributes_json_cannot_hold_fail_the_record_by_name(insert, warnings):
+    extended = copy.deepcopy(insert)
+    extended["dynamodb"]["NewImage"]["score"] = {"N": float("nan")}  # json.loads takes NaN
+    (out,) = run(encode(extended))
+    assert out["result"] == "ProcessingFailed"
+    assert "dynamodb.NewImage.score: hold NaN or Infinity" in only_warning(warnings)["reason"]
 
 
 # --- Dropped ------------------------------------------------------------------------------

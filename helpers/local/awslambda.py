@@ -7,6 +7,13 @@ file that is zipped for AWS, in worker processes of its own. Its ``logging`` out
 
 The function's environment variables are set in its runtime processes, over the caller's.
 
+Log retention (the log group's ``RetentionInDays``, the stack's ``LogRetentionDays``):
+:func:`trim_logs` renames each live log to ``<function>.log.<UTC time>`` once a day, and
+deletes a renamed log once its last line is older than the retention. The runtimes reopen
+``<function>.log`` when it was renamed (``WatchedFileHandler``), so no line is lost to a
+rotation. CloudWatch expires each event on its own; here a line goes with its day's file, so it
+is kept between the retention and the retention plus a day.
+
 Not emulated: memory limits, the JSON round trip of payloads (events travel pickled over
 pipes), the 6 MB
 payload limit (the caller keeps under it), versions, aliases and layers.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import logging.handlers
 import os
 import pickle
 import queue
@@ -27,6 +35,7 @@ import traceback
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -59,6 +68,52 @@ class Context:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+
+
+LOG_ROTATION_S = 86400.0
+"""How long a function's live log collects lines before :func:`trim_logs` renames it."""
+_ROTATED_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def trim_logs(log_dir: Path, retention_days: float, now: float | None = None) -> int:
+    """Apply a log group's retention to the functions' logs in ``log_dir``; returns how many
+    rotated logs it deleted.
+
+    A live ``<function>.log`` is renamed ``<function>.log.<UTC time>`` when the newest such
+    name is ``LOG_ROTATION_S`` old or there is none; a renamed log is deleted once its last
+    line (its modification time) is older than ``retention_days``.
+
+    Examples
+    --------
+    >>> trim_logs(Path("data/local/logs"), retention_days=14)  # doctest: +SKIP
+    0
+    """
+    now = time.time() if now is None else now
+    removed = 0
+    names = {path.name.partition(".log.")[0] + ".log" for path in log_dir.glob("*.log.*")}
+    for live in sorted({*log_dir.glob("*.log"), *(log_dir / name for name in names)}):
+        rotated = sorted(_rotated_logs(live).items())
+        for _, old in rotated:
+            if old.stat().st_mtime < now - retention_days * 86400:
+                old.unlink(missing_ok=True)
+                removed += 1
+        due = not rotated or rotated[-1][0] <= now - LOG_ROTATION_S
+        if due and live.exists() and live.stat().st_size:
+            stamp = datetime.fromtimestamp(now, UTC).strftime(_ROTATED_STAMP)
+            live.rename(live.with_name(f"{live.name}.{stamp}"))
+    return removed
+
+
+def _rotated_logs(live: Path) -> dict[float, Path]:
+    """The renamed logs of a live log, by the time in their names (other files left alone)."""
+    found = {}
+    for path in live.parent.glob(live.name + ".*"):
+        try:
+            stamp = datetime.strptime(path.name[len(live.name) + 1 :], _ROTATED_STAMP)
+        except ValueError:
+            continue
+        found[stamp.replace(tzinfo=UTC).timestamp()] = path
+    return found
 
 
 INIT_TIMEOUT_S = 10.0
@@ -221,7 +276,7 @@ def _serve(handler: str, log_path: str, logger_name: str) -> None:
     if not callable(function):
         _write_frame(answers, (False, ("Runtime.HandlerNotFound", f"{handler} is undefined")))
         return
-    file_handler = logging.FileHandler(log_path, encoding="utf-8")
+    file_handler = logging.handlers.WatchedFileHandler(log_path, encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger(logger_name)
     logger.addHandler(file_handler)

@@ -12,7 +12,8 @@ items of other shapes than orders, and trimming a record the pipe has not read (
 Streams trims by age alone; here retention never loses a change before the pipe passed it).
 
 Retention: :meth:`Table.trim_stream` removes stream records older than 24 hours that the pipe
-has read past; reading after a trimmed position raises
+has read past (and gives space beyond a reserve back to the file system, :data:`FREE_SHARE`);
+reading after a trimmed position raises
 :class:`~helpers.exceptions.TrimmedDataAccessError` (``TrimmedDataAccessException``). Sequence
 numbers are never given out twice: they continue above the trimmed ones and above a floor that
 :meth:`Table.continue_above` raises (the pipe calls it on open when its checkpoint is ahead of
@@ -50,6 +51,11 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 STREAM_RETENTION_S = 24 * 3600
 """DynamoDB Streams keeps a stream record for 24 hours."""
+FREE_SHARE = 0.25
+"""Free pages a trim leaves in ``dynamodb.sqlite`` for new records, as a share of the file:
+at a steady rate a trim frees what the next hours write, so the file neither shrinks nor
+grows; after the rate fell, the rest goes back to the file system. Files made before this
+setting (SQLite's ``auto_vacuum`` is fixed when a file is made) keep their size."""
 TRIM_CHUNK = 5000
 """Stream records removed per transaction of a trim (each short, so writers barely wait)."""
 _LATEST = (
@@ -81,7 +87,7 @@ class Table:
 
     def __init__(self, path: Path, name: str, region: str, account_id: str):
         self.name, self.region = name, region
-        self.db = Database(path, _SCHEMA, checkpoint_pages=CHECKPOINT_PAGES)
+        self.db = Database(path, _SCHEMA, checkpoint_pages=CHECKPOINT_PAGES, incremental=True)
         with self.db.write() as connection:
             label = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
             connection.execute("INSERT OR IGNORE INTO meta VALUES ('stream_label', ?)", (label,))
@@ -289,9 +295,16 @@ class Table:
         It removes a prefix of the stream, ``TRIM_CHUNK`` records per transaction, each
         recording how far it went (``trimmed_through``, and the floor that keeps positions
         from being given out again) with the deletion: a kill at any moment leaves either
-        state whole. The file keeps its size; new records reuse the freed pages.
+        state whole. New records reuse the freed pages; free pages beyond ``FREE_SHARE`` of
+        the file (as after the write rate fell) go back to the file system.
         """
-        cutoff = (time.time() if now is None else now) - retention_s
+        removed = self._trim_prefix(upto, (time.time() if now is None else now) - retention_s)
+        if removed:
+            self.db.release_free_pages(FREE_SHARE)
+        return removed
+
+    def _trim_prefix(self, upto: int, cutoff: float) -> int:
+        """Remove the stream records created before ``cutoff`` up to ``upto``, oldest first."""
         removed = 0
         while True:
             with self.db.write() as connection:

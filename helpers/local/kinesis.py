@@ -24,7 +24,13 @@ records are never numbered under a position a consumer has passed.
 
 Retention (:meth:`Stream.trim`) removes whole segments, oldest first, once their newest record
 is older than the retention period and every consumer has read past them; reading a trimmed
-position raises :class:`~helpers.exceptions.TrimmedDataAccessError`.
+position raises :class:`~helpers.exceptions.TrimmedDataAccessError`. Kinesis itself raises
+nothing there: GetRecords has no trimmed-data error (its ``ExpiredIteratorException`` is about an
+iterator older than 5 minutes, not about retention), and an iterator below the trim horizon reads
+on from the oldest record kept (AT_TIMESTAMP says so outright: "the iterator returned is for the
+oldest untrimmed data record"), skipping what was trimmed. Here the skip is refused with the
+fix, so that no loss passes silently; it can only happen to a reader behind a trim (a restored
+checkpoint), as this retention never trims what a consumer has not read.
 
 Not emulated: resharding, enhanced fan-out, throughput limits and throttling, explicit hash
 keys, aggregation (subsequence numbers are always 0), iterators (a position stands for one),
@@ -73,6 +79,9 @@ MIN_RETENTION_HOURS, MAX_RETENTION_HOURS = 24, 8760
 SEGMENT_BYTES = int(os.environ.get("SALESCAST_KINESIS_SEGMENT_BYTES", 64 * 1024 * 1024))
 """A shard's log is a series of segments: a new one starts once the last holds this much
 (``SALESCAST_KINESIS_SEGMENT_BYTES``, read by every process that puts)..."""
+TRIMMED_POSITION = "TrimmedPosition"
+"""The code of a read below the trim horizon: Kinesis has no error of its own for it (see the
+module docstring), and ``ExpiredIteratorException``, which it has, means something else."""
 SEGMENT_SECONDS = 3600.0
 """...or has held records for an hour, so that retention frees space an hour at a time."""
 HIGH_WATER = "high-water"
@@ -478,7 +487,7 @@ class Stream:
             segments = self._refresh(shard)  # grown, rolled or trimmed by another handle
         if 0 < after < segments[0].first - 1:
             raise TrimmedDataAccessError(
-                "ExpiredIteratorException",
+                TRIMMED_POSITION,
                 f"position {after} of {self.shards[shard].shard_id} in stream {self.name} is"
                 f" past retention ({self.retention_hours:g} h): the oldest record kept is at"
                 f" {segments[0].first}; read again from the trim horizon (after 0)",

@@ -27,7 +27,7 @@ from helpers import queries
 from helpers.config import Settings
 from helpers.exceptions import BackendError, PipelineStuckError
 from helpers.local.athena import Athena
-from helpers.local.awslambda import Function
+from helpers.local.awslambda import Function, trim_logs
 from helpers.local.compaction import Compactor, visible_objects
 from helpers.local.dynamodb import Table
 from helpers.local.event_source import (
@@ -492,9 +492,10 @@ class LocalPlatform(Platform):
         consumer) have committed past, so nothing accepted is lost before it is in the lake
         and the running totals; Athena's results and the failed records expire by the
         bucket's lifecycle rules (``athena_results_retention_days``, ``error_retention_days``),
-        query executions after Athena's 45 days, delivery records after
-        ``log_retention_days``, dead letters after the queues' 14 days and the real-time
-        store's rows at their ``expires_at`` (DynamoDB's TTL). Each removal
+        query executions after Athena's 45 days, delivery records and the functions' logs
+        (``<root>/logs``, by whole files) after ``log_retention_days``, dead letters after the
+        queues' 14 days and the real-time store's rows at their ``expires_at`` (DynamoDB's TTL).
+        Each removal
         is its own transaction or unlink, so a kill at any moment loses nothing else.
         """
         s = self.settings
@@ -517,6 +518,7 @@ class LocalPlatform(Platform):
             "consumer_dead_letters": self.consumer.trim_dead_letters(DEAD_LETTER_RETENTION_S, now),
             "realtime_rows": self._trim_realtime(now),
             "pipe_batches": self.pipe.trim_sent(self.delivery.checkpoints()),
+            "log_files": trim_logs(self.function.log_path.parent, s.log_retention_days, now),
         }
 
     def publish_expectations(self, frame: pd.DataFrame) -> int:

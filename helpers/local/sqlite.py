@@ -23,6 +23,9 @@ from helpers.exceptions import DiskFullError, StateFileError
 PAGE_SIZE = 16384
 _FULL, _CORRUPT, _NOTADB = 13, 11, 26  # SQLite's primary result codes
 CACHE_KIB = 65536
+RELEASE_PAGES = 4096
+"""Free pages given back per transaction by :meth:`Database.release_free_pages` (64 MiB)."""
+_INCREMENTAL = 2  # PRAGMA auto_vacuum's answer for INCREMENTAL
 
 
 class Database:
@@ -32,9 +35,12 @@ class Database:
     database file (SQLite's ``wal_autocheckpoint``, 1000 by default).
     """
 
-    def __init__(self, path: Path, schema: str, checkpoint_pages: int = 1000):
+    def __init__(
+        self, path: Path, schema: str, checkpoint_pages: int = 1000, incremental: bool = False
+    ):
         self.path = Path(path)
         self.checkpoint_pages = checkpoint_pages
+        self.incremental = incremental
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -72,6 +78,8 @@ class Database:
                 self.path, timeout=60, isolation_level=None, check_same_thread=False
             )
             connection.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes on a new file
+            if self.incremental:  # so does this: free pages can go back to the file system
+                connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
             connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
@@ -116,6 +124,30 @@ class Database:
         """The first column of the first row, or None."""
         rows = self.read(sql, parameters)
         return rows[0][0] if rows else None
+
+    def release_free_pages(self, keep_share: float) -> int:
+        """Give the free pages beyond ``keep_share`` of the file back to the file system, in
+        transactions of ``RELEASE_PAGES`` (writers wait for one at a time); returns how many.
+
+        Only a file made with ``incremental`` can (SQLite's ``auto_vacuum`` is fixed when a
+        file is made); others keep their size and reuse their free pages. In WAL mode the
+        file shrinks at the checkpoint that follows, which this asks for.
+        """
+        if self.scalar("PRAGMA auto_vacuum") != _INCREMENTAL:
+            return 0
+        released = 0
+        while True:
+            with self.write() as connection:
+                free = connection.execute("PRAGMA freelist_count").fetchone()[0]
+                pages = connection.execute("PRAGMA page_count").fetchone()[0]
+                excess = min(free - int(pages * keep_share), RELEASE_PAGES)
+                if excess <= 0:
+                    break
+                connection.execute(f"PRAGMA incremental_vacuum({excess})").fetchall()
+            released += excess
+        if released:
+            self.read("PRAGMA wal_checkpoint(PASSIVE)")
+        return released
 
     def close(self) -> None:
         """Close every thread's connection."""

@@ -32,6 +32,7 @@ def lake_rows(n: int, day: str, seq0: int) -> pd.DataFrame:
             "event_name": "INSERT",
             "event_seq": [str(seq0 + i).zfill(40) for i in range(n)],
             "event_ts": ts,
+            "attributes": None,
         }
     )
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers.local.awslambda import Function, FunctionError
+from helpers.local.awslambda import LOG_ROTATION_S, Function, FunctionError, trim_logs
 
 from .conftest import ACCOUNT, REGION
 
@@ -141,3 +141,45 @@ def test_cold_start_does_not_count_against_the_timeout(tmp_path):
         assert function.invoke({})["ok"] is True
     finally:
         function.close()
+
+
+DAY = 86400
+
+
+def test_log_retention_rotates_daily_and_deletes_whole_expired_files(tmp_path):
+    """The live log is renamed once a day while a runtime keeps writing (it reopens the live
+    name: no line is lost), and a renamed log goes once its last line passed the retention."""
+    function = make_function(tmp_path, "logging_handler")
+    logs = tmp_path / "logs"
+    try:
+        function.invoke({"marker": "m-first"})
+        start = time.time()
+        assert trim_logs(logs, retention_days=1, now=start) == 0  # none rotated yet: rotate
+        (rotated,) = logs.glob("logging_handler.log.*")
+        assert "m-first" in rotated.read_text() and not function.log_path.exists()
+        function.invoke({"marker": "m-second"})  # the same runtime, a new live file
+        assert "m-second" in function.log_path.read_text()
+        assert "m-second" not in rotated.read_text()
+        trim_logs(logs, retention_days=1, now=start + LOG_ROTATION_S - 1)  # a second early
+        assert len(list(logs.glob("logging_handler.log.*"))) == 1
+        trim_logs(logs, retention_days=7, now=start + LOG_ROTATION_S)  # a day on: rotate
+        (second,) = set(logs.glob("logging_handler.log.*")) - {rotated}
+    finally:
+        function.close()
+    os.utime(second, (start + DAY, start + DAY))  # its last line a day later
+    newest = rotated.stat().st_mtime
+    assert trim_logs(logs, retention_days=1, now=newest + DAY - 1) == 0  # a second young
+    assert rotated.exists()
+    assert trim_logs(logs, retention_days=1, now=newest + DAY + 1) == 1  # a second old
+    assert not rotated.exists() and "m-second" in second.read_text()
+
+
+def test_log_retention_leaves_empty_logs_and_other_files_alone(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "quiet.log").touch()
+    (logs / "quiet.log.bak").write_text("kept by hand")
+    old = time.time() - 30 * DAY
+    os.utime(logs / "quiet.log.bak", (old, old))
+    assert trim_logs(logs, retention_days=1) == 0
+    assert sorted(p.name for p in logs.iterdir()) == ["quiet.log", "quiet.log.bak"]

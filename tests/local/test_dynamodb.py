@@ -16,7 +16,7 @@ from helpers.exceptions import (
     StateFileError,
     TrimmedDataAccessError,
 )
-from helpers.local.dynamodb import CHECKPOINT_PAGES, Table
+from helpers.local.dynamodb import CHECKPOINT_PAGES, FREE_SHARE, Table
 from helpers.schema import items_json, validated_table
 
 from .conftest import ACCOUNT, REGION, order, orders, stream_records
@@ -433,3 +433,41 @@ def test_continue_above_raises_the_next_position(table):
     table.put_items(orders(2))
     assert [row[0] for row in table.read_stream(1, 10)] == [41]
     assert table.read_stream(40, 10)[0][0] == 41
+
+
+def _file_bytes(table) -> int:
+    table.db.read("PRAGMA wal_checkpoint(TRUNCATE)")
+    return table.db.path.stat().st_size
+
+
+def test_a_trim_gives_the_stream_space_back_beyond_a_reserve(table):
+    """After a burst is trimmed the file shrinks to its items and a quarter free for new
+    records; a trim that frees less than that quarter (a steady rate) keeps its pages."""
+    for start in range(0, 8000, 2000):
+        table.put_items(orders(*range(start, start + 2000)))
+    full = _file_bytes(table)
+    latest = table.latest_sequence()
+    assert table.trim_stream(1000, now=time.time() + 2 * DAY) == 1000  # an eighth: kept
+    assert _file_bytes(table) == full
+    assert table.db.scalar("PRAGMA freelist_count") > 0
+    assert table.trim_stream(latest, now=time.time() + 2 * DAY) == 7000
+    after = _file_bytes(table)
+    pages, free = table.db.scalar("PRAGMA page_count"), table.db.scalar("PRAGMA freelist_count")
+    assert after < full / 2 and free <= pages * FREE_SHARE + 1
+    assert table.count() == 8000 and table.get_item("o-07999") == item_of(7999)
+    table.put_items(orders(9000))  # new records go on in the reused pages
+    assert [row[0] for row in table.read_stream(latest, 10)] == [latest + 1]
+
+
+def test_a_file_made_before_incremental_vacuum_keeps_its_size(tmp_path):
+    """auto_vacuum is fixed when a file is made: an older file reuses its pages instead."""
+    path = tmp_path / "old.sqlite"
+    sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.close()  # auto_vacuum NONE
+    table = Table(path, "orders", REGION, ACCOUNT)
+    try:
+        table.put_items(orders(*range(3000)))
+        full = _file_bytes(table)
+        assert table.trim_stream(3000, now=time.time() + 2 * DAY) == 3000
+        assert _file_bytes(table) == full and table.db.release_free_pages(0.0) == 0
+    finally:
+        table.close()

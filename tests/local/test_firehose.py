@@ -150,6 +150,7 @@ def expected_rows(table) -> list[dict]:
                 "event_ts": datetime.fromtimestamp(
                     change["ApproximateCreationDateTime"], UTC
                 ).replace(tzinfo=None),
+                "attributes": None,  # orders with no other attributes
             }
         )
     return rows

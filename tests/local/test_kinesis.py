@@ -12,7 +12,7 @@ import time
 import pytest
 
 from helpers.exceptions import DiskFullError, StateFileError, TrimmedDataAccessError
-from helpers.local.kinesis import Stream, even_shards
+from helpers.local.kinesis import TRIMMED_POSITION, Stream, even_shards
 
 from .conftest import ACCOUNT, REGION
 
@@ -372,8 +372,12 @@ def test_retention_trims_records_older_than_the_period_and_not_younger(tmp_path,
     assert stream.get_records(0, 0) == []  # from the trim horizon: nothing left
     assert stream.count() == 0 and stream.trim_horizon(0) == 15
     assert stream.latest_sequences() == {0: 15}
-    with pytest.raises(TrimmedDataAccessError, match="ExpiredIteratorException: position 3"):
+    with pytest.raises(TrimmedDataAccessError, match="TrimmedPosition: position 3") as error:
         stream.get_records(0, 3)
+    assert error.value.code == TRIMMED_POSITION and "after 0" in str(error.value)
+    with pytest.raises(TrimmedDataAccessError):  # the last trimmed position's reader too
+        stream.get_records(0, 14)
+    assert stream.get_records(0, 15) == []  # one past the last trimmed: reads on
     stream.put_records([("k-0", b"later")])
     assert [(r.seq, r.data) for r in stream.get_records(0, 15)] == [(16, b"later")]
     assert [r.seq for r in stream.get_records(0, 0)] == [16]
