@@ -105,6 +105,19 @@ class Settings:
     """Days the delivery records (the stand-in for the delivery stream's logs) are kept."""
     retention_interval_s: float = 300.0
     """Seconds between retention trims while this process consumes; 0 trims on demand only."""
+    consumer_batch_size: int = 100
+    """The real-time consumer's event source mapping: ``BatchSize``..."""
+    consumer_batching_window_s: float = 1.0
+    """...and ``MaximumBatchingWindowInSeconds``."""
+    consumer_schedule_s: float = 60.0
+    """Seconds between the consumer's scheduled ticks (stalls seen while no order arrives);
+    0 turns them off."""
+    alert_margin: float = 0.25
+    """The consumer's ``ALERT_MARGIN``: how far beyond its band a series must go to alert."""
+    stall_minutes: float = 15.0
+    """The consumer's ``STALL_MINUTES``: silence before a stall is called..."""
+    stall_min_expected: float = 20.0
+    """...when at least this many orders were expected in it (``STALL_MIN_EXPECTED``)."""
     country: str = "US"
     """The shop's country (a ``holidays`` code): forecasts learn its public holidays."""
 

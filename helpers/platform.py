@@ -290,14 +290,16 @@ class Platform(abc.ABC):
         returns the rows written."""
 
     def nowcasts(self, day: str | None = None) -> pd.DataFrame:
-        """The real-time consumer's running totals of ``day`` (UTC ``YYYY-MM-DD``, today by
-        default): one row per series, the columns of :data:`NOWCAST_COLUMNS`."""
-        raise NotImplementedError(f"{type(self).__name__} does not keep real-time totals yet")
+        """The real-time consumer's nowcast of every series for ``day`` (``YYYY-MM-DD``, UTC;
+        today by the consumer's clock when None): running totals, the expected day and the
+        end-of-day nowcast with its 90 % interval, columns
+        :data:`helpers.realtime.NOWCAST_FIELDS`."""
+        raise NotImplementedError(f"{type(self).__name__} does not read nowcasts yet")
 
     def alerts(self, open_only: bool = False) -> pd.DataFrame:
-        """The real-time consumer's alerts, one row per episode (or the open ones), oldest
-        first: the columns of :data:`ALERT_COLUMNS`."""
-        raise NotImplementedError(f"{type(self).__name__} does not keep real-time alerts yet")
+        """The real-time consumer's alerts, oldest first (only the open ones with
+        ``open_only``), columns :data:`helpers.realtime.ALERT_FIELDS`."""
+        raise NotImplementedError(f"{type(self).__name__} does not read alerts yet")
 
     @abc.abstractmethod
     def lake_objects(self, prefix: str | None = None) -> pd.DataFrame:

@@ -5,6 +5,8 @@ file that is zipped for AWS, in worker processes of its own. Its ``logging`` out
 ``<logs>/<function>.log``, the local stand-in for the CloudWatch log group
 ``/aws/lambda/<function>``.
 
+The function's environment variables are set in its runtime processes, over the caller's.
+
 Not emulated: memory limits, the JSON round trip of payloads (events travel pickled over
 pipes), the 6 MB
 payload limit (the caller keeps under it), versions, aliases and layers.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pickle
 import queue
 import select
@@ -66,12 +69,13 @@ READY = "ready"
 class _Worker:
     """One runtime process: reads pickled (event, context) frames on stdin, answers on stdout."""
 
-    def __init__(self, handler: str, log_path: Path, logger_name: str):
+    def __init__(self, handler: str, log_path: Path, logger_name: str, environment: dict[str, str]):
         self.process = subprocess.Popen(
             [sys.executable, "-m", __name__, handler, str(log_path), logger_name],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=PROJECT_ROOT,
+            env={**os.environ, **environment} if environment else None,
         )
         ready, _, _ = select.select([self.process.stdout], [], [], INIT_TIMEOUT_S)
         if not ready:
@@ -123,8 +127,10 @@ class Function:
         memory_mb: int = 256,
         concurrency: int = 1,
         log_name: str | None = None,
+        environment: dict[str, str] | None = None,
     ):
         self.name, self.arn, self.handler = name, arn, handler
+        self.environment = dict(environment or {})
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{log_name or name}.log"
@@ -154,7 +160,7 @@ class Function:
         worker = self._idle.get()
         if worker is None:
             try:
-                worker = _Worker(self.handler, self.log_path, self.logger_name)
+                worker = _Worker(self.handler, self.log_path, self.logger_name, self.environment)
             except (FunctionError, EOFError, OSError) as error:
                 self._idle.put(None)
                 if isinstance(error, FunctionError):

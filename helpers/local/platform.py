@@ -30,6 +30,12 @@ from helpers.local.athena import Athena
 from helpers.local.awslambda import Function
 from helpers.local.compaction import Compactor, visible_objects
 from helpers.local.dynamodb import Table
+from helpers.local.event_source import (
+    EventSourceMapping,
+    EventSourceRunner,
+    MappingConfig,
+    MappingSpec,
+)
 from helpers.local.firehose import DeliveryStream
 from helpers.local.glue import (
     Catalog,
@@ -39,7 +45,7 @@ from helpers.local.glue import (
     glue_type,
 )
 from helpers.local.kinesis import Stream
-from helpers.local.pipes import Pipe, PipeRunner
+from helpers.local.pipes import DEAD_LETTER_RETENTION_S, Pipe, PipeRunner
 from helpers.local.s3 import Bucket
 from helpers.platform import (
     CATALOG_COLUMNS,
@@ -53,7 +59,7 @@ from helpers.platform import (
     objects_frame,
 )
 from helpers.progress import tqdm
-from helpers.realtime import SqliteStore
+from helpers.realtime import ALERT_FIELDS, NOWCAST_FIELDS, SqliteStore
 from helpers.schema import PARTITION_KEYS
 
 log = logging.getLogger(__name__)
@@ -65,6 +71,10 @@ REALTIME_STATE = "realtime.sqlite"
 
 TRANSFORM_HANDLER = "helpers.transform.lambda_handler"
 TRANSFORM_LOGGER = "salescast.transform"
+REALTIME_HANDLER = "helpers.realtime.lambda_handler"
+REALTIME_LOGGER = "salescast.realtime"
+CONSUMER_STATE = "event_source.sqlite"
+"""The real-time consumer's event source mapping: checkpoints and its on-failure list."""
 
 
 def lake_prefix_template(lake_prefix: str) -> str:
@@ -178,6 +188,39 @@ class LocalPlatform(Platform):
             s.region,
             s.account_id,
         )
+        self.consumer_spec = MappingSpec(
+            state_path=root / CONSUMER_STATE,
+            stream_path=self.stream.path,
+            stream_name=s.stream_name,
+            shard_count=s.shard_count,
+            function_name=s.consumer_function_name,
+            function_arn=s.arn("lambda", f"function:{s.consumer_function_name}"),
+            handler=REALTIME_HANDLER,
+            timeout_s=60.0,
+            memory_mb=256,
+            config=MappingConfig(
+                batch_size=s.consumer_batch_size, batching_window_s=s.consumer_batching_window_s
+            ),
+            region=s.region,
+            account_id=s.account_id,
+            logger_name=REALTIME_LOGGER,
+            environment=(
+                ("REALTIME_DB", str(root / REALTIME_STATE)),
+                ("ALERT_MARGIN", f"{s.alert_margin:g}"),
+                ("STALL_MINUTES", f"{s.stall_minutes:g}"),
+                ("STALL_MIN_EXPECTED", f"{s.stall_min_expected:g}"),
+            ),
+        )
+        # the mapping's state, read here (the runner steps it in its runtime process)
+        self.consumer = EventSourceMapping(
+            self.consumer_spec.state_path,
+            self.stream,
+            self.consumer_spec.function_arn,
+            None,
+            self.consumer_spec.config,
+            s.region,
+            s.account_id,
+        )
         self.orders = Orders(self.table)
         self.catalog = Catalog(root / "glue.sqlite", s.region, s.account_id)
         self.crawler = Crawler(
@@ -195,6 +238,7 @@ class LocalPlatform(Platform):
         self._stop = threading.Event()
         self._pollers: list[_Poller] = []
         self._pipe_runner: PipeRunner | None = None
+        self._consumer_runner: EventSourceRunner | None = None
         self._consume = consume
         if consume:
             self._try_consume()
@@ -232,6 +276,18 @@ class LocalPlatform(Platform):
             _Poller("pipe", self._pipe_runner.step, idle, self._stop),
             _Poller("delivery", self.delivery.step, idle, self._stop),
         ]
+        # the real-time consumer: its event source mapping and the schedule rule's ticks
+        self._consumer_runner = EventSourceRunner(self.consumer_spec, self.function.log_path.parent)
+        self._pollers.append(_Poller("realtime", self._consumer_runner.step, idle, self._stop))
+        if self.settings.consumer_schedule_s > 0:
+            self._pollers.append(
+                _Poller(
+                    "realtime schedule",
+                    self._consumer_runner.tick,
+                    self.settings.consumer_schedule_s,
+                    self._stop,
+                )
+            )
         if self.settings.crawl_interval_s > 0:  # the crawler's schedule
             self._pollers.append(
                 _Poller(
@@ -303,6 +359,19 @@ class LocalPlatform(Platform):
             timeout,
             progress,
         )
+        self._wait(
+            "realtime consumer",
+            lambda: self._consumer_pending(targets),
+            lambda: self._consumer_runner and self._consumer_runner.request_flush(),
+            deadline,
+            timeout,
+            progress,
+        )
+
+    def _consumer_pending(self, targets: dict[int, int]) -> int:
+        """Records up to ``targets`` the real-time consumer has not checkpointed past."""
+        done = self.consumer.checkpoints()
+        return sum(max(0, top - done[shard]) for shard, top in targets.items())
 
     def _wait(self, stage, pending, nudge, deadline, timeout, progress) -> None:
         left = pending()
@@ -389,6 +458,23 @@ class LocalPlatform(Platform):
                 + (f" ({failure_summary(self.read_errors())})" if error_objects else ""),
             ),
         ]
+        consumed = self.consumer.counters()
+        rows.append(
+            (
+                "realtime consumer",
+                consumed["records"],
+                self._consumer_pending(stream_tops),
+                self.consumer.dead_letter_count(),
+                None,
+                f"batch {self.settings.consumer_batch_size},"
+                f" window {self.settings.consumer_batching_window_s:g}s;"
+                f" {consumed['invocations']:,} invocations,"
+                f" {consumed['function_errors']:,} function errors,"
+                f" {consumed['partial_failures']:,} partial failures;"
+                f" {len(self.alerts(open_only=True))} open alerts;"
+                " failed = records discarded to the on-failure list (consumer_dead_letters())",
+            )
+        )
         frame = pd.DataFrame(
             rows,
             columns=["stage", "records", "pending", "failed", "seconds_since_delivery", "detail"],
@@ -410,7 +496,10 @@ class LocalPlatform(Platform):
         """
         s = self.settings
         now = time.time() if now is None else now
-        stream = self.stream.trim(self.delivery.checkpoints(), now)
+        delivered, consumed = self.delivery.checkpoints(), self.consumer.checkpoints()
+        stream = self.stream.trim(
+            {shard: min(seq, consumed[shard]) for shard, seq in delivered.items()}, now
+        )
         return {
             "change_stream_records": self.table.trim_stream(self.pipe.checkpoint(), now),
             "kinesis_records": stream["records"],
@@ -422,6 +511,7 @@ class LocalPlatform(Platform):
             "athena_executions": self.athena.trim_executions(now),
             "error_objects": self.bucket.expire(s.error_prefix, s.error_retention_days, now),
             "dead_letters": self.pipe.trim_dead_letters(now),
+            "consumer_dead_letters": self.consumer.trim_dead_letters(DEAD_LETTER_RETENTION_S, now),
             "pipe_batches": self.pipe.trim_sent(self.delivery.checkpoints()),
         }
 
@@ -431,6 +521,49 @@ class LocalPlatform(Platform):
             return store.put_expectations(frame.to_dict("records"))
         finally:
             store.close()
+
+    def _realtime(self) -> SqliteStore:
+        return SqliteStore(Path(self.settings.root) / REALTIME_STATE)
+
+    def nowcasts(self, day: str | None = None) -> pd.DataFrame:
+        store = self._realtime()
+        try:
+            return pd.DataFrame(store.nowcasts(day), columns=list(NOWCAST_FIELDS))
+        finally:
+            store.close()
+
+    def alerts(self, open_only: bool = False) -> pd.DataFrame:
+        store = self._realtime()
+        try:
+            return pd.DataFrame(store.alerts(open_only), columns=list(ALERT_FIELDS))
+        finally:
+            store.close()
+
+    def consumer_dead_letters(self) -> pd.DataFrame:
+        """The real-time consumer's on-failure list: one row per discarded batch, oldest
+        first (its shard, sequence numbers and why)."""
+        rows = [
+            {
+                "sent": message["timestamp"],
+                "shard_id": message["KinesisBatchInfo"]["shardId"],
+                "start_sequence_number": message["KinesisBatchInfo"]["startSequenceNumber"],
+                "end_sequence_number": message["KinesisBatchInfo"]["endSequenceNumber"],
+                "condition": message["requestContext"]["condition"],
+                "message": message,
+            }
+            for message in self.consumer.dead_letters()
+        ]
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "sent",
+                "shard_id",
+                "start_sequence_number",
+                "end_sequence_number",
+                "condition",
+                "message",
+            ],
+        )
 
     def dead_letters(self) -> pd.DataFrame:
         """The pipe's dead-letter queue: one row per message, oldest first (what the stream
@@ -611,6 +744,21 @@ class LocalPlatform(Platform):
             ("Kinesis", "stream", s.stream_name, self.stream.arn, f"{s.shard_count} shards"),
             ("Lambda", "function", s.function_name, self.function.arn, TRANSFORM_HANDLER),
             (
+                "Lambda",
+                "function",
+                s.consumer_function_name,
+                self.consumer_spec.function_arn,
+                f"{REALTIME_HANDLER}, on {s.stream_name} (batch {s.consumer_batch_size},"
+                f" window {s.consumer_batching_window_s:g}s)",
+            ),
+            (
+                "DynamoDB",
+                "table",
+                f"{s.expectations_table_name}, {s.nowcast_table_name}",
+                str(Path(s.root) / REALTIME_STATE),
+                "expectations, running totals and alerts",
+            ),
+            (
                 "Firehose",
                 "delivery stream",
                 s.delivery_stream_name,
@@ -664,12 +812,16 @@ class LocalPlatform(Platform):
             if self._pipe_runner is not None:
                 self._pipe_runner.close()
                 self._pipe_runner = None
+            if self._consumer_runner is not None:
+                self._consumer_runner.close()
+                self._consumer_runner = None
             if self._lock_handle is not None:
                 fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
                 self._lock_handle.close()
                 self._lock_handle = None
             for service in (
                 self.pipe,
+                self.consumer,
                 self.delivery,
                 self.stream,
                 self.table,
