@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -317,15 +318,18 @@ def stream(
     with consumer_state(platform) as store:
         start_ms = store.now_ms()
         caught_up = bool(store.totals(realtime.day_of(start_ms)))
-        handle = display(display_id=True)
-        last = [0.0]
+        shown: dict[str, Any] = {"at": -math.inf, "handle": None}
 
         def refresh(final: bool = False) -> None:
-            if not final and time.monotonic() - last[0] < refresh_s:
+            if not final and time.monotonic() - shown["at"] < refresh_s:
                 return
-            last[0] = time.monotonic()
+            shown["at"] = time.monotonic()
             view.snapshots.append(series_frame(store, top))
-            handle.update(plots.live_view(pd.concat(view.snapshots, ignore_index=True)))
+            figure = plots.live_view(pd.concat(view.snapshots, ignore_index=True))
+            if shown["handle"] is None:  # outside IPython, display prints and gives no handle
+                shown["handle"] = display(figure, display_id=True)
+            else:
+                shown["handle"].update(figure)
 
         refresh(final=True)
         view.session = workbench.stream_paced(

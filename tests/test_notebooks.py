@@ -75,6 +75,7 @@ def test_notebooks_are_numbered_and_teardown_is_not_part_of_a_run():
         "03_query",
         "04_forecast",
         "05_report",
+        "06_live",
         "99_teardown",
     ]
     assert [path.stem for path in jobs.job_notebooks()] == names[:-1]
