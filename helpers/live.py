@@ -132,6 +132,7 @@ def _series_row(
     series_id: str, day: str, total: dict | None, expectation: dict | None, now_ms: int
 ) -> dict[str, Any]:
     """One series of :func:`series_frame`, its nowcast from :func:`helpers.realtime.nowcast`."""
+    total = total or realtime.empty_total(day, series_id, 0)  # a series not sold yet today
     cast = realtime.nowcast(series_id, day, total, expectation, now_ms)
     row = {
         "series_id": series_id,
@@ -171,26 +172,30 @@ def open_alerts(platform: Platform) -> pd.DataFrame:
 
 
 def alert_line(alert: dict[str, Any]) -> str:
-    """An alert as one line of text, e.g. ``ALERT high product#p-0007 (Lamp): 41 units,
-    expected 12 (band 5-19) since 14:05``.
+    """An alert as one line of text: what the series did against what was expected, and
+    since when (a stall: since its last order).
 
     Examples
     --------
-    >>> alert_line({"kind": "stalled", "series_id": "total", "name": "total", "actual": 0,
-    ...             "expected": 40.2, "low": 0, "high": 0, "since": "2026-03-02T14:05:00.000Z"})
-    'ALERT stalled total: 0 units, expected 40 (band 0-0) since 14:05'
+    >>> alert = {"kind": "high", "series_id": "product#p-0007", "name": "Teal Lamp",
+    ...          "actual": 41, "expected": 12.2, "low": 5, "high": 19.4,
+    ...          "since": "2026-03-02T14:05:00.000Z"}
+    >>> alert_line(alert)
+    'ALERT high product#p-0007 (Teal Lamp): 41 units, expected 12 (band 5-19) since 14:05'
+    >>> alert_line(alert | {"kind": "stalled", "series_id": "total", "name": "total"})
+    'ALERT stalled total: no order since 14:05, while 12 units were expected'
     """
-    name = (
-        ""
-        if alert["name"] in (alert["series_id"], alert["series_id"].split("#")[-1])
-        else (f" ({alert['name']})")
-    )
+    shown = alert["name"] not in (alert["series_id"], alert["series_id"].split("#")[-1])
+    series = f"{alert['series_id']} ({alert['name']})" if shown else alert["series_id"]
     since = pd.Timestamp(alert["since"]).strftime("%H:%M")
-    return (
-        f"ALERT {alert['kind']} {alert['series_id']}{name}: {alert['actual']:,.0f} units, "
-        f"expected {alert['expected']:,.0f} (band {alert['low']:,.0f}-{alert['high']:,.0f}) "
-        f"since {since}"
-    )
+    if alert["kind"] == "stalled":
+        what = f"no order since {since}, while {alert['expected']:,.0f} units were expected"
+    else:
+        what = (
+            f"{alert['actual']:,.0f} units, expected {alert['expected']:,.0f} "
+            f"(band {alert['low']:,.0f}-{alert['high']:,.0f}) since {since}"
+        )
+    return f"ALERT {alert['kind']} {series}: {what}"
 
 
 def watch_text(platform: Platform, top: int = 5) -> str:

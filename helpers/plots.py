@@ -185,7 +185,7 @@ def live_view(snapshots: pd.DataFrame, columns: int = 3) -> Figure:
         axes = figure.add_subplot(rows, columns, place)
         trace = snapshots[snapshots["series_id"] == series_id]
         expectation = trace.iloc[-1]
-        if expectation["profile"] is not None:
+        if isinstance(expectation["profile"], list):  # None (NaN once concatenated) without one
             shares = np.array([profile_share(expectation["profile"], h) for h in hours])
             axes.fill_between(
                 hours,
