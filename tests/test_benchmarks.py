@@ -8,6 +8,9 @@ import helpers
 from benchmarks.moto_peer import run_moto_pipeline
 from benchmarks.pipeline import history, measure_freshness, measure_throughput
 from benchmarks.query import build_lake, measure, pandas_peer
+from benchmarks.realtime import QUICK
+from benchmarks.realtime import run as run_realtime
+from benchmarks.realtime import table as realtime_table
 
 
 def test_pipeline_benchmark_pieces_run(tmp_path):
@@ -32,3 +35,13 @@ def test_query_benchmark_pieces_run(tmp_path):
     for name in ("daily_sales", "top_products"):
         for when in ("first", "after_crawl", "after_append", "warm"):
             assert figures[f"{name}_{when}_s"] > 0
+
+
+def test_realtime_benchmark_runs_quick(tmp_path):
+    figures = run_realtime(tmp_path / "realtime", QUICK)
+    assert figures["history_orders"] > QUICK.days * QUICK.orders_per_day / 2
+    assert figures["orders"] > 0 and figures["product_days"] > 0
+    assert [shock["factor"] for shock in figures["shocks"]] == [3.0, 0.0]
+    assert figures["consumer_cpu_us_per_order"] > 0 and figures["firehose_cpu_us_per_order"] > 0
+    shown = realtime_table(figures, QUICK)
+    assert shown["measure"].str.contains("time to alert p95").any()
