@@ -267,13 +267,30 @@ def shocks(
     return [generate.Shock(product_id, factor, minute, minute + minutes)]
 
 
+def scaled_seconds(seconds: float) -> float:
+    """A live duration scaled by ``SALESCAST_SCALE`` (so that small-scale runs stay short),
+    never below :data:`MIN_LIVE_SECONDS` unless asked for less.
+
+    Examples
+    --------
+    >>> scaled_seconds(60.0)  # at SALESCAST_SCALE=1
+    60.0
+    """
+    factor = workbench.scale()
+    if factor == 1:
+        return seconds
+    scaled = min(seconds, max(MIN_LIVE_SECONDS, seconds * factor))
+    print(f"{workbench.SCALE_VARIABLE}={factor:g}: the live duration scaled to {scaled:g}s")
+    return scaled
+
+
 @dataclass
 class LiveView:
     """What a live session streamed, and the view's snapshots taken while it did."""
 
     session: workbench.LiveSession
-    snapshots: list[pd.DataFrame] = field(default_factory=list, repr=False)
-    alerts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    snapshots: list[pd.DataFrame] = field(repr=False)
+    alerts: pd.DataFrame
     """The open alerts when the session ended."""
 
     @property
@@ -315,11 +332,8 @@ def stream(
 
     from helpers import plots
 
-    factor = workbench.scale()
-    if factor != 1:
-        seconds = max(MIN_LIVE_SECONDS, seconds * factor)
-        print(f"{workbench.SCALE_VARIABLE}={factor:g}: the live duration scaled to {seconds:g}s")
-    view = LiveView(workbench._no_session())
+    seconds = scaled_seconds(seconds)
+    snapshots: list[pd.DataFrame] = []
     with consumer_state(platform) as store:
         start_ms = store.now_ms()
         caught_up = bool(store.totals(realtime.day_of(start_ms)))
@@ -329,15 +343,15 @@ def stream(
             if not final and time.monotonic() - shown["at"] < refresh_s:
                 return
             shown["at"] = time.monotonic()
-            view.snapshots.append(series_frame(store, top))
-            figure = plots.live_view(pd.concat(view.snapshots, ignore_index=True))
+            snapshots.append(series_frame(store, top))
+            figure = plots.live_view(pd.concat(snapshots, ignore_index=True))
             if shown["handle"] is None:  # outside IPython, display prints and gives no handle
                 shown["handle"] = display(figure, display_id=True)
             else:
                 shown["handle"].update(figure)
 
         refresh(final=True)
-        view.session = workbench.stream_paced(
+        session = workbench.stream_paced(
             platform,
             speed,
             seconds,
@@ -350,5 +364,4 @@ def stream(
         )
         platform.flush(timeout=timeout)  # the consumer has applied every order streamed
         refresh(final=True)
-    view.alerts = open_alerts(platform)
-    return view
+    return LiveView(session, snapshots, open_alerts(platform))

@@ -211,6 +211,23 @@ def test_shocks_default_to_the_top_product_and_factor_one_is_none():
     assert live.shocks(params, "p-0002", 1.0, 1.0) == []
 
 
+@pytest.mark.parametrize(
+    ("scale", "seconds", "scaled"),
+    [
+        ("1", 60.0, 60.0),
+        ("0.05", 0.0, 0.0),
+        ("0.05", 9.0, 9.0),
+        ("0.05", 10.0, 10.0),
+        ("0.05", 199.0, 10.0),
+        ("0.05", 201.0, 10.05),
+        ("2", 60.0, 60.0),
+    ],
+)
+def test_the_live_duration_scales_down_to_a_floor(monkeypatch, scale, seconds, scaled):
+    monkeypatch.setenv("SALESCAST_SCALE", scale)
+    assert live.scaled_seconds(seconds) == pytest.approx(scaled)
+
+
 def test_a_live_session_continues_the_day_where_the_consumer_stands(tmp_path, monkeypatch):
     """A second session starts its simulated clock at the consumer's "now" (the first left
     the day ahead of the wall clock), writes no catch-up, and leaves a snapshot per refresh."""
