@@ -11,9 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 import helpers
-from helpers import generate, live
+from helpers import generate, jobs, live
 from helpers import realtime as rt
 from helpers.cli import app
+from helpers.exceptions import JobParameterError
 
 DAY = datetime.now(UTC).date() + timedelta(days=3)
 """A day ahead of the wall clock: its latest order is the consumer's "now" (noon)."""
@@ -254,3 +255,16 @@ def test_a_live_session_continues_the_day_where_the_consumer_stands(tmp_path, mo
         figures = second.figures()
         assert figures["live"] == second.session.counts
         assert list(figures["series"].index) == final.index.tolist()
+
+
+def test_the_shock_parameters_are_checked_at_their_edges():
+    declared = jobs.notebook_parameters([jobs.NOTEBOOKS / "06_live.ipynb"])
+    edges = {"SHOCK_FACTOR": "0", "SHOCK_MINUTE": "0", "SHOCK_PRODUCT": "p-0003"}
+    assert jobs.typed_parameters(edges, declared) == {
+        "SHOCK_FACTOR": 0.0,
+        "SHOCK_MINUTE": 0.0,
+        "SHOCK_PRODUCT": "p-0003",
+    }
+    for name in ("SHOCK_FACTOR", "SHOCK_MINUTE"):
+        with pytest.raises(JobParameterError, match=name):
+            jobs.typed_parameters({name: "-0.5"}, declared)
