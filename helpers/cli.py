@@ -10,6 +10,9 @@ $ salescast status                           # records per stage, lag, failures
 
 from __future__ import annotations
 
+import contextlib
+import math
+import time
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -203,6 +206,36 @@ def status(root: Root = None, backend: Backend = None) -> None:
         _show(frame)
         for stage, error in frame.attrs.get("errors", {}).items():
             typer.secho(f"{stage} is failing: {error!r}", fg="red")
+
+
+@app.command()
+def watch(
+    top: Annotated[int, _within(PARAMETERS["TOP"], "Products to show after the total")] = 5,
+    every: Annotated[
+        float, _within(Limit(float, 0, above=True), "Seconds between refreshes")
+    ] = 5.0,
+    seconds: Annotated[
+        float | None,
+        _within(Limit(float, 0), "Stop after this many seconds; default until Ctrl-C"),
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Print once and stop")] = False,
+    root: Root = None,
+    backend: Backend = None,
+) -> None:
+    """Today's sales against the forecast as the real-time consumer sees them: the total and
+    the top products (sold so far, expected so far with its 90 % band, the end-of-day nowcast
+    with its 90 % interval) and the open alerts, refreshed every few seconds."""
+    from helpers import live
+
+    deadline = math.inf if seconds is None else time.monotonic() + seconds
+    with _connect(backend, root, consume=False) as platform, contextlib.suppress(KeyboardInterrupt):
+        while True:
+            typer.echo(live.watch_text(platform, top))
+            left = deadline - time.monotonic()
+            if once or left <= 0:
+                return
+            time.sleep(min(every, left))
+            typer.echo("")
 
 
 @app.command()

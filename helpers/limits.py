@@ -83,6 +83,8 @@ PARAMETERS = {
     "LIVE_RATE": Limit(float, 0),
     "LIVE_SPEED": Limit(float, 0, above=True),
     "LIVE_SECONDS": Limit(float, 0),
+    "SHOCK_FACTOR": Limit(float, 0),
+    "SHOCK_MINUTE": Limit(float, 0),
     "TIMEOUT": Limit(float, 0, above=True),
     "RECORDS": Limit(int, 0),
     "ERRORS": Limit(int, 0),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 from matplotlib.dates import AutoDateFormatter, AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
@@ -165,6 +166,63 @@ def pipeline_timeline(timeline: pd.DataFrame) -> Figure:
             axes.plot(seconds, reached, linewidth=1.5, label=stage, drawstyle="steps-post")
     axes.set_xlabel("seconds into the session")
     return _finish(figure, axes, "Changes reached per stage since the session began", "changes")
+
+
+def live_view(snapshots: pd.DataFrame, columns: int = 3) -> Figure:
+    """Each series' units sold so far (the snapshots of ``helpers.live.series_frame`` taken
+    while orders stream) against the forecast's band so far: the day's 90 % interval times
+    the cumulative intraday profile, over the hours of the day around the snapshots. The
+    total comes first, then the products; a series without an expectation shows its sales."""
+    from helpers.realtime import profile_share
+
+    names = snapshots.drop_duplicates("series_id")[["series_id", "name"]]
+    rows = -(-len(names) // columns)
+    figure = Figure(figsize=(9, 2.3 * rows))
+    first, last = snapshots["hour"].min(), snapshots["hour"].max()
+    margin = max(0.25, (last - first) * 0.15)
+    hours = np.linspace(max(0.0, first - margin), min(24.0, last + margin), 97)
+    for place, (series_id, name) in enumerate(names.itertuples(index=False), start=1):
+        axes = figure.add_subplot(rows, columns, place)
+        trace = snapshots[snapshots["series_id"] == series_id]
+        expectation = trace.iloc[-1]
+        if isinstance(expectation["profile"], list):  # None (NaN once concatenated) without one
+            shares = np.array([profile_share(expectation["profile"], h) for h in hours])
+            axes.fill_between(
+                hours,
+                shares * expectation["expected_day_lo_90"],
+                shares * expectation["expected_day_hi_90"],
+                color=FORECAST_COLOR,
+                alpha=0.2,
+                label="90 % band",
+            )
+            axes.plot(
+                hours,
+                shares * expectation["expected_day"],
+                color=FORECAST_COLOR,
+                linewidth=1,
+                label="expected",
+            )
+        axes.plot(
+            trace["hour"],
+            trace["actual"],
+            color=HISTORY_COLOR,
+            marker=".",
+            linewidth=1.5,
+            label="sold",
+        )
+        axes.set_title(
+            name if name == series_id else f"{name} ({series_id})", fontsize=9, loc="left"
+        )
+        axes.tick_params(labelsize=7)
+        axes.grid(alpha=0.3)
+        axes.set_xlabel("hour of the day (UTC)", fontsize=7)
+        if place == 1:
+            axes.legend(loc="upper left", fontsize=7)
+    figure.suptitle(
+        f"Units sold today against the forecast, {snapshots['hour'].iloc[-1]:05.2f} h", fontsize=10
+    )
+    figure.tight_layout()
+    return figure
 
 
 def to_png(figure: Figure, dpi: int = 96) -> bytes:

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import chain
@@ -197,6 +197,8 @@ def stream_paced(
     catch_up: bool = True,
     timeout: float = 120.0,
     sample_s: float | None = None,
+    start: pd.Timestamp | None = None,
+    observe: Callable[[], None] | None = None,
 ) -> LiveSession:
     """Stream the shop's own day: orders as its demand expects them by day and hour, stamped
     on a simulated clock that starts now and runs ``speed`` times faster than the wall clock
@@ -209,17 +211,20 @@ def stream_paced(
     (same ids, no double count), while the paced orders stay on top of it (at ``speed`` 144
     for 30 s, about 5 % of a day). ``shocks`` count minutes of the simulated clock from now.
     The bar counts orders toward the number expected; the rest is as :func:`stream_live`.
+    ``start`` sets the simulated clock's start (default: now; a later one continues a day
+    that an earlier session played ahead of the wall clock), and ``observe`` is called after
+    each write (a live view refreshing itself).
     """
     if seconds <= 0:
         return _no_session()
-    now = pd.Timestamp.now(tz="UTC")
+    now = pd.Timestamp.now(tz="UTC") if start is None else start
     earlier = list(generate.day_so_far(now, params)) if catch_up else []
     simulated_end = now + pd.Timedelta(seconds=speed * seconds)
     expected = generate.expected_paced_orders(params, now, simulated_end, shocks)
     total = sum(len(change.frame) for change in earlier) + round(expected)
     paced = generate.live_paced(speed, seconds, params, start=now, shocks=shocks)
     changes = chain(earlier, paced)
-    return _stream(platform, changes, total, f"paced x{speed:g}", timeout, sample_s)
+    return _stream(platform, changes, total, f"paced x{speed:g}", timeout, sample_s, observe)
 
 
 def _no_session() -> LiveSession:
@@ -234,8 +239,10 @@ def _stream(
     description: str,
     timeout: float,
     sample_s: float | None,
+    observe: Callable[[], None] | None = None,
 ) -> LiveSession:
-    """Apply live changes as they come, with a bar and stage samples; then wait for the lake."""
+    """Apply live changes as they come, with a bar and stage samples (and ``observe`` called
+    after each change); then wait for the lake."""
     if sample_s is None:
         sample_s = LOCAL_SAMPLE_S if platform.settings.backend == "local" else AWS_SAMPLE_S
     counts = {"put": 0, "update": 0, "delete": 0}
@@ -247,6 +254,8 @@ def _stream(
             for action, number in done.items():
                 counts[action] += number
             bar.update(done["put"])
+            if observe is not None:
+                observe()
             if not samples or time.time() - start - samples[-1]["elapsed_s"] >= sample_s:
                 samples.append(_stage_sample(platform, start))
                 bar.set_postfix(_postfix(samples), refresh=False)

@@ -7,10 +7,10 @@ import re
 import pandas as pd
 
 import helpers
+from benchmarks import realtime, soak
 from benchmarks.moto_peer import run_moto_pipeline
 from benchmarks.pipeline import history, measure_freshness, measure_throughput
 from benchmarks.query import build_lake, measure, pandas_peer
-from benchmarks.soak import QUICK, soak
 
 
 def test_pipeline_benchmark_pieces_run(tmp_path):
@@ -39,18 +39,29 @@ def test_query_benchmark_pieces_run(tmp_path):
 
 def test_soak_quick_mode_prints_each_period_and_trims_within_the_run(tmp_path):
     printed = []
-    result = soak(tmp_path / "soak", QUICK, out=printed.append)
+    result = soak.soak(tmp_path / "soak", soak.QUICK, out=printed.append)
     lines = result["lines"]
-    assert len(lines) == QUICK.periods
+    assert len(lines) == soak.QUICK.periods
     assert "retention clock moved forward" in printed[0]
     assert len([text for text in printed if re.match(r"\s*\d+\.\d\d\s+[\d,]+\s", text)]) == (
-        QUICK.periods
+        soak.QUICK.periods
     )
     written = lines[-1]["orders"]
-    assert written == QUICK.periods * QUICK.rate * QUICK.period_s
+    assert written == soak.QUICK.periods * soak.QUICK.rate * soak.QUICK.period_s
     # the trimmed state shrinks: the streams keep about a window of records, not the run
-    window = QUICK.rate * QUICK.window_s
+    window = soak.QUICK.rate * soak.QUICK.window_s
     assert lines[-1]["stream_kept"] < min(written / 2, 2 * window)
     assert lines[-1]["kinesis_kept"] < written / 2
     assert all(line["query_s"] > 0 for line in lines[-2:])  # crawled by then
     assert result["verdict"]["stream_kept"][0] and result["verdict"]["objects"][0]
+
+
+def test_realtime_benchmark_runs_quick(tmp_path):
+    figures = realtime.run(tmp_path / "realtime", realtime.QUICK)
+    quick = realtime.QUICK
+    assert figures["history_orders"] > quick.days * quick.orders_per_day / 2
+    assert figures["orders"] > 0 and figures["product_days"] > 0
+    assert [shock["factor"] for shock in figures["shocks"]] == [3.0, 0.0]
+    assert figures["consumer_cpu_us_per_order"] > 0 and figures["firehose_cpu_us_per_order"] > 0
+    shown = realtime.table(figures, realtime.QUICK)
+    assert shown["measure"].str.contains("time to alert p95").any()

@@ -75,6 +75,7 @@ def test_notebooks_are_numbered_and_teardown_is_not_part_of_a_run():
         "03_query",
         "04_forecast",
         "05_report",
+        "06_live",
         "99_teardown",
     ]
     assert [path.stem for path in jobs.job_notebooks()] == names[:-1]
@@ -193,6 +194,9 @@ def test_run_executes_the_notebooks_in_order_with_parameters(small):
     preview = next(text for text in shown if "Open the report" in text)
     assert "<section id='headline'>" in preview and "Next week · " in preview
     assert "test-run" in (folder / "summary.md").read_text()
+    watched = figures["06_live"]  # the forecast run's expectations cover the live day
+    assert watched["snapshots"] >= 2 and watched["live"]["put"] >= 0
+    assert watched["series"]["total"]["expected_so_far"] > 0
 
 
 def test_run_stops_at_the_first_failure_naming_notebook_and_cell(small):
