@@ -132,7 +132,6 @@ def _series_row(
     series_id: str, day: str, total: dict | None, expectation: dict | None, now_ms: int
 ) -> dict[str, Any]:
     """One series of :func:`series_frame`, its nowcast from :func:`helpers.realtime.nowcast`."""
-    total = total or realtime.empty_total(day, series_id, 0)  # a series not sold yet today
     cast = realtime.nowcast(series_id, day, total, expectation, now_ms)
     row = {
         "series_id": series_id,

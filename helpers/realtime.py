@@ -547,7 +547,7 @@ def nowcast(
     """A series' end-of-day nowcast at ``now_ms``: the running total plus the expected
     remainder, with a 90 % interval (see the module docstring). Without an expectation the
     nowcast is the running total alone and the expected columns are None."""
-    total = total or empty_total(day, series_id)
+    total = total or empty_total(day, series_id, 0)  # a series not sold yet today
     hours = (now_ms - day_start_ms(day)) / MS_PER_HOUR
     row = {
         "day": day,

@@ -363,6 +363,18 @@ def test_nowcast_is_the_total_plus_the_expected_remainder():
     assert alone["nowcast_units"] == 60 and alone["expected_units"] is None
 
 
+def test_a_series_expected_but_not_sold_yet_is_nowcast_from_its_expectation_alone(tmp_path):
+    day = "2030-01-01"
+    noon = rt.day_start_ms(day) + 12 * rt.MS_PER_HOUR
+    row = rt.nowcast("product#p-1", day, None, expectation("product#p-1", day, 100.0), noon)
+    assert (row["units"], row["orders"], row["last_order"]) == (0.0, 0, None)
+    assert row["nowcast_units"] == pytest.approx(50.0)
+    store = rt.SqliteStore(tmp_path / "realtime.sqlite")  # the start of every day
+    store.put_expectations([expectation("product#p-1", day, 100.0)])
+    (only,) = store.nowcasts(day, wall=noon)
+    assert only["series_id"] == "product#p-1" and only["nowcast_units"] == pytest.approx(50.0)
+
+
 # alerts ---------------------------------------------------------------------------------------
 
 
