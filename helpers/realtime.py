@@ -795,10 +795,22 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list]:
         if change is not None:
             changes.append(change)
     # judge when totals moved, else at most every JUDGE_EVERY_S (a backlog of old days, or
-    # records skipped as redelivered, move nothing a judgement reads but the clock)
-    if store.apply(changes, config, wall_ms()) or store.judge_due():
+    # records skipped as redelivered, move nothing a judgement reads but the clock); not while
+    # the stream replays the past (a backlog of today's orders), which reads as silence
+    if (store.apply(changes, config, wall_ms()) or store.judge_due()) and not replaying(
+        changes, store.now_ms(wall_ms()), config
+    ):
         store.judge(config, wall_ms())
     return {"batchItemFailures": failures}
+
+
+def replaying(changes: list[Change], now_ms: int, config: Config) -> bool:
+    """Whether a batch's new orders are all older than ``STALL_MINUTES`` before "now": the
+    stream is delivering a backlog (a consumer catching up, today's orders written late), not
+    the present, so the series it has not reached yet are not silent. Amendments and
+    cancellations of old orders are normal live traffic and do not count."""
+    newest = max((c.order_ms for c in changes if c.event_name == "INSERT"), default=None)
+    return newest is not None and now_ms - newest > config.stall_minutes * 60_000
 
 
 def wall_ms() -> int:

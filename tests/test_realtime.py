@@ -4,6 +4,7 @@ consumer wired into the local platform."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import os
@@ -419,6 +420,33 @@ def test_a_stall_is_called_at_its_minutes_and_minimum_expected_and_not_before(st
     store.apply(steady_orders(day, "p-1", 100, hours, hours + 3, first=10_000), config, 0)
     (cleared,) = store.judge(config, 0)
     assert cleared["state"] == "cleared" and cleared["kind"] == "stalled"
+
+
+@pytest.mark.parametrize(("minutes_after", "judged"), [(14.99, True), (15.01, False)])
+def test_a_backlog_of_todays_orders_is_not_judged_as_silence(
+    store, table, monkeypatch, minutes_after, judged
+):
+    """Today's orders delivered late (a consumer catching up) are applied but not judged until
+    the stream reaches the present: series it has not reached yet are not silent. Orders at
+    most STALL_MINUTES old are the present, and judged."""
+    store.put_expectations([expectation(f"product#p-{n}", FUTURE, 2400.0) for n in range(3)])
+    table.put_items(validated_table([order(n) for n in range(11)]))  # 00:15 ... 10:15
+    newest = rt.day_start_ms(str(FUTURE)) + round(10.25 * rt.MS_PER_HOUR)
+    monkeypatch.setattr(rt, "wall_ms", lambda: newest + round(minutes_after * 60_000))
+    rt.lambda_handler(kinesis_event(stream_texts(table)), None)
+    assert store.totals(str(FUTURE))["total"]["orders"] == 11  # applied either way
+    assert bool(store.alerts(open_only=True)) is judged  # 100 units an hour expected, 1 sold
+
+
+def test_replaying_needs_new_orders_older_than_the_stall_minutes():
+    config = rt.Config()
+    change = steady_orders("2030-01-02", "p-1", 1, 0, 1)[0]
+    limit = change.order_ms + config.stall_minutes * 60_000
+    assert not rt.replaying([change], limit, config)
+    assert rt.replaying([change], limit + 1, config)
+    amendment = dataclasses.replace(change, event_name="MODIFY")  # live traffic, old order
+    assert not rt.replaying([amendment], limit + 1, config)
+    assert not rt.replaying([], limit + 1, config)
 
 
 def test_high_and_low_wait_for_the_minimum_expected_count(store):
