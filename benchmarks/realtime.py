@@ -6,8 +6,9 @@ through the pipeline, a forecast run on it (a cheap model set, AutoETS and the s
 forecast, one backtest fold, at product level) that publishes the expectations the consumer
 reads, not the generator's truth. Then today's orders so far, and ``--seconds`` of the shop's
 own day streamed live on a simulated clock paced so that orders come at ``--rate`` a second
-(``generate.live_paced``: at 20,000 orders a day and 1,000 a second, a simulated day passes
-in about 20 s), with demand shocks on the top products: 3x and cut to zero, alternately, at
+(``generate.live_paced``: at 100,000 orders a day and 1,000 a second, a simulated day passes
+in about 100 s, so that a second of the pipeline's own latency is a quarter of an hour of the
+shop's day, not the hour a faster clock would make of it), with demand shocks on the top products: 3x and cut to zero, alternately, at
 different minutes, each for ``--shock-hours`` of the simulated day.
 
 Measured:
@@ -24,7 +25,7 @@ Measured:
   mapping and runs the handler, and its threads here) beside Firehose's (the delivery thread
   and the transform Lambda's runtime processes), over the live session, per order streamed.
 
-Run: ``python -m benchmarks.realtime [--seconds 60] [--quick]``; the figures are noisy on a
+Run: ``python -m benchmarks.realtime [--seconds 240] [--quick]``; the figures are noisy on a
 shared machine (wall times most of all).
 """
 
@@ -64,10 +65,10 @@ BUSY_HOURS = (10, 18)
 class Setup:
     """The shop, its history and the live session."""
 
-    orders_per_day: int = 20_000
+    orders_per_day: int = 100_000
     products: int = 50
-    days: int = 35
-    seconds: float = 60.0
+    days: int = 21
+    seconds: float = 240.0
     rate: float = 1000.0
     shocks: int = 6
     shock_hours: float = 3.0
