@@ -998,13 +998,19 @@ class SqliteStore(_Store):
 
     def expectations(self, day: str) -> dict[str, dict[str, Any]]:
         """The day's expectations by ``series_id``, ``profile`` as a list."""
+        return self._day_by_series("expectations", EXPECTATION_FIELDS, "profile", day)
+
+    def _day_by_series(
+        self, table: str, fields: tuple[str, ...], json_field: str, day: str
+    ) -> dict[str, dict[str, Any]]:
+        """A table's rows of ``day`` by ``series_id``, ``json_field`` decoded."""
         cursor = self._connection.execute(
-            f"SELECT {', '.join(EXPECTATION_FIELDS)} FROM expectations WHERE day = ?", (day,)
+            f"SELECT {', '.join(fields)} FROM {table} WHERE day = ?", (day,)
         )
         found = {}
         for values in cursor:
-            row = dict(zip(EXPECTATION_FIELDS, values, strict=True))
-            row["profile"] = json.loads(row["profile"])
+            row = dict(zip(fields, values, strict=True))
+            row[json_field] = json.loads(row[json_field])
             found[row["series_id"]] = row
         return found
 
@@ -1054,15 +1060,7 @@ class SqliteStore(_Store):
 
     def totals(self, day: str) -> dict[str, dict[str, Any]]:
         """The day's running totals by ``series_id``."""
-        cursor = self._connection.execute(
-            f"SELECT {', '.join(TOTAL_FIELDS)} FROM totals WHERE day = ?", (day,)
-        )
-        found = {}
-        for values in cursor:
-            row = dict(zip(TOTAL_FIELDS, values, strict=True))
-            row["recent"] = json.loads(row["recent"])
-            found[row["series_id"]] = row
-        return found
+        return self._day_by_series("totals", TOTAL_FIELDS, "recent", day)
 
     def alerts(self, open_only: bool = False) -> list[dict[str, Any]]:
         """Alerts, oldest first; only the open ones with ``open_only``."""
