@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 from statsforecast.models import ARIMA, MSTL, AutoARIMA, AutoETS, AutoTheta
 
 from helpers.forecast import MODELS, Frequency
-from helpers.forecast.models import SeriesTask, fit_series, prophet_settings
+from helpers.forecast.models import SeriesTask, fit_series, prophet_settings, prophet_yhat
 from tests.forecast.support import promoted
 
 WEEK = np.array([5.0, 6, 7, 9, 12, 3, 2]) * 4  # a weekly profile, far from zero
@@ -478,3 +478,41 @@ def test_a_regressor_one_day_short_of_the_horizon_gives_no_short_forecast():
     fit = fit_series(task(y, (56, 63), ("auto_arima", "naive"), regressor=x[:-1]))
 
     assert {name: len(values) for name, values in fit.final.items()} == dict.fromkeys(fit.final, 7)
+
+
+@pytest.mark.parametrize(
+    ("freq", "points", "mode", "country", "regressor"),
+    [
+        # daily: yearly and weekly seasonalities, holidays and a regressor, which Prophet
+        # standardizes unless it is 0 or 1 (one product's promotion days)
+        ("D", 800, "multiplicative", "US", "share"),
+        ("D", 400, "additive", "US", "days"),
+        ("MS", 60, "additive", None, None),  # monthly: yearly seasonality only
+        ("QS", 6, "additive", None, None),  # no seasonality at all: Prophet's placeholder
+    ],
+)
+def test_prophet_yhat_is_prophets_own_predict(freq, points, mode, country, regressor):
+    """The lean forecast adds up the same terms as Prophet's ``predict``: the same yhat to
+    1e-9 with every kind of feature the model set gives Prophet."""
+    from prophet import Prophet
+
+    rng = np.random.default_rng(3)
+    y = 50 + 10 * np.sin(np.arange(points) / 5) + np.arange(points) / 10 + rng.normal(0, 2, points)
+    settings = prophet_settings(y, Frequency.of(freq), country, mode)
+    options = {key: value for key, value in settings.items() if key != "country"}
+    model = Prophet(uncertainty_samples=0, **options)
+    if country:
+        model.add_country_holidays(country)
+    dates = pd.date_range("2023-01-01", periods=points + 30, freq=freq)
+    history = pd.DataFrame({"ds": dates[:points], "y": y})
+    future = pd.DataFrame({"ds": dates[points:]})
+    if regressor:
+        promoted = rng.uniform(0, 1, points + 30) < 0.2
+        shares = promoted * (rng.uniform(0, 1, points + 30) if regressor == "share" else 1.0)
+        model.add_regressor("promotion")
+        history["promotion"], future["promotion"] = shares[:points], shares[points:]
+    model.fit(history)
+
+    np.testing.assert_allclose(
+        prophet_yhat(model, future), model.predict(future)["yhat"], rtol=1e-9, atol=1e-9
+    )
