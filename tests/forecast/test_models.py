@@ -10,7 +10,13 @@ from scipy.stats import spearmanr
 from statsforecast.models import ARIMA, MSTL, AutoARIMA, AutoETS, AutoTheta
 
 from helpers.forecast import MODELS, Frequency
-from helpers.forecast.models import SeriesTask, fit_series, prophet_settings, prophet_yhat
+from helpers.forecast.models import (
+    SeriesTask,
+    fit_series,
+    prophet_settings,
+    prophet_yhat,
+    regressor_effect,
+)
 from tests.forecast.support import promoted
 
 WEEK = np.array([5.0, 6, 7, 9, 12, 3, 2]) * 4  # a weekly profile, far from zero
@@ -516,3 +522,33 @@ def test_prophet_yhat_is_prophets_own_predict(freq, points, mode, country, regre
     np.testing.assert_allclose(
         prophet_yhat(model, future), model.predict(future)["yhat"], rtol=1e-9, atol=1e-9
     )
+
+
+@pytest.mark.parametrize(("lift", "promoted_every"), [(25.0, 9), (-8.0, 5), (0.0, 9)])
+def test_regressor_effect_is_found_beside_a_weekly_profile_and_a_trend(lift, promoted_every):
+    """The effect per unit of the regressor, whatever the weekly profile and trend around it."""
+    days = np.arange(364)
+    x = (days % promoted_every == 0).astype(float)
+    noise = np.random.default_rng(1).normal(0, 2, len(days))
+    y = WEEK[days % 7] + 0.05 * days + lift * x + noise
+
+    assert regressor_effect(y, x, 7) == pytest.approx(lift, abs=0.6)
+
+
+def test_a_regressor_that_never_varies_has_no_effect():
+    """Nothing to learn from a regressor that is always 0: no effect, not a division by 0."""
+    assert regressor_effect(weekly(70), np.zeros(70), 7) == 0.0
+
+
+def test_arima_with_a_regressor_forecasts_the_series_without_it_and_adds_it_back():
+    """AutoARIMA's forecast with a promotion plan is its forecast of the sales less the
+    promotions' effect, plus that effect on the promoted days ahead."""
+    y, x = promoted(70)
+
+    fit = fit_series(task(y, (56, 63), ("auto_arima",), regressor=x))
+
+    effect = regressor_effect(y[:56], x[:56], 7)
+    adjusted = y[:56] - effect * x[:56]
+    searched = AutoARIMA(season_length=7, max_p=3, max_q=3, max_P=1, max_Q=1, nmodels=10)
+    expected = searched.fit(adjusted).predict(7)["mean"] + effect * x[56:63]
+    np.testing.assert_allclose(fit.backtests["auto_arima"][0], expected)
