@@ -11,7 +11,11 @@ from statsforecast.models import ARIMA, MSTL, AutoARIMA, AutoETS, AutoTheta
 
 from helpers.forecast import MODELS, Frequency
 from helpers.forecast.models import (
+    REGRESSOR,
+    DateFeatures,
     SeriesTask,
+    _holidays,
+    _series_prophet,
     fit_series,
     prophet_settings,
     prophet_yhat,
@@ -552,3 +556,29 @@ def test_arima_with_a_regressor_forecasts_the_series_without_it_and_adds_it_back
     searched = AutoARIMA(season_length=7, max_p=3, max_q=3, max_P=1, max_Q=1, nmodels=10)
     expected = searched.fit(adjusted).predict(7)["mean"] + effect * x[56:63]
     np.testing.assert_allclose(fit.backtests["auto_arima"][0], expected)
+
+
+def test_prophet_with_date_features_made_once_fits_and_forecasts_as_prophet_does():
+    """Seasonality and holiday features looked up in a series' tables (made at the first fit,
+    used again at the second) and the component table kept between fits change no digit:
+    the same parameters and forecast as Prophet's own at every cutoff."""
+    from prophet import Prophet
+
+    y, x = promoted(400)
+    dates = pd.date_range("2024-01-01", periods=407)
+    settings = prophet_settings(y, Frequency.of("D"), "US", "multiplicative")
+    options = {key: value for key, value in settings.items() if key != "country"}
+    options["holidays"] = _holidays("US", 2024, 2025)
+    tables = DateFeatures(dates)
+    for end in (372, 400):
+        history = pd.DataFrame({"ds": dates[:end], "y": y[:end], REGRESSOR: x[:end]})
+        future = pd.DataFrame({"ds": dates[end : end + 7], REGRESSOR: x[end : end + 7]})
+        models = [_series_prophet()(tables, **options), Prophet(**options)]
+        for model in models:
+            model.add_regressor(REGRESSOR)
+            model.fit(history)
+        ours, prophets = models
+        for name in ("k", "m", "delta", "beta"):
+            np.testing.assert_array_equal(ours.params[name], prophets.params[name])
+        np.testing.assert_array_equal(prophet_yhat(ours, future), prophet_yhat(prophets, future))
+    assert len(tables._tables) == 3  # yearly, weekly and holidays, each made once
