@@ -151,7 +151,10 @@ def backtest_and_forecast(
                 _regressor(regressors, unique_id, frame["ds"], frequency, horizon),
             )
         )
+    importing = reconcile.import_in_background() if hierarchy is not None else None
     fits = fit_all(tasks, n_jobs=n_jobs, progress=progress, desc=desc)
+    if importing is not None:
+        importing.join()
     chosen = {task.unique_id: _choose(task, fits[task.unique_id], season) for task in tasks}
 
     method = None
