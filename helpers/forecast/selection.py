@@ -151,7 +151,10 @@ def backtest_and_forecast(
                 _regressor(regressors, unique_id, frame["ds"], frequency, horizon),
             )
         )
+    importing = reconcile.import_in_background() if hierarchy is not None else None
     fits = fit_all(tasks, n_jobs=n_jobs, progress=progress, desc=desc)
+    if importing is not None:
+        importing.join()
     chosen = {task.unique_id: _choose(task, fits[task.unique_id], season) for task in tasks}
 
     method = None
@@ -188,15 +191,14 @@ def _period_totals(
 ) -> pd.DataFrame:
     """Each series' forecast total over its first ``lengths`` steps, with intervals of that
     total: the period's share of the summed daily half widths that covered the backtests'
-    period totals (one share per level and length, over the run's series). A series without
-    backtests (too short) gets its days' intervals added up."""
+    period totals (one share per level and length, over the run's series), widened by the
+    run's factor as the days are (the share is measured on half widths before widening: after
+    it, the factor cancelled out). A series without backtests (too short) gets its days'
+    intervals added up."""
     errors = {uid: choice.actuals - choice.backtest for uid, choice in chosen.items()}
-    half = {  # each series' daily half width per level
-        level: {
-            uid: factor * intervals.conformal_half_width(e.ravel(), level)
-            for uid, e in errors.items()
-        }
-        for level, factor in widen.items()
+    half = {  # each series' daily half width per level, before widening
+        level: {uid: intervals.conformal_half_width(e.ravel(), level) for uid, e in errors.items()}
+        for level in widen
     }
     series = {uid: frame.sort_values("ds") for uid, frame in forecasts.groupby("unique_id")}
     rows = []
@@ -215,7 +217,7 @@ def _period_totals(
             for level in sorted(half):  # nested: a wider level is never narrower
                 for suffix in _suffixes(level, main):
                     if uid in chosen:
-                        width = max(width, share[level] * days * half[level][uid])
+                        width = max(width, widen[level] * share[level] * days * half[level][uid])
                         lower, upper = total - width, total + width
                     else:
                         lower = ahead[f"yhat_lower{suffix}"].sum()

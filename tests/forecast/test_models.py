@@ -10,7 +10,17 @@ from scipy.stats import spearmanr
 from statsforecast.models import ARIMA, MSTL, AutoARIMA, AutoETS, AutoTheta
 
 from helpers.forecast import MODELS, Frequency
-from helpers.forecast.models import SeriesTask, fit_series, prophet_settings
+from helpers.forecast.models import (
+    REGRESSOR,
+    DateFeatures,
+    SeriesTask,
+    _holidays,
+    _series_prophet,
+    fit_series,
+    prophet_settings,
+    prophet_yhat,
+    regressor_effect,
+)
 from tests.forecast.support import promoted
 
 WEEK = np.array([5.0, 6, 7, 9, 12, 3, 2]) * 4  # a weekly profile, far from zero
@@ -478,3 +488,97 @@ def test_a_regressor_one_day_short_of_the_horizon_gives_no_short_forecast():
     fit = fit_series(task(y, (56, 63), ("auto_arima", "naive"), regressor=x[:-1]))
 
     assert {name: len(values) for name, values in fit.final.items()} == dict.fromkeys(fit.final, 7)
+
+
+@pytest.mark.parametrize(
+    ("freq", "points", "mode", "country", "regressor"),
+    [
+        # daily: yearly and weekly seasonalities, holidays and a regressor, which Prophet
+        # standardizes unless it is 0 or 1 (one product's promotion days)
+        ("D", 800, "multiplicative", "US", "share"),
+        ("D", 400, "additive", "US", "days"),
+        ("MS", 60, "additive", None, None),  # monthly: yearly seasonality only
+        ("QS", 6, "additive", None, None),  # no seasonality at all: Prophet's placeholder
+    ],
+)
+def test_prophet_yhat_is_prophets_own_predict(freq, points, mode, country, regressor):
+    """The lean forecast adds up the same terms as Prophet's ``predict``: the same yhat to
+    1e-9 with every kind of feature the model set gives Prophet."""
+    from prophet import Prophet
+
+    rng = np.random.default_rng(3)
+    y = 50 + 10 * np.sin(np.arange(points) / 5) + np.arange(points) / 10 + rng.normal(0, 2, points)
+    settings = prophet_settings(y, Frequency.of(freq), country, mode)
+    options = {key: value for key, value in settings.items() if key != "country"}
+    model = Prophet(uncertainty_samples=0, **options)
+    if country:
+        model.add_country_holidays(country)
+    dates = pd.date_range("2023-01-01", periods=points + 30, freq=freq)
+    history = pd.DataFrame({"ds": dates[:points], "y": y})
+    future = pd.DataFrame({"ds": dates[points:]})
+    if regressor:
+        promoted = rng.uniform(0, 1, points + 30) < 0.2
+        shares = promoted * (rng.uniform(0, 1, points + 30) if regressor == "share" else 1.0)
+        model.add_regressor("promotion")
+        history["promotion"], future["promotion"] = shares[:points], shares[points:]
+    model.fit(history)
+
+    np.testing.assert_allclose(
+        prophet_yhat(model, future), model.predict(future)["yhat"], rtol=1e-9, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize(("lift", "promoted_every"), [(25.0, 9), (-8.0, 5), (0.0, 9)])
+def test_regressor_effect_is_found_beside_a_weekly_profile_and_a_trend(lift, promoted_every):
+    """The effect per unit of the regressor, whatever the weekly profile and trend around it."""
+    days = np.arange(364)
+    x = (days % promoted_every == 0).astype(float)
+    noise = np.random.default_rng(1).normal(0, 2, len(days))
+    y = WEEK[days % 7] + 0.05 * days + lift * x + noise
+
+    assert regressor_effect(y, x, 7) == pytest.approx(lift, abs=0.6)
+
+
+def test_a_regressor_that_never_varies_has_no_effect():
+    """Nothing to learn from a regressor that is always 0: no effect, not a division by 0."""
+    assert regressor_effect(weekly(70), np.zeros(70), 7) == 0.0
+
+
+def test_arima_with_a_regressor_forecasts_the_series_without_it_and_adds_it_back():
+    """AutoARIMA's forecast with a promotion plan is its forecast of the sales less the
+    promotions' effect, plus that effect on the promoted days ahead."""
+    y, x = promoted(70)
+
+    fit = fit_series(task(y, (56, 63), ("auto_arima",), regressor=x))
+
+    effect = regressor_effect(y[:56], x[:56], 7)
+    adjusted = y[:56] - effect * x[:56]
+    searched = AutoARIMA(season_length=7, max_p=3, max_q=3, max_P=1, max_Q=1, nmodels=10)
+    expected = searched.fit(adjusted).predict(7)["mean"] + effect * x[56:63]
+    np.testing.assert_allclose(fit.backtests["auto_arima"][0], expected)
+
+
+def test_prophet_with_date_features_made_once_fits_and_forecasts_as_prophet_does():
+    """Seasonality and holiday features looked up in a series' tables (made at the first fit,
+    used again at the second) and the component table kept between fits change no digit:
+    the same parameters and forecast as Prophet's own at every cutoff."""
+    from prophet import Prophet
+
+    y, x = promoted(400)
+    dates = pd.date_range("2024-01-01", periods=407)
+    settings = prophet_settings(y, Frequency.of("D"), "US", "multiplicative")
+    options = {key: value for key, value in settings.items() if key != "country"}
+    options["holidays"] = _holidays("US", 2024, 2025)
+    tables = DateFeatures(dates)
+    for end in (372, 400):
+        history = pd.DataFrame({"ds": dates[:end], "y": y[:end], REGRESSOR: x[:end]})
+        future = pd.DataFrame({"ds": dates[end : end + 7], REGRESSOR: x[end : end + 7]})
+        models = [_series_prophet()(tables, **options), Prophet(**options)]
+        for model in models:
+            model.add_regressor(REGRESSOR)
+            model.fit(history)
+        ours, prophets = models
+        for name in ("k", "m", "delta", "beta"):
+            np.testing.assert_array_equal(ours.params[name], prophets.params[name])
+        np.testing.assert_array_equal(prophet_yhat(ours, future), prophet_yhat(prophets, future))
+    assert len(tables._tables) == 3  # yearly, weekly and holidays, each made once

@@ -3,6 +3,11 @@ method on backtests, and coherent forecasts of a generated shop's levels."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -332,3 +337,18 @@ def test_a_shop_whose_backtests_are_exact_is_still_forecast():
     assert_levels_add_up(tree, result.forecasts)
     p3 = result.forecasts[result.forecasts.unique_id == "p3"].yhat.to_numpy()
     np.testing.assert_allclose(p3, 3 * week[np.arange(56, 63) % 7], rtol=1e-6)
+
+
+def test_hierarchicalforecast_is_imported_in_a_thread_while_the_workers_fit():
+    """A fresh process has not imported hierarchicalforecast's methods with this module; the
+    thread does, and returns once they are importable."""
+    script = (
+        "import sys\n"
+        "from helpers.forecast import reconcile\n"
+        "assert 'hierarchicalforecast.methods' not in sys.modules\n"
+        "thread = reconcile.import_in_background()\n"
+        "thread.join()\n"
+        "assert 'hierarchicalforecast.methods' in sys.modules and not thread.is_alive()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=120)

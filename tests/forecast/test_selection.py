@@ -15,6 +15,7 @@ from helpers.forecast import (
     backtest,
     backtest_and_forecast,
     forecast,
+    intervals,
     naive,
     scores,
     seasonal_naive,
@@ -557,3 +558,28 @@ def test_a_period_backtest_error_is_how_far_the_backtests_totals_missed():
         if chosen == "seasonal_naive":
             expected = np.mean(np.abs(np.subtract(actual, naive))) / np.mean(actual)
             assert error == pytest.approx(expected)
+
+
+def test_period_totals_widen_with_the_run_as_the_days_do():
+    """Where the latest backtest windows missed more than the earlier ones, the days'
+    intervals widen by the run's factor, and the period totals' by the same factor: the share
+    of the daily half widths that covered the backtests' totals is measured before widening
+    (measured after it, the factor cancelled out of the totals)."""
+    rng = np.random.default_rng(2)
+    n, cutoffs = 98, (77, 84, 91)
+    spread = np.where(np.arange(n) < 91, 2.0, 8.0)  # the last window is noisier
+    values = {f"s{i}": 200 + 20 * np.sin(np.arange(n) * 2 * np.pi / 7) for i in range(12)}
+    values = {uid: y + rng.normal(0, spread) for uid, y in values.items()}
+
+    result = backtest_and_forecast(
+        long_frame(values), 7, folds=3, models=("seasonal_naive",), n_jobs=1, progress=False
+    )
+
+    assert result.widening[90] > 1.5
+    errors = [np.stack([y[c : c + 7] - y[c - 7 : c] for c in cutoffs]) for y in values.values()]
+    halves = [intervals.conformal_half_width(e.ravel(), 90) for e in errors]
+    share = intervals.period_factor(errors, halves, 7, 90)
+    totals = result.periods.set_index("unique_id")
+    for uid, half in zip(values, halves, strict=True):
+        width = totals.loc[uid, "yhat_upper"] - totals.loc[uid, "yhat"]
+        assert width == pytest.approx(result.widening[90] * share * 7 * half)
