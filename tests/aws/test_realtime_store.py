@@ -10,8 +10,10 @@ import pytest
 
 from helpers import realtime as rt
 from helpers.aws.realtime import publish_expectations
+from helpers.config import Settings
 from helpers.local.dynamodb import Table
 from helpers.schema import item_to_order, validated_table
+from tests.aws.test_realtime import create_tables_of_the_template
 from tests.test_realtime import (
     FUTURE,
     expectation,
@@ -22,46 +24,14 @@ from tests.test_realtime import (
     stream_texts,
 )
 
+SETTINGS = Settings()
+
 
 @pytest.fixture
 def tables(aws, monkeypatch):
     """The stack's expectations and nowcast tables and the alert topic (with a queue on it),
     named in the handler's environment."""
-    dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName="expectations",
-        KeySchema=[
-            {"AttributeName": "series_id", "KeyType": "HASH"},
-            {"AttributeName": "day", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "series_id", "AttributeType": "S"},
-            {"AttributeName": "day", "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": rt.EXPECTATIONS_BY_DAY,
-                "KeySchema": [
-                    {"AttributeName": "day", "KeyType": "HASH"},
-                    {"AttributeName": "series_id", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.create_table(
-        TableName="nowcast",
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_tables_of_the_template(SETTINGS)  # keys and indexes as the stack makes them
     topic = boto3.client("sns").create_topic(Name="alerts")["TopicArn"]
     sqs = boto3.client("sqs")
     queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
@@ -70,8 +40,8 @@ def tables(aws, monkeypatch):
         TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"]
     )
     monkeypatch.delenv("REALTIME_DB", raising=False)
-    monkeypatch.setenv("EXPECTATIONS_TABLE", "expectations")
-    monkeypatch.setenv("NOWCAST_TABLE", "nowcast")
+    monkeypatch.setenv("EXPECTATIONS_TABLE", SETTINGS.expectations_table_name)
+    monkeypatch.setenv("NOWCAST_TABLE", SETTINGS.nowcast_table_name)
     monkeypatch.setenv("ALERT_TOPIC_ARN", topic)
     rt._stores.clear()
     yield queue
@@ -103,7 +73,8 @@ def test_totals_are_exact_in_dynamodb_through_changes_and_redeliveries(tables, t
     assert isinstance(store, rt.DynamoStore)
     assert_totals(store, [item_to_order(item) for item in table.scan()])
     item = boto3.client("dynamodb").get_item(
-        TableName="nowcast", Key={"pk": {"S": "ORDER#o-00006"}, "sk": {"S": "ORDER"}}
+        TableName=SETTINGS.nowcast_table_name,
+        Key={"pk": {"S": "ORDER#o-00006"}, "sk": {"S": "ORDER"}},
     )["Item"]
     assert item["units"] == {"N": "0"}  # the tombstone keeps the cancellation's seq
     assert len(item["seq"]["S"]) == rt.EVENT_SEQ_DIGITS
@@ -139,7 +110,7 @@ def test_a_stall_is_written_and_published_once(tables, monkeypatch):
     store = rt.open_store()
     publish_expectations(
         store.dynamodb,
-        "expectations",
+        SETTINGS.expectations_table_name,
         pd.DataFrame([expectation("product#p-1", day, 2400.0, relative=1e-3)]),
     )
     store.apply(steady_orders(day, "p-1", 100, 9.5, 10), rt.Config(), 0)
