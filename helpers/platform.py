@@ -286,10 +286,13 @@ class Platform(abc.ABC):
     orders: Orders
 
     @abc.abstractmethod
-    def flush(self, timeout: float = 60.0, progress: bool = False) -> None:
+    def flush(self, timeout: float = 60.0, progress: bool = False, realtime: bool = True) -> None:
         """Return once every change accepted so far is in the lake; raise naming a stuck stage.
 
-        ``progress`` shows a bar of the changes still on their way.
+        ``progress`` shows a bar of the changes still on their way. ``realtime`` also waits for
+        the real-time consumer to have applied them (its nowcasts and alerts then count every
+        change); locally only: on aws its progress cannot be read back, so flush waits for the
+        lake alone and ``status()`` shows the consumer's mapping.
         """
 
     @abc.abstractmethod

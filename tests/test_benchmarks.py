@@ -17,6 +17,7 @@ def test_pipeline_benchmark_pieces_run(tmp_path):
     changes = history(3000, days=10)
     local = measure_throughput(tmp_path / "throughput", changes)
     assert local["lake_records"] == local["changes"] == sum(len(c.frame) for c in changes)
+    assert 0 < local["seconds"] <= local["consumer_seconds"]
     freshness = measure_freshness(tmp_path / "freshness", rate=200, seconds=1)
     assert freshness["orders"] == 200 and 0 <= freshness["p50_s"] <= freshness["max_s"]
     orders = pd.concat([c.frame for c in changes if c.action == "put"]).head(100)

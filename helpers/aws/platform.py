@@ -111,8 +111,9 @@ class AwsPlatform(Platform):
 
     # flush and status ----------------------------------------------------------------------
 
-    def flush(self, timeout: float = 60.0, progress: bool = False) -> None:
-        """Return once the changes written through this platform are in the lake.
+    def flush(self, timeout: float = 60.0, progress: bool = False, realtime: bool = True) -> None:
+        """Return once the changes written through this platform are in the lake (not the
+        real-time consumer's totals, whatever ``realtime`` says: see ``Platform.flush``).
 
         See :mod:`helpers.aws.flush` for how, and its limits. On timeout, raises
         :class:`~helpers.exceptions.PipelineStuckError` naming the pipe (changes missing

@@ -327,7 +327,7 @@ class LocalPlatform(Platform):
             fcntl.flock(handle, fcntl.LOCK_UN)
         return None
 
-    def flush(self, timeout: float = 60.0, progress: bool = False) -> None:
+    def flush(self, timeout: float = 60.0, progress: bool = False, realtime: bool = True) -> None:
         deadline = time.monotonic() + timeout
         target = self.table.latest_sequence()
         dead_before = self.pipe.dead_letter_count()
@@ -360,6 +360,8 @@ class LocalPlatform(Platform):
             timeout,
             progress,
         )
+        if not realtime:
+            return
         self._wait(
             "realtime consumer",
             lambda: self._consumer_pending(targets),
