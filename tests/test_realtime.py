@@ -554,8 +554,7 @@ def test_platform_totals_equal_the_table_after_flush(tmp_path):
 
 def test_flush_waits_for_the_consumer_only_when_asked(tmp_path):
     """flush(realtime=False) returns once the lake has every change, with the consumer still
-    in its batching window; flush() waits for it too. Its runtime runs below the lake's path
-    in CPU priority."""
+    in its batching window; flush() waits for it too."""
     params = SalesParams(seed=4, orders_per_day=600, n_products=4)
     settings = {"consumer_batch_size": 10_000, "consumer_batching_window_s": 300.0}
     with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1, **settings) as platform:
@@ -568,11 +567,6 @@ def test_flush_waits_for_the_consumer_only_when_asked(tmp_path):
         platform.flush(timeout=120)
         assert platform.status().set_index("stage").loc["realtime consumer", "pending"] == 0
         assert_platform_totals(platform, FUTURE)
-        (consumer,) = platform._consumer_runner.function._workers
-        (pipe,) = platform._pipe_runner.function._workers
-        own = os.nice(0)
-        assert os.getpriority(os.PRIO_PROCESS, pipe.process.pid) == own
-        assert os.getpriority(os.PRIO_PROCESS, consumer.process.pid) == min(19, own + 10)
 
 
 # A writer that is its own consumer, writing a future day's orders (see tests/test_crash.py).

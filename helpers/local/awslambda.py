@@ -124,14 +124,7 @@ READY = "ready"
 class _Worker:
     """One runtime process: reads pickled (event, context) frames on stdin, answers on stdout."""
 
-    def __init__(
-        self,
-        handler: str,
-        log_path: Path,
-        logger_name: str,
-        environment: dict[str, str],
-        niceness: int = 0,
-    ):
+    def __init__(self, handler: str, log_path: Path, logger_name: str, environment: dict[str, str]):
         self.process = subprocess.Popen(
             [sys.executable, "-m", __name__, handler, str(log_path), logger_name],
             stdin=subprocess.PIPE,
@@ -139,11 +132,6 @@ class _Worker:
             cwd=PROJECT_ROOT,
             env={**os.environ, **environment} if environment else None,
         )
-        if niceness:  # more than its caller's (lowering it would need privileges)
-            pid = self.process.pid
-            os.setpriority(
-                os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + niceness)
-            )
         ready, _, _ = select.select([self.process.stdout], [], [], INIT_TIMEOUT_S)
         if not ready:
             self.kill()
@@ -181,8 +169,6 @@ class Function:
     As on AWS, the handler runs apart from its caller: in ``concurrency`` runtime processes
     (the function's reserved concurrency), so invocations run beside the caller's own work,
     on another core, and a crash of the handler's process fails one invocation, not the caller.
-    ``niceness`` lowers the runtimes' CPU priority, for a function that must not slow others
-    that share this machine's cores (on AWS each has compute of its own).
     """
 
     def __init__(
@@ -197,11 +183,9 @@ class Function:
         concurrency: int = 1,
         log_name: str | None = None,
         environment: dict[str, str] | None = None,
-        niceness: int = 0,
     ):
         self.name, self.arn, self.handler = name, arn, handler
         self.environment = dict(environment or {})
-        self.niceness = niceness
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{log_name or name}.log"
@@ -231,9 +215,7 @@ class Function:
         worker = self._idle.get()
         if worker is None:
             try:
-                worker = _Worker(
-                    self.handler, self.log_path, self.logger_name, self.environment, self.niceness
-                )
+                worker = _Worker(self.handler, self.log_path, self.logger_name, self.environment)
             except (FunctionError, EOFError, OSError) as error:
                 self._idle.put(None)
                 if isinstance(error, FunctionError):

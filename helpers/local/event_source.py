@@ -442,13 +442,6 @@ class MappingSpec:
         )
 
 
-RUNTIME_NICENESS = 10
-"""The mapping's runtime runs at a lower CPU priority than the pipe's and the delivery's: on
-AWS the consumer's Lambda has compute of its own and cannot slow the lake's path; here they
-share two cores, and a backlog (a backfill of old days) would take a core from the lake's
-freshness. Idle cores, as when streaming live, it gets in full."""
-
-
 class EventSourceRunner:
     """Steps a mapping in a runtime process of its own (which runs the handler too); the
     caller keeps only this handle, as :class:`~helpers.local.pipes.PipeRunner` does."""
@@ -463,7 +456,6 @@ class EventSourceRunner:
             spec.logger_name,
             log_name=spec.function_name,
             environment=dict(spec.environment),
-            niceness=RUNTIME_NICENESS,
         )
         self._flush_requested = False
 

@@ -24,7 +24,6 @@ def echo(event, context):
         "request_id": context.aws_request_id,
         "remaining_ms": context.get_remaining_time_in_millis(),
         "log_group": context.log_group_name,
-        "niceness": os.nice(0),
     }
 
 

@@ -44,16 +44,6 @@ def test_invoke_returns_the_result_from_another_process(tmp_path):
     assert first["request_id"] != second["request_id"]
 
 
-@pytest.mark.parametrize("niceness", [0, 10, 30])
-def test_runtimes_run_at_the_functions_niceness_above_the_callers(tmp_path, niceness):
-    function = make_function(tmp_path, "echo", niceness=niceness)
-    try:
-        answer = function.invoke({})
-    finally:
-        function.close()
-    assert answer["niceness"] == min(19, os.nice(0) + niceness)
-
-
 def test_raising_handler_gives_function_error_with_type_and_message(tmp_path):
     function = make_function(tmp_path, "raising")
     try:
