@@ -36,11 +36,11 @@ def history(orders: int, days: int = 365, seed: int = 42) -> list:
 
 
 def measure_throughput(root: Path, changes: list) -> dict:
-    """Seconds from the first put until every change is in the lake, for pre-generated changes,
-    then until the real-time consumer (the stream's second consumer) has applied them
-    too; and the CPU each order cost: in this process (writer, delivery
-    control) and in the runtime processes (the pipe, the delivery's data planes and the
-    consumer, counted once they exit at close)."""
+    """Seconds from the first put until every change is in the lake, for pre-generated
+    changes, then until the real-time consumer (the stream's second consumer) has applied
+    them too; and the CPU each order cost: in this process (writer, delivery control) and in
+    the runtime processes (the pipe, the delivery's data planes and the consumer, counted once
+    they exit at close)."""
     shutil.rmtree(root, ignore_errors=True)
     puts = sum(len(change.frame) for change in changes if change.action == "put")
     total = sum(len(change.frame) for change in changes)

@@ -19,29 +19,36 @@ from tests.test_platform import assert_lake_matches_table
 
 pytestmark = pytest.mark.slow
 
-# A writer that is its own consumer: it puts, amends and cancels generated orders and prints
-# every change only after the platform accepted it.
-WRITER = textwrap.dedent(
-    """
-    import json, sys
-    import helpers
-    from helpers.generate import SalesParams, backfill
 
-    root, seed = sys.argv[1], int(sys.argv[2])
-    params = SalesParams(seed=seed, orders_per_day=400, n_products=10)
-    with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
-        print(json.dumps({"ready": True}), flush=True)
-        for change in backfill(30, end="2026-02-01", params=params, chunk_orders=300):
-            ids = change.frame["order_id"].tolist()
-            if change.action == "put":
-                platform.orders.put(change.frame)
-            elif change.action == "update":
-                platform.orders.update(change.frame)
-            else:
-                platform.orders.delete(ids)
-            print(json.dumps({"action": change.action, "ids": ids}), flush=True)
-    """
-)
+def writer_script(days: int, end: str, orders_per_day: int, n_products: int, chunk: int) -> str:
+    """A writer that is its own consumer: it puts, amends and cancels ``days`` of generated
+    orders up to ``end`` (run with the root and a seed) and prints every change only after the
+    platform accepted it."""
+    return textwrap.dedent(
+        f"""
+        import json, sys
+        import helpers
+        from helpers.generate import SalesParams, backfill
+
+        root, seed = sys.argv[1], int(sys.argv[2])
+        params = SalesParams(seed=seed, orders_per_day={orders_per_day}, n_products={n_products})
+        changes = list(backfill({days}, end="{end}", params=params, chunk_orders={chunk}))
+        with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
+            print(json.dumps({{"ready": True}}), flush=True)
+            for change in changes:
+                ids = change.frame["order_id"].tolist()
+                if change.action == "put":
+                    platform.orders.put(change.frame)
+                elif change.action == "update":
+                    platform.orders.update(change.frame)
+                else:
+                    platform.orders.delete(ids)
+                print(json.dumps({{"action": change.action, "ids": ids}}), flush=True)
+        """
+    )
+
+
+WRITER = writer_script(30, "2026-02-01", orders_per_day=400, n_products=10, chunk=300)
 
 
 def accepted_changes(output: str) -> list[dict]:

@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from datetime import UTC, date, datetime, timedelta
 
@@ -27,7 +26,7 @@ from helpers import realtime as rt
 from helpers.generate import SalesParams, backfill, expected_daily_units, product_catalog
 from helpers.local.dynamodb import Table
 from helpers.schema import item_to_order, validated_table
-from tests.test_crash import kill_writers
+from tests.test_crash import kill_writers, writer_script
 
 FUTURE = datetime.now(UTC).date() + timedelta(days=2)
 """A day ahead of the wall clock: its orders set the consumer's "now"."""
@@ -569,30 +568,9 @@ def test_flush_waits_for_the_consumer_only_when_asked(tmp_path):
         assert_platform_totals(platform, FUTURE)
 
 
-# A writer that is its own consumer, writing a future day's orders (see tests/test_crash.py).
-WRITER = textwrap.dedent(
-    f"""
-    import json, sys
-    from datetime import date, timedelta
-    import helpers
-    from helpers.generate import SalesParams, backfill
-
-    root, seed = sys.argv[1], int(sys.argv[2])
-    day = date.fromisoformat("{FUTURE}")
-    params = SalesParams(seed=seed, orders_per_day=1500, n_products=8)
-    changes = list(backfill(1, end=day + timedelta(days=1), params=params, chunk_orders=100))
-    with helpers.connect(root=root, buffer_interval_s=0.1) as platform:
-        print(json.dumps({{"ready": True}}), flush=True)
-        for change in changes:
-            ids = change.frame["order_id"].tolist()
-            if change.action == "put":
-                platform.orders.put(change.frame)
-            elif change.action == "update":
-                platform.orders.update(change.frame)
-            else:
-                platform.orders.delete(ids)
-            print(json.dumps({{"action": change.action, "ids": ids}}), flush=True)
-    """
+# A writer of a future day's orders (see tests/test_crash.py)
+WRITER = writer_script(
+    1, str(FUTURE + timedelta(days=1)), orders_per_day=1500, n_products=8, chunk=100
 )
 
 
