@@ -16,7 +16,9 @@ statsforecast's AutoETS, AutoARIMA, AutoTheta and MSTL, the seasonal naive and n
 baselines, and the median of Prophet, AutoETS, AutoARIMA and AutoTheta. Printed per panel:
 mean and median MASE (scaled by the in-sample seasonal naive error), sMAPE, wins against the
 seasonal naive and against the best peer, 80 % and 90 % interval coverage, wall time, and on the
-generated panel the coherence gap (how far the products' sum is from the total's forecast).
+generated panel the coherence gap (how far the products' sum is from the total's forecast);
+after the real panels, the series the default does not beat the seasonal naive on, with what
+the selection chose for each and why (:func:`losses`).
 
 Targets: the default has the lowest mean MASE of every method on both panels, beats the
 seasonal naive on at least 80 % of real series, and covers within 3 points of 80 % and 90 %.
