@@ -16,7 +16,9 @@ statsforecast's AutoETS, AutoARIMA, AutoTheta and MSTL, the seasonal naive and n
 baselines, and the median of Prophet, AutoETS, AutoARIMA and AutoTheta. Printed per panel:
 mean and median MASE (scaled by the in-sample seasonal naive error), sMAPE, wins against the
 seasonal naive and against the best peer, 80 % and 90 % interval coverage, wall time, and on the
-generated panel the coherence gap (how far the products' sum is from the total's forecast).
+generated panel the coherence gap (how far the products' sum is from the total's forecast);
+after the real panels, the series the default does not beat the seasonal naive on, with what
+the selection chose for each and why (:func:`losses`).
 
 Targets: the default has the lowest mean MASE of every method on both panels, beats the
 seasonal naive on at least 80 % of real series, and covers within 3 points of 80 % and 90 %.
@@ -83,8 +85,9 @@ def split(series: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.DataFram
 
 def run_default(
     train, freq, horizon, folds, country, hierarchy=None, regressors=None
-) -> tuple[pd.DataFrame, float]:
-    """The project's default forecast, renamed to the common columns, and its wall time."""
+) -> tuple[pd.DataFrame, float, pd.DataFrame]:
+    """The project's default forecast, renamed to the common columns, its wall time, and what
+    each series took and why (``choices``)."""
     started = time.perf_counter()
     result = backtest_and_forecast(
         train,
@@ -105,7 +108,7 @@ def run_default(
             "yhat_upper_80": "hi-80",
         }
     )
-    return frame.drop(columns="model"), seconds
+    return frame.drop(columns="model"), seconds, result.choices
 
 
 def run_statsforecast(train, freq, horizon) -> tuple[dict[str, pd.DataFrame], float]:
@@ -199,6 +202,22 @@ def evaluate(
     return pd.DataFrame(rows)
 
 
+def losses(results: dict[str, pd.DataFrame], choices: pd.DataFrame) -> pd.DataFrame:
+    """The series where the default's MASE is not below the seasonal naive's (the complement of
+    ``beats_snaive``), worst first, with what the selection chose and why: the first place to
+    look when the wins fall short."""
+    snaive = results["SeasonalNaive"].set_index("unique_id")["mase"]
+    default = results[DEFAULT].set_index("unique_id")
+    default = default.assign(snaive_mase=snaive.reindex(default.index))
+    lost = default[~(default["mase"] < default["snaive_mase"])]
+    out = lost.join(choices.set_index("unique_id")[["model", "backtest_mase", "reason"]])
+    out = out.assign(excess=out["mase"] - out["snaive_mase"]).sort_values("excess", ascending=False)
+    keep = [
+        c for c in ("panel", "mase", "snaive_mase", "model", "backtest_mase", "reason") if c in out
+    ]
+    return out[keep].reset_index()
+
+
 def table(results: dict[str, pd.DataFrame], seconds: dict[str, float]) -> pd.DataFrame:
     """One row per method: mean/median MASE, sMAPE, wins, coverage, seconds."""
     mase = pd.DataFrame({name: r.set_index("unique_id")["mase"] for name, r in results.items()})
@@ -236,10 +255,11 @@ def compare(
     country: str | None,
     hierarchy=None,
     regressors=None,
-) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], dict[str, float]]:
-    """Every method's forecasts of ``train``, scored on ``test``, and their wall times."""
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], dict[str, float], pd.DataFrame]:
+    """Every method's forecasts of ``train``, scored on ``test``, their wall times, and the
+    default's choices."""
     forecasts, seconds = {}, {}
-    forecasts[DEFAULT], seconds[DEFAULT] = run_default(
+    forecasts[DEFAULT], seconds[DEFAULT], choices = run_default(
         train, freq, horizon, folds, country, hierarchy, regressors
     )
     forecasts["Prophet"], seconds["Prophet"] = run_prophet(train, freq, horizon, country)
@@ -249,17 +269,17 @@ def compare(
     forecasts[MEDIAN] = median_of(forecasts)
     season = season_length_of(freq)
     results = {name: evaluate(frame, train, test, season) for name, frame in forecasts.items()}
-    return forecasts, results, seconds
+    return forecasts, results, seconds, choices
 
 
 def real_benchmark(folds: int) -> dict:
     """Every method on every real panel; the tables per panel and over all series."""
     all_results: dict[str, list[pd.DataFrame]] = {}
     seconds: dict[str, float] = {}
-    per_panel = {}
+    per_panel, all_choices = {}, []
     for panel in real_panels():
         train, test = split(panel.series, panel.horizon)
-        _, results, panel_seconds = compare(
+        _, results, panel_seconds, choices = compare(
             train, test, panel.freq, panel.horizon, folds, panel.country
         )
         per_panel[panel.name] = table(results, panel_seconds)
@@ -268,6 +288,7 @@ def real_benchmark(folds: int) -> dict:
             f"freq {panel.freq}, holdout {panel.horizon}\n"
         )
         print(per_panel[panel.name].round(3).to_string())
+        all_choices.append(choices)
         for name, result in results.items():
             all_results.setdefault(name, []).append(result.assign(panel=panel.name))
         for name, value in panel_seconds.items():
@@ -276,7 +297,11 @@ def real_benchmark(folds: int) -> dict:
     overall = table(merged, seconds)
     print(f"\n## real series, all panels ({len(merged[DEFAULT])} series)\n")
     print(overall.round(3).to_string())
-    return {"overall": overall, "panels": per_panel, "series": merged}
+    lost = losses(merged, pd.concat(all_choices, ignore_index=True))
+    print(f"\n## real series the default does not beat the seasonal naive on ({len(lost)})\n")
+    with pd.option_context("display.max_colwidth", None, "display.width", 250):
+        print(lost.round(3).to_string(index=False))
+    return {"overall": overall, "panels": per_panel, "series": merged, "losses": lost}
 
 
 def generated_benchmark(
@@ -294,7 +319,7 @@ def generated_benchmark(
     days = pd.date_range(series["ds"].min(), series["ds"].max(), freq="D")
     plan = promotion_calendar(params, days[0], days[-1] + pd.Timedelta(days=1))
     regressors = promotion_shares(daily, plan, days) if promotions else None
-    forecasts, results, seconds = compare(
+    forecasts, results, seconds, _ = compare(
         train, test, "D", horizon, folds, "US", train_tree, regressors
     )
     products = set(hierarchy.levels["product"])

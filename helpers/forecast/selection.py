@@ -6,8 +6,10 @@ history. The candidates are the models and two combinations of the non-baseline 
 median, and their mean weighted by the inverse of each one's backtest error. Each series takes
 the combination with the lower mean absolute backtest error, unless one model beats that
 combination in every backtest window: a choice among nine candidates on a few windows is noisy,
-and combinations are the robust default (on 49 real series, picking the lowest mean error
-alone scored a mean MASE of 1.18 on the holdout, this rule 1.095). The forecast is then
+and combinations are the robust default. On 49 real series, choosing on the earlier windows
+of five-fold backtests and scoring the next one (145 windows, training data only), this rule
+scored a mean MASE of 1.022, the lowest mean error 1.068, the median alone as the combination
+1.039; on the holdout, 1.115 against 1.171 for the lowest mean error. The forecast is then
 reconciled across levels (when a hierarchy is given) and gets intervals calibrated on its
 backtest errors.
 The ``model`` column says which candidate each series took, and ``choices`` says why.
