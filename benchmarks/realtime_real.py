@@ -47,6 +47,7 @@ Run: ``python -m benchmarks.realtime_real [--quick] [--json figures.json]``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -95,6 +96,12 @@ class Setup:
     shock_hours: float = 3.0
     shock_min_units: float = 50.0
     seed: int = 42
+    environment: tuple[tuple[str, str], ...] = ()
+    """The consumer's settings (``ALERT_MARGIN``, ``RECENT_MINUTES``...), its defaults if unset."""
+
+    @property
+    def config(self) -> realtime.Config:
+        return realtime.Config.from_env(dict(self.environment))
 
     @property
     def days(self) -> list[pd.Timestamp]:
@@ -242,6 +249,7 @@ def replay(
     expectations: pd.DataFrame,
     orders: pd.DataFrame,
     day: pd.Timestamp,
+    config: realtime.Config,
     judge_from: int = 0,
     until_minute: int = MINUTES_PER_DAY,
 ) -> dict:
@@ -249,7 +257,6 @@ def replay(
     ``until_minute``: each minute's departures applied as one batch, then judged at the
     minute's end from ``judge_from`` on (the totals do not depend on judgements, only the
     alerts open do). Returns the alerts opened (with ``opened_minute``) and the day's totals."""
-    config = realtime.Config.from_env({})
     store = realtime.SqliteStore(path)
     try:
         store.put_expectations(expectations.to_dict("records"))
@@ -298,14 +305,19 @@ def replay(
 
 
 def evaluate_day(
-    orders: pd.DataFrame, day: pd.Timestamp, setup: Setup, folder: Path, factor: int
+    orders: pd.DataFrame,
+    day: pd.Timestamp,
+    setup: Setup,
+    folder: Path,
+    factor: int,
+    cache: Path | None = None,
 ) -> dict:
     """Forecast D, replay it unshocked, then again with a shock of ``factor`` up to the
     shock's end, judged from :data:`SHOCK_JUDGED_BEFORE` minutes before it (the judgements
     of a day cost most of a replay)."""
-    expectations = expectations_of_day(orders, day, setup)
+    expectations = cached_expectations(orders, day, setup, cache)
     of_day = orders[(orders["order_ts"] >= day) & (orders["order_ts"] < day + pd.Timedelta(days=1))]
-    normal = replay(folder / f"{day:%Y%m%d}.sqlite", expectations, of_day, day)
+    normal = replay(folder / f"{day:%Y%m%d}.sqlite", expectations, of_day, day, setup.config)
     rng = np.random.default_rng([setup.seed, day.dayofyear])
     shocks = []
     shock = shock_plan(expectations, setup, rng, factor)
@@ -315,6 +327,7 @@ def evaluate_day(
             expectations,
             shocked(of_day, shock, day),
             day,
+            setup.config,
             judge_from=max(0, shock.start_minute - SHOCK_JUDGED_BEFORE),
             until_minute=shock.end_minute,
         )
@@ -359,15 +372,33 @@ def detection(shock: Shock, alerts: list[dict], expectations: pd.DataFrame, day)
     }
 
 
-def run(setup: Setup, root: Path | None = None, progress: bool = False) -> dict:
-    """Every evaluated day forecast, replayed and shocked; the figures of the module docstring."""
+def cached_expectations(
+    orders: pd.DataFrame, day: pd.Timestamp, setup: Setup, cache: Path | None
+) -> pd.DataFrame:
+    """:func:`expectations_of_day`, kept in ``cache`` (when given) for another run to reuse:
+    the forecasts cost most of a day's evaluation and do not depend on the consumer."""
+    if cache is None:
+        return expectations_of_day(orders, day, setup)
+    carriers = "-".join(setup.carriers) or "all"
+    path = cache / f"{day:%Y%m%d}-{carriers}-h{setup.horizon}.parquet"
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        expectations_of_day(orders, day, setup).to_parquet(path)
+    return pd.read_parquet(path)
+
+
+def run(
+    setup: Setup, root: Path | None = None, progress: bool = False, cache: Path | None = None
+) -> dict:
+    """Every evaluated day forecast (or read from ``cache``), replayed and shocked; the
+    figures of the module docstring."""
     orders = departures(setup.carriers)
     folder = Path(root or tempfile.mkdtemp(prefix="realtime-real-"))
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     days = []
     for number, day in enumerate(setup.days):
-        days.append(evaluate_day(orders, day, setup, folder, factor=(0, 3)[number % 2]))
+        days.append(evaluate_day(orders, day, setup, folder, (0, 3)[number % 2], cache))
         if progress:
             last = days[-1]
             print(
@@ -428,10 +459,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small run (as the test's)")
     parser.add_argument("--step-days", type=int, default=Setup.step_days)
     parser.add_argument("--root", type=Path, help="where the replays' stores go (a tmp folder)")
+    parser.add_argument("--cache", type=Path, help="keep (and reuse) each day's expectations here")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the consumer (e.g. RECENT_MINUTES=0.25,2,15,60,180); repeatable",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     setup = QUICK if args.quick else Setup(step_days=args.step_days)
-    figures = run(setup, args.root, progress=True)
+    if any("=" not in pair for pair in args.env):
+        parser.error(f"--env takes NAME=VALUE, got {args.env}")
+    environment = tuple(tuple(pair.split("=", 1)) for pair in args.env)
+    setup = dataclasses.replace(setup, environment=environment)
+    figures = run(setup, args.root, progress=True, cache=args.cache)
     print(f"\n{SOURCE}")
     print(
         f"{figures['days']} days, {figures['departures']:,} departures replayed; "
