@@ -147,3 +147,9 @@ def test_realtime_real_detection_takes_the_first_alert_of_its_kind_after_the_sta
     missed = realtime_real.detection(shock, alerts[:3], expectations, day)
     assert missed["alert"] is None and missed["minutes"] is None
     assert missed["expected_units"] == 150.0 and missed["start"] == "10:00"
+
+
+def test_realtime_real_sets_the_consumer_from_its_environment():
+    assert realtime_real.Setup().config == realtime_real.realtime.Config()
+    changed = realtime_real.Setup(environment=(("STALL_MIN_EXPECTED", "10"),)).config
+    assert changed.stall_min_expected == 10.0 and changed.alert_margin == 0.25
