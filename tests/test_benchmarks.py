@@ -85,7 +85,7 @@ def test_realtime_real_replays_every_departure_and_alerts_on_each_shock(tmp_path
     assert figures["days"] == 2 and figures["departures"] == of_days.sum() > 500
     assert figures["replayed"] == figures["total_units"] == figures["departures"]
     shocks = pd.DataFrame(figures["shocks"])
-    assert shocks["factor"].tolist() == [0, 3] and set(shocks["carrier"]) <= {"UA", "EV"}
+    assert shocks["factor"].tolist() == [0, 3] and set(shocks["carrier"]) == {"UA"}
     assert figures["missed"] == 0
     assert (shocks.loc[shocks["factor"] == 3, "alert"] == "high").all()
     assert shocks.loc[shocks["factor"] == 0, "alert"].isin(["low", "stalled"]).all()
@@ -94,7 +94,7 @@ def test_realtime_real_replays_every_departure_and_alerts_on_each_shock(tmp_path
     flown_on = flown.assign(day=utc.dt.strftime("%Y-%m-%d")).groupby(["day", "carrier"]).size()
     actual = shocks.apply(lambda shock: flown_on[shock["day"], shock["carrier"]], axis=1)
     assert ((shocks["expected_units"] / actual - 1).abs() < 0.3).all()
-    assert figures["series_days"] == 2 * (1 + 2 + 6)  # total, UA and EV, their 3 airports each
+    assert figures["series_days"] == 2 * (1 + 2 + 6)  # total, UA and MQ, their 3 airports each
 
 
 def test_realtime_real_shocks_hit_their_window_only():
