@@ -3,11 +3,14 @@
 "Latest row per key" subqueries over an external table (``SELECT *, row_number() OVER
 (PARTITION BY k ORDER BY s) AS n FROM t`` filtered on ``n = 1`` outside, as ``orders_current``
 does) are maintained incrementally, like a materialized view (``_LatestRows``), and so are
-SUM/COUNT ... GROUP BY views over a view of them (``daily_sales``), as partial results added
-and subtracted per merge (``_AggregatePattern``). Both are kept on disk under the engine's
-state, so a new process finds them. The SQL text is unchanged; only how DuckDB runs it
-changes, and the answer is the plain SQL's (sums of doubles may differ in the last digits, as
-they do between runs of a parallel sum).
+SUM/COUNT aggregates over a row-wise view of them, catalog views (``daily_sales``) and queries
+alike (``SELECT count(*), sum(quantity) FROM orders_current``), as partial results added
+and subtracted per merge (``_AggregatePattern``): such a query reads its partial results,
+not the latest rows, once it has run (the first run computes them over all the rows). Both
+are kept on disk under the engine's state, so a new process finds them; each query keeps
+its own, and the least recently used are forgotten past ``_MAX_AGGREGATES``. The SQL text is
+unchanged; only how DuckDB runs it changes, and the answer is the plain SQL's (sums of
+doubles may differ in the last digits, as they do between runs of a parallel sum).
 
 ``MaintainedViews`` is the part of the engine that points queries at this state; the engine
 (``Athena``) gives it the catalog, the lake objects and the translation to DuckDB.
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
@@ -41,6 +45,7 @@ _LATEST = "__latest"  # DuckDB schema of the maintained latest-row relations
 _POSITION, _KEY_HASH = "__pos", "__h"
 _HIGH = 0xFFFFFFFF00000000  # a position: the high half of its object path's hash | row number
 _LOW = 0xFFFFFFFF
+_INDEXED_ROWS = 1_000_000  # state files of this many rows are looked up in sorted copies
 _VIRTUAL_COLUMNS = {"filename", "file_row_number"}
 _MAX_BATCHES = 64
 _MAX_AGGREGATES = 64  # aggregates whose partial results a latest-row state keeps
@@ -415,6 +420,9 @@ class _LatestRows:
                 self._merge(connection, manifest, new)
                 manifest["objects"].update((path, objects[path]) for path in new)
                 self._save(manifest)
+            for kind, columns in (("keys", ("h", "pos")), ("superseded", ("pos",))):
+                for path in self._files(manifest, kind):  # built here (the crawl's refresh)
+                    self._sorted(connection, path, columns)
         self.manifest, self.paths = manifest, paths
         self.superseded = self._files(manifest, "superseded")
         return self.superseded
@@ -552,9 +560,9 @@ class _LatestRows:
         """The identity of an aggregate over all the latest rows (``partial``, reading the
         view ``delta``) and SQL of its result, combined from partial results kept under this
         state and brought up to its last refresh: one for the whole, then for each later
-        merge one for the rows it added and one, negated, for the rows it took away. A
-        compaction or a new start of the state starts the partial results again from the
-        whole."""
+        merge one for the rows it added and one, negated, for the rows it took away (added
+        up into one file past ``_MAX_BATCHES``). A new start of the state starts them again
+        from the whole; a compaction of the lake or of the state goes on from them."""
         identity = hashlib.sha256(partial.encode()).hexdigest()[:16]
         directory = self.directory / "aggregates" / identity
         groups = {name for name, kind in pattern.outputs if kind == "group"}
@@ -674,20 +682,63 @@ class _LatestRows:
 
     def _live_rows_sharing_a_key(self, connection, manifest, rows) -> list[tuple[int, int]]:
         """Positions and key hashes of merged rows, not superseded, whose key hash a new row
-        has. Each join is built from the few rows sharing a key, never from the history."""
-        known = self._files(manifest, "keys")
-        if not known:
-            return []
-        sharing = (
-            f"SELECT pos, h FROM {_parquet(known)} WHERE h IN (SELECT {_KEY_HASH} FROM {rows})"
-        )
-        superseded = self._files(manifest, "superseded")
-        if not superseded:
-            return connection.execute(sharing).fetchall()
-        return connection.execute(
-            f"WITH sharing AS MATERIALIZED ({sharing}) SELECT pos, h FROM sharing WHERE pos NOT IN "
-            f"(SELECT pos FROM {_parquet(superseded)} WHERE pos IN (SELECT pos FROM sharing))"
-        ).fetchall()
+        has. Large keys and superseded files are looked up in their sorted copies
+        (``_sorted``), small ones read: the work follows the new rows, not the history."""
+        wanted = connection.execute(f"SELECT DISTINCT {_KEY_HASH} AS h FROM {rows}").fetchnumpy()
+        wanted = np.sort(np.asarray(wanted["h"], dtype=np.uint64))
+        sharing, small = [], []
+        for path in self._files(manifest, "keys"):
+            index = self._sorted(connection, path, ("h", "pos"))
+            if index is None:
+                small.append(path)
+                continue
+            hashes, positions = index
+            first = np.searchsorted(hashes, wanted, "left")
+            counts = np.searchsorted(hashes, wanted, "right") - first
+            at = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+            sharing.extend(zip(positions[at].tolist(), hashes[at].tolist(), strict=True))
+        if small:
+            sharing += connection.execute(
+                f"SELECT pos, h FROM {_parquet(small)} WHERE h IN (SELECT {_KEY_HASH} FROM {rows})"
+            ).fetchall()
+        candidates = np.array([position for position, _ in sharing], dtype=np.uint64)
+        superseded, small = set(), []
+        for path in self._files(manifest, "superseded"):
+            index = self._sorted(connection, path, ("pos",))
+            if index is None:
+                small.append(path)
+                continue
+            (positions,) = index
+            at = np.minimum(np.searchsorted(positions, candidates), max(len(positions) - 1, 0))
+            superseded.update(candidates[positions[at] == candidates].tolist())
+        if small and sharing:
+            positions = connection.execute(f"SELECT pos FROM {_parquet(small)}").fetchnumpy()
+            positions = np.asarray(positions["pos"], dtype=np.uint64)
+            superseded.update(candidates[np.isin(candidates, positions)].tolist())
+        return [(position, key) for position, key in sharing if position not in superseded]
+
+    @staticmethod
+    def _sorted(connection, path: str, columns: tuple[str, ...]) -> list[np.ndarray] | None:
+        """``columns`` of a state file of ``_INDEXED_ROWS`` or more, sorted by the first,
+        memory-mapped from a copy beside it (``<file>.npy``, built if missing or
+        unreadable), for lookups by binary search. None for a smaller file."""
+        if pq.read_metadata(path).num_rows < _INDEXED_ROWS:
+            return None
+        target = Path(path).with_suffix(".npy")
+        try:
+            joined = np.load(target, mmap_mode="r")
+        except (OSError, ValueError):  # not built yet, or a foreign or truncated file
+            names = ", ".join(columns)
+            found = connection.execute(
+                f"SELECT {names} FROM read_parquet({sql_literal(path)}) ORDER BY {columns[0]}"
+            ).fetchnumpy()
+            joined = np.concatenate([np.asarray(found[c], dtype=np.uint64) for c in columns])
+            temporary = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+            with open(temporary, "wb") as handle:
+                np.save(handle, joined)
+            os.replace(temporary, target)
+        rows = len(joined) // len(columns)
+        return [joined[i * rows : (i + 1) * rows] for i in range(len(columns))]
 
     def _compact(self, connection, manifest: dict) -> dict:
         """One file of each kind instead of one per merge, in a batch that replaces them all
@@ -710,13 +761,15 @@ class _LatestRows:
         """A manifest of ``batches`` (and of the objects if any are kept); deletes the files
         that the manifest before ``manifest`` left behind."""
         kept = {
-            f"{kind}-{b['id']}.parquet"
+            f"{kind}-{b['id']}.{suffix}"
             for b in manifest["batches"] + batches
             for kind in ("keys", "superseded")
+            for suffix in ("parquet", "npy")
         }
-        for path in self.directory.glob("*.parquet"):
-            if path.name not in kept:
-                path.unlink(missing_ok=True)
+        for pattern in ("*.parquet", "*.npy", "*.npy.*.tmp"):  # a killed index write's too
+            for path in self.directory.glob(pattern):
+                if path.name not in kept:
+                    path.unlink(missing_ok=True)
         if not batches:
             return {"objects": {}, "schemas": {}, "batches": []}
         return {**manifest, "batches": batches}

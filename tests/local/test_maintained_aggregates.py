@@ -235,3 +235,26 @@ def test_kill_9_while_another_process_updates_the_partial_results(platform, lake
             process.wait()
         assert process.returncode == -signal.SIGKILL
         assert_aggregates_are_the_raw_rows(platform, lake)
+
+
+@pytest.mark.parametrize(("over", "indexed"), [(0, True), (1, False), (-(10**9), True)])
+def test_large_state_files_are_looked_up_in_sorted_copies(
+    platform, lake, monkeypatch, over, indexed
+):
+    """A keys or superseded file of _INDEXED_ROWS rows or more gets a sorted copy that
+    merges search instead of reading it; a smaller one is read. Either way the same
+    answers; a damaged copy is built again."""
+    state = next(platform.athena.state_root.iterdir())
+    keys = next(state.glob("keys-*.parquet"))  # the crawl's one merge
+    threshold = max(1, pq.read_metadata(keys).num_rows + over)  # 1: every file, superseded too
+    monkeypatch.setattr(athena_views, "_INDEXED_ROWS", threshold)
+    lake.delivery(0)
+    assert_aggregates_are_the_raw_rows(platform, lake)
+    copy = keys.with_suffix(".npy")
+    assert copy.exists() == indexed
+    assert bool(list(state.glob("superseded-*.npy"))) == (threshold == 1)
+    if indexed:
+        copy.write_bytes(copy.read_bytes()[:-9])  # truncated
+        lake.delivery(1)
+        assert_aggregates_are_the_raw_rows(platform, lake)
+        assert len(np.load(copy)) == 2 * pq.read_metadata(keys).num_rows
