@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -258,3 +259,16 @@ def test_large_state_files_are_looked_up_in_sorted_copies(
         lake.delivery(1)
         assert_aggregates_are_the_raw_rows(platform, lake)
         assert len(np.load(copy)) == 2 * pq.read_metadata(keys).num_rows
+
+
+def test_a_merge_reads_only_the_row_numbers_its_older_rows_span(platform, lake):
+    """``rows`` (first, last) keeps both ends and nothing beyond them."""
+    definition = platform.catalog.get_table(platform.settings.database, "orders_changes")
+    key = lake.put(0, [lake._event(f"span-{i}", "INSERT", 0) for i in range(5)])
+    path = str(platform.bucket.local_path(key))
+    for first, last in ((0, 0), (0, 4), (1, 3), (4, 4), (5, 9)):
+        sql = platform.athena._typed_source(definition, [path], position=True, rows=(first, last))
+        got = duckdb.sql(f"SELECT order_id FROM ({sql}) ORDER BY order_id").fetchall()
+        assert [order_id for (order_id,) in got] == [
+            f"span-{i}" for i in range(first, min(last, 4) + 1)
+        ]
