@@ -708,13 +708,10 @@ class _LatestRows:
             if index is None:
                 small.append(path)
                 continue
-            (positions,) = index
-            at = np.minimum(np.searchsorted(positions, candidates), max(len(positions) - 1, 0))
-            superseded.update(candidates[positions[at] == candidates].tolist())
+            superseded.update(_among(index[0], candidates))
         if small and sharing:
             positions = connection.execute(f"SELECT pos FROM {_parquet(small)}").fetchnumpy()
-            positions = np.asarray(positions["pos"], dtype=np.uint64)
-            superseded.update(candidates[np.isin(candidates, positions)].tolist())
+            superseded.update(_among(np.sort(np.asarray(positions["pos"], np.uint64)), candidates))
         return [(position, key) for position, key in sharing if position not in superseded]
 
     @staticmethod
@@ -796,6 +793,15 @@ class _LatestRows:
 
     def _save(self, manifest: dict) -> None:
         _write_json(self.directory / "manifest.json", manifest)
+
+
+def _among(ordered: np.ndarray, values: np.ndarray) -> list[int]:
+    """Those of ``values`` that the sorted array ``ordered`` holds (a binary search each:
+    numpy's ``isin`` hashes the whole of ``ordered`` instead)."""
+    if not len(ordered):
+        return []
+    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    return values[ordered[at] == values].tolist()
 
 
 def _read_json(path: Path, empty: dict) -> dict:
