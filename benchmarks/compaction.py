@@ -7,6 +7,13 @@ new orders with some amendments and cancels), crawls, then times ``orders_curren
 and times them again, with the compaction and the views' move of their state.
 
     python -m benchmarks.compaction --objects 10000 --rows 100 --days 7
+
+``--week [CHANGES ...]`` instead writes lakes as compaction leaves them (objects of up to
+``--object-rows`` changes, default 6 and 66 million changes: a week at 100 orders/s is the
+latter), crawls each, and times ``orders_current`` (count and sum, a named query, one order)
+and ``daily_sales`` in a new engine, then after new deliveries of ``--delivery`` changes.
+
+    python -m benchmarks.compaction --week 6000000 66000000
 """
 
 from __future__ import annotations
