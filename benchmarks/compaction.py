@@ -7,6 +7,13 @@ new orders with some amendments and cancels), crawls, then times ``orders_curren
 and times them again, with the compaction and the views' move of their state.
 
     python -m benchmarks.compaction --objects 10000 --rows 100 --days 7
+
+``--week [CHANGES ...]`` instead writes lakes as compaction leaves them (objects of up to
+``--object-rows`` changes, default 6 and 66 million changes: a week at 100 orders/s is the
+latter), crawls each, and times ``orders_current`` (count and sum, a named query, one order)
+and ``daily_sales`` in a new engine, then after new deliveries of ``--delivery`` changes.
+
+    python -m benchmarks.compaction --week 6000000 66000000
 """
 
 from __future__ import annotations
@@ -19,10 +26,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import helpers
+from helpers import queries
 from helpers.local.athena import Athena
 from helpers.schema import LAKE_SCHEMA
 
@@ -31,6 +41,11 @@ QUERIES = {
     "orders_current": "SELECT count(*) AS n, sum(quantity) AS q FROM orders_current",
     "daily_sales": "SELECT * FROM daily_sales",
 }
+WEEK_QUERIES = {  # beside QUERIES in --week
+    "revenue_by_category_channel": queries.load("revenue_by_category_channel"),
+    "one order": "SELECT * FROM orders_current WHERE order_id = 'o1000'",
+}
+_CHUNK = 1_048_576  # changes generated at once by week_changes
 
 
 def write_lake(platform, objects: int, rows: int, days: int, seed: int = 15) -> int:
@@ -77,6 +92,59 @@ def write_lake(platform, objects: int, rows: int, days: int, seed: int = 15) -> 
     return written
 
 
+def week_changes(lake: int, days: int, deliveries: int = 0, delivery: int = 0, seed: int = 15):
+    """``lake`` changes over ``days`` days as the live stream makes them, vectorized (the
+    same mix as ``write_lake``: 10 % amend or cancel one of the 500 latest orders, 30 % of
+    those cancel), then ``deliveries`` of ``delivery`` more on the last day: yields
+    (day, changes as a table), the lake's in chunks of about a million, then each delivery."""
+    total = lake + deliveries * delivery
+    rng = np.random.default_rng(seed)
+    sequence = np.arange(1, total + 1, dtype=np.int64)
+    amended = rng.random(total) < 0.1
+    amended[0] = False
+    inserted = np.cumsum(~amended)  # orders created so far, this change's included
+    back = rng.integers(0, np.minimum(500, inserted))
+    order = np.where(amended, sequence[~amended][np.maximum(inserted - 1 - back, 0)], sequence)
+    names = np.where(amended, np.where(rng.random(total) < 0.3, 2, 1), 0).astype(np.int8)
+    day = np.minimum((sequence - 1) * days // lake, days - 1)
+    ends = [*range(_CHUNK, lake, _CHUNK), *range(lake, total + 1, max(delivery, 1))]
+    first = 0
+    for end in ends:
+        for today in np.unique(day[first:end]):
+            rows = np.flatnonzero(day[first:end] == today) + first
+            table = _changes_table(rows, sequence, order, names, today, lake // days, rng)
+            yield int(today), table
+        first = end
+
+
+def _changes_table(rows, sequence, order, names, today, per_day, rng) -> pa.Table:
+    """The lake rows of changes ``rows`` (indexes), in LAKE_SCHEMA."""
+    count = len(rows)
+    start = np.datetime64(START.replace(tzinfo=None), "ms")
+    in_day = np.minimum((rows - today * per_day) * 86_400_000 // per_day, 86_399_999)
+    in_day = in_day.astype("timedelta64[ms]")
+
+    def labels(prefix: str, values) -> pa.Array:
+        return pc.binary_join_element_wise(prefix, pc.cast(pa.array(values), pa.string()), "")
+
+    columns = {
+        "order_id": labels("o", order[rows]),
+        "order_ts": pa.array(start + np.timedelta64(int(today), "D") + in_day),
+        "customer_id": labels("c", rng.integers(0, 5000, count)),
+        "product_id": labels("p", rng.integers(0, 200, count)),
+        "product_name": pa.array(np.full(count, "a product")),
+        "category": labels("k", rng.integers(0, 8, count)),
+        "channel": pa.array(np.full(count, "web")),
+        "quantity": pa.array(rng.integers(1, 9, count).astype(np.int32)),
+        "unit_price": pa.array(np.round(rng.uniform(1, 99, count), 2)),
+        "event_name": pa.array(np.array(["INSERT", "MODIFY", "REMOVE"])[names[rows]]),
+        "event_seq": pc.utf8_lpad(pc.cast(pa.array(sequence[rows]), pa.string()), 40, "0"),
+        "event_ts": pa.array(start + (sequence[rows] * 10).astype("timedelta64[ms]")),
+        "attributes": pa.nulls(count, pa.string()),
+    }
+    return pa.table(columns, schema=LAKE_SCHEMA)
+
+
 def time_queries(platform, label: str, repeat: int = 3) -> dict[str, float]:
     """Best of ``repeat`` runs of each query in a fresh engine (another process's view)."""
     engine = Athena(
@@ -97,12 +165,113 @@ def time_queries(platform, label: str, repeat: int = 3) -> dict[str, float]:
     return times
 
 
+def _object_key(day: int, number: int) -> str:
+    """A Firehose-like key in the day's partition; ``number`` orders the keys."""
+    date = START + timedelta(days=day)
+    stamp = (date + timedelta(seconds=number)).strftime("%Y-%m-%d-%H-%M-%S")
+    return (
+        f"sales/year={date:%Y}/month={date:%m}/day={date:%d}/"
+        f"salescast-lake-delivery-1-{stamp}-{uuid.uuid4()}.parquet"
+    )
+
+
+def write_week(platform, changes: int, days: int, object_rows: int, deliveries, delivery: int):
+    """A lake of ``changes`` changes in large objects of at most ``object_rows`` (what
+    compaction leaves: Snappy, row groups of 131,072), written directly; returns a function
+    that delivers the next ``delivery`` changes as one small object of the last day."""
+    chunks = week_changes(changes, days, deliveries, delivery)
+    written, rows, current, writer, staging, key = 0, 0, None, None, None, ""
+
+    def commit():
+        if writer is not None:
+            writer.close()
+            platform.bucket.commit(staging, key)
+
+    for day, table in chunks:
+        if day != current or rows >= object_rows:
+            commit()
+            current, rows, staging = day, 0, platform.bucket.staging_file()
+            key = _object_key(day, written // object_rows)
+            writer = pq.ParquetWriter(staging, LAKE_SCHEMA, compression="snappy")
+        writer.write_table(table, row_group_size=131_072)
+        rows += table.num_rows
+        written += table.num_rows
+        if written >= changes:
+            break
+    commit()
+
+    def deliver() -> None:
+        day, table = next(chunks)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="snappy")
+        platform.bucket.put_object(_object_key(day, 86_399), sink.getvalue().to_pybytes())
+
+    return deliver
+
+
+def week(changes: int, days: int, object_rows: int, delivery: int) -> dict[str, dict]:
+    """Times the queries over a lake of ``changes`` changes in large objects: in a new
+    engine (the crawl has built the views' state) the first run and the best of two more,
+    then in that engine the first run after a new delivery of ``delivery`` changes."""
+    queries = {**QUERIES, **WEEK_QUERIES}
+    with (
+        tempfile.TemporaryDirectory(dir="/tmp") as folder,
+        helpers.connect(root=Path(folder) / "root", consume=False) as platform,
+    ):
+        started = time.perf_counter()
+        deliver = write_week(platform, changes, days, object_rows, len(queries), delivery)
+        print(f"{changes:,} changes written in {time.perf_counter() - started:.0f} s", flush=True)
+        started = time.perf_counter()
+        platform.crawl()
+        print(f"crawl + first build of the views: {time.perf_counter() - started:.1f} s")
+        engine = Athena(
+            platform.catalog, platform.bucket, Path(platform.settings.root) / "athena.sqlite"
+        )
+        times: dict[str, dict] = {}
+        try:
+            for name, sql in queries.items():
+                runs = []
+                for _ in range(3):
+                    started = time.perf_counter()
+                    engine.read_sql_query(sql, platform.settings.database)
+                    runs.append(time.perf_counter() - started)
+                times[name] = {"first": runs[0], "again": min(runs[1:])}
+            for name, sql in queries.items():
+                deliver()
+                started = time.perf_counter()
+                engine.read_sql_query(sql, platform.settings.database)
+                times[name]["delivered"] = time.perf_counter() - started
+        finally:
+            engine.close()
+        for name, row in times.items():
+            print(
+                f"{changes:>11,} {name:<28} first {row['first']:6.2f} s  again "
+                f"{row['again']:6.2f} s  after a delivery {row['delivered']:6.2f} s",
+                flush=True,
+            )
+        return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--rows", type=int, default=100)
     parser.add_argument("--days", type=int, default=7)
+    parser.add_argument(
+        "--week",
+        type=int,
+        nargs="*",
+        metavar="CHANGES",
+        help="instead: lakes of these many changes in large objects (a week at 100 orders/s "
+        "is about 66,000,000), each timed then removed",
+    )
+    parser.add_argument("--object-rows", type=int, default=4_000_000)
+    parser.add_argument("--delivery", type=int, default=5_000)
     args = parser.parse_args()
+    if args.week is not None:
+        for changes in args.week or [6_000_000, 66_000_000]:
+            week(changes, args.days, args.object_rows, args.delivery)
+        return
     with (
         tempfile.TemporaryDirectory() as folder,
         helpers.connect(root=Path(folder) / "root", consume=False) as platform,

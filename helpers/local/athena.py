@@ -270,13 +270,19 @@ class Athena(MaintainedViews):
         connection, registered = self._connection()
         try:
             scanned, _ = self._register(connection, registered, tree, database, sql, {})
+            # an aggregate over orders_current (or any row-wise view of latest rows) is
+            # combined from its kept partial results, as daily_sales is
+            maintained = self.maintain_latest and self._maintained_aggregate(
+                connection, tree, database
+            )
         except UnreadableObject as error:
             raise _bad_object(self.bucket, error.path, str(error)) from None
         except duckdb.Error as error:
             raise _query_error(error, sql, self.bucket) from None
         try:
             relation = connection.sql(
-                self._translate(tree, database), params=params if isinstance(params, list) else None
+                maintained or self._translate(tree, database),
+                params=params if isinstance(params, list) else None,
             )
             table = relation.to_arrow_table()
         except duckdb.Error as error:
@@ -424,11 +430,13 @@ class Athena(MaintainedViews):
         paths: list[str],
         position: bool = False,
         by_name: bool = True,
+        rows: tuple[int, int] | None = None,
     ) -> str:
         """SQL reading these objects of a table with the catalog's columns and the partition
         keys as strings; with ``position``, also each row's ``_LatestRows`` position.
         ``by_name`` unifies the objects' columns by name, which reads every footer when
-        the query is bound; without it the objects must share one schema."""
+        the query is bound; without it the objects must share one schema. ``rows`` (first,
+        last) reads only those row numbers of each object."""
         columns = definition["StorageDescriptor"]["Columns"]
         partition_keys = [key["Name"] for key in definition.get("PartitionKeys", [])]
         # a column the crawler added after these objects were written is NULL in them (as
@@ -445,7 +453,10 @@ class Athena(MaintainedViews):
         if not paths:
             return f"SELECT {', '.join(typed)} WHERE false"
         listing = ", ".join(sql_literal(path) for path in paths)
-        extra = ""
+        extra, where = "", ""
+        if rows is not None:
+            extra = ", file_row_number = true"
+            where = f" WHERE file_row_number BETWEEN {int(rows[0])} AND {int(rows[1])}"
         if position:
             typed.append(
                 f"(hash(filename) & {_HIGH}::UBIGINT) | file_row_number::UBIGINT AS {_POSITION}"
@@ -455,7 +466,7 @@ class Athena(MaintainedViews):
             f"read_parquet([{listing}], hive_partitioning = true, "
             f"hive_types_autocast = false, union_by_name = {str(by_name).lower()}{extra})"
         )
-        return f"SELECT {', '.join(typed)} FROM {source}"
+        return f"SELECT {', '.join(typed)} FROM {source}{where}"
 
     def refresh(self, database: str) -> list[str]:
         """Bring what is maintained under every view of ``database`` up to date, as their

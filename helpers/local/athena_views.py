@@ -3,11 +3,14 @@
 "Latest row per key" subqueries over an external table (``SELECT *, row_number() OVER
 (PARTITION BY k ORDER BY s) AS n FROM t`` filtered on ``n = 1`` outside, as ``orders_current``
 does) are maintained incrementally, like a materialized view (``_LatestRows``), and so are
-SUM/COUNT ... GROUP BY views over a view of them (``daily_sales``), as partial results added
-and subtracted per merge (``_AggregatePattern``). Both are kept on disk under the engine's
-state, so a new process finds them. The SQL text is unchanged; only how DuckDB runs it
-changes, and the answer is the plain SQL's (sums of doubles may differ in the last digits, as
-they do between runs of a parallel sum).
+SUM/COUNT aggregates over a row-wise view of them, catalog views (``daily_sales``) and queries
+alike (``SELECT count(*), sum(quantity) FROM orders_current``), as partial results added
+and subtracted per merge (``_AggregatePattern``): such a query reads its partial results,
+not the latest rows, once it has run (the first run computes them over all the rows). Both
+are kept on disk under the engine's state, so a new process finds them; each query keeps
+its own, and the least recently used are forgotten past ``_MAX_AGGREGATES``. The SQL text is
+unchanged; only how DuckDB runs it changes, and the answer is the plain SQL's (sums of
+doubles may differ in the last digits, as they do between runs of a parallel sum).
 
 ``MaintainedViews`` is the part of the engine that points queries at this state; the engine
 (``Athena``) gives it the catalog, the lake objects and the translation to DuckDB.
@@ -21,12 +24,15 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
@@ -38,8 +44,12 @@ from helpers.queries import sql_literal
 _LATEST = "__latest"  # DuckDB schema of the maintained latest-row relations
 _POSITION, _KEY_HASH = "__pos", "__h"
 _HIGH = 0xFFFFFFFF00000000  # a position: the high half of its object path's hash | row number
+_LOW = 0xFFFFFFFF
+_INDEXED_ROWS = 1_000_000  # state files of this many rows are looked up in sorted copies
 _VIRTUAL_COLUMNS = {"filename", "file_row_number"}
 _MAX_BATCHES = 64
+_MAX_AGGREGATES = 64  # aggregates whose partial results a latest-row state keeps
+_AGGREGATE_GRACE_S = 300.0  # partial results used this recently are kept whatever their rank
 
 
 @dataclass(frozen=True)
@@ -80,8 +90,8 @@ class MaintainedViews:
                 self.state_root,
                 definition,
                 pattern,
-                lambda paths, by_name=True, d=definition: self._typed_source(
-                    d, paths, position=True, by_name=by_name
+                lambda paths, by_name=True, rows=None, d=definition: self._typed_source(
+                    d, paths, position=True, by_name=by_name, rows=rows
                 ),
             )
             superseded = state.refresh(
@@ -102,8 +112,9 @@ class MaintainedViews:
         return used
 
     def _maintained_aggregate(self, connection, tree: exp.Select, database: str) -> str | None:
-        """SQL combining the maintained partial results of an aggregate view over a row-wise
-        view of latest rows (see ``_AggregatePattern``), or None if ``tree`` is not one."""
+        """SQL combining the maintained partial results of an aggregate (a catalog view or a
+        query) over a row-wise view of latest rows (see ``_AggregatePattern``), or None if
+        ``tree`` is not one. The view must have been registered for this query."""
         pattern = _aggregate_pattern(tree)
         if pattern is None:
             return None
@@ -113,9 +124,15 @@ class MaintainedViews:
         name, rows_tree = chain
         delta = exp.table_(f"{name}__delta", db=_LATEST, quoted=True)
         partial = self._translate(pattern.partial(rows_tree, delta), database)
-        return self._local.latest[name].aggregate(
+        identity, combined = self._local.latest[name].aggregate(
             connection, partial, f'"{_LATEST}"."{name}__delta"', pattern
         )
+        result = exp.table_(f"{name}__{identity}", db=_LATEST, quoted=True)
+        arranged = pattern.arranged(result)
+        if arranged is None:
+            return combined
+        connection.execute(f'CREATE OR REPLACE VIEW "{_LATEST}"."{result.name}" AS {combined}')
+        return self._translate(arranged, database)
 
 
 @dataclass
@@ -204,14 +221,18 @@ def _row_wise(tree: exp.Expression) -> bool:
 
 @dataclass
 class _AggregatePattern:
-    """``SELECT g.., sum(x).., count(..).. FROM v [WHERE ..] GROUP BY g..`` over one view:
-    its result over a union of rows is the combination of its results over the parts
-    (sums and counts add up), and over rows taken away it is subtracted. Every grouping
-    expression is an output; the other outputs are whole SUM or COUNT calls, not DISTINCT."""
+    """``SELECT g.., sum(x).., count(..).. FROM v [WHERE ..] [GROUP BY g..] [ORDER BY o..
+    [LIMIT n]]`` over one view: its result over a union of rows is the combination of its
+    results over the parts (sums and counts add up), and over rows taken away it is
+    subtracted. Every grouping expression is an output; the other outputs are whole SUM or
+    COUNT calls, not DISTINCT. Without GROUP BY it is one row (a global aggregate); ORDER
+    BY names outputs and applies, with LIMIT, to the combined result."""
 
-    tree: exp.Select
+    tree: exp.Select  # without its ORDER BY and LIMIT
     table: exp.Table
     outputs: list[tuple[str, str]]  # (name, "group" | "sum" | "count")
+    order: exp.Order | None = None
+    limit: exp.Limit | None = None
 
     def partial(self, rows_tree: exp.Select, delta: exp.Table) -> exp.Select:
         """This aggregate over ``rows_tree`` reading ``delta`` instead of its latest rows,
@@ -245,32 +266,48 @@ class _AggregatePattern:
                 column if kind == "group" else f"CAST({column} AS {types[name]}) AS {_quote(name)}"
             )
         groups = ", ".join(_quote(name) for name, kind in self.outputs if kind == "group")
-        return (
-            f"SELECT {', '.join(columns)} FROM {_parquet(files)} GROUP BY {groups} "
-            "HAVING sum(__rows) > 0"
-        )
+        combined = f"SELECT {', '.join(columns)} FROM {_parquet(files)}"
+        if not groups:
+            return combined  # one row, as over no rows at all (each partial has one)
+        return f"{combined} GROUP BY {groups} HAVING sum(__rows) > 0"
+
+    def arranged(self, table: exp.Table) -> exp.Select | None:
+        """The query's ORDER BY and LIMIT over the combined result in ``table``, or None
+        if it has neither."""
+        if self.order is None and self.limit is None:
+            return None
+        tree = exp.select("*").from_(table)
+        tree.set("order", self.order.copy() if self.order else None)
+        tree.set("limit", self.limit.copy() if self.limit else None)
+        return tree
 
 
 def _aggregate_pattern(tree: exp.Expression) -> _AggregatePattern | None:
-    """``tree`` as an _AggregatePattern, if it is one."""
-    if not isinstance(tree, exp.Select) or tree.find(exp.Window):
+    """``tree`` as an _AggregatePattern, if it is one. A query with parameters (``?``) is
+    not: its partial results are computed apart from its execution."""
+    if not isinstance(tree, exp.Select) or tree.find(exp.Window, exp.Placeholder):
         return None
     source, group = tree.args.get("from_"), tree.args.get("group")
-    clauses = ("joins", "having", "qualify", "order", "limit", "offset", "distinct", "with_")
-    if source is None or group is None or any(tree.args.get(clause) for clause in clauses):
+    clauses = ("joins", "having", "qualify", "offset", "distinct", "with_")
+    if source is None or any(tree.args.get(clause) for clause in clauses):
         return None
     if not isinstance(source.this, exp.Table) or not isinstance(source.this.this, exp.Identifier):
         return None
-    if any(value for key, value in group.args.items() if key != "expressions"):
+    if group is not None and any(
+        value for key, value in group.args.items() if key != "expressions"
+    ):
         return None  # ALL, ROLLUP, CUBE, GROUPING SETS
-    grouped = {expression.sql() for expression in group.expressions}
+    order, limit = tree.args.get("order"), tree.args.get("limit")
+    if limit is not None and (order is None or not _is_count(limit.expression)):
+        return None  # LIMIT without ORDER BY picks rows at random
+    grouped = {expression.sql() for expression in group.expressions} if group else set()
     outputs, seen = [], set()
     for index, expression in enumerate(tree.expressions):
         call, name = expression.unalias(), expression.alias_or_name
         if not isinstance(expression, exp.Alias | exp.Column):
             name = f"_col{index}"  # Athena's name of an unnamed column (trino.name_columns)
-        plain = call.this is not None and not call.this.find(exp.AggFunc, exp.Distinct)
-        if isinstance(call, exp.Sum | exp.Count) and plain:
+        argument = call.this if isinstance(call, exp.Sum | exp.Count) else None
+        if isinstance(argument, exp.Expression) and not argument.find(exp.AggFunc, exp.Distinct):
             outputs.append((name, "sum" if isinstance(call, exp.Sum) else "count"))
         elif call.sql() in grouped and not call.find(exp.AggFunc):
             outputs.append((name, "group"))
@@ -280,7 +317,22 @@ def _aggregate_pattern(tree: exp.Expression) -> _AggregatePattern | None:
     names = [name for name, _ in outputs]
     if seen != grouped or len(set(names)) != len(names) or any(n.startswith("__") for n in names):
         return None
-    return _AggregatePattern(tree, source.this, outputs)
+    if order is not None and not all(_names_an_output(o.this, names) for o in order.expressions):
+        return None
+    body = tree.copy()
+    body.set("order", None)
+    body.set("limit", None)
+    return _AggregatePattern(body, body.args["from_"].this, outputs, order, limit)
+
+
+def _names_an_output(expression: exp.Expression, names: list[str]) -> bool:
+    """Whether an ORDER BY expression is an unqualified column naming an output."""
+    return isinstance(expression, exp.Column) and not expression.table and expression.name in names
+
+
+def _is_count(expression: exp.Expression | None) -> bool:
+    """Whether ``expression`` is a literal row count."""
+    return isinstance(expression, exp.Literal) and not expression.is_string
 
 
 def _is_first(condition: exp.Expression, alias: str) -> bool:
@@ -319,7 +371,7 @@ class _LatestRows:
 
     def __init__(self, root: Path, definition: dict[str, Any], pattern: _LatestPattern, source):
         self.keys, self.ranking = pattern.keys, pattern.ranking()
-        self.source = source  # (paths, by_name) -> typed SQL with positions
+        self.source = source  # (paths, by_name, rows) -> typed SQL with positions
         self.manifest: dict = {}  # as the last refresh left it, with its paths and files
         self.paths: list[str] = []
         self.superseded: list[str] = []
@@ -363,11 +415,14 @@ class _LatestRows:
                 self._save(manifest)  # moved (with nothing new) or started again
             if new:
                 manifest["schemas"].update((path, _schema_fingerprint(path)) for path in new)
+                if len(manifest["batches"]) >= _MAX_BATCHES:  # before the merge, so that an
+                    manifest = self._compact(connection, manifest)  # aggregate goes on from it
                 self._merge(connection, manifest, new)
                 manifest["objects"].update((path, objects[path]) for path in new)
-                if len(manifest["batches"]) > _MAX_BATCHES:
-                    manifest = self._compact(connection, manifest)
                 self._save(manifest)
+            for kind, columns in (("keys", ("h", "pos")), ("superseded", ("pos",))):
+                for path in self._files(manifest, kind):  # built here (the crawl's refresh)
+                    self._sorted(connection, path, columns)
         self.manifest, self.paths = manifest, paths
         self.superseded = self._files(manifest, "superseded")
         return self.superseded
@@ -408,8 +463,10 @@ class _LatestRows:
                 f"CREATE TEMP TABLE {repeated} AS SELECT {_POSITION} FROM {rows} WHERE {_KEY_HASH} "
                 f"IN (SELECT {_KEY_HASH} FROM {rows} GROUP BY {_KEY_HASH} HAVING count(*) > 1)"
             )
-            files = new + self._files_holding(connection, manifest["objects"], positions)
-            ranked = self.source(files, not self._one_schema(manifest, files))
+            ranked = " UNION ALL ".join(
+                f"({source})"
+                for source in [new_rows, *self._rows_at(connection, manifest["objects"], positions)]
+            )
             connection.execute(
                 f"CREATE TEMP TABLE {losers} AS SELECT {_POSITION} AS pos FROM ({ranked}) "
                 f"WHERE {_POSITION} IN (SELECT {_POSITION} FROM {repeated}) "
@@ -483,30 +540,35 @@ class _LatestRows:
         one = {"id": batch, "superseded": superseded, "objects": [], "replaces": replaced}
         return self._replace(kept, [one])
 
-    def _files_holding(self, connection, paths, positions: list[int]) -> list[str]:
-        """Which of ``paths`` hold rows at ``positions``."""
-        prefixes = {position & _HIGH for position in positions}
+    def _rows_at(self, connection, paths, positions: list[int]) -> list[str]:
+        """SQL of the rows (with positions) of those of ``paths`` that hold ``positions``,
+        one per object, each reading only the row numbers its positions span (a large
+        object's other row groups are skipped by their statistics, unread)."""
+        spans: dict[int, tuple[int, int]] = {}
+        for position in positions:
+            prefix, row = position & _HIGH, position & _LOW
+            first, last = spans.get(prefix, (row, row))
+            spans[prefix] = (min(first, row), max(last, row))
+        holding = connection.execute(
+            f"SELECT p, hash(p) & {_HIGH}::UBIGINT FROM unnest(?::VARCHAR[]) t(p)", [list(paths)]
+        ).fetchall()
         return [
-            path
-            for path, prefix in connection.execute(
-                f"SELECT p, hash(p) & {_HIGH}::UBIGINT FROM unnest(?::VARCHAR[]) t(p)",
-                [list(paths)],
-            ).fetchall()
-            if prefix in prefixes
+            self.source([path], False, spans[prefix]) for path, prefix in holding if prefix in spans
         ]
 
-    def aggregate(self, connection, partial: str, delta: str, pattern) -> str:
-        """SQL of an aggregate over all the latest rows (``partial``, reading the view
-        ``delta``), combined from partial results kept under this state and brought up to
-        its last refresh: one for the whole, then for each later merge one for the rows it
-        added and one, negated, for the rows it took away. A compaction or a new start of
-        the state starts the partial results again from the whole."""
+    def aggregate(self, connection, partial: str, delta: str, pattern) -> tuple[str, str]:
+        """The identity of an aggregate over all the latest rows (``partial``, reading the
+        view ``delta``) and SQL of its result, combined from partial results kept under this
+        state and brought up to its last refresh: one for the whole, then for each later
+        merge one for the rows it added and one, negated, for the rows it took away (added
+        up into one file past ``_MAX_BATCHES``). A new start of the state starts them again
+        from the whole; a compaction of the lake or of the state goes on from them."""
         identity = hashlib.sha256(partial.encode()).hexdigest()[:16]
         directory = self.directory / "aggregates" / identity
-        directory.mkdir(parents=True, exist_ok=True)
         groups = {name for name, kind in pattern.outputs if kind == "group"}
         with open(self.directory / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            directory.mkdir(parents=True, exist_ok=True)
             path = directory / "manifest.json"
             before = _read_json(path, {"applied": []})
             kept = before
@@ -525,6 +587,8 @@ class _LatestRows:
                 if removed:
                     self._partial(connection, directory, kept, partial, delta, removed, groups, -1)
                 kept["applied"].append(batch["id"])
+            if len(kept["files"]) > _MAX_BATCHES:
+                kept = {**kept, "files": [self._fold(connection, directory, kept, groups)]}
             if kept is not before:
                 referenced = set(kept["files"]) | set(before.get("files", []))
                 for old in directory.glob("partial-*.parquet"):
@@ -532,7 +596,48 @@ class _LatestRows:
                         old.unlink(missing_ok=True)
             if kept is not before or pending:
                 _write_json(path, kept)
-        return pattern.combine([str(directory / name) for name in kept["files"]], kept["types"])
+            else:
+                os.utime(path)  # used: the least recently used are forgotten first
+            self._forget_aggregates(directory.parent)
+        files = [str(directory / name) for name in kept["files"]]
+        return identity, pattern.combine(files, kept["types"])
+
+    @staticmethod
+    def _forget_aggregates(folder: Path) -> None:
+        """Remove the partial results of the least recently used aggregates beyond
+        ``_MAX_AGGREGATES`` (each distinct query over the view keeps its own), but none used
+        in the last ``_AGGREGATE_GRACE_S`` (a query may be reading them)."""
+        kept = []
+        for directory in folder.iterdir():
+            try:
+                kept.append(((directory / "manifest.json").stat().st_mtime, directory))
+            except FileNotFoundError:  # killed before its manifest was written
+                kept.append((0.0, directory))
+        kept.sort(reverse=True)
+        cutoff = time.time() - _AGGREGATE_GRACE_S
+        for used, directory in kept[_MAX_AGGREGATES:]:
+            if used < cutoff:
+                shutil.rmtree(directory, ignore_errors=True)
+
+    @staticmethod
+    def _fold(connection, directory: Path, kept: dict, groups: set[str]) -> str:
+        """One file of partial results adding up those of ``kept`` (what combining reads
+        stays bounded however many merges there were); returns its name."""
+        files = _parquet([str(directory / name) for name in kept["files"]])
+        relation = connection.sql(f"SELECT * FROM {files}")
+        columns = [
+            _quote(column)
+            if column in groups
+            else f"CAST(sum({_quote(column)}) AS {kind}) AS {_quote(column)}"
+            for column, kind in zip(relation.columns, relation.types, strict=True)
+        ]
+        grouping = f" GROUP BY {', '.join(_quote(name) for name in groups)}" if groups else ""
+        name = f"partial-{uuid.uuid4().hex[:12]}.parquet"
+        connection.execute(
+            f"COPY (SELECT {', '.join(columns)} FROM {files}{grouping}) "
+            f"TO {sql_literal(str(directory / name))} (FORMAT parquet)"
+        )
+        return name
 
     def _partial(self, connection, directory, kept, partial, delta, leaf, groups, sign) -> None:
         """Write ``partial`` over the rows of ``leaf`` (negated if ``sign`` < 0) as a file of
@@ -566,10 +671,10 @@ class _LatestRows:
             pos for (pos,) in connection.execute(f"SELECT pos FROM {_parquet(own)}").fetchall()
         ]
         older = [path for path in self.manifest["objects"] if path not in set(batch["objects"])]
-        files = self._files_holding(connection, older, positions)
-        if not files:
+        sources = self._rows_at(connection, older, positions)
+        if not sources:
             return added, None
-        source = self.source(files, not self._one_schema(self.manifest, files))
+        source = " UNION ALL ".join(f"({source})" for source in sources)
         return added, (
             f"SELECT * EXCLUDE ({_POSITION}) FROM ({source}) "
             f"WHERE {_POSITION} IN (SELECT pos FROM {_parquet(own)})"
@@ -577,18 +682,64 @@ class _LatestRows:
 
     def _live_rows_sharing_a_key(self, connection, manifest, rows) -> list[tuple[int, int]]:
         """Positions and key hashes of merged rows, not superseded, whose key hash a new row
-        has."""
-        known = self._files(manifest, "keys")
-        if not known:
-            return []
-        live = f"SELECT pos, h FROM {_parquet(known)} WHERE h IN (SELECT {_KEY_HASH} FROM {rows})"
-        superseded = self._files(manifest, "superseded")
-        if superseded:
-            live += f" AND pos NOT IN (SELECT pos FROM {_parquet(superseded)})"
-        return connection.execute(live).fetchall()
+        has. Large keys and superseded files are looked up in their sorted copies
+        (``_sorted``), small ones read: the work follows the new rows, not the history."""
+        wanted = connection.execute(f"SELECT DISTINCT {_KEY_HASH} AS h FROM {rows}").fetchnumpy()
+        wanted = np.sort(np.asarray(wanted["h"], dtype=np.uint64))
+        sharing, small = [], []
+        for path in self._files(manifest, "keys"):
+            index = self._sorted(connection, path, ("h", "pos"))
+            if index is None:
+                small.append(path)
+                continue
+            hashes, positions = index
+            first = np.searchsorted(hashes, wanted, "left")
+            counts = np.searchsorted(hashes, wanted, "right") - first
+            at = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+            sharing.extend(zip(positions[at].tolist(), hashes[at].tolist(), strict=True))
+        if small:
+            sharing += connection.execute(
+                f"SELECT pos, h FROM {_parquet(small)} WHERE h IN (SELECT {_KEY_HASH} FROM {rows})"
+            ).fetchall()
+        candidates = np.array([position for position, _ in sharing], dtype=np.uint64)
+        superseded, small = set(), []
+        for path in self._files(manifest, "superseded"):
+            index = self._sorted(connection, path, ("pos",))
+            if index is None:
+                small.append(path)
+                continue
+            superseded.update(_among(index[0], candidates))
+        if small and sharing:
+            positions = connection.execute(f"SELECT pos FROM {_parquet(small)}").fetchnumpy()
+            superseded.update(_among(np.sort(np.asarray(positions["pos"], np.uint64)), candidates))
+        return [(position, key) for position, key in sharing if position not in superseded]
+
+    @staticmethod
+    def _sorted(connection, path: str, columns: tuple[str, ...]) -> list[np.ndarray] | None:
+        """``columns`` of a state file of ``_INDEXED_ROWS`` or more, sorted by the first,
+        memory-mapped from a copy beside it (``<file>.npy``, built if missing or
+        unreadable), for lookups by binary search. None for a smaller file."""
+        if pq.read_metadata(path).num_rows < _INDEXED_ROWS:
+            return None
+        target = Path(path).with_suffix(".npy")
+        try:
+            joined = np.load(target, mmap_mode="r")
+        except (OSError, ValueError):  # not built yet, or a foreign or truncated file
+            names = ", ".join(columns)
+            found = connection.execute(
+                f"SELECT {names} FROM read_parquet({sql_literal(path)}) ORDER BY {columns[0]}"
+            ).fetchnumpy()
+            joined = np.concatenate([np.asarray(found[c], dtype=np.uint64) for c in columns])
+            temporary = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+            with open(temporary, "wb") as handle:
+                np.save(handle, joined)
+            os.replace(temporary, target)
+        rows = len(joined) // len(columns)
+        return [joined[i * rows : (i + 1) * rows] for i in range(len(columns))]
 
     def _compact(self, connection, manifest: dict) -> dict:
-        """One file of each kind instead of one per merge."""
+        """One file of each kind instead of one per merge, in a batch that replaces them all
+        (an aggregate that had applied them all goes on from it)."""
         batch = uuid.uuid4().hex[:12]
         for kind in ("keys", "superseded"):
             files = self._files(manifest, kind)
@@ -599,19 +750,23 @@ class _LatestRows:
                     "(FORMAT parquet)"
                 )
         superseded = bool(self._files(manifest, "superseded"))
-        return self._replace(manifest, [{"id": batch, "superseded": superseded, "objects": []}])
+        replaced = [b["id"] for b in manifest["batches"]]
+        one = {"id": batch, "superseded": superseded, "objects": [], "replaces": replaced}
+        return self._replace(manifest, [one])
 
     def _replace(self, manifest: dict, batches: list[dict]) -> dict:
         """A manifest of ``batches`` (and of the objects if any are kept); deletes the files
         that the manifest before ``manifest`` left behind."""
         kept = {
-            f"{kind}-{b['id']}.parquet"
+            f"{kind}-{b['id']}.{suffix}"
             for b in manifest["batches"] + batches
             for kind in ("keys", "superseded")
+            for suffix in ("parquet", "npy")
         }
-        for path in self.directory.glob("*.parquet"):
-            if path.name not in kept:
-                path.unlink(missing_ok=True)
+        for pattern in ("*.parquet", "*.npy", "*.npy.*.tmp"):  # a killed index write's too
+            for path in self.directory.glob(pattern):
+                if path.name not in kept:
+                    path.unlink(missing_ok=True)
         if not batches:
             return {"objects": {}, "schemas": {}, "batches": []}
         return {**manifest, "batches": batches}
@@ -638,6 +793,15 @@ class _LatestRows:
 
     def _save(self, manifest: dict) -> None:
         _write_json(self.directory / "manifest.json", manifest)
+
+
+def _among(ordered: np.ndarray, values: np.ndarray) -> list[int]:
+    """Those of ``values`` that the sorted array ``ordered`` holds (a binary search each:
+    numpy's ``isin`` hashes the whole of ``ordered`` instead)."""
+    if not len(ordered):
+        return []
+    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    return values[ordered[at] == values].tolist()
 
 
 def _read_json(path: Path, empty: dict) -> dict:

@@ -332,8 +332,17 @@ def assert_frame_matches_table(platform) -> None:
         ("SELECT ds, count(DISTINCT product_id) AS p FROM daily_sales GROUP BY ds", False),
         ("SELECT ds, sum(units) / 2 AS u FROM daily_sales GROUP BY ds", False),
         ("SELECT ds, sum(units) AS u FROM daily_sales GROUP BY ds HAVING sum(units) > 1", False),
-        ("SELECT ds, sum(units) AS u FROM daily_sales GROUP BY ds ORDER BY u LIMIT 3", False),
-        ("SELECT sum(units) AS u FROM daily_sales", False),
+        ("SELECT ds, sum(units) AS u FROM daily_sales GROUP BY ds ORDER BY u LIMIT 3", True),
+        ("SELECT ds, sum(units) AS u FROM daily_sales GROUP BY ds ORDER BY ds DESC", True),
+        ("SELECT ds, sum(units) AS u FROM daily_sales GROUP BY ds LIMIT 3", False),  # any 3
+        ("SELECT ds, sum(units) AS u FROM daily_sales GROUP BY ds ORDER BY sum(units)", False),
+        ("SELECT ds, sum(units) AS u FROM daily_sales AS d GROUP BY ds ORDER BY d.ds", False),
+        ("SELECT ds, sum(units) AS u FROM daily_sales GROUP BY ds ORDER BY u LIMIT ALL", False),
+        ("SELECT ds, sum(units) AS u FROM daily_sales GROUP BY ds OFFSET 2", False),
+        ("SELECT sum(units) AS u FROM daily_sales", True),  # one row
+        ("SELECT count(*) FROM daily_sales WHERE units > 2", True),
+        ("SELECT 1 AS one, count(*) AS n FROM daily_sales", False),
+        ("SELECT count(*) AS n FROM daily_sales WHERE units > ?", False),  # bound at run
     ],
 )
 def test_which_aggregates_are_maintained(sql, maintained):
