@@ -27,8 +27,10 @@ def _set(name: str, value: str) -> None:
     os.environ[name] = value
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """The notebooks' cells go to one xdist worker together, in file order."""
+    """The notebooks' cells go to one xdist worker together, in file order (first: xdist's
+    worker reads the groups in this hook, and this conftest is loaded before it)."""
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.xdist_group("notebooks"))
