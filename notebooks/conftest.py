@@ -4,9 +4,6 @@ on a throwaway local root at a small scale chosen through the environment.
 The kernels inherit the environment when they start: the backend is ``local`` and the root a
 temporary folder (never the user's ``SALESCAST_ROOT``), and ``SALESCAST_SCALE`` is 0.05 unless
 it is set already. The environment is put back when the session ends.
-
-Under pytest-xdist the notebooks form one group (``--dist loadgroup``): each reads what the
-ones before it left in the root, so one worker runs them all, in order, with one root.
 """
 
 from __future__ import annotations
@@ -25,15 +22,6 @@ _previous: dict[str, str | None] = {}
 def _set(name: str, value: str) -> None:
     _previous.setdefault(name, os.environ.get(name))
     os.environ[name] = value
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """The notebooks' cells go to one xdist worker together, in file order (first: xdist's
-    worker reads the groups in this hook, and this conftest is loaded before it)."""
-    for item in items:
-        if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group("notebooks"))
 
 
 @pytest.hookimpl(tryfirst=True)

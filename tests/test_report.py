@@ -17,8 +17,6 @@ from tests.test_forecast_run import streamed
 
 FAST = {"folds": 1, "n_jobs": 1, "progress": False, "models": ("auto_ets", "seasonal_naive")}
 PARAMS = SalesParams(orders_per_day=40, n_products=5, n_categories=3, seed=21)
-# The tests read the module's lake and run, made once: pytest-xdist gives them all to one worker.
-pytestmark = pytest.mark.xdist_group("report")
 
 
 class Page(HTMLParser):

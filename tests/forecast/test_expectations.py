@@ -27,8 +27,6 @@ from tests.forecast.support import FAST
 
 PARAMS = SalesParams(orders_per_day=120, n_products=5, n_categories=2, n_customers=100, seed=11)
 INTERVAL_COLUMNS = ["units_lo_90", "units_lo_80", "units", "units_hi_80", "units_hi_90"]
-# The tests read the module's run and platform, made once: pytest-xdist gives them all to one worker.
-pytestmark = pytest.mark.xdist_group("expectations")
 
 
 @pytest.fixture(scope="module")
