@@ -11,6 +11,12 @@ import helpers
 from helpers.generate import SalesParams, backfill
 
 
+def pytest_collection_modifyitems(items):
+    """The ``slow`` tests first: on pytest-xdist's two workers the long ones then start early,
+    instead of one of them ending the run while the other worker has nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--backend",

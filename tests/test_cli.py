@@ -231,6 +231,7 @@ def test_run_checks_every_parameter_before_the_first_notebook(tmp_path, argument
     assert not (tmp_path / "runs").exists() and not (tmp_path / "root").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_stops_and_prints_no_traceback(tmp_path):
     """Ctrl-C during a notebook stops the run (the kernel too), marks the summary interrupted
     and says where it is, without a traceback from the command, the kernel or its workers."""

@@ -89,6 +89,7 @@ def test_salescast_forecast_command(tmp_path):
     assert "seasonal_naive" in result.output and "chosen" in result.output
 
 
+@pytest.mark.slow
 def test_report_on_a_short_history_says_what_it_cannot_tell(tmp_path):
     """60 days of sales: no comparison with last year and a note on yearly patterns, said
     rather than left out; a 7-day horizon gives the next week only; no run, no report."""
@@ -133,6 +134,7 @@ def test_forecasting_leaves_out_the_day_still_filling_up(tmp_path, make_orders):
     }
 
 
+@pytest.mark.slow
 def test_the_promotion_plan_reaches_the_lake_and_the_forecast(tmp_path):
     """workbench.backfill publishes the plan (history and the days ahead); a run then uses it as
     a regressor, and a run on a lake without a plan says it had none."""

@@ -229,6 +229,7 @@ def test_the_live_duration_scales_down_to_a_floor(monkeypatch, scale, seconds, s
     assert live.scaled_seconds(seconds) == pytest.approx(scaled)
 
 
+@pytest.mark.slow
 def test_a_live_session_continues_the_day_where_the_consumer_stands(tmp_path, monkeypatch):
     """A second session starts its simulated clock at the consumer's "now" (the first left
     the day ahead of the wall clock), writes no catch-up, and leaves a snapshot per refresh."""

@@ -484,6 +484,7 @@ def test_a_normal_day_raises_no_alert(tmp_path, busy_shop):
     assert written == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("factor", "kinds"), [(3, {"high"}), (0, {"low", "stalled"})])
 def test_a_shock_raises_one_alert_for_its_product_and_clears_after(
     tmp_path, busy_shop, factor, kinds

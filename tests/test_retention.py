@@ -20,6 +20,7 @@ def _ids(frame) -> set[str]:
     return set(frame.order_id)
 
 
+@pytest.mark.slow
 def test_new_changes_reach_the_lake_after_the_stream_folder_is_restored_from_an_older_copy(
     tmp_path, make_orders, caplog
 ):
@@ -66,6 +67,7 @@ def test_a_shard_log_that_lost_its_tail_numbers_new_records_above_it(tmp_path, m
         assert _ids(new) <= _ids(platform.read_lake())
 
 
+@pytest.mark.slow
 def test_new_changes_reach_the_lake_after_the_table_file_is_restored_from_an_older_copy(
     tmp_path, make_orders, caplog
 ):
@@ -87,6 +89,7 @@ def test_new_changes_reach_the_lake_after_the_table_file_is_restored_from_an_old
         assert _ids(new) <= _ids(p.read_lake())
 
 
+@pytest.mark.slow
 def test_retention_trims_only_what_reached_the_lake(tmp_path, make_orders):
     root = tmp_path / "root"
     delivered, waiting = make_orders(300, seed=1), make_orders(200, seed=2)
@@ -216,6 +219,7 @@ def _put_through_the_pipe_only(root, orders) -> None:
         assert platform.pipe.checkpoint() == platform.table.latest_sequence()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["older copy", "lost tail"])
 def test_records_the_stream_lost_before_they_were_delivered_are_sent_again(
     tmp_path, make_orders, caplog, damage

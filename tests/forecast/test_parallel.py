@@ -45,6 +45,7 @@ def tasks() -> list[SeriesTask]:
     ]
 
 
+@pytest.mark.slow
 def test_two_workers_fit_the_same_as_one(tasks):
     """Fits in two worker processes equal the in-process ones, model by model."""
     alone = fit_all(tasks, n_jobs=1, progress=False)

@@ -386,6 +386,7 @@ KILLED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_kill_9_mid_compaction_leaves_the_old_or_the_new_objects(platform, lake):
     for day in range(3):
         for _ in range(40):
