@@ -268,6 +268,40 @@ def test_orders_older_than_yesterday_are_not_kept(store, table):
     assert store.totals(str(today - timedelta(days=1)))["total"]["orders"] == 1
 
 
+def test_order_days_are_found_in_compact_and_spaced_json_alike(table):
+    today = datetime.now(UTC).date()
+    table.put_items(validated_table([order(1, day=today)]))
+    table.put_items(validated_table([order(1, day=today - timedelta(days=3))]))  # moved back
+    table.delete_items(["o-00001"])
+    texts = stream_texts(table)
+    images = [json.loads(text)["dynamodb"] for text in texts]
+    want = [
+        sorted(
+            image[name]["order_ts"]["S"][:10].encode()
+            for name in ("NewImage", "OldImage")
+            if name in image
+        )
+        for image in images
+    ]
+    assert [sorted(rt.order_days(text.encode())) for text in texts] == want
+    spaced = [json.dumps(json.loads(text), indent=1).encode() for text in texts]
+    assert [sorted(rt.order_days(text)) for text in spaced] == want
+    assert want[1] == sorted([str(today).encode(), str(today - timedelta(days=3)).encode()])
+
+
+def test_an_old_record_with_a_malformed_order_ts_is_reported_not_skipped(store, table):
+    old = datetime.now(UTC).date() - timedelta(days=3)
+    table.put_items(validated_table([order(1, day=old)]))
+    (text,) = stream_texts(table)
+    broken = json.loads(text)
+    broken["dynamodb"]["NewImage"]["order_ts"]["S"] = "1999-1-1T00:00:00Z"  # sorts as old
+    event = kinesis_event([text, json.dumps(broken, separators=(",", ":"))])
+    assert rt.lambda_handler(event, None) == {
+        "batchItemFailures": [{"itemIdentifier": event["Records"][1]["kinesis"]["sequenceNumber"]}]
+    }
+    assert store.totals(str(old)) == {}  # the well-formed old record was skipped
+
+
 def test_a_malformed_record_is_reported_and_those_before_it_applied(store, table):
     table.put_items(validated_table([order(n) for n in range(6)]))
     texts = stream_texts(table)

@@ -300,6 +300,8 @@ class EventSourceMapping:
     def event(self, records: list[Record]) -> dict[str, Any]:
         """Kinesis's Lambda event for a batch of one shard's records."""
         shard_id = records[0].shard_id
+        role, region, arn = self.role_arn, self.region, self.source.arn
+        encode = pybase64.b64encode_as_string
         return {
             "Records": [
                 {
@@ -307,18 +309,20 @@ class EventSourceMapping:
                         "kinesisSchemaVersion": "1.0",
                         "partitionKey": record.partition_key,
                         "sequenceNumber": record.sequence_number,
-                        "data": pybase64.b64encode_as_string(record.data),
+                        "data": encode(record.data),
+                        # milliseconds, as Kinesis keeps them (round(x, 3) costs 3 times more)
                         "approximateArrivalTimestamp": round(
-                            record.approximate_arrival_timestamp, 3
-                        ),
+                            record.approximate_arrival_timestamp * 1000
+                        )
+                        / 1000,
                     },
                     "eventSource": "aws:kinesis",
                     "eventVersion": "1.0",
                     "eventID": f"{shard_id}:{record.sequence_number}",
                     "eventName": "aws:kinesis:record",
-                    "invokeIdentityArn": self.role_arn,
-                    "awsRegion": self.region,
-                    "eventSourceARN": self.source.arn,
+                    "invokeIdentityArn": role,
+                    "awsRegion": region,
+                    "eventSourceARN": arn,
                 }
                 for record in records
             ]
