@@ -291,8 +291,8 @@ class Platform(abc.ABC):
 
         ``progress`` shows a bar of the changes still on their way. ``realtime`` also waits for
         the real-time consumer to have applied them (its nowcasts and alerts then count every
-        change); locally only: on aws its progress cannot be read back, so flush waits for the
-        lake alone and ``status()`` shows the consumer's mapping.
+        change of the days it keeps), including changes an earlier ``realtime=False`` flush
+        saw reach the lake.
         """
 
     @abc.abstractmethod

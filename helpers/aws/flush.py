@@ -12,6 +12,10 @@ When time runs out, it reads the Kinesis stream from the first unconfirmed write
 shard, ``AT_TIMESTAMP``) to name the stage: changes missing from the stream are the pipe's,
 the rest the delivery stream's.
 
+The lake's latest event of each order also gives its ``SequenceNumber``: with ``realtime``,
+``AwsPlatform.flush`` then waits until the real-time consumer's contribution item of each
+order of the days it keeps carries that number or a later one.
+
 Limits: it assumes this platform is the only writer of the orders it wrote until the flush
 (another writer's later change to the same order makes it wait for a state that never comes);
 Kinesis keeps records 24 hours, so the stage of older writes cannot be named; the memory held

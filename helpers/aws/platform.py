@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from datetime import date
 from typing import Any
 
 import boto3
@@ -58,6 +59,9 @@ class AwsPlatform(Platform):
         self.settings = self.session.settings
         self.names: Resources = cloudformation.resolve(self.session)
         self.expectations = Expectations()
+        self._unapplied: dict[str, tuple[int, str]] = {}
+        """Changes of today and yesterday in the lake, not yet seen applied by the real-time
+        consumer: order id -> (day number, ``event_seq``)."""
         self.table = Table(
             self.session.client("dynamodb"), self.names.table_name, self.expectations.record
         )
@@ -112,16 +116,20 @@ class AwsPlatform(Platform):
     # flush and status ----------------------------------------------------------------------
 
     def flush(self, timeout: float = 60.0, progress: bool = False, realtime: bool = True) -> None:
-        """Return once the changes written through this platform are in the lake (not the
-        real-time consumer's totals, whatever ``realtime`` says: see ``Platform.flush``).
+        """Return once the changes written through this platform are in the lake and, with
+        ``realtime``, applied by the real-time consumer (those of the days it keeps).
 
-        See :mod:`helpers.aws.flush` for how, and its limits. On timeout, raises
-        :class:`~helpers.exceptions.PipelineStuckError` naming the pipe (changes missing
-        from the Kinesis stream) or the delivery stream (in the stream, not in the lake).
+        See :mod:`helpers.aws.flush` for how, and its limits: the lake's latest event of each
+        order gives its ``SequenceNumber``, and the consumer has applied it once the order's
+        contribution item carries that number or a later one. On timeout, raises
+        :class:`~helpers.exceptions.PipelineStuckError` naming the pipe (changes missing from
+        the Kinesis stream), the delivery stream (in the stream, not in the lake) or the
+        real-time consumer.
         """
         deadline = time.monotonic() + timeout
         expected = self.expectations.snapshot()
         since = self.expectations.since
+        delivered: dict[str, tuple[int, str]] = {}  # order id -> (day number, event_seq)
         view = LakeView(self._list_keys, self._read_objects, self.names.lake_prefix)
         with tqdm(
             total=len(expected),
@@ -133,13 +141,59 @@ class AwsPlatform(Platform):
                 view.refresh(expected)
                 matched = view.matched(expected)
                 self.expectations.confirm(matched)
-                for key in matched:
+                for key, (day, _) in matched.items():
+                    delivered[key] = (day, view.latest[key][0])
                     del expected[key]
                 bar.update(len(matched))
                 if not expected:
-                    return
+                    break
                 if time.monotonic() + FLUSH_POLL_S > deadline:
                     raise self._stuck(expected, since or time.time(), timeout)
+                time.sleep(FLUSH_POLL_S)
+        yesterday = int(time.time() // 86_400) - 1  # the UTC day number; the consumer keeps
+        self._unapplied.update(  # no older day (its own clock may be later)
+            (key, entry) for key, entry in delivered.items() if entry[0] >= yesterday
+        )
+        if realtime and self._unapplied:
+            self._wait_for_consumer(deadline, timeout, progress)
+
+    def _wait_for_consumer(self, deadline: float, timeout: float, progress: bool) -> None:
+        """Wait until the consumer applied the changes of ``_unapplied`` of the days it keeps.
+        A stack deployed before the consumer has none to wait for."""
+        client, r = self.session.client("dynamodb"), self.names
+        try:
+            oldest = date.fromisoformat(realtime.oldest_kept_day(client, r))
+        except client.exceptions.ResourceNotFoundException:
+            self._unapplied.clear()
+            return
+        first = (oldest - date(1970, 1, 1)).days
+        for key in [key for key, (day, _) in self._unapplied.items() if day < first]:
+            del self._unapplied[key]  # a day the consumer no longer keeps
+        waiting = {key: seq for key, (_, seq) in self._unapplied.items()}
+        with tqdm(
+            total=len(waiting),
+            desc="waiting for the realtime consumer",
+            unit="change",
+            disable=not progress or not waiting,
+        ) as bar:
+            while waiting:
+                behind = realtime.not_applied(client, r.nowcast_table_name, waiting)
+                bar.update(len(waiting) - len(behind))
+                for key in waiting.keys() - behind.keys():
+                    del self._unapplied[key]
+                waiting = behind
+                if not waiting:
+                    return
+                if time.monotonic() + FLUSH_POLL_S > deadline:
+                    queued = self._dead_letters(r.consumer_dead_letter_queue_url)
+                    hint = (
+                        f"{queued} batch(es) it gave up on wait in its on-failure queue "
+                        f"{r.consumer_dead_letter_queue_url}."
+                        if queued
+                        else "See its mapping in status() and the logs of the Lambda "
+                        f"{r.consumer_function_name}."
+                    )
+                    raise PipelineStuckError("realtime consumer", len(waiting), timeout, hint)
                 time.sleep(FLUSH_POLL_S)
 
     def _stuck(self, expected: dict, since: float, timeout: float) -> PipelineStuckError:

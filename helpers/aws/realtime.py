@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from numbers import Integral, Real
@@ -30,9 +31,19 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from helpers.aws.dynamodb import batch_put, query
 from helpers.exceptions import DeployError
 from helpers.platform import realtime_frame
-from helpers.realtime import ALERT_FIELDS, EXPECTATION_FIELDS, NOWCAST_FIELDS, DynamoStore
+from helpers.realtime import (
+    ALERT_FIELDS,
+    EXPECTATION_FIELDS,
+    MS_PER_DAY,
+    NOWCAST_FIELDS,
+    DynamoStore,
+    day_of,
+    wall_ms,
+)
 
 ALERTS_INDEX = "alerts-by-state"
+GET_BATCH = 100  # BatchGetItem's most keys per request
+UNPROCESSED_PAUSE_S = 0.2
 ALERT_STATES = ("open", "cleared")
 
 _serialize = TypeSerializer().serialize
@@ -133,3 +144,40 @@ def alerts(client: Any, table: str, open_only: bool = False) -> pd.DataFrame:
         rows += [{**plain(item), "day": item["pk"]["S"].removeprefix("ALERT#")} for item in items]
     frame = realtime_frame(rows, ALERT_FIELDS)
     return frame.sort_values(["since", "series_id"], ignore_index=True)
+
+
+def oldest_kept_day(client: Any, names: Any) -> str:
+    """The first day (``YYYY-MM-DD``) whose orders the consumer keeps: the day before "now"
+    by its clock (the later of the wall clock and the newest order it applied), as its
+    handler reckons it; older orders it skips."""
+    store = DynamoStore(names.expectations_table_name, names.nowcast_table_name, dynamodb=client)
+    return day_of(store.now_ms(wall_ms()) - MS_PER_DAY)
+
+
+def not_applied(client: Any, table: str, changes: Mapping[str, str]) -> dict[str, str]:
+    """Of ``changes`` (order id -> the ``SequenceNumber`` of its latest change, as digits),
+    those the consumer has not applied yet: no contribution item for the order, or one of an
+    earlier change. Strongly consistent BatchGetItem reads of the ``ORDER#<id>`` items."""
+    behind = dict(changes)
+    keys = list(changes)
+    for start in range(0, len(keys), GET_BATCH):
+        request = {
+            table: {
+                "Keys": [
+                    {"pk": {"S": f"ORDER#{key}"}, "sk": {"S": "ORDER"}}
+                    for key in keys[start : start + GET_BATCH]
+                ],
+                "ProjectionExpression": "pk, seq",
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(table, []):
+                key = item["pk"]["S"].removeprefix("ORDER#")
+                if int(item["seq"]["S"]) >= int(changes[key]):
+                    behind.pop(key, None)
+            request = response.get("UnprocessedKeys") or None
+            if request:
+                time.sleep(UNPROCESSED_PAUSE_S)  # throttled: give capacity a moment
+    return behind

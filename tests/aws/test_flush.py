@@ -113,3 +113,50 @@ def test_failed_records_are_named_in_the_hint(platform, make_orders):
     )
     with pytest.raises(PipelineStuckError, match=r"1 object\(s\) of failed records"):
         platform.flush(timeout=0.5)
+
+
+def test_flush_waits_for_the_consumer_on_the_days_it_keeps(platform, make_orders):
+    """With ``realtime``, flush returns once the consumer's contribution of every delivered
+    change of today or yesterday carries its SequenceNumber; older days are not waited for."""
+    from helpers import realtime as rt
+    from tests.aws.test_realtime import create_tables_of_the_template
+    from tests.test_realtime import kinesis_event
+
+    create_tables_of_the_template(platform.settings)
+    orders = make_orders(12)  # in 2025, but for the first 8: today or yesterday
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    orders.loc[:7, "order_ts"] = [now - pd.Timedelta(hours=2 * i) for i in range(8)]
+    platform.orders.put(orders)
+    platform.orders.update(orders.order_id[0], quantity=9)
+    platform.orders.delete([orders.order_id[1]])
+    records = pipe(platform)
+    deliver(platform, records)
+    platform.flush(timeout=0.5, realtime=False)  # the lake has them all
+
+    store = rt.DynamoStore(
+        platform.settings.expectations_table_name,
+        platform.settings.nowcast_table_name,
+        dynamodb=boto3.client("dynamodb"),
+    )
+    event = kinesis_event([json.dumps(record) for record in records])
+    changes = [rt.read_record(record) for record in event["Records"]]
+    assert [c.event_name for c in changes[-2:]] == ["MODIFY", "REMOVE"]
+    store.apply(changes[:-1], rt.Config(), rt.wall_ms())  # all but the delete
+    with pytest.raises(PipelineStuckError, match="realtime consumer did not catch up") as stuck:
+        platform.flush(timeout=0.5)
+    assert stuck.value.pending == 1 and platform.names.consumer_function_name in str(stuck.value)
+
+    store.apply(changes[-1:], rt.Config(), rt.wall_ms())
+    platform.flush(timeout=0.5)
+
+    platform.orders.update(orders.order_id[10], quantity=7)  # of 2025: not the consumer's
+    deliver(platform, pipe(platform)[-1:])
+    platform.flush(timeout=0.5)
+
+
+def test_a_stack_without_the_consumer_has_none_to_wait_for(platform, make_orders):
+    orders = make_orders(3).assign(order_ts=pd.Timestamp.now(tz="UTC").floor("s"))
+    platform.orders.put(orders)
+    deliver(platform, pipe(platform))
+    platform.flush(timeout=0.5)  # the lake alone: the stack has no nowcast table
+    assert platform.status().set_index("stage").loc["change stream", "pending"] == 0
