@@ -50,3 +50,14 @@ def tqdm(*args: Any, **kwargs: Any):
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
         return _text_tqdm(*args, **kwargs)
     return _text_tqdm(*args, **kwargs)
+
+
+def waiting_bar(stage: str, pending: int, progress: bool):
+    """The bar of ``flush`` waiting for a stage to take ``pending`` changes (none when
+    ``progress`` is off or nothing is pending)."""
+    return tqdm(
+        total=pending,
+        desc=f"waiting for the {stage}",
+        unit="change",
+        disable=not progress or pending <= 0,
+    )

@@ -36,7 +36,7 @@ from helpers.platform import (
     failures_frame,
     objects_frame,
 )
-from helpers.progress import tqdm
+from helpers.progress import waiting_bar
 from helpers.schema import PARTITION_KEYS
 
 FLUSH_POLL_S = 5.0
@@ -131,12 +131,7 @@ class AwsPlatform(Platform):
         since = self.expectations.since
         delivered: dict[str, tuple[int, str]] = {}  # order id -> (day number, event_seq)
         view = LakeView(self._list_keys, self._read_objects, self.names.lake_prefix)
-        with tqdm(
-            total=len(expected),
-            desc="waiting for the lake",
-            unit="change",
-            disable=not progress or not expected,
-        ) as bar:
+        with waiting_bar("lake", len(expected), progress) as bar:
             while expected:
                 view.refresh(expected)
                 matched = view.matched(expected)
@@ -170,12 +165,7 @@ class AwsPlatform(Platform):
         for key in [key for key, (day, _) in self._unapplied.items() if day < first]:
             del self._unapplied[key]  # a day the consumer no longer keeps
         waiting = {key: seq for key, (_, seq) in self._unapplied.items()}
-        with tqdm(
-            total=len(waiting),
-            desc="waiting for the realtime consumer",
-            unit="change",
-            disable=not progress or not waiting,
-        ) as bar:
+        with waiting_bar("realtime consumer", len(waiting), progress) as bar:
             while waiting:
                 behind = realtime.not_applied(client, r.nowcast_table_name, waiting)
                 bar.update(len(waiting) - len(behind))

@@ -59,7 +59,7 @@ from helpers.platform import (
     objects_frame,
     realtime_frame,
 )
-from helpers.progress import tqdm
+from helpers.progress import waiting_bar
 from helpers.realtime import ALERT_FIELDS, NOWCAST_FIELDS, SqliteStore
 from helpers.schema import PARTITION_KEYS
 
@@ -378,12 +378,7 @@ class LocalPlatform(Platform):
 
     def _wait(self, stage, pending, nudge, deadline, timeout, progress) -> None:
         left = pending()
-        with tqdm(
-            total=left,
-            desc=f"waiting for the {stage}",
-            unit="change",
-            disable=not progress or left <= 0,
-        ) as bar:
+        with waiting_bar(stage, left, progress) as bar:
             while left > 0:
                 if self._try_consume():
                     nudge()
