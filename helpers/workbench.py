@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.io.formats.style import Styler
 
 import helpers
@@ -400,33 +402,36 @@ def check_lake(platform: Platform) -> LakeCheck:
     and compare it with the table field by field; call after ``flush``."""
     table = platform.orders.scan()
     changes = platform.read_lake()
-    latest = (
-        changes.sort_values("event_seq").drop_duplicates(KEY, keep="last")
-        if len(changes)
-        else changes
-    )
+    if len(changes):  # sorted by Arrow: pandas sorts a million strings ten times slower
+        by_seq = pc.sort_indices(pa.array(changes["event_seq"], pa.string())).to_numpy()
+        latest = changes.iloc[by_seq].drop_duplicates(KEY, keep="last")
+    else:
+        latest = changes
     lake = latest[latest["event_name"] != "REMOVE"] if len(latest) else latest
     table_ids, lake_ids = set(table[KEY]) if len(table) else set(), set(lake.get(KEY, []))
-    both = sorted(table_ids & lake_ids)
     fields = [name for name in ORDER_FIELDS if name != KEY]
     different = []
-    if both:
-        left, right = table.set_index(KEY).loc[both], lake.set_index(KEY).loc[both]
+    if table_ids & lake_ids:  # a join, then whole columns compared: a million orders in seconds
+        both = table[[KEY, *fields]].merge(lake[[KEY, *fields]], on=KEY, suffixes=("", "_lake"))
         for name in fields:
-            a, b = left[name], right[name]
+            a, b = both[name], both[f"{name}_lake"]
             if name == "order_ts":
                 a, b = pd.to_datetime(a, utc=True), pd.to_datetime(b, utc=True)
-            unequal = ~((a == b) | (a.isna() & b.isna()))
             if name == "unit_price":
                 unequal = ~np.isclose(a.astype(float), b.astype(float), equal_nan=True)
-            for order_id in a.index[unequal]:
-                different.append((order_id, name, a[order_id], b[order_id]))
+            else:
+                unequal = ~((a == b) | (a.isna() & b.isna())).to_numpy()
+            rows = zip(both[KEY][unequal], a[unequal], b[unequal], strict=True)
+            different += [(order_id, name, left, right) for order_id, left, right in rows]
     return LakeCheck(
         table_orders=len(table_ids),
         lake_orders=len(lake_ids),
         missing_from_lake=sorted(table_ids - lake_ids),
         only_in_lake=sorted(lake_ids - table_ids),
-        different=pd.DataFrame(different, columns=[KEY, "field", "table", "lake"]),
+        different=pd.DataFrame(
+            sorted(different, key=lambda row: (fields.index(row[1]), row[0])),
+            columns=[KEY, "field", "table", "lake"],
+        ),
     )
 
 

@@ -249,3 +249,39 @@ def test_other_attributes_count_towards_the_item_size_limit():
     validated_table([{**base, "note": "x" * room}])  # exactly the limit
     with pytest.raises(InvalidOrderError, match="field 'note' makes the item 409,601 bytes"):
         validated_table([{**base, "note": "x" * (room + 1)}])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},  # the order's own shape: the direct path
+        {"product_name": 'Say "hi" \\ ünï'},
+        {"unit_price": {"N": "19.990000000000000000000001"}},
+        {"unit_price": {"N": "7"}},
+        {"quantity": {"N": "2.5"}},  # not whole: kept as the number it is
+        {"quantity": {"S": "two"}},  # another writer's types
+        {"order_ts": {"S": "yesterday"}},  # not a timestamp: the text
+        {"order_ts": {"N": "1767607200000"}},
+        {"channel": {"NULL": True}},
+        {"category": None},  # lacks a field
+        {"note": {"S": "gift"}},  # one attribute more
+    ],
+)
+def test_every_item_reads_as_the_general_reading_does(change):
+    from helpers.schema import _any_item_to_order
+
+    (text,), _ = items_json(validated_table([order()]))
+    item = json.loads(text)
+    for name, value in change.items():
+        if isinstance(value, str):
+            item[name] = {"S": value}
+        elif value is None:
+            del item[name]
+        else:
+            item[name] = value
+    read = item_to_order(item)
+    assert read == _any_item_to_order(item)
+    assert list(read) == list(_any_item_to_order(item))
+    assert [type(value) for value in read.values()] == [
+        type(value) for value in _any_item_to_order(item).values()
+    ]

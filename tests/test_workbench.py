@@ -35,17 +35,25 @@ def test_check_lake_finds_what_the_lake_has_not_caught_up_with(tmp_path, make_or
         writer.orders.update(orders.order_id[0], quantity=99)
         writer.orders.delete([orders.order_id[1]])
         writer.orders.put(make_orders(1, seed=3))
+        price = float(orders.unit_price[2])
+        writer.orders.update(orders.order_id[2], unit_price=price + 0.01)
+        nearly = float(orders.unit_price[4]) * (1 + 1e-12)  # within isclose: the same price
+        writer.orders.update(orders.order_id[4], unit_price=nearly)
+        moved = orders.order_ts[3] + pd.Timedelta(hours=1)
+        writer.orders.update(orders.order_id[3], order_ts=moved)
         check = workbench.check_lake(writer)
     assert not check.matches
     assert check.missing_from_lake == ["o-3-000000"]
     assert check.only_in_lake == [orders.order_id[1]]
     assert check.different[["order_id", "field", "table"]].to_dict("records") == [
-        {"order_id": orders.order_id[0], "field": "quantity", "table": 99}
+        {"order_id": orders.order_id[3], "field": "order_ts", "table": moved},
+        {"order_id": orders.order_id[0], "field": "quantity", "table": 99},
+        {"order_id": orders.order_id[2], "field": "unit_price", "table": price + 0.01},
     ]
     figures = check.figures()
     assert (figures["table_orders"], figures["lake_orders"]) == (40, 40)
     assert figures["lake_matches_table"] is False
-    assert check.summary()["count"].tolist() == [40, 40, 1, 1, 1]
+    assert check.summary()["count"].tolist() == [40, 40, 1, 1, 3]
 
 
 def test_freshness_is_the_wait_until_the_lake_holds_what_the_table_had():
