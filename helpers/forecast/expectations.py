@@ -33,8 +33,9 @@ How the figures are made, and what they leave out:
   (:func:`local_hour_weights`): the day after a daylight-saving switch gets the shifted
   shape, the day of the switch the 23 or 25 local hours it holds, a half-hour zone halves of
   two local hours in each UTC hour (the local shares spread evenly within their hour, as the
-  consumer reads the profile); the local evening before a UTC day's local date, where the
-  UTC day begins, takes its own day type's shares. In UTC every row is the local profile.
+  consumer reads the profile); each local hour takes the shares of its own local day's type
+  (in New York, the Sunday evening that begins Monday's UTC day is a weekend's). In UTC every
+  row is the learned profile of its day type, as before the setting.
 """
 
 from __future__ import annotations
