@@ -45,9 +45,8 @@ cancellations show); the simulated minutes from each shock to the first alert of
 the shocks missed (no such alert before the shock ends).
 
 Run: ``python -m benchmarks.realtime_real [--quick] [--timezone UTC] [--json figures.json]``;
-``--cache DIR``
-keeps each day's expectations so that another run (``--env NAME=VALUE``: a consumer setting
-changed) replays the same days on the same forecasts in a third of the time.
+``--cache DIR`` keeps each day's expectations so that another run (``--env NAME=VALUE``: a
+consumer setting changed) replays the same days on the same forecasts in a third of the time.
 """
 
 from __future__ import annotations
