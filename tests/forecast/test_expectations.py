@@ -442,7 +442,7 @@ def test_a_run_in_utc_publishes_the_profiles_learned_on_the_utc_clock(run_and_pl
 
 
 @pytest.mark.parametrize("name", ["Mars/Olympus", "america/new_york", "", "EST+5"])
-def test_a_time_zone_no_iana_zone_has_is_refused_naming_the_setting(name, monkeypatch):
+def test_a_name_that_is_no_iana_zone_is_refused_naming_the_setting(name, monkeypatch):
     message = re.escape(
         f"setting 'timezone' must be an IANA time zone name such as 'America/New_York' or "
         f"'UTC', got {name!r}; fix SALESCAST_TIMEZONE or the parameter"
