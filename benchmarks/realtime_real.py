@@ -15,8 +15,9 @@ How the flights become orders:
   airport nests in the other; carrier-at-origin nests in both, and with the carrier as the
   category the carrier is a series of its own, as the shocks below need.
 - days are UTC days, as the platform's are: a UTC day runs from 19:00 (20:00 in summer) New
-  York time, so it holds the previous evening's departures, and the daylight-saving switches
-  move the local schedule by an hour in the UTC profile.
+  York time, so it holds the previous evening's departures. The shop's time zone is New
+  York's (``--timezone``; ``UTC`` learns the profile on the UTC clock, where the
+  daylight-saving switches move the local schedule by an hour).
 
 For each evaluated day D (every ``step_days`` from ``first_day``, so that the weekdays rotate):
 
@@ -25,8 +26,9 @@ For each evaluated day D (every ``step_days`` from ``first_day``, so that the we
    ``daily_sales`` rows, :func:`~helpers.forecast.series.hierarchy_from_daily_sales`,
    :func:`~helpers.forecast.selection.backtest_and_forecast` (the benchmark's cheap model set,
    one fold, US holidays), then :func:`~helpers.forecast.expectations.hourly_shares` of the
-   ``hourly_profile`` query's rows over the :data:`~helpers.forecast.expectations.PROFILE_WEEKS`
-   weeks before D, and :func:`~helpers.forecast.expectations.day_expectations`.
+   ``hourly_profile`` query's rows (hours of the shop's clock) over the
+   :data:`~helpers.forecast.expectations.PROFILE_WEEKS` weeks before D, and
+   :func:`~helpers.forecast.expectations.day_expectations` in the shop's zone.
 2. **Replay** of D's departures in time order through the consumer's own store and judgement
    (:class:`helpers.realtime.SqliteStore`, ``apply`` then ``judge`` with an explicit wall
    clock): each simulated minute's departures as one batch, then a judgement at the minute's end.
@@ -42,9 +44,9 @@ cancellations show); the simulated minutes from each shock to the first alert of
 (``high`` for 3x; ``low`` or ``stalled`` for a cut) on the carrier or one of its airports, and
 the shocks missed (no such alert before the shock ends).
 
-Run: ``python -m benchmarks.realtime_real [--quick] [--json figures.json]``; ``--cache DIR``
-keeps each day's expectations so that another run (``--env NAME=VALUE``: a consumer setting
-changed) replays the same days on the same forecasts in a third of the time.
+Run: ``python -m benchmarks.realtime_real [--quick] [--timezone UTC] [--json figures.json]``;
+``--cache DIR`` keeps each day's expectations so that another run (``--env NAME=VALUE``: a
+consumer setting changed) replays the same days on the same forecasts in a third of the time.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ SOURCE = (
     "original: US Bureau of Transportation Statistics"
 )
 COUNTRY = "US"
+TIMEZONE = "America/New_York"
 INTERVAL = 0.9
 MS_PER_MINUTE = 60_000
 MINUTES_PER_DAY = 1440
@@ -99,6 +102,8 @@ class Setup:
     shock_hours: float = 3.0
     shock_min_units: float = 50.0
     seed: int = 42
+    timezone: str = TIMEZONE
+    """The shop's clock, which the intraday profile is learned on."""
     environment: tuple[tuple[str, str], ...] = ()
     """The consumer's settings (``ALERT_MARGIN``, ``RECENT_MINUTES``...), its defaults if unset."""
 
@@ -172,14 +177,15 @@ def daily_sales(orders: pd.DataFrame) -> pd.DataFrame:
     return daily.assign(product_name=daily["product_id"], revenue=daily["units"])
 
 
-def hourly_profile(orders: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+def hourly_profile(
+    orders: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp, timezone: str
+) -> pd.DataFrame:
     """The rows of the ``hourly_profile`` query (``helpers/queries/hourly_profile.sql``) over
-    the days from ``first`` up to ``last`` (excluded)."""
+    the UTC days from ``first`` up to ``last`` (excluded), by hour of ``timezone``'s clock."""
     stamps = orders["order_ts"]
     frame = orders[(stamps >= first) & (stamps < last)]
-    frame = frame.assign(
-        weekend=frame["order_ts"].dt.dayofweek >= 5, hour=frame["order_ts"].dt.hour
-    )
+    local = frame["order_ts"].dt.tz_localize("UTC").dt.tz_convert(timezone)
+    frame = frame.assign(weekend=local.dt.dayofweek >= 5, hour=local.dt.hour)
     return frame.groupby(["product_id", "category", "weekend", "hour"], as_index=False)[
         "units"
     ].sum()
@@ -204,9 +210,10 @@ def expectations_of_day(orders: pd.DataFrame, day: pd.Timestamp, setup: Setup) -
         progress=False,
     )
     forecasts = result.forecasts.assign(level=result.forecasts["unique_id"].map(hierarchy.level_of))
-    hourly = hourly_profile(orders, day - pd.Timedelta(weeks=PROFILE_WEEKS), day)
+    hourly = hourly_profile(orders, day - pd.Timedelta(weeks=PROFILE_WEEKS), day, setup.timezone)
     shares = hourly_shares(hourly, daily[["product_id", "category"]])
-    rows = day_expectations(forecasts, daily, shares, f"flights-{day:%Y%m%d}", "units", INTERVAL)
+    run_id = f"flights-{day:%Y%m%d}"
+    rows = day_expectations(forecasts, daily, shares, run_id, "units", INTERVAL, setup.timezone)
     return rows[rows["day"] == f"{day:%Y-%m-%d}"].reset_index(drop=True)
 
 
@@ -390,7 +397,8 @@ def cached_expectations(
     if cache is None:
         return expectations_of_day(orders, day, setup)
     carriers = "-".join(setup.carriers) or "all"
-    path = cache / f"{day:%Y%m%d}-{carriers}-h{setup.horizon}.parquet"
+    zone = setup.timezone.replace("/", "_")
+    path = cache / f"{day:%Y%m%d}-{carriers}-h{setup.horizon}-{zone}.parquet"
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
         expectations_of_day(orders, day, setup).to_parquet(path)
@@ -416,7 +424,7 @@ def run(
                 f"shocks {[(s['carrier'], s['factor'], s['minutes']) for s in last['shocks']]}",
                 flush=True,
             )
-    return measure(days, cancelled_per_day(setup.carriers))
+    return measure(days, cancelled_per_day(setup.carriers)) | {"timezone": setup.timezone}
 
 
 def measure(days: list[dict], cancelled: pd.Series) -> dict:
@@ -469,6 +477,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small run (as the test's)")
     parser.add_argument("--step-days", type=int, default=Setup.step_days)
     parser.add_argument("--root", type=Path, help="where the replays' stores go (a tmp folder)")
+    parser.add_argument(
+        "--timezone", default=TIMEZONE, help="the shop's clock for the intraday profile"
+    )
     parser.add_argument("--cache", type=Path, help="keep (and reuse) each day's expectations here")
     parser.add_argument(
         "--env",
@@ -483,9 +494,9 @@ def main() -> None:
     if any("=" not in pair for pair in args.env):
         parser.error(f"--env takes NAME=VALUE, got {args.env}")
     environment = tuple(tuple(pair.split("=", 1)) for pair in args.env)
-    setup = dataclasses.replace(setup, environment=environment)
+    setup = dataclasses.replace(setup, environment=environment, timezone=args.timezone)
     figures = run(setup, args.root, progress=True, cache=args.cache)
-    print(f"\n{SOURCE}")
+    print(f"\n{SOURCE}; intraday profile on the {setup.timezone} clock")
     print(
         f"{figures['days']} days, {figures['departures']:,} departures replayed; "
         f"{figures['false_alerts']} false alerts in {figures['series_days']:,} series-days: "

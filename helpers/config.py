@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -121,6 +122,9 @@ class Settings:
     """...when at least this many orders were expected in it (``STALL_MIN_EXPECTED``)."""
     country: str = "US"
     """The shop's country (a ``holidays`` code): forecasts learn its public holidays."""
+    timezone: str = "UTC"
+    """The shop's time zone (an IANA name): intraday profiles are learned on its clock, so that
+    they follow its customers across daylight-saving switches. Days stay UTC days."""
 
     @property
     def table_name(self) -> str:
@@ -200,9 +204,28 @@ class Settings:
             raise BackendError(
                 f"unknown backend {settings.backend!r}; choose one of {', '.join(BACKENDS)}"
             )
+        shop_zone(settings.timezone)
         if settings.backend == "local" and settings.region is None:
             settings = dataclasses.replace(settings, region=DEFAULT_REGION)
         return dataclasses.replace(settings, root=Path(settings.root).expanduser().resolve())
+
+
+def shop_zone(name: str) -> ZoneInfo:
+    """The zone the ``timezone`` setting names; BackendError (a ValueError) naming the setting
+    and an example when no IANA zone has that name.
+
+    Examples
+    --------
+    >>> shop_zone("Asia/Kolkata").key
+    'Asia/Kolkata'
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise BackendError(
+            f"setting 'timezone' must be an IANA time zone name such as 'America/New_York' "
+            f"or 'UTC', got {name!r}; fix SALESCAST_TIMEZONE or the parameter"
+        ) from None
 
 
 def _coerce(spec: dataclasses.Field, raw: str) -> Any:

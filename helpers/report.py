@@ -687,6 +687,7 @@ def _settings(run: ReportRun, csv_name: str) -> str:
     models = [m.strip() for m in str(p["models"]).split(",")]
     members = ", ".join(MODEL_NAMES.get(m, m) for m in models if m not in BASELINES)
     widening = [p[c] for c in p.index if str(c).startswith("interval_widening_") and pd.notna(p[c])]
+    zone = p["timezone"] if pd.notna(p.get("timezone")) else "UTC"  # runs before the setting
     items = {
         "Forecast": f"daily {_measure_word(run.measure)}, {int(p['horizon'])} days ahead, for "
         f"{series}",
@@ -702,6 +703,7 @@ def _settings(run: ReportRun, csv_name: str) -> str:
         "Ranges": f"{run.interval:.0%} (and 80% in the CSV), set from the backtest errors"
         + (f" and widened ×{max(widening):.2f} for drift" if widening else ""),
         "Holidays": f"public holidays of {p['country']}" if p["country"] else "none",
+        "Time of day": f"live sales are judged against the hours of the {zone} clock",
         "Promotions": "the published promotion plan was used"
         if p["regressors"]
         else "no promotion plan was published, so none was used",

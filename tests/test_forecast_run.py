@@ -29,10 +29,18 @@ def test_forecasts_and_metrics_are_written_back_and_queryable(tmp_path):
         60,
         SalesParams(orders_per_day=80, n_products=4, n_categories=2, seed=5),
         country="GB",
+        timezone="Asia/Kolkata",
     ) as platform:
         run = run_forecast(platform, level="category", horizon=7, folds=1, n_jobs=1, progress=False)
         second = run_forecast(
-            platform, level="total", horizon=7, folds=1, n_jobs=1, progress=False, run_id="r2"
+            platform,
+            level="total",
+            horizon=7,
+            folds=1,
+            n_jobs=1,
+            progress=False,
+            run_id="r2",
+            timezone="America/New_York",
         )
         stored = platform.query(
             "SELECT unique_id, ds, yhat, model FROM forecasts WHERE run_id = ? ORDER BY unique_id, ds",
@@ -61,6 +69,8 @@ def test_forecasts_and_metrics_are_written_back_and_queryable(tmp_path):
         settings = platform.query("SELECT * FROM forecast_runs ORDER BY run_id")
         assert settings.level.tolist() == ["category", "total"] and settings.horizon.eq(7).all()
         assert settings.country.tolist() == ["GB", "GB"]  # the platform's country setting
+        # the platform's time zone setting, then the run's own
+        assert settings.timezone.tolist() == ["Asia/Kolkata", "America/New_York"]
         runs = platform.query("SELECT run_id, count(*) AS n FROM forecasts GROUP BY run_id")
         assert dict(zip(runs.run_id, runs.n, strict=True)) == {run.run_id: 21, "r2": 7}
         metrics = platform.query(
@@ -176,6 +186,7 @@ def streamed_into(platform, params: SalesParams):
         ({"folds": 0}, "folds must be a whole number, 1 or more, got 0"),
         ({"level": "store"}, "level must be one of ['total', 'category', 'product']"),
         ({"seasonality_mode": "linear"}, "seasonality_mode must be one of ['auto', "),
+        ({"timezone": "Europe/Atlantis"}, "setting 'timezone' must be an IANA time zone name"),
     ],
 )
 def test_run_forecast_checks_its_arguments_before_writing(tmp_path, arguments, message):

@@ -169,6 +169,7 @@ def test_page_is_offline_and_explains_accuracy_and_settings(lake, product_run):
     assert "yearly patterns are learnt from a single year" in text
     assert text.index("How far to trust it</h2>") < text.index("Data and settings</h2>")
     assert f"public holidays of {lake.settings.country}" in text
+    assert f"against the hours of the {lake.settings.timezone} clock" in text
     assert "Run</dt><dd>products;" in text
     assert f"({RECONCILIATION[run.reconciliation]} reconciliation)" in text
 

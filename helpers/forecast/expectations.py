@@ -21,24 +21,34 @@ How the figures are made, and what they leave out:
 - A run whose main interval is not 90 % (``interval`` other than 0.9) gets its 90 % bounds from
   its 80 % ones, widened by the ratio of the normal quantiles (1.645 / 1.282).
 - The intraday profile is learned by SQL (``helpers/queries/hourly_profile.sql``: units per
-  product and UTC hour from ``orders_current``, weekdays and weekends apart) over the last
-  :data:`PROFILE_WEEKS` weeks. A series' hourly shares are shrunk toward its parent's:
+  product and hour of the shop's local clock, the ``timezone`` setting, from
+  ``orders_current``, its weekdays and weekends apart) over the last :data:`PROFILE_WEEKS`
+  weeks. A series' hourly shares are shrunk toward its parent's:
   ``(units + k * parent_share) / (units_of_the_day_type + k)`` with ``k`` =
   :data:`PRIOR_UNITS`, products toward their category, categories toward the total, the
   total's weekday or weekend profile toward its all-days one, and that toward a flat day. A
   series with a few units keeps its parent's shape; one with thousands keeps its own; weekends
   part from weekdays only as far as their data shows a difference.
+- Each UTC day's profile is made from the local one with that day's own UTC offsets
+  (:func:`local_hour_weights`): the day after a daylight-saving switch gets the shifted
+  shape, the day of the switch the 23 or 25 local hours it holds, a half-hour zone halves of
+  two local hours in each UTC hour (the local shares spread evenly within their hour, as the
+  consumer reads the profile); each local hour takes the shares of its own local day's type
+  (in New York, the Sunday evening that begins Monday's UTC day is a weekend's). In UTC every
+  row is the learned profile of its day type, as before the setting.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
+from helpers.config import shop_zone
 from helpers.forecast.series import LEVELS, TOTAL
 from helpers.realtime import EXPECTATION_FIELDS
 
@@ -54,7 +64,7 @@ PRIOR_UNITS = 500.0
 TTL_DAYS = 7
 """An expectation expires this many days after its day (DynamoDB TTL on aws)."""
 HOURS = 24
-_WEEKEND_DAYS = (5, 6)  # pandas' dayofweek of Saturday and Sunday
+_MINUTES_PER_DAY = 1440
 _MEASURE_COLUMNS = ("units", "revenue", "orders")
 _Z_90_OVER_80 = NormalDist().inv_cdf(0.95) / NormalDist().inv_cdf(0.90)
 
@@ -75,7 +85,7 @@ def series_id(level: str, unique_id: str) -> str:
 def hourly_shares(
     hourly: pd.DataFrame, products: pd.DataFrame, prior_units: float = PRIOR_UNITS
 ) -> pd.DataFrame:
-    """Each series' share of a day's units per UTC hour, on weekdays and on weekends.
+    """Each series' share of a day's units per local hour, on weekdays and on weekends.
 
     Parameters
     ----------
@@ -160,6 +170,7 @@ def day_expectations(
     run_id: str,
     measure: str = "units",
     interval: float = 0.9,
+    timezone: str = "UTC",
 ) -> pd.DataFrame:
     """One expectation row per series and forecast day, the fields of the contract in order.
 
@@ -172,9 +183,12 @@ def day_expectations(
         The ``daily_sales`` rows the run forecast from: names, categories, and the recent
         ratios between units, revenue and orders.
     shares : pandas.DataFrame
-        :func:`hourly_shares` of the series.
+        :func:`hourly_shares` of the series, by hour of the shop's clock.
     run_id, measure, interval : str, str, float
         The run, the measure it forecast, and the width of its main interval.
+    timezone : str
+        The shop's time zone (an IANA name): each UTC day's profile is made from ``shares``
+        with that day's offsets (:func:`utc_profiles`).
 
     Returns
     -------
@@ -205,16 +219,13 @@ def day_expectations(
     lo_90 = np.clip(np.minimum(lo_90, lo_80), 0, None)
     hi_90 = np.maximum(hi_90, hi_80)
     to_units, to_revenue = ratios["units"].to_numpy(), ratios["revenue"].to_numpy()
-    weekend = days.dt.dayofweek.isin(_WEEKEND_DAYS).to_numpy()
-    profiles = {
-        key: json.dumps(cumulative_profile(row))
-        for key, row in zip(shares.index, shares.to_numpy(), strict=True)
-    }
+    day_keys = days.dt.strftime("%Y-%m-%d").to_numpy()
+    profiles = utc_profiles(shares, sorted(set(day_keys)), timezone)
     midnight = (days - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
     frame = pd.DataFrame(
         {
             "series_id": ids,
-            "day": days.dt.strftime("%Y-%m-%d").to_numpy(),
+            "day": day_keys,
             "level": forecasts["level"].to_numpy(),
             "name": _names(daily).reindex(ids).to_numpy(),
             "units": mean * to_units,
@@ -225,7 +236,7 @@ def day_expectations(
             "revenue": mean * to_revenue,
             "revenue_lo_90": lo_90 * to_revenue,
             "revenue_hi_90": hi_90 * to_revenue,
-            "profile": [profiles[key] for key in zip(ids, weekend, strict=True)],
+            "profile": [profiles[key] for key in zip(ids, day_keys, strict=True)],
             "run_id": run_id,
             "expires_at": (midnight + int(timedelta(days=TTL_DAYS).total_seconds())).to_numpy(),
         }
@@ -240,14 +251,64 @@ def expectations_of_run(
     run_id: str,
     measure: str,
     interval: float,
+    timezone: str = "UTC",
 ) -> pd.DataFrame:
-    """A run's expectations: the hourly profiles learned by SQL from the :data:`PROFILE_WEEKS`
-    weeks before the first forecast day, then :func:`day_expectations`."""
+    """A run's expectations: the hourly profiles on the shop's clock (``timezone``) learned by
+    SQL from the :data:`PROFILE_WEEKS` weeks of UTC days before the first forecast day, then
+    :func:`day_expectations`."""
     first = pd.to_datetime(forecasts["ds"]).min().normalize()
     window = [f"{first - pd.Timedelta(weeks=PROFILE_WEEKS):%Y-%m-%d}", f"{first:%Y-%m-%d}"]
-    hourly = platform.named_query(PROFILE_QUERY, params=window)
+    hourly = platform.named_query(PROFILE_QUERY, params=[timezone, *window])
     shares = hourly_shares(hourly, daily[["product_id", "category"]])
-    return day_expectations(forecasts, daily, shares, run_id, measure, interval)
+    return day_expectations(forecasts, daily, shares, run_id, measure, interval, timezone)
+
+
+@lru_cache(maxsize=1024)
+def local_hour_weights(day: str, timezone: str) -> np.ndarray:
+    """How the shop's clock fills UTC day ``day``: ``weights[weekend, local_hour, utc_hour]`` is
+    the part of an hour (minutes / 60) that UTC hour spends in that local hour on a local
+    weekday (``weekend`` 0) or weekend day (1), from the day's own offsets. Read only (cached).
+
+    Examples
+    --------
+    >>> weights = local_hour_weights("2013-03-11", "America/New_York")  # a Monday, UTC-4
+    >>> float(weights[0, 8, 12]), float(weights[1, 23, 3])  # 08:00 Monday; Sunday 23:00
+    (1.0, 1.0)
+    >>> float(local_hour_weights("2013-03-11", "Asia/Kolkata")[0, 5, 0])  # 05:30 to 06:00
+    0.5
+    """
+    minutes = pd.date_range(day, periods=_MINUTES_PER_DAY, freq="min", tz="UTC")
+    local = minutes.tz_convert(shop_zone(timezone))
+    counts = np.zeros((2, HOURS, HOURS), dtype=np.int64)
+    weekend = (local.dayofweek >= 5).astype(int)
+    np.add.at(counts, (weekend, local.hour, minutes.hour), 1)
+    weights = counts / 60
+    weights.flags.writeable = False
+    return weights
+
+
+def utc_profiles(
+    shares: pd.DataFrame, days: list[str], timezone: str
+) -> dict[tuple[str, str], str]:
+    """Each series' profile (JSON, :func:`cumulative_profile`) for each UTC day of ``days``,
+    from its local-hour ``shares`` (:func:`hourly_shares`) through :func:`local_hour_weights`:
+    ``{(series_id, day): profile}``. Days whose local hours match share their profiles."""
+    ids = shares.index.get_level_values("series_id").unique()
+    by_day_type = (
+        shares.reindex(pd.MultiIndex.from_product([ids, [False, True]]))
+        .to_numpy(dtype=float)
+        .reshape(len(ids), 2, HOURS)
+    )
+    made: dict[bytes, list[str]] = {}
+    profiles = {}
+    for day in days:
+        weights = local_hour_weights(day, timezone)
+        key = weights.tobytes()
+        if key not in made:
+            utc = np.einsum("swh,whu->su", by_day_type, weights)
+            made[key] = [json.dumps(cumulative_profile(row)) for row in utc]
+        profiles.update(zip([(uid, day) for uid in ids], made[key], strict=True))
+    return profiles
 
 
 def _bounds_90(forecasts: pd.DataFrame, interval: float) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ from numbers import Integral
 
 import pandas as pd
 
+from helpers.config import shop_zone
 from helpers.exceptions import SalescastError
 from helpers.forecast.expectations import EXPECTATIONS_TABLE, expectations_of_run
 from helpers.forecast.models import MODELS
@@ -78,6 +79,7 @@ def run_forecast(
     horizon: int = 28,
     folds: int = 3,
     run_id: str | None = None,
+    timezone: str | None = None,
     **forecast_kwargs,
 ) -> ForecastRun:
     """The forecasting step end to end: backtest, choose, reconcile and forecast every level
@@ -85,7 +87,9 @@ def run_forecast(
 
     ``forecast_kwargs`` go to :func:`helpers.forecast.selection.backtest_and_forecast`
     (``country``, by default the platform's ``SALESCAST_COUNTRY`` setting; ``level`` as
-    ``interval``; ``n_jobs``, ``progress``, ``models``, ...). When the lake holds a promotion
+    ``interval``; ``n_jobs``, ``progress``, ``models``, ...). ``timezone`` is the shop's (an
+    IANA name; by default the ``SALESCAST_TIMEZONE`` setting): the clock the expectations'
+    intraday profiles are learned on. When the lake holds a promotion
     plan (the ``promotions`` table), the share of each series' products on promotion is a
     known future regressor.
 
@@ -95,6 +99,7 @@ def run_forecast(
     >>> platform.query("SELECT * FROM forecasts WHERE run_id = ?", params=[run.run_id])  # doctest: +SKIP
     """
     _check_arguments(level, measure, horizon, folds, forecast_kwargs.get("seasonality_mode"))
+    timezone = shop_zone(timezone or platform.settings.timezone).key
     run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     platform.crawl()  # the latest partitions, and the views
     try:
@@ -129,7 +134,9 @@ def run_forecast(
     metrics = result.metrics.assign(level=result.metrics["unique_id"].map(levels), **labels)
     choices = result.choices.assign(level=result.choices["unique_id"].map(levels), **labels)
     periods = result.periods.assign(level=result.periods["unique_id"].map(levels), **labels)
-    expectations = expectations_of_run(platform, forecasts, daily, run_id, measure, interval)
+    expectations = expectations_of_run(
+        platform, forecasts, daily, run_id, measure, interval, timezone
+    )
     parameters = pd.DataFrame(
         [
             {
@@ -140,6 +147,7 @@ def run_forecast(
                 "freq": forecast_kwargs.get("freq", "D"),
                 "interval_width": interval,
                 "country": forecast_kwargs["country"] or "",
+                "timezone": timezone,
                 "reconciliation": result.reconciliation or "",
                 "regressors": "promotions" if regressors is not None else "",
                 "models": ", ".join(forecast_kwargs.get("models", MODELS)),

@@ -316,8 +316,16 @@ def _rewrite(node: exp.Expression) -> None:
     if isinstance(node, exp.Cast):
         _cast(node)
     elif isinstance(node, exp.AtTimeZone):
-        zone = _zone_argument(node.args["zone"], "INVALID_FUNCTION_ARGUMENT")
-        _at_zone(node, node.this, zone)
+        zone = node.args["zone"]
+        if not isinstance(zone, exp.Interval) and not (
+            isinstance(zone, exp.Literal) and zone.is_string
+        ):  # Trino's grammar: TIME ZONE string | TIME ZONE interval
+            raise QueryError(
+                "SYNTAX_ERROR",
+                f"AT TIME ZONE takes a string or an interval literal, not {zone.sql()}; "
+                "at_timezone(value, zone) takes a parameter or a column",
+            )
+        _at_zone(node, node.this, _zone_argument(zone, "INVALID_FUNCTION_ARGUMENT"))
     elif isinstance(node, exp.UnixToTime):
         _from_unixtime(node)
     elif isinstance(node, exp.FromISO8601Timestamp):

