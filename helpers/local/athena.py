@@ -333,9 +333,6 @@ class Athena(MaintainedViews):
             if table.db == _LATEST:
                 continue  # registered by _use_latest_rows
             target = _Object(table.db or database, table.name)
-            if target in done:
-                signatures.append(done[target])
-                continue
             try:
                 definition = self.catalog.get_table(target.database, target.name)
             except EntityNotFoundError:
@@ -347,6 +344,16 @@ class Athena(MaintainedViews):
                     column,
                 ) from None
             is_view = definition.get("TableType") == "VIRTUAL_VIEW"
+            locations = None if is_view else self._pruned(connection, table, definition)
+            if locations is not None:  # this reference reads its own view of some partitions
+                digest = hashlib.sha256("\n".join(sorted(locations)).encode()).hexdigest()[:12]
+                target = _Object(target.database, f"{target.name}__partitions_{digest}")
+                if not table.alias:  # columns qualified by the table's name still resolve
+                    table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+                table.set("this", exp.to_identifier(target.name, quoted=True))
+            if target in done:
+                signatures.append(done[target])
+                continue
             keep = materialize and is_view
             if is_view:
                 view_sql = definition["ViewOriginalText"]
@@ -366,7 +373,7 @@ class Athena(MaintainedViews):
                         self._maintained_aggregate(connection, view_tree, target.database) or body
                     )
             else:
-                objects = self._table_objects(definition)
+                objects = self._table_objects(definition, locations)
                 body = self._typed_source(definition, [path for path, _, _ in objects])
                 size = sum(object_size for _, object_size, _ in objects)
                 below = "\n".join(stamp for _, _, stamp in objects)
@@ -388,13 +395,50 @@ class Athena(MaintainedViews):
             registered[target] = state
         return scanned, "\n".join(signatures)
 
-    def _table_objects(self, definition: dict[str, Any]) -> list[tuple[str, int, str]]:
+    def _pruned(self, connection, table: exp.Table, definition: dict[str, Any]) -> set | None:
+        """The locations of the partitions a reference to an external table reads, as
+        Athena prunes them: those whose values satisfy the conjuncts of the WHERE that name
+        only partition keys (``_partition_conjuncts``). None if it reads every partition,
+        and where a conjunct cannot be evaluated on the values alone (the query reports it)."""
+        keys = [key["Name"] for key in definition.get("PartitionKeys", [])]
+        conjuncts = _partition_conjuncts(table, set(keys))
+        if not conjuncts:
+            return None
+        partitions = self.catalog.partitions(definition["DatabaseName"], definition["Name"])
+        if not partitions:
+            return None
+        rows = [
+            exp.Tuple(
+                expressions=[exp.Literal.number(index)]
+                + [exp.Literal.string(value) for value in partition["Values"]]
+            )
+            for index, partition in enumerate(partitions)
+        ]
+        columns = [exp.to_identifier("__index"), *(exp.to_identifier(k, quoted=True) for k in keys)]
+        values = exp.Values(
+            expressions=rows, alias=exp.TableAlias(this=exp.to_identifier("p"), columns=columns)
+        )
+        condition = exp.and_(*conjuncts)
+        for column in condition.find_all(exp.Column):
+            column.set("table", None)
+        query = exp.select("__index").from_(values).where(condition)
+        try:
+            found = connection.execute(self._translate(query, definition["DatabaseName"]))
+            indexes = [index for (index,) in found.fetchall()]
+        except (duckdb.Error, QueryError):
+            return None
+        return {partitions[index]["StorageDescriptor"]["Location"] for index in indexes}
+
+    def _table_objects(
+        self, definition: dict[str, Any], locations: set[str] | None = None
+    ) -> list[tuple[str, int, str]]:
         """The local path, size and signature (key, size, time) of every object of the
-        table's registered partitions (only those are visible, as on Athena)."""
-        return self._table_listing(definition)[0]
+        table's registered partitions (only those are visible, as on Athena), or of those of
+        them at ``locations``."""
+        return self._table_listing(definition, locations)[0]
 
     def _table_listing(
-        self, definition: dict[str, Any]
+        self, definition: dict[str, Any], locations: set[str] | None = None
     ) -> tuple[list[tuple[str, int, str]], dict[str, list[tuple[str, int]]]]:
         """``_table_objects``, and the compactions behind them: the local path of each
         compacted object -> [(local path of a source, its rows), ...] in row order. The
@@ -403,6 +447,7 @@ class Athena(MaintainedViews):
         registered_prefixes = {
             _key(partition["StorageDescriptor"]["Location"], self.bucket.name)
             for partition in self.catalog.partitions(definition["DatabaseName"], definition["Name"])
+            if locations is None or partition["StorageDescriptor"]["Location"] in locations
         }
         location = _key(definition["StorageDescriptor"]["Location"], self.bucket.name)
         listing, compacted = compaction.visible_objects(
@@ -507,6 +552,29 @@ class Athena(MaintainedViews):
             connection.close()
             self._local.connection = None
         self.db.close()
+
+
+def _partition_conjuncts(table: exp.Table, keys: set[str]) -> list[exp.Expression]:
+    """The conjuncts of the WHERE of the SELECT that reads ``table`` as its only source
+    which name partition keys of it and nothing else (no other column, subquery, parameter,
+    aggregate or window): what Athena prunes the table's partitions by. A conjunct of a
+    query over a view or a subquery of the table is not pushed down here (nor, for a
+    window over other keys such as orders_current's, by Trino)."""
+    select = table.parent.parent if isinstance(table.parent, exp.From) else None
+    if not isinstance(select, exp.Select) or select.args.get("joins") or not keys:
+        return []
+    where = select.args.get("where")
+    if where is None:
+        return []
+    conjuncts = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
+    names = {"", table.alias_or_name}
+    return [
+        conjunct.copy()
+        for conjunct in conjuncts
+        if conjunct.find(exp.Column)
+        and all(c.name in keys and c.table in names for c in conjunct.find_all(exp.Column))
+        and not conjunct.find(exp.Subquery, exp.Placeholder, exp.AggFunc, exp.Window)
+    ]
 
 
 def _is_composite(kind: pa.DataType) -> bool:
