@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import threading
@@ -96,6 +97,7 @@ CREATE TABLE IF NOT EXISTS executions (
     submitted REAL NOT NULL, completed REAL, rows INTEGER, data_scanned INTEGER
 );
 """
+log = logging.getLogger(__name__)
 _RESULTS = "__reused_results"
 HISTORY_DAYS = 45
 """Days Athena keeps a workgroup's query history (executions)."""
@@ -530,6 +532,11 @@ class Athena(MaintainedViews):
                 self._register(connection, registered, _parse(sql), database, sql, done)
             except (QueryError, duckdb.Error, UnreadableObject):
                 continue
+        for state in self._local.latest.values():  # here, not in queries: it takes seconds
+            try:
+                state.take_snapshots(connection)
+            except (duckdb.Error, OSError) as error:  # an object compacted away meanwhile
+                log.warning("snapshot of %s left to the next crawl: %s", state.directory, error)
         return views
 
     def describe(self, sql: str, database: str) -> list[dict[str, str]]:
