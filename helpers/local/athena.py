@@ -518,7 +518,9 @@ class Athena(MaintainedViews):
     def refresh(self, database: str) -> list[str]:
         """Bring what is maintained under every view of ``database`` up to date, as their
         first query would (the crawler's run calls this, so that a query after it finds
-        little left to merge). Returns the views; one that fails is left to its query."""
+        little left to merge), and take the snapshots of the latest rows that are due
+        (``_LatestRows.take_snapshots``). Returns the views; one that fails is left to its
+        query."""
         views = [
             table["Name"]
             for table in self.catalog.tables(database)
@@ -526,6 +528,7 @@ class Athena(MaintainedViews):
         ]
         connection, registered = self._connection()
         done: dict = {}
+        self._local.latest.clear()  # the states of this refresh only, not an older schema's
         for name in views:
             sql = f"SELECT * FROM {_quote(database)}.{_quote(name)}"
             try:

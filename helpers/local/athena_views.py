@@ -364,7 +364,9 @@ class _LatestRows:
     their keys alone: the older rows whose key hash they share, wherever they are, and the
     new rows are ranked together with the query's own window, and the losers are added to
     ``superseded``. The latest rows are then the visible objects minus the superseded
-    positions, read straight from the lake. When an object that was merged changes or is no
+    positions, read straight from the lake, or, for a partition the crawl has taken a
+    snapshot of (``take_snapshots``), its latest rows sorted by key minus the positions
+    superseded since. When an object that was merged changes or is no
     longer visible (its partition left the catalog), the state starts again from nothing.
 
     Several threads or processes may refresh the same state: a file lock makes them take
