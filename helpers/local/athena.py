@@ -272,6 +272,7 @@ class Athena(MaintainedViews):
         connection, registered = self._connection()
         try:
             scanned, _ = self._register(connection, registered, tree, database, sql, {})
+            _compare_timestamps_by_day(connection, tree, database)
             # an aggregate over orders_current (or any row-wise view of latest rows) is
             # combined from its kept partial results, as daily_sales is
             maintained = self.maintain_latest and self._maintained_aggregate(
@@ -585,6 +586,72 @@ def _partition_conjuncts(table: exp.Table, keys: set[str]) -> list[exp.Expressio
         and all(c.name in keys and c.table in names for c in conjunct.find_all(exp.Column))
         and not conjunct.find(exp.Subquery, exp.Placeholder, exp.AggFunc, exp.Window)
     ]
+
+
+_BY_DAY = {exp.GTE: (exp.GTE, 0), exp.GT: (exp.GTE, 1), exp.LT: (exp.LT, 0), exp.LTE: (exp.LT, 1)}
+_FLIPPED = {exp.GTE: exp.LTE, exp.GT: exp.LT, exp.LT: exp.GT, exp.LTE: exp.GTE}
+
+
+def _compare_timestamps_by_day(connection, tree: exp.Expression, database: str) -> None:
+    """``CAST(t AS DATE) >= d`` (or ``>``, ``<``, ``<=``, either way round; ``d`` a date)
+    where ``t`` is a timestamp column of the SELECT's only source becomes ``t >= CAST(d AS TIMESTAMP)``
+    (``+ INTERVAL '1' DAY`` for ``>`` and ``<=``): the same truth, NULLs included, but a
+    filter DuckDB checks against row-group statistics (``hourly_profile`` then reads only
+    the days it asks for). The sources must be registered in ``connection``."""
+    for select in list(tree.find_all(exp.Select)):
+        source, where = select.args.get("from_"), select.args.get("where")
+        if where is None or source is None or select.args.get("joins"):
+            continue
+        if not isinstance(source.this, exp.Table) or not isinstance(
+            source.this.this, exp.Identifier
+        ):
+            continue
+        table, types = source.this, None
+        for comparison in list(where.find_all(*_BY_DAY)):
+            if comparison.find_ancestor(exp.Select) is not select:
+                continue  # a subquery's
+            kind, left, right = type(comparison), comparison.this, comparison.expression
+            if _day_of(right, table) is not None:
+                kind, left, right = _FLIPPED[kind], right, left
+            column = _day_of(left, table)
+            if column is None or not _is_date(right) or right.find(exp.Column, exp.Select):
+                continue  # a varchar would be cast to a date, which may fail
+            if types is None:
+                name = f"{_quote(table.db or database)}.{_quote(table.name)}"
+                try:
+                    relation = connection.sql(f"SELECT * FROM {name}")
+                except duckdb.Error:  # a CTE's name
+                    break
+                types = {
+                    c.lower(): str(t) for c, t in zip(relation.columns, relation.types, strict=True)
+                }
+            if types.get(column.name.lower()) != "TIMESTAMP":
+                continue
+            operator, days = _BY_DAY[kind]
+            bound = exp.cast(right.copy(), "TIMESTAMP")
+            if days:
+                bound = exp.Add(
+                    this=bound,
+                    expression=exp.Interval(this=exp.Literal.string("1"), unit=exp.var("DAY")),
+                )
+            comparison.replace(operator(this=column.copy(), expression=bound))
+
+
+def _is_date(expression: exp.Expression) -> bool:
+    """Whether ``expression`` is a ``CAST(.. AS DATE)``, a ``DATE '..'`` or ``current_date``."""
+    if isinstance(expression, exp.CurrentDate):
+        return True
+    return type(expression) is exp.Cast and expression.to.is_type(exp.DataType.Type.DATE)
+
+
+def _day_of(expression: exp.Expression, table: exp.Table) -> exp.Column | None:
+    """The column of ``CAST(column AS DATE)`` over ``table``, else None."""
+    if not _is_date(expression) or isinstance(expression, exp.CurrentDate):
+        return None
+    column = expression.this
+    if isinstance(column, exp.Column) and column.table in ("", table.alias_or_name):
+        return column
+    return None
 
 
 def _is_composite(kind: pa.DataType) -> bool:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,7 +20,7 @@ import pytest
 
 import helpers
 from helpers.local import athena_views
-from helpers.local.athena import Athena
+from helpers.local.athena import Athena, _compare_timestamps_by_day, _parse
 from helpers.schema import LAKE_SCHEMA
 from tests.local.test_compaction import Lake
 from tests.local.test_maintained_aggregates import (
@@ -191,7 +192,7 @@ SNAPSHOTTING = textwrap.dedent(
     import sys
     from pathlib import Path
     from helpers.local import athena_views
-    from helpers.local.athena import Athena
+    from helpers.local.athena import Athena, _compare_timestamps_by_day, _parse
     from helpers.local.glue import Catalog
     from helpers.local.s3 import Bucket
 
@@ -239,3 +240,55 @@ def test_kill_9_while_another_process_takes_snapshots(platform, lake, every_part
     platform.crawl()
     files = {path.name for path in state_of(platform).glob("latest-*.parquet")}
     assert files == {s["file"] for s in snapshots(platform)}
+
+
+BY_DAY = [  # (condition, parameters, rewritten): the edges are rows at 23:59:59.999 and 00:00
+    (
+        "CAST(order_ts AS DATE) >= CAST(? AS DATE) AND CAST(order_ts AS DATE) < CAST(? AS DATE)",
+        ["2026-05-02", "2026-05-03"],
+        True,
+    ),
+    ("CAST(order_ts AS DATE) > DATE '2026-05-01'", None, True),
+    ("CAST(order_ts AS DATE) <= DATE '2026-05-01'", None, True),
+    ("DATE '2026-05-02' > CAST(order_ts AS DATE)", None, True),
+    (
+        "CAST(event_ts AS DATE) >= DATE '2026-05-01' AND (CAST(order_ts AS DATE) < DATE "
+        "'2026-05-02' OR quantity > 7)",
+        None,
+        True,
+    ),
+    ("CAST(order_ts AS DATE) = DATE '2026-05-02'", None, False),  # not a range
+    ("CAST(order_ts AS DATE) >= '2026-05-02'", None, False),  # a varchar, cast to a date
+]
+
+
+@pytest.mark.parametrize("snapshot", [False, True])
+@pytest.mark.parametrize(("condition", "params", "rewritten"), BY_DAY)
+def test_a_day_range_on_a_timestamp_is_compared_on_the_timestamp(
+    platform, lake, monkeypatch, snapshot, condition, params, rewritten
+):
+    """``CAST(t AS DATE)`` against a date becomes a comparison of ``t`` that row-group
+    statistics can skip by (hourly_profile's filter), with the same answers at the edges of
+    a day, over orders_current (with or without snapshots) and the raw table."""
+    for stamp in ("2026-05-01 23:59:59.999", "2026-05-02 00:00:00"):
+        row = lake._event(f"edge-{stamp}", "INSERT", 1)
+        row["order_ts"] = datetime.fromisoformat(stamp).replace(tzinfo=UTC)
+        lake.put(1, [row])
+    if snapshot:
+        monkeypatch.setattr(athena_views, "_SNAPSHOT_BYTES", 0)
+    platform.crawl()
+    assert bool(snapshots(platform)) == snapshot
+    for sql in (
+        f"SELECT order_id, quantity FROM orders_current WHERE {condition} ORDER BY order_id",
+        f"SELECT order_id, event_seq FROM orders_changes WHERE {condition} "
+        "ORDER BY order_id, event_seq",
+        f"WITH t AS (SELECT order_id, CAST(order_ts AS VARCHAR) AS order_ts, quantity, "
+        f"event_ts FROM orders_current) SELECT count(*) AS n FROM t WHERE {condition}",
+    ):
+        got = platform.athena.read_sql_query(sql, platform.settings.database, params)
+        assert_same(got, raw_answer(lake, sql, params))
+    tree = _parse(f"SELECT count(*) FROM orders_current WHERE {condition}")
+    connection, registered = platform.athena._connection()
+    platform.athena._register(connection, registered, tree, "sales", tree.sql(), {})
+    _compare_timestamps_by_day(connection, tree, "sales")
+    assert ("CAST(order_ts AS DATE)" not in tree.sql(dialect="trino")) == rewritten

@@ -274,7 +274,7 @@ def test_a_merge_reads_only_the_row_numbers_its_older_rows_span(platform, lake):
         ]
 
 
-def raw_answer(lake: Lake, sql: str) -> pd.DataFrame:
+def raw_answer(lake: Lake, sql: str, params: list | None = None) -> pd.DataFrame:
     """``sql`` in DuckDB over every row written, orders_changes with its partition keys
     (the lake partitions by order date) and the views as their plain SQL."""
     rows = pa.Table.from_pylist(lake.rows, schema=LAKE_SCHEMA)  # noqa: F841 (read by DuckDB)
@@ -286,7 +286,7 @@ def raw_answer(lake: Lake, sql: str) -> pd.DataFrame:
     )
     current = f"({CURRENT})"
     sql = sql.replace("orders_changes", "raw").replace("orders_current", current)
-    return connection.sql(sql.replace("daily_sales", f"({DAILY})")).df()
+    return connection.execute(sql.replace("daily_sales", f"({DAILY})"), params).df()
 
 
 RAW = "SELECT count(*) AS n, sum(quantity) AS q FROM orders_changes"
