@@ -11,7 +11,8 @@ and times them again, with the compaction and the views' move of their state.
 ``--week [CHANGES ...]`` instead writes lakes as compaction leaves them (objects of up to
 ``--object-rows`` changes, default 6 and 66 million changes: a week at 100 orders/s is the
 latter), crawls each, and times ``orders_current`` (count and sum, a named query, one order)
-and ``daily_sales`` in a new engine, then after new deliveries of ``--delivery`` changes.
+and ``daily_sales`` in a new engine, then after new deliveries of ``--delivery`` changes;
+and row queries over orders_current (a minute's orders, ``hourly_profile`` over a day).
 
     python -m benchmarks.compaction --week 6000000 66000000
 """
@@ -41,9 +42,12 @@ QUERIES = {
     "orders_current": "SELECT count(*) AS n, sum(quantity) AS q FROM orders_current",
     "daily_sales": "SELECT * FROM daily_sales",
 }
-WEEK_QUERIES = {  # beside QUERIES in --week
+WEEK_QUERIES = {  # beside QUERIES in --week; a query with parameters is (sql, parameters)
     "revenue_by_category_channel": queries.load("revenue_by_category_channel"),
     "one order": "SELECT * FROM orders_current WHERE order_id = 'o1000'",
+    "a minute's orders": "SELECT * FROM orders_current WHERE order_ts >= TIMESTAMP "
+    "'2026-05-04 10:00:00' AND order_ts < TIMESTAMP '2026-05-04 10:01:00'",
+    "hourly_profile, a day": (queries.load("hourly_profile"), ["2026-05-04", "2026-05-05"]),
 }
 _CHUNK = 1_048_576  # changes generated at once by week_changes
 
@@ -209,6 +213,14 @@ def write_week(platform, changes: int, days: int, object_rows: int, deliveries, 
     return deliver
 
 
+def _timed(engine, query: str | tuple[str, list], database: str) -> float:
+    """Seconds to run a query of WEEK_QUERIES."""
+    sql, parameters = (query, None) if isinstance(query, str) else query
+    started = time.perf_counter()
+    engine.read_sql_query(sql, database, parameters)
+    return time.perf_counter() - started
+
+
 def week(changes: int, days: int, object_rows: int, delivery: int) -> dict[str, dict]:
     """Times the queries over a lake of ``changes`` changes in large objects: in a new
     engine (the crawl has built the views' state) the first run and the best of two more,
@@ -223,24 +235,22 @@ def week(changes: int, days: int, object_rows: int, delivery: int) -> dict[str, 
         print(f"{changes:,} changes written in {time.perf_counter() - started:.0f} s", flush=True)
         started = time.perf_counter()
         platform.crawl()
-        print(f"crawl + first build of the views: {time.perf_counter() - started:.1f} s")
+        print(
+            f"crawl + first build of the views and snapshots: {time.perf_counter() - started:.1f} s"
+        )
         engine = Athena(
             platform.catalog, platform.bucket, Path(platform.settings.root) / "athena.sqlite"
         )
         times: dict[str, dict] = {}
         try:
-            for name, sql in queries.items():
+            for name, query in queries.items():
                 runs = []
                 for _ in range(3):
-                    started = time.perf_counter()
-                    engine.read_sql_query(sql, platform.settings.database)
-                    runs.append(time.perf_counter() - started)
+                    runs.append(_timed(engine, query, platform.settings.database))
                 times[name] = {"first": runs[0], "again": min(runs[1:])}
-            for name, sql in queries.items():
+            for name, query in queries.items():
                 deliver()
-                started = time.perf_counter()
-                engine.read_sql_query(sql, platform.settings.database)
-                times[name]["delivered"] = time.perf_counter() - started
+                times[name]["delivered"] = _timed(engine, query, platform.settings.database)
         finally:
             engine.close()
         for name, row in times.items():

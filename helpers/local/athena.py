@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import threading
@@ -96,6 +97,7 @@ CREATE TABLE IF NOT EXISTS executions (
     submitted REAL NOT NULL, completed REAL, rows INTEGER, data_scanned INTEGER
 );
 """
+log = logging.getLogger(__name__)
 _RESULTS = "__reused_results"
 HISTORY_DAYS = 45
 """Days Athena keeps a workgroup's query history (executions)."""
@@ -270,6 +272,7 @@ class Athena(MaintainedViews):
         connection, registered = self._connection()
         try:
             scanned, _ = self._register(connection, registered, tree, database, sql, {})
+            _compare_timestamps_by_day(connection, tree, database)
             # an aggregate over orders_current (or any row-wise view of latest rows) is
             # combined from its kept partial results, as daily_sales is
             maintained = self.maintain_latest and self._maintained_aggregate(
@@ -333,9 +336,6 @@ class Athena(MaintainedViews):
             if table.db == _LATEST:
                 continue  # registered by _use_latest_rows
             target = _Object(table.db or database, table.name)
-            if target in done:
-                signatures.append(done[target])
-                continue
             try:
                 definition = self.catalog.get_table(target.database, target.name)
             except EntityNotFoundError:
@@ -347,6 +347,16 @@ class Athena(MaintainedViews):
                     column,
                 ) from None
             is_view = definition.get("TableType") == "VIRTUAL_VIEW"
+            locations = None if is_view else self._pruned(connection, table, definition)
+            if locations is not None:  # this reference reads its own view of some partitions
+                digest = hashlib.sha256("\n".join(sorted(locations)).encode()).hexdigest()[:12]
+                target = _Object(target.database, f"{target.name}__partitions_{digest}")
+                if not table.alias:  # columns qualified by the table's name still resolve
+                    table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+                table.set("this", exp.to_identifier(target.name, quoted=True))
+            if target in done:
+                signatures.append(done[target])
+                continue
             keep = materialize and is_view
             if is_view:
                 view_sql = definition["ViewOriginalText"]
@@ -366,7 +376,7 @@ class Athena(MaintainedViews):
                         self._maintained_aggregate(connection, view_tree, target.database) or body
                     )
             else:
-                objects = self._table_objects(definition)
+                objects = self._table_objects(definition, locations)
                 body = self._typed_source(definition, [path for path, _, _ in objects])
                 size = sum(object_size for _, object_size, _ in objects)
                 below = "\n".join(stamp for _, _, stamp in objects)
@@ -388,13 +398,50 @@ class Athena(MaintainedViews):
             registered[target] = state
         return scanned, "\n".join(signatures)
 
-    def _table_objects(self, definition: dict[str, Any]) -> list[tuple[str, int, str]]:
+    def _pruned(self, connection, table: exp.Table, definition: dict[str, Any]) -> set | None:
+        """The locations of the partitions a reference to an external table reads, as
+        Athena prunes them: those whose values satisfy the conjuncts of the WHERE that name
+        only partition keys (``_partition_conjuncts``). None if it reads every partition,
+        and where a conjunct cannot be evaluated on the values alone (the query reports it)."""
+        keys = [key["Name"] for key in definition.get("PartitionKeys", [])]
+        conjuncts = _partition_conjuncts(table, set(keys))
+        if not conjuncts:
+            return None
+        partitions = self.catalog.partitions(definition["DatabaseName"], definition["Name"])
+        if not partitions:
+            return None
+        rows = [
+            exp.Tuple(
+                expressions=[exp.Literal.number(index)]
+                + [exp.Literal.string(value) for value in partition["Values"]]
+            )
+            for index, partition in enumerate(partitions)
+        ]
+        columns = [exp.to_identifier("__index"), *(exp.to_identifier(k, quoted=True) for k in keys)]
+        values = exp.Values(
+            expressions=rows, alias=exp.TableAlias(this=exp.to_identifier("p"), columns=columns)
+        )
+        condition = exp.and_(*conjuncts)
+        for column in condition.find_all(exp.Column):
+            column.set("table", None)
+        query = exp.select("__index").from_(values).where(condition)
+        try:
+            found = connection.execute(self._translate(query, definition["DatabaseName"]))
+            indexes = [index for (index,) in found.fetchall()]
+        except (duckdb.Error, QueryError):
+            return None
+        return {partitions[index]["StorageDescriptor"]["Location"] for index in indexes}
+
+    def _table_objects(
+        self, definition: dict[str, Any], locations: set[str] | None = None
+    ) -> list[tuple[str, int, str]]:
         """The local path, size and signature (key, size, time) of every object of the
-        table's registered partitions (only those are visible, as on Athena)."""
-        return self._table_listing(definition)[0]
+        table's registered partitions (only those are visible, as on Athena), or of those of
+        them at ``locations``."""
+        return self._table_listing(definition, locations)[0]
 
     def _table_listing(
-        self, definition: dict[str, Any]
+        self, definition: dict[str, Any], locations: set[str] | None = None
     ) -> tuple[list[tuple[str, int, str]], dict[str, list[tuple[str, int]]]]:
         """``_table_objects``, and the compactions behind them: the local path of each
         compacted object -> [(local path of a source, its rows), ...] in row order. The
@@ -403,6 +450,7 @@ class Athena(MaintainedViews):
         registered_prefixes = {
             _key(partition["StorageDescriptor"]["Location"], self.bucket.name)
             for partition in self.catalog.partitions(definition["DatabaseName"], definition["Name"])
+            if locations is None or partition["StorageDescriptor"]["Location"] in locations
         }
         location = _key(definition["StorageDescriptor"]["Location"], self.bucket.name)
         listing, compacted = compaction.visible_objects(
@@ -471,7 +519,9 @@ class Athena(MaintainedViews):
     def refresh(self, database: str) -> list[str]:
         """Bring what is maintained under every view of ``database`` up to date, as their
         first query would (the crawler's run calls this, so that a query after it finds
-        little left to merge). Returns the views; one that fails is left to its query."""
+        little left to merge), and take the snapshots of the latest rows that are due
+        (``_LatestRows.take_snapshots``). Returns the views; one that fails is left to its
+        query."""
         views = [
             table["Name"]
             for table in self.catalog.tables(database)
@@ -479,12 +529,18 @@ class Athena(MaintainedViews):
         ]
         connection, registered = self._connection()
         done: dict = {}
+        self._local.latest.clear()  # the states of this refresh only, not an older schema's
         for name in views:
             sql = f"SELECT * FROM {_quote(database)}.{_quote(name)}"
             try:
                 self._register(connection, registered, _parse(sql), database, sql, done)
             except (QueryError, duckdb.Error, UnreadableObject):
                 continue
+        for state in self._local.latest.values():  # here, not in queries: it takes seconds
+            try:
+                state.take_snapshots(connection)
+            except (duckdb.Error, OSError) as error:  # an object compacted away meanwhile
+                log.warning("snapshot of %s left to the next crawl: %s", state.directory, error)
         return views
 
     def describe(self, sql: str, database: str) -> list[dict[str, str]]:
@@ -507,6 +563,95 @@ class Athena(MaintainedViews):
             connection.close()
             self._local.connection = None
         self.db.close()
+
+
+def _partition_conjuncts(table: exp.Table, keys: set[str]) -> list[exp.Expression]:
+    """The conjuncts of the WHERE of the SELECT that reads ``table`` as its only source
+    which name partition keys of it and nothing else (no other column, subquery, parameter,
+    aggregate or window): what Athena prunes the table's partitions by. A conjunct of a
+    query over a view or a subquery of the table is not pushed down here (nor, for a
+    window over other keys such as orders_current's, by Trino)."""
+    select = table.parent.parent if isinstance(table.parent, exp.From) else None
+    if not isinstance(select, exp.Select) or select.args.get("joins") or not keys:
+        return []
+    where = select.args.get("where")
+    if where is None:
+        return []
+    conjuncts = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
+    names = {"", table.alias_or_name}
+    return [
+        conjunct.copy()
+        for conjunct in conjuncts
+        if conjunct.find(exp.Column)
+        and all(c.name in keys and c.table in names for c in conjunct.find_all(exp.Column))
+        and not conjunct.find(exp.Subquery, exp.Placeholder, exp.AggFunc, exp.Window)
+    ]
+
+
+_BY_DAY = {exp.GTE: (exp.GTE, 0), exp.GT: (exp.GTE, 1), exp.LT: (exp.LT, 0), exp.LTE: (exp.LT, 1)}
+_FLIPPED = {exp.GTE: exp.LTE, exp.GT: exp.LT, exp.LT: exp.GT, exp.LTE: exp.GTE}
+
+
+def _compare_timestamps_by_day(connection, tree: exp.Expression, database: str) -> None:
+    """``CAST(t AS DATE) >= d`` (or ``>``, ``<``, ``<=``, either way round; ``d`` a date)
+    where ``t`` is a timestamp column of the SELECT's only source becomes ``t >= CAST(d AS TIMESTAMP)``
+    (``+ INTERVAL '1' DAY`` for ``>`` and ``<=``): the same truth, NULLs included, but a
+    filter DuckDB checks against row-group statistics (``hourly_profile`` then reads only
+    the days it asks for). The sources must be registered in ``connection``."""
+    for select in list(tree.find_all(exp.Select)):
+        source, where = select.args.get("from_"), select.args.get("where")
+        if where is None or source is None or select.args.get("joins"):
+            continue
+        if not isinstance(source.this, exp.Table) or not isinstance(
+            source.this.this, exp.Identifier
+        ):
+            continue
+        table, types = source.this, None
+        for comparison in list(where.find_all(*_BY_DAY)):
+            if comparison.find_ancestor(exp.Select) is not select:
+                continue  # a subquery's
+            kind, left, right = type(comparison), comparison.this, comparison.expression
+            if _day_of(right, table) is not None:
+                kind, left, right = _FLIPPED[kind], right, left
+            column = _day_of(left, table)
+            if column is None or not _is_date(right) or right.find(exp.Column, exp.Select):
+                continue  # a varchar would be cast to a date, which may fail
+            if types is None:
+                name = f"{_quote(table.db or database)}.{_quote(table.name)}"
+                try:
+                    relation = connection.sql(f"SELECT * FROM {name}")
+                except duckdb.Error:  # a CTE's name
+                    break
+                types = {
+                    c.lower(): str(t) for c, t in zip(relation.columns, relation.types, strict=True)
+                }
+            if types.get(column.name.lower()) != "TIMESTAMP":
+                continue
+            operator, days = _BY_DAY[kind]
+            bound = exp.cast(right.copy(), "TIMESTAMP")
+            if days:
+                bound = exp.Add(
+                    this=bound,
+                    expression=exp.Interval(this=exp.Literal.string("1"), unit=exp.var("DAY")),
+                )
+            comparison.replace(operator(this=column.copy(), expression=bound))
+
+
+def _is_date(expression: exp.Expression) -> bool:
+    """Whether ``expression`` is a ``CAST(.. AS DATE)``, a ``DATE '..'`` or ``current_date``."""
+    if isinstance(expression, exp.CurrentDate):
+        return True
+    return type(expression) is exp.Cast and expression.to.is_type(exp.DataType.Type.DATE)
+
+
+def _day_of(expression: exp.Expression, table: exp.Table) -> exp.Column | None:
+    """The column of ``CAST(column AS DATE)`` over ``table``, else None."""
+    if not _is_date(expression) or isinstance(expression, exp.CurrentDate):
+        return None
+    column = expression.this
+    if isinstance(column, exp.Column) and column.table in ("", table.alias_or_name):
+        return column
+    return None
 
 
 def _is_composite(kind: pa.DataType) -> bool:

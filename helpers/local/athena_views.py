@@ -50,6 +50,9 @@ _VIRTUAL_COLUMNS = {"filename", "file_row_number"}
 _MAX_BATCHES = 64
 _MAX_AGGREGATES = 64  # aggregates whose partial results a latest-row state keeps
 _AGGREGATE_GRACE_S = 300.0  # partial results used this recently are kept whatever their rank
+_SNAPSHOT_BYTES = 32 << 20  # merged objects of a partition outside its snapshot (about a
+# million changes) that make the crawl's refresh write its latest rows again (take_snapshots)
+_SNAPSHOT_GROUP_ROWS = 131_072  # rows per row group of a snapshot
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class MaintainedViews:
             )
             if superseded is None:
                 continue
-            body = state.body([path for path, _, _ in objects], superseded)
+            body = state.latest_body()
             signature = hashlib.sha256(body.encode()).hexdigest()
             target = _Object(_LATEST, state.directory.name)
             if registered.get(target) != (signature, False):
@@ -361,7 +364,9 @@ class _LatestRows:
     their keys alone: the older rows whose key hash they share, wherever they are, and the
     new rows are ranked together with the query's own window, and the losers are added to
     ``superseded``. The latest rows are then the visible objects minus the superseded
-    positions, read straight from the lake. When an object that was merged changes or is no
+    positions, read straight from the lake, or, for a partition the crawl has taken a
+    snapshot of (``take_snapshots``), its latest rows sorted by key minus the positions
+    superseded since. When an object that was merged changes or is no
     longer visible (its partition left the catalog), the state starts again from nothing.
 
     Several threads or processes may refresh the same state: a file lock makes them take
@@ -435,6 +440,86 @@ class _LatestRows:
         if not superseded:
             return source
         return f"{source} WHERE {_POSITION} NOT IN (SELECT pos FROM {_parquet(superseded)})"
+
+    def latest_body(self) -> str:
+        """SQL of the latest rows as the last refresh left them: each partition's valid
+        snapshot (``take_snapshots``) and the objects merged outside one, but the rows
+        superseded since (only the batches after the oldest snapshot or outside object are
+        read: a row is superseded by its own merge or a later one)."""
+        manifest = self.manifest
+        snapshots = _valid_snapshots(manifest)
+        if not snapshots:
+            return self.body(self.paths, self.superseded)
+        covered = {path for snapshot in snapshots for path in snapshot["objects"]}
+        outside = [path for path in self.paths if path not in covered]
+        merged_by = {path: i for i, b in enumerate(manifest["batches"]) for path in b["objects"]}
+        start = min(
+            [len(snapshot["batches"]) for snapshot in snapshots]
+            + [merged_by.get(path, 0) for path in outside]
+        )
+        files = [str(self.directory / snapshot["file"]) for snapshot in snapshots]
+        parts = [f"SELECT * FROM {_parquet(files)}"]
+        if outside:
+            parts.append(self.source(outside, not self._one_schema(manifest, outside)))
+        source = " UNION ALL ".join(f"({part})" for part in parts)
+        source = f"SELECT * EXCLUDE ({_POSITION}) FROM ({source})"
+        recent = [
+            str(self.directory / f"superseded-{b['id']}.parquet")
+            for b in manifest["batches"][start:]
+            if b["superseded"]
+        ]
+        if not recent:
+            return source
+        return f"{source} WHERE {_POSITION} NOT IN (SELECT pos FROM {_parquet(recent)})"
+
+    def take_snapshots(self, connection) -> list[str]:
+        """Write the latest rows of each partition whose merged objects outside a valid
+        snapshot take ``_SNAPSHOT_BYTES`` or more as one Parquet file sorted by key (row
+        groups whose statistics let DuckDB skip all but a key's, and a day's by time), so
+        that a query reads those rows without the history's superseded positions. A
+        snapshot stays valid while the batches it saw are the first of the state's (a
+        compaction of the lake or of the state, or a new start, ends it; the next crawl
+        takes it again). Returns the partitions (folders) taken."""
+        taken = []
+        with open(self.directory / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            manifest = self._manifest()
+            before = manifest.get("snapshots", [])
+            snapshots = _valid_snapshots(manifest)
+            covered = {path for snapshot in snapshots for path in snapshot["objects"]}
+            folders: dict[str, list[str]] = {}
+            for path in sorted(manifest["objects"]):
+                folders.setdefault(path[: path.rfind("/") + 1], []).append(path)
+            ids = [batch["id"] for batch in manifest["batches"]]
+            superseded = self._files(manifest, "superseded")
+            keys = ", ".join(_quote(key) for key in self.keys)
+            for folder, paths in folders.items():
+                outside = [path for path in paths if path not in covered]
+                if not outside or sum(map(os.path.getsize, outside)) < _SNAPSHOT_BYTES:
+                    continue
+                name = f"latest-{uuid.uuid4().hex[:12]}.parquet"
+                rows = self.source(paths, not self._one_schema(manifest, paths))
+                if superseded:
+                    rows = (
+                        f"{rows} WHERE {_POSITION} NOT IN (SELECT pos FROM {_parquet(superseded)})"
+                    )
+                connection.execute(
+                    f"COPY (SELECT * FROM ({rows}) ORDER BY {keys}, {_POSITION}) TO "
+                    f"{sql_literal(str(self.directory / name))} "
+                    f"(FORMAT parquet, ROW_GROUP_SIZE {_SNAPSHOT_GROUP_ROWS})"
+                )
+                snapshots = [s for s in snapshots if s["partition"] != folder]
+                snapshots.append(
+                    {"file": name, "partition": folder, "objects": paths, "batches": ids}
+                )
+                taken.append(folder)
+            if snapshots != before:
+                self._save({**manifest, "snapshots": snapshots})
+            kept = {snapshot["file"] for snapshot in snapshots + before}
+            for path in self.directory.glob("latest-*.parquet"):  # one round later, and
+                if path.name not in kept:  # what a killed write left
+                    path.unlink(missing_ok=True)
+        return taken
 
     def _merge(self, connection, manifest: dict, new: list[str]) -> None:
         """Merge the objects ``new``: first by key hashes and positions alone (cheap), then
@@ -532,6 +617,7 @@ class _LatestRows:
             "objects": {p: s for p, s in manifest["objects"].items() if p not in gone},
             "schemas": {p: s for p, s in manifest["schemas"].items() if p not in gone},
             "batches": manifest["batches"],
+            "snapshots": manifest.get("snapshots", []),  # their files go one round later
         }
         kept["objects"].update((output, objects[output]) for output in outputs)
         kept["schemas"].update((output, _schema_fingerprint(output)) for output in outputs)
@@ -578,7 +664,7 @@ class _LatestRows:
                 kept = {**kept, "applied": [batches[0]["id"]]}  # the same rows, moved
             if not kept["applied"] or ids[: len(kept["applied"])] != kept["applied"]:
                 kept = {"applied": ids, "files": [], "types": {}}
-                leaf = self.body(self.paths, self.superseded)
+                leaf = self.latest_body()
                 self._partial(connection, directory, kept, partial, delta, leaf, groups, 1)
             pending = batches[len(kept["applied"]) :]
             for batch in pending:
@@ -762,14 +848,14 @@ class _LatestRows:
             for b in manifest["batches"] + batches
             for kind in ("keys", "superseded")
             for suffix in ("parquet", "npy")
-        }
+        } | {snapshot["file"] for snapshot in manifest.get("snapshots", [])}
         for pattern in ("*.parquet", "*.npy", "*.npy.*.tmp"):  # a killed index write's too
             for path in self.directory.glob(pattern):
                 if path.name not in kept:
                     path.unlink(missing_ok=True)
         if not batches:
             return {"objects": {}, "schemas": {}, "batches": []}
-        return {**manifest, "batches": batches}
+        return {**manifest, "batches": batches, "snapshots": []}
 
     @staticmethod
     def _one_schema(manifest: dict, paths: list[str]) -> bool:
@@ -793,6 +879,18 @@ class _LatestRows:
 
     def _save(self, manifest: dict) -> None:
         _write_json(self.directory / "manifest.json", manifest)
+
+
+def _valid_snapshots(manifest: dict) -> list[dict]:
+    """The snapshots of a latest-row state that still hold its latest rows but those
+    superseded since: the batches each saw are still the first of the state's."""
+    ids = [batch["id"] for batch in manifest["batches"]]
+    return [
+        snapshot
+        for snapshot in manifest.get("snapshots", [])
+        if ids[: len(snapshot["batches"])] == snapshot["batches"]
+        and all(path in manifest["objects"] for path in snapshot["objects"])
+    ]
 
 
 def _among(ordered: np.ndarray, values: np.ndarray) -> list[int]:

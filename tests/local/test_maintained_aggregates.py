@@ -24,7 +24,7 @@ from helpers import queries
 from helpers.local import athena_views
 from helpers.local.athena import Athena, QueryError
 from helpers.schema import LAKE_SCHEMA
-from tests.local.test_compaction import CURRENT, Lake
+from tests.local.test_compaction import CURRENT, DAILY, Lake
 
 AGGREGATES = [  # {current} is orders_current, or its SQL over the raw rows
     "SELECT count(*) AS n, sum(quantity) AS q FROM {current}",
@@ -272,3 +272,78 @@ def test_a_merge_reads_only_the_row_numbers_its_older_rows_span(platform, lake):
         assert [order_id for (order_id,) in got] == [
             f"span-{i}" for i in range(first, min(last, 4) + 1)
         ]
+
+
+def raw_answer(lake: Lake, sql: str, params: list | None = None) -> pd.DataFrame:
+    """``sql`` in DuckDB over every row written, orders_changes with its partition keys
+    (the lake partitions by order date) and the views as their plain SQL."""
+    rows = pa.Table.from_pylist(lake.rows, schema=LAKE_SCHEMA)  # noqa: F841 (read by DuckDB)
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute(
+        "CREATE VIEW raw AS SELECT *, strftime(order_ts, '%Y') AS year, "
+        "strftime(order_ts, '%m') AS month, strftime(order_ts, '%d') AS day FROM rows"
+    )
+    current = f"({CURRENT})"
+    sql = sql.replace("orders_changes", "raw").replace("orders_current", current)
+    return connection.execute(sql.replace("daily_sales", f"({DAILY})"), params).df()
+
+
+RAW = "SELECT count(*) AS n, sum(quantity) AS q FROM orders_changes"
+LATEST_OF_A_DAY = (  # the latest rows of one day's partition; Trino prunes the inner WHERE
+    "SELECT count(*) AS n, sum(quantity) AS q FROM (SELECT *, row_number() OVER "
+    "(PARTITION BY order_id ORDER BY event_seq DESC) AS newest FROM orders_changes{inner}) "
+    "WHERE newest = 1 AND event_name <> 'REMOVE'{outer}"
+)
+
+
+@pytest.mark.parametrize(
+    ("sql", "days"),
+    [  # days: the partitions (day=) the query reads, all of them if None
+        (f"{RAW} WHERE day = '01'", {"01"}),
+        (f"{RAW} WHERE day IN ('01', '03')", {"01", "03"}),
+        (f"{RAW} WHERE day < '02'", {"01"}),  # the edge: below the bad day
+        (f"{RAW} WHERE day <= '02'", None),  # the edge: up to it
+        (f"{RAW} WHERE day = '02'", None),
+        (
+            f"{RAW} WHERE year = '2026' AND month = '05' AND day <> '02' AND quantity > 2",
+            {"01", "03"},
+        ),
+        (f"{RAW} AS t WHERE t.day = '03' AND (t.quantity > 2 OR t.day = '02')", {"03"}),
+        (f"{RAW} WHERE CAST(day AS integer) * 2 > 5", {"03"}),
+        (f"{RAW} WHERE day = '01' OR quantity > 2", None),  # not a condition on days alone
+        (f"{RAW} WHERE quantity > 2", None),
+        (RAW, None),
+        (LATEST_OF_A_DAY.format(inner=" WHERE day = '01'", outer=""), {"01"}),
+        (LATEST_OF_A_DAY.format(inner="", outer=" AND day = '01'"), None),  # after the window
+        ("SELECT count(*) AS n FROM orders_current WHERE order_ts < TIMESTAMP '2026-05-02'", None),
+        ("SELECT count(*) AS n, sum(quantity) AS q FROM orders_current", None),
+        (
+            "SELECT product_id, units, revenue FROM daily_sales WHERE ds = DATE '2026-05-01' ORDER BY product_id",
+            None,
+        ),
+        (
+            "SELECT product_id, sum(units) AS units FROM daily_sales GROUP BY product_id "
+            "ORDER BY product_id",
+            None,
+        ),
+    ],
+)
+def test_a_corrupt_object_fails_only_the_queries_that_read_its_partition(platform, lake, sql, days):
+    """Athena prunes a table's partitions by the WHERE on its partition keys and raises
+    HIVE_BAD_DATA, naming the object and the fix, only when a query reads it. A filter on
+    orders_current or an aggregate over it prunes nothing (it is applied after the latest row
+    per order is found, which reads every partition), so they fail whatever the day."""
+    want = raw_answer(lake, sql)
+    assert_aggregates_are_the_raw_rows(platform, lake)
+    stray = "sales/year=2026/month=05/day=02/stray.parquet"
+    platform.bucket.put_object(stray, b"not parquet at all")
+    if days is None:
+        with pytest.raises(QueryError) as error:
+            platform.query(sql)
+        assert error.value.code == "HIVE_BAD_DATA" and stray in str(error.value)
+        assert "remove or replace the object" in str(error.value)
+    else:
+        assert_same(platform.query(sql), want)
+    platform.bucket.delete_objects(stray)
+    assert_same(platform.query(sql), want)
