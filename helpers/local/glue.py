@@ -5,7 +5,10 @@ format, parameters), partitions and views durably, in the shapes Glue's API uses
 (``TableInput``, ``PartitionInput``), so the SQL engine and the notebooks see what Athena sees.
 The crawler walks a table's S3 location as Glue's does: it infers the schema from the Parquet
 footers, creates the table the first time, adds partitions it has not seen (``year=/month=/day=``
-folders), and applies the schema change policy when new columns appear. Each run is recorded.
+folders), and applies the schema change policy when new columns appear, in a new partition or
+in an object written since the last run into a known one (Glue's default recrawl policy,
+``CRAWL_EVERYTHING``, looks at every folder; this reads the footers new since). Each run is
+recorded.
 
 Not emulated: classifiers other than Parquet, crawling JDBC or DynamoDB targets, table
 versions (a table is updated in place, its ``VersionId`` counted), partition indexes, column
@@ -298,7 +301,8 @@ class Crawler:
         """Crawl once: create or update the table, add new partitions; returns what it did."""
         result = CrawlResult(self.name, datetime.now(UTC), datetime.now(UTC))
         self.catalog.create_database(self.database)
-        folders = self._partition_folders()
+        since = self._last_started()
+        folders, written = self._partition_folders(since)
         try:
             table = self.catalog.get_table(self.database, self.table)
         except EntityNotFoundError:
@@ -312,10 +316,13 @@ class Crawler:
             if schema is not None:
                 self.catalog.create_table(self.database, self._table_input(schema, partition_names))
                 result.tables_created.append(self.table)
-        elif new:
-            schema = self._schema(new, result)[0]
-            if schema is not None:
-                self._apply_schema_change(table, schema, result)
+        else:  # new partitions, and objects written since the last crawl into known ones
+            schemas = [self._schema(new, result)[0]] if new else []
+            schemas += self._footers([key for values, key in written if values in known], result)
+            schemas = [schema for schema in schemas if schema is not None]
+            if schemas:
+                unified = pa.unify_schemas(schemas, promote_options="permissive")
+                self._apply_schema_change(table, unified, result)
         unreadable = {values for values, keys in folders.items() if len(keys) == 1}
         folders = {values: keys for values, keys in folders.items() if values not in unreadable}
         new = {values: keys for values, keys in new.items() if values not in unreadable}
@@ -347,9 +354,14 @@ class Crawler:
             )
         return result
 
-    def _partition_folders(self) -> dict[tuple[str, ...], list[str]]:
-        """Partition values -> [the partition's folder key, its object keys...]."""
+    def _partition_folders(
+        self, since: float | None
+    ) -> tuple[dict[tuple[str, ...], list[str]], list[tuple[tuple[str, ...], str]]]:
+        """Partition values -> [the partition's folder key, its object keys...], and the
+        partition values and key of each object written at or after ``since`` (epoch seconds;
+        none when None)."""
         folders: dict[tuple[str, ...], list[str]] = {}
+        written = []
         for info in self.bucket.list_objects(self.prefix):
             relative = info.key[len(self.prefix) :].split("/")[:-1]
             if not relative or not all("=" in part for part in relative):
@@ -357,7 +369,27 @@ class Crawler:
             values = tuple(part.split("=", 1)[1] for part in relative)
             folder = self.prefix + "/".join(relative) + "/"
             folders.setdefault(values, [folder]).append(info.key)
-        return folders
+            if since is not None and info.last_modified.timestamp() >= since:
+                written.append((values, info.key))
+        return folders, written
+
+    def _last_started(self) -> float | None:
+        """When this crawler's last recorded run started (epoch seconds), None before one."""
+        return self.catalog.db.scalar(
+            "SELECT max(started) FROM crawls WHERE crawler = ?", (self.name,)
+        )
+
+    def _footers(self, keys: list[str], result: CrawlResult) -> list[pa.Schema]:
+        """The schemas of objects written into known partitions since the last crawl (each
+        footer read: a new column can come with any object, as with Glue's default
+        ``CRAWL_EVERYTHING``); unreadable ones are reported in ``result`` by their key."""
+        schemas = []
+        for key in keys:
+            try:
+                schemas.append(pq.read_schema(self.bucket.local_path(key)))
+            except (pa.ArrowInvalid, OSError) as error:
+                result.messages.append(f"unreadable object {self.bucket.uri(key)}: {error}")
+        return schemas
 
     def _schema(
         self, folders: dict[tuple[str, ...], list[str]], result: CrawlResult

@@ -80,16 +80,34 @@ def test_new_columns_follow_the_schema_change_policy(lake):
     columns = crawler(lake).catalog.get_table("sales", "orders_changes")["StorageDescriptor"]
     assert "coupon" not in [c["Name"] for c in columns["Columns"]]
 
-    write_object_with_a_new_column(lake)  # the partition is known now; a new one is needed
-    lake.bucket.put_object(
-        "sales/year=2030/month=01/day=02/extra.parquet",
-        lake.bucket.get_object("sales/year=2030/month=01/day=01/extra.parquet"),
-    )
+    write_object_with_a_new_column(lake)  # written again, into a partition known now
     updated = crawler(lake).run()
     assert updated.tables_updated == ["orders_changes"]
     table = crawler(lake).catalog.get_table("sales", "orders_changes")
     assert table["StorageDescriptor"]["Columns"][-1] == {"Name": "coupon", "Type": "string"}
     assert table["VersionId"] == "2"
+
+
+def test_a_new_column_in_a_crawled_partition_is_found_by_the_next_crawl(lake):
+    """Every object written since the last crawl is read (its footer), wherever it lands;
+    objects read by an earlier crawl are not read again."""
+    crawler(lake).run()
+    first = lake.lake_objects().key[0]
+    table = pq.read_table(lake.bucket.local_path(first))
+    table = table.append_column("coupon", pa.array(["SAVE10"] * table.num_rows))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    folder = first.rsplit("/", 1)[0]
+    lake.bucket.put_object(f"{folder}/other-producer.parquet", sink.getvalue().to_pybytes())
+    lake.bucket.put_object(f"{folder}/broken.parquet", b"not parquet")
+    found = crawler(lake).run()
+    assert found.tables_updated == ["orders_changes"] and found.partitions_added == 0
+    assert "columns added: coupon (string)" in found.messages
+    assert any(f"{folder}/broken.parquet" in message for message in found.messages)
+    assert crawler(lake).run().messages == []  # read once: the next crawl has nothing new
+    lake.bucket.delete_object(f"{folder}/broken.parquet")  # else SQL over it fails, as Athena
+    coupons = lake.query("SELECT coupon, count(*) AS n FROM orders_changes GROUP BY 1 ORDER BY 1")
+    assert coupons.coupon.tolist() == ["SAVE10", None]
 
 
 def test_an_empty_lake_creates_nothing(tmp_path):
