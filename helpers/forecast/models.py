@@ -466,8 +466,14 @@ def _series_prophet():
             rows = self.dates.rows(dates)
             if rows is None:
                 return super().make_holiday_features(dates, holidays)
+            content = self.dates.table(  # once per frame: the fit's and forecast's often agree
+                ("holiday content", id(holidays)),
+                lambda _: pd.util.hash_pandas_object(holidays, index=False).to_numpy().tobytes(),
+                keep=holidays,
+            )
+            key = ("holidays", tuple(holidays.columns), content)
             make = functools.partial(super().make_holiday_features, holidays=holidays)
-            table, scales, names = self.dates.table(("holidays", id(holidays)), make, holidays)
+            table, scales, names = self.dates.table(key, make)
             if self.train_holiday_names is None:  # what Prophet's own method records
                 self.train_holiday_names = pd.Series(names)
             return table.iloc[rows].reset_index(drop=True), list(scales), list(names)

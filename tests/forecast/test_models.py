@@ -635,6 +635,6 @@ def test_prophet_with_date_features_made_once_fits_and_forecasts_as_prophet_does
         for name in ("k", "m", "delta", "beta"):
             np.testing.assert_array_equal(ours.params[name], prophets.params[name])
         np.testing.assert_array_equal(prophet_yhat(ours, future), prophet_yhat(prophets, future))
-    # yearly, weekly, and the holiday frame with its features at the fits and at the forecasts
-    # (trimmed to the fit's holidays), each made once over both cutoffs
-    assert len(tables._tables) == 6
+    # yearly, weekly and holiday features, each made once; the holiday frames of the fits and
+    # of the forecasts (trimmed to the fit's holidays, the same here) and their content keys
+    assert len(tables._tables) == 7
