@@ -244,10 +244,10 @@ def test_statistical_models_see_the_last_52_seasons_and_nothing_older(model):
     assert not np.allclose(at_final_start.final[model], fit.final[model])
 
 
-@pytest.mark.parametrize(("cutoff", "refit"), [(90, False), (89, True)])
-def test_the_final_forecast_refits_unless_the_first_cutoff_held_nine_tenths(cutoff, refit):
+@pytest.mark.parametrize(("cutoff", "refit"), [(85, False), (84, True)])
+def test_the_final_forecast_refits_unless_the_first_cutoff_held_85_percent(cutoff, refit):
     """Refitting on the whole history costs a fit per model; it is skipped once the first
-    cutoff's fit saw 90 % of the points or more (at 90 of 100 it is carried forward). A refit
+    cutoff's fit saw 85 % of the points or more (at 85 of 100 it is carried forward). A refit
     keeps the variant the first cutoff's search chose and estimates it again."""
     y = weekly(100, seed=8)
 
