@@ -77,11 +77,11 @@ def fit_series(task: SeriesTask) -> SeriesFit:
     carried forward over the later folds with their parameters fixed (statsforecast's
     cross-validation without refit), then fitted again on the whole history for the forecast
     unless the first cutoff held :data:`REFIT_SHARE` of it: one or two fits per series whatever
-    the number of folds. They see the last :data:`SEASONS_SEEN`
-    seasons before each fit's end (a year of days; every point of longer seasons): a model of
-    weekly seasons gains nothing measurable from older days, and each one costs time (on the
-    real and generated panels the forecasts scored the same, at 60 % of the time). Each Prophet
-    fit starts from the parameters of the one before it.
+    the number of folds. They see the last :data:`SEASONS_SEEN` seasons before each fit's end
+    (a year of days; every point of longer seasons): a model of weekly seasons gains nothing
+    measurable from older days, and each one costs time (on the real and generated panels the
+    forecasts scored the same, at 60 % of the time). Each Prophet fit starts from the
+    parameters of the one before it.
     """
     frequency = Frequency.of(task.freq)
     result = SeriesFit(task.unique_id)
