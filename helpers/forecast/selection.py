@@ -252,8 +252,8 @@ def _regressor(
     """The series' regressor over its dates and the horizon, or None where it is not known."""
     if regressors is None or unique_id not in regressors:
         return None
-    days = ds.tolist() + list(frequency.future(ds.iloc[-1], horizon))
-    values = regressors[unique_id].reindex(pd.DatetimeIndex(days))
+    days = pd.DatetimeIndex(ds).append(frequency.future(ds.iloc[-1], horizon))
+    values = regressors[unique_id].reindex(days)
     return None if values.isna().any() else values.to_numpy(dtype=float)
 
 
@@ -394,20 +394,18 @@ def _with_intervals(
     widened by the run's factor."""
     task = choice.task
     errors = (choice.actuals - choice.backtest).ravel()
-    frame = pd.DataFrame(
-        {
-            "unique_id": task.unique_id,
-            "ds": frequency.future(pd.Timestamp(task.ds[-1]), task.horizon),
-            "yhat": choice.final,
-            "model": choice.name,
-        }
-    )
+    columns = {
+        "unique_id": task.unique_id,
+        "ds": frequency.future(pd.Timestamp(task.ds[-1]), task.horizon),
+        "yhat": choice.final,
+        "model": choice.name,
+    }
     clip = nonnegative(task.y)
     for level, factor in widen.items():
         lower, upper = intervals.bounds(choice.final, errors, level, clip, factor)
         for suffix in _suffixes(level, main):
-            frame[f"yhat_lower{suffix}"], frame[f"yhat_upper{suffix}"] = lower, upper
-    return frame
+            columns[f"yhat_lower{suffix}"], columns[f"yhat_upper{suffix}"] = lower, upper
+    return pd.DataFrame(columns)  # in one go: a column added at a time copies the frame
 
 
 def _baselines(short: pd.DataFrame, horizon: int, freq: str, level: float, season: int):
