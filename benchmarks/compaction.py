@@ -47,7 +47,7 @@ WEEK_QUERIES = {  # beside QUERIES in --week; a query with parameters is (sql, p
     "one order": "SELECT * FROM orders_current WHERE order_id = 'o1000'",
     "a minute's orders": "SELECT * FROM orders_current WHERE order_ts >= TIMESTAMP "
     "'2026-05-04 10:00:00' AND order_ts < TIMESTAMP '2026-05-04 10:01:00'",
-    "hourly_profile, a day": (queries.load("hourly_profile"), ["2026-05-04", "2026-05-05"]),
+    "hourly_profile, a day": (queries.load("hourly_profile"), ["UTC", "2026-05-04", "2026-05-05"]),
 }
 _CHUNK = 1_048_576  # changes generated at once by week_changes
 
