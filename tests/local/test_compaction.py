@@ -133,13 +133,18 @@ def platform(tmp_path):
         yield platform
 
 
-@pytest.fixture
-def lake(platform):
+def crawled_lake(platform, days: tuple[int, ...], orders: int = 6) -> Lake:
+    """A lake of one delivery per day in ``days`` (day indexes), crawled."""
     lake = Lake(platform)
-    for day in (0, 0, 0, 1, 0, 1, 1, 0, 2, 2):
-        lake.delivery(day)
+    for day in days:
+        lake.delivery(day, orders)
     platform.crawl()
     return lake
+
+
+@pytest.fixture
+def lake(platform):
+    return crawled_lake(platform, (0, 0, 0, 1, 0, 1, 1, 0, 2, 2))
 
 
 def visible_keys(platform) -> list[str]:

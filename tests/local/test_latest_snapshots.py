@@ -22,7 +22,7 @@ import helpers
 from helpers.local import athena_views
 from helpers.local.athena import Athena, _compare_timestamps_by_day, _parse
 from helpers.schema import LAKE_SCHEMA
-from tests.local.test_compaction import Lake
+from tests.local.test_compaction import Lake, crawled_lake
 from tests.local.test_maintained_aggregates import (
     assert_aggregates_are_the_raw_rows,
     assert_same,
@@ -46,12 +46,8 @@ def platform(tmp_path):
 
 
 @pytest.fixture
-def lake(platform):
-    lake = Lake(platform)
-    for day in (0, 0, 1, 0, 1, 2, 2):
-        lake.delivery(day, orders=12)
-    platform.crawl()  # at the default size: no partition is large enough for a snapshot
-    return lake
+def lake(platform):  # at the default size: no partition is large enough for a snapshot
+    return crawled_lake(platform, (0, 0, 1, 0, 1, 2, 2), orders=12)
 
 
 @pytest.fixture

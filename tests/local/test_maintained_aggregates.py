@@ -24,7 +24,7 @@ from helpers import queries
 from helpers.local import athena_views
 from helpers.local.athena import Athena, QueryError
 from helpers.schema import LAKE_SCHEMA
-from tests.local.test_compaction import CURRENT, DAILY, Lake
+from tests.local.test_compaction import CURRENT, DAILY, Lake, crawled_lake
 
 AGGREGATES = [  # {current} is orders_current, or its SQL over the raw rows
     "SELECT count(*) AS n, sum(quantity) AS q FROM {current}",
@@ -45,11 +45,7 @@ def platform(tmp_path):
 
 @pytest.fixture
 def lake(platform):
-    lake = Lake(platform)
-    for day in (0, 0, 1, 0, 1, 2, 2):
-        lake.delivery(day, orders=12)
-    platform.crawl()
-    return lake
+    return crawled_lake(platform, (0, 0, 1, 0, 1, 2, 2), orders=12)
 
 
 def aggregate_dirs(platform) -> list:
